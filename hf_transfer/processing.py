@@ -1,0 +1,98 @@
+"""Turn canonical `text` / `image` + `label` datasets into model inputs, one way for every strategy.
+
+Text is tokenized once with `Dataset.map` (cached by `datasets`, so the fingerprint of the result
+also identifies the tokenization). Images are decoded and resized on the fly with `with_transform`,
+because storing 224x224 float tensors for a whole data set would not fit on disk; the image
+processor's settings therefore enter the feature-cache key explicitly (`describe_preprocessing`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Literal, Optional
+
+import torch
+from datasets import Dataset, DatasetDict
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from .errors import DataError
+
+__all__ = ["preprocess_dataset", "create_collator", "describe_preprocessing"]
+
+Modality = Literal["text", "vision"]
+
+
+def _tokenize_fn(tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> Callable[[dict], dict]:
+    def tokenize(batch: dict) -> dict:
+        return tokenizer(batch["text"], truncation=True, max_length=max_seq_length)
+
+    return tokenize
+
+
+def _image_transform(image_processor: Any) -> Callable[[dict], dict]:
+    def transform(batch: dict) -> dict:
+        images = [image.convert("RGB") for image in batch["image"]]
+        pixel_values = image_processor(images, return_tensors="pt")["pixel_values"]  # (B, 3, H, W)
+        out = {"pixel_values": list(pixel_values)}
+        if "label" in batch:
+            out["label"] = batch["label"]
+        return out
+
+    return transform
+
+
+def preprocess_dataset(
+    dataset: DatasetDict | Dataset,
+    processor: Any,
+    modality: Modality,
+    max_seq_length: int = 128,
+    desc_prefix: str = "",
+) -> DatasetDict | Dataset:
+    """Tokenize text (cached `map`) or attach an on-the-fly image transform, keeping `label`."""
+    columns = dataset.column_names
+    columns = next(iter(columns.values())) if isinstance(columns, dict) else columns
+    needed = "text" if modality == "text" else "image"
+    if needed not in columns:
+        other = "vision" if modality == "text" else "text"
+        raise DataError(
+            f"The model is a {modality} model but the data has no `{needed}` column (columns: {columns}); "
+            f"it looks like {other} data. Pick a {modality} dataset or a {other} model."
+        )
+    if modality == "text":
+        return dataset.map(
+            _tokenize_fn(processor, max_seq_length),
+            batched=True,
+            remove_columns=["text"],
+            desc=f"{desc_prefix}Tokenizing",
+        )
+    return dataset.with_transform(_image_transform(processor))
+
+
+def create_collator(processor: Any, modality: Modality) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
+    """Dynamic padding for text; stacking of `pixel_values` for images. Both turn `label` into `labels`."""
+    if modality == "text":
+        return DataCollatorWithPadding(processor)
+
+    def collate_images(features: list[dict]) -> dict[str, torch.Tensor]:
+        batch = {"pixel_values": torch.stack([torch.as_tensor(f["pixel_values"]) for f in features])}
+        if "label" in features[0]:
+            batch["labels"] = torch.tensor([int(f["label"]) for f in features], dtype=torch.long)
+        return batch
+
+    return collate_images
+
+
+def describe_preprocessing(processor: Any, modality: Modality, max_seq_length: Optional[int]) -> str:
+    """A stable text describing the preprocessing, for cache keys."""
+    if modality == "text":
+        return json.dumps(
+            {
+                "tokenizer": type(processor).__name__,
+                "vocab_size": getattr(processor, "vocab_size", None),
+                "name": getattr(processor, "name_or_path", None),
+                "max_seq_length": max_seq_length,
+                "do_lower_case": getattr(processor, "do_lower_case", None),
+            },
+            sort_keys=True,
+        )
+    return processor.to_json_string()

@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Transfer a pretrained backbone to a labelled classification task, text or vision.
+
+Strategies (`--strategy`): `linear_probe` (cached frozen features + logistic regression), `full`
+fine-tuning, `lora` (peft), and `lp_ft` (probe, then fine-tune from the probe's head).
+
+    accelerate launch recipes/finetune.py                          # built-in default: LoRA, MiniLM, tweets
+    accelerate launch recipes/finetune.py recipes/configs/vision_linear_probe.yaml
+    accelerate launch recipes/finetune.py --model_name_or_path minilm --dataset_name bbc_news \
+        --strategy full --output_dir outputs/bbc-full
+    accelerate launch --num_processes 2 --cpu recipes/finetune.py recipes/configs/text_full.yaml
+
+Adapting it to your data: pass `--train_file`/`--validation_file` (csv, json, parquet) or
+`--train_dir`/`--validation_dir` (image folders) and name the columns with `--text_column`,
+`--image_column`, `--label_column`. The places to change for other tasks are marked below.
+"""
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from accelerate import PartialState
+from transformers import HfArgumentParser, TrainingArguments, set_seed
+
+from hf_transfer.backbones import (
+    ModelArguments,
+    count_parameters,
+    create_classification_model,
+    head_has_hidden_layers,
+    infer_model_modality,
+    is_builtin_model,
+    load_config,
+    load_processor,
+    model_fingerprint,
+    resolve_model_path,
+)
+from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
+from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
+from hf_transfer.errors import ConfigError, DataError
+from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lora_model
+from hf_transfer.metrics import create_compute_metrics
+from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
+from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
+from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "default.yaml")
+
+
+def main():
+    # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
+    parser = HfArgumentParser((ModelArguments, DataArguments, TransferArguments, TrainingArguments))
+    model_args, data_args, transfer_args, training_args = parse_recipe_args(parser, default_config=DEFAULT_CONFIG)
+
+    # 2. Logging: only the main process talks.
+    setup_logging(training_args)
+    logger.warning(
+        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
+        f"n_processes: {training_args.world_size}, precision: {'bf16' if training_args.bf16 else 'fp16' if training_args.fp16 else 'fp32'}"
+    )
+    logger.info(f"Transfer arguments {transfer_args}")
+
+    # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
+    checkpoint = training_args.resume_from_checkpoint or find_last_checkpoint(training_args.output_dir)
+    if checkpoint is not None and transfer_args.strategy != "linear_probe":
+        logger.info(f"Resuming training from {checkpoint}")
+
+    set_seed(training_args.seed)
+
+    # 4. Data: `text` or `image` plus a ClassLabel `label`, with train / validation (/ test) splits.
+    with training_args.main_process_first(desc="loading data"):
+        raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir)
+    label_names = raw_datasets["train"].features["label"].names
+    logger.info(f"{len(label_names)} labels: {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
+
+    # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
+    with training_args.main_process_first(desc="resolving the model"):
+        model_path = resolve_model_path(
+            model_args.model_name_or_path,
+            model_args.cache_dir,
+            model_args.model_revision,
+            model_args.token,
+            model_args.trust_remote_code,
+        )
+    modality = infer_model_modality(load_config(model_path, model_args))
+    if infer_modality(raw_datasets) != modality:
+        raise DataError(
+            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(raw_datasets)}; "
+            "pick a model and a dataset of the same modality."
+        )
+    processor = load_processor(model_path, modality, model_args)
+    model = create_classification_model(
+        model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
+    )
+    if transfer_args.strategy in ("linear_probe", "lp_ft") and head_has_hidden_layers(model):
+        raise ConfigError(
+            f"{type(model).__name__} has a head with hidden layers, which a linear probe cannot initialise; "
+            "use --strategy full or lora."
+        )
+
+    # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
+    with training_args.main_process_first(desc="preprocessing"):
+        processed = preprocess_dataset(raw_datasets, processor, modality, transfer_args.max_seq_length)
+    data_collator = create_collator(processor, modality)
+    if modality == "vision":
+        training_args.remove_unused_columns = False  # the transform needs the `image` column
+
+    start = time.time()
+    metrics = {
+        "strategy": transfer_args.strategy,
+        "modality": modality,
+        "train_samples": len(processed["train"]),
+        "eval_samples": len(processed["validation"]),
+    }
+
+    # 7a. Linear probe (the whole job for linear_probe; the first stage of lp_ft).
+    if transfer_args.strategy in ("linear_probe", "lp_ft"):
+        cache_identity = {
+            "model": model_fingerprint(model_path),
+            "revision": model_args.model_revision,
+            "preprocessing": describe_preprocessing(processor, modality, transfer_args.max_seq_length),
+        }
+        model.to(training_args.device)
+        with training_args.main_process_first(desc="feature extraction"):
+            probe, probe_scores = probe_classification_model(
+                model,
+                dict(processed),
+                data_collator,
+                cache=FeatureCache(transfer_args.feature_cache_dir),
+                cache_identity=cache_identity,
+                l2_grid=transfer_args.probe_l2_grid or DEFAULT_L2_GRID,
+                max_iter=transfer_args.probe_max_iter,
+                batch_size=transfer_args.feature_batch_size,
+            )
+        metrics["probe_l2"] = probe.l2
+        metrics["probe_runtime"] = time.time() - start
+        prefix = "probe_" if transfer_args.strategy == "lp_ft" else ""
+        for split, scores in probe_scores.items():
+            split_name = {"validation": "eval", "train": "train"}.get(split, split)
+            for key, value in scores.items():
+                metrics[f"{prefix}{split_name}_{key}"] = value
+
+    if transfer_args.strategy == "linear_probe":
+        metrics["train_runtime"] = time.time() - start
+        metrics["trainable_params"] = probe.weight.numel() + probe.bias.numel()
+        metrics["total_params"] = count_parameters(model)[1]
+        if training_args.should_save:
+            publish_directory(
+                training_args.output_dir,
+                lambda tmp: (model.save_pretrained(tmp), processor.save_pretrained(tmp)),
+            )
+
+    # 7b. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
+    else:
+        if transfer_args.finetune_method == "lora":
+            model = create_lora_model(model, transfer_args)
+            training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
+        trainable, total = count_parameters(model)
+        logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
+
+        trainer = TransferTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=processed["train"],
+            eval_dataset=processed["validation"],
+            processing_class=processor,
+            data_collator=data_collator,
+            compute_metrics=create_compute_metrics(),
+            head_learning_rate=transfer_args.head_learning_rate,
+            layer_decay=transfer_args.layer_decay,
+        )
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        publish_directory(training_args.output_dir, trainer.save_model)
+        if training_args.should_save:
+            processor.save_pretrained(training_args.output_dir)
+        trainer.save_state()
+        metrics.update(train_result.metrics)
+        metrics.update(trainer.evaluate(metric_key_prefix="eval"))
+        if "test" in processed:
+            metrics.update(trainer.predict(processed["test"], metric_key_prefix="test").metrics)
+        metrics["trainable_params"], metrics["total_params"] = trainable, total
+
+        if transfer_args.merge_lora and training_args.should_save:
+            merged = trainer.model.merge_and_unload()
+            publish_directory(
+                training_args.output_dir,
+                lambda tmp: (merged.save_pretrained(tmp), processor.save_pretrained(tmp)),
+                subdir="merged",
+            )
+
+    # 8. Results: all_results.json, written by the main process only.
+    metrics["base_model"] = model_args.model_name_or_path
+    metrics["num_processes"] = training_args.world_size
+    if training_args.should_save:
+        write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
+    logger.info(f"Results: {metrics}")
+    PartialState().wait_for_everyone()
+
+
+if __name__ == "__main__":
+    run_recipe(main)

@@ -1,0 +1,47 @@
+"""Run a recipe the way a user does (a fresh process) and read back what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RecipeRun:
+    returncode: int
+    output: str
+    output_dir: Optional[Path]
+
+    @property
+    def results(self) -> dict:
+        return json.loads((self.output_dir / "all_results.json").read_text())
+
+
+def run_recipe(
+    script: str,
+    *args: str,
+    output_dir: Optional[Path] = None,
+    launcher: Optional[list[str]] = None,
+    env: Optional[dict] = None,
+    timeout: int = 600,
+) -> RecipeRun:
+    """`python recipes/<script> args...` (or `launcher` + script), offline, with CI-friendly defaults."""
+    command = (launcher or [sys.executable]) + [str(ROOT / "recipes" / script), *args]
+    if output_dir is not None:
+        command += ["--output_dir", str(output_dir), "--report_to", "none"]
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    full_env.update(env or {})
+    proc = subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=timeout)
+    return RecipeRun(proc.returncode, proc.stdout + proc.stderr, output_dir)
+
+
+def assert_ok(run: RecipeRun) -> RecipeRun:
+    assert run.returncode == 0, run.output[-6000:]
+    return run

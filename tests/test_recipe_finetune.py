@@ -1,0 +1,201 @@
+"""End-to-end runs of recipes/finetune.py on tiny random backbones and small slices of real data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification, AutoTokenizer
+
+from hf_transfer.data import DataArguments, load_transfer_dataset
+from recipe_runner import ROOT, assert_ok, run_recipe
+from tiny_models import make_tiny_bert, make_tiny_vit
+
+TEXT_DATA = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "120", "--max_eval_samples", "60"]
+VISION_DATA = ["--dataset_name", "digits", "--max_train_samples", "150", "--max_eval_samples", "60"]
+TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "32",
+         "--save_strategy", "epoch", "--learning_rate", "1e-3"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory):
+    return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory):
+    return {"HF_TRANSFER_CACHE": str(tmp_path_factory.mktemp("hf-transfer-cache"))}
+
+
+def _validation_texts(max_eval=60):
+    data = load_transfer_dataset(
+        DataArguments(dataset_name="tweet_sentiment", max_train_samples=120, max_eval_samples=max_eval)
+    )
+    return data["validation"]["text"], np.array(data["validation"]["label"])
+
+
+def _accuracy(model, inputs, labels):
+    with torch.no_grad():
+        logits = model.eval()(**inputs).logits
+    return float((logits.argmax(-1).numpy() == labels).mean()), logits
+
+
+# ----------------------------------------------------------------------------------------------- text
+
+
+def test_text_linear_probe_saves_a_plain_transformers_model(tiny_bert, tmp_path, feature_cache):
+    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "linear_probe",
+                               *TEXT_DATA, output_dir=tmp_path / "out", env=feature_cache))
+    results = run.results
+    for key in ("eval_accuracy", "eval_f1", "train_runtime", "strategy", "trainable_params", "total_params"):
+        assert key in results, key
+    assert results["strategy"] == "linear_probe" and results["trainable_params"] == 3 * 32 + 3
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")
+    assert model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    texts, labels = _validation_texts()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    accuracy, _ = _accuracy(model, tokenizer(texts, truncation=True, max_length=128, padding=True, return_tensors="pt"), labels)
+    assert accuracy == pytest.approx(results["eval_accuracy"])
+
+    # A second run with another probe setting reuses the cached features: no extraction.
+    again = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "linear_probe",
+                                 "--probe_l2_grid", "1.0", *TEXT_DATA, output_dir=tmp_path / "out2", env=feature_cache))
+    assert "using cached features" in again.output
+    assert again.results["probe_l2"] == 1.0
+
+
+def test_text_lora_saves_adapter_and_merged_model(tiny_bert, tmp_path):
+    out = tmp_path / "out"
+    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "lora",
+                               "--merge_lora", "true", "--lora_r", "4", *TEXT_DATA, *TRAIN, output_dir=out))
+    results = run.results
+    assert results["trainable_params"] < results["total_params"] / 5
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == tiny_bert
+    assert "classifier" in adapter_config["modules_to_save"]
+    base = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=3, id2label={0: "negative", 1: "neutral", 2: "positive"}
+    )
+    peft_model = PeftModel.from_pretrained(base, out)
+    merged = AutoModelForSequenceClassification.from_pretrained(out / "merged")
+    texts, labels = _validation_texts()
+    inputs = AutoTokenizer.from_pretrained(out)(texts, truncation=True, max_length=128, padding=True, return_tensors="pt")
+    accuracy, logits = _accuracy(peft_model, inputs, labels)
+    _, merged_logits = _accuracy(merged, inputs, labels)
+    torch.testing.assert_close(logits, merged_logits, atol=1e-4, rtol=1e-4)
+    assert accuracy == pytest.approx(results["eval_accuracy"])
+
+
+def test_text_lp_ft_starts_from_the_probe_head(tiny_bert, tmp_path, feature_cache):
+    # With a vanishing learning rate, fine-tuning keeps the probe's head: same validation accuracy.
+    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "lp_ft",
+                               *TEXT_DATA, *TRAIN, "--learning_rate", "1e-12", "--head_learning_rate", "1e-12",
+                               output_dir=tmp_path / "out", env=feature_cache))
+    results = run.results
+    assert results["eval_accuracy"] == pytest.approx(results["probe_eval_accuracy"])
+    assert results["strategy"] == "lp_ft" and results["trainable_params"] == results["total_params"]
+
+
+def test_text_full_finetuning_with_layer_decay(tiny_bert, tmp_path):
+    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "full",
+                               "--layer_decay", "0.8", "--head_learning_rate", "5e-3", *TEXT_DATA, *TRAIN,
+                               output_dir=tmp_path / "out"))
+    assert run.results["trainable_params"] == run.results["total_params"]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert (tmp_path / "out" / "checkpoint-8" / "trainer_state.json").is_file()
+    assert not list((tmp_path / "out").glob(".staging-*"))
+
+
+# --------------------------------------------------------------------------------------------- vision
+
+
+@pytest.mark.parametrize("strategy", ["linear_probe", "full", "lora", "lp_ft"])
+def test_vision_strategies(tiny_vit, tmp_path, strategy, feature_cache):
+    out = tmp_path / "out"
+    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_vit, "--strategy", strategy,
+                               *VISION_DATA, *TRAIN, output_dir=out, env=feature_cache))
+    results = run.results
+    assert results["modality"] == "vision" and 0.0 <= results["eval_accuracy"] <= 1.0
+    assert (out / "preprocessor_config.json").is_file()
+    if strategy == "lora":
+        base = AutoModelForImageClassification.from_pretrained(tiny_vit, num_labels=10)
+        model = PeftModel.from_pretrained(base, out)
+        assert any("lora_A" in n for n, _ in model.named_parameters())
+    else:
+        model = AutoModelForImageClassification.from_pretrained(out)
+        assert model.config.id2label[7] == "7"
+    if strategy == "linear_probe":
+        # The probe on tiny random ViT features of digits is far above chance (10%).
+        assert results["eval_accuracy"] > 0.3
+
+
+# ---------------------------------------------------------------------------------- config and resume
+
+
+def test_config_file_with_overrides(tiny_bert, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"model_name_or_path: {tiny_bert}\ndataset_name: tweet_sentiment\nstrategy: linear_probe\n"
+        f"max_train_samples: 500\nmax_eval_samples: 60\noutput_dir: {tmp_path / 'from-yaml'}\nreport_to: none\n"
+    )
+    run = assert_ok(run_recipe("finetune.py", str(config), "--max_train_samples", "90"))
+    results = json.loads((tmp_path / "from-yaml" / "all_results.json").read_text())
+    assert results["train_samples"] == 90 and results["eval_samples"] == 60
+
+
+def test_resume_after_the_run_is_killed(tiny_bert, tmp_path):
+    """Kill a run after its first checkpoint; the rerun resumes from it instead of starting over."""
+    out = tmp_path / "out"
+    args = ["--model_name_or_path", tiny_bert, "--strategy", "full", *TEXT_DATA,
+            "--per_device_train_batch_size", "4", "--max_steps", "400", "--save_steps", "5",
+            "--save_strategy", "steps", "--output_dir", str(out), "--report_to", "none"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "recipes" / "finetune.py"), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "checkpoint-10" / "trainer_state.json").is_file():
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "checkpoint-10").is_dir(), "no checkpoint was written before the deadline"
+    assert not (out / "all_results.json").exists()
+    # Simulate a checkpoint cut short by the kill: it must be skipped, not crash the resume.
+    (out / "checkpoint-999").mkdir()
+    rerun = assert_ok(run_recipe("finetune.py", *args[:-4], "--max_steps", "15", output_dir=out))
+    assert "Resuming training from" in rerun.output and "checkpoint-999" not in rerun.output.split("Resuming training from")[1][:200]
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 15
+    assert rerun.results["eval_accuracy"] >= 0
+
+
+# ------------------------------------------------------------------------------------------------ DDP
+
+
+def test_two_process_ddp_gathers_every_sample_once(tiny_bert, tmp_path):
+    out = tmp_path / "out"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "full",
+                               "--dataset_name", "tweet_sentiment", "--max_train_samples", "64",
+                               "--max_eval_samples", "61", *TRAIN, output_dir=out, launcher=launcher))
+    results = run.results
+    assert results["num_processes"] == 2
+    # 61 validation rows over 2 processes: Trainer pads to 62 internally; gathered metrics must use 61.
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    texts, labels = _validation_texts(max_eval=61)
+    assert len(labels) == 61
+    accuracy, _ = _accuracy(model, AutoTokenizer.from_pretrained(out)(texts, truncation=True, max_length=128,
+                                                                     padding=True, return_tensors="pt"), labels)
+    assert accuracy == pytest.approx(results["eval_accuracy"])
+    assert results["eval_samples_per_second"] > 0
