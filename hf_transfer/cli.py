@@ -86,8 +86,61 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
+def _requested_cpu_processes() -> int:
+    """How many processes `accelerate launch --cpu --num_processes N` asked for, when it started only one.
+
+    accelerate (1.x) starts several CPU processes only through mpirun; without it, its simple launcher
+    runs the script once, with `MASTER_ADDR` set but no `WORLD_SIZE`. The requested N is then only
+    visible on the launcher's own command line.
+    """
+    if os.environ.get("WORLD_SIZE") or os.environ.get("RANK") or not os.environ.get("MASTER_ADDR"):
+        return 1
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes"):
+        return 1
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            parent = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return 1
+    if not any("accelerate" in a for a in parent[:3]) or "launch" not in parent:
+        return 1
+    for i, arg in enumerate(parent):
+        if arg.startswith("--num_processes"):
+            value = arg.split("=", 1)[1] if "=" in arg else (parent[i + 1] if i + 1 < len(parent) else "1")
+            return int(value) if value.isdigit() else 1
+    return 1
+
+
+def relaunch_cpu_processes(num_processes: int) -> int:
+    """Start `num_processes` copies of this script with torch's launcher (DDP over gloo on CPU)."""
+    import subprocess
+
+    command = [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nproc_per_node", str(num_processes),
+        "--master_addr", os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        "--master_port", os.environ.get("MASTER_PORT", "29500"),
+        sys.argv[0], *sys.argv[1:],
+    ]  # fmt: skip
+    env = {**os.environ, "ACCELERATE_USE_CPU": "True"}
+    return subprocess.call(command, env=env)
+
+
 def run_recipe(main: Callable[[], Any]) -> None:
-    """Run a recipe's `main`; a user error ends with its message and exit code 2, not a traceback."""
+    """Run a recipe's `main`; a user error ends with its message and exit code 2, not a traceback.
+
+    Under `accelerate launch --cpu --num_processes N` (N > 1), which accelerate runs as a single
+    process unless mpirun is configured, the recipe starts the N processes itself, says so, and
+    exits with their status.
+    """
+    requested = _requested_cpu_processes()
+    if requested > 1:
+        print(
+            f"accelerate started 1 process for --cpu --num_processes {requested}; "
+            f"starting {requested} CPU processes with torch.distributed.run (DDP over gloo).",
+            file=sys.stderr,
+        )
+        sys.exit(relaunch_cpu_processes(requested))
     try:
         main()
     except HfTransferError as err:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def _validation_texts(max_eval=60):
     data = load_transfer_dataset(
         DataArguments(dataset_name="tweet_sentiment", max_train_samples=120, max_eval_samples=max_eval)
     )
-    return data["validation"]["text"], np.array(data["validation"]["label"])
+    return list(data["validation"]["text"]), np.array(list(data["validation"]["label"]))
 
 
 def _accuracy(model, inputs, labels):
@@ -184,13 +185,15 @@ def test_resume_after_the_run_is_killed(tiny_bert, tmp_path):
 
 def test_two_process_ddp_gathers_every_sample_once(tiny_bert, tmp_path):
     out = tmp_path / "out"
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    # Exactly the documented command: accelerate runs --cpu with N > 1 as one process unless mpirun is set
+    # up, so the recipe itself starts the N processes (torch.distributed.run, gloo).
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
     run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "full",
                                "--dataset_name", "tweet_sentiment", "--max_train_samples", "64",
                                "--max_eval_samples", "61", *TRAIN, output_dir=out, launcher=launcher))
     results = run.results
     assert results["num_processes"] == 2
+    assert "Process rank: 1" in run.output
     # 61 validation rows over 2 processes: Trainer pads to 62 internally; gathered metrics must use 61.
     model = AutoModelForSequenceClassification.from_pretrained(out)
     texts, labels = _validation_texts(max_eval=61)
@@ -199,3 +202,60 @@ def test_two_process_ddp_gathers_every_sample_once(tiny_bert, tmp_path):
                                                                      padding=True, return_tensors="pt"), labels)
     assert accuracy == pytest.approx(results["eval_accuracy"])
     assert results["eval_samples_per_second"] > 0
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def _write_csv(path, rows, header="text,label"):
+    path.write_text(header + "\n" + "\n".join(rows) + ("\n" if rows else ""))
+    return str(path)
+
+
+def _bad_input_cases(tmp_path, tiny_bert):
+    good = [f"text number {i},{'pos' if i % 2 else 'neg'}" for i in range(40)]
+    train = _write_csv(tmp_path / "train.csv", good)
+    headed = _write_csv(tmp_path / "three.csv", [f"t {i},{['a', 'b', 'c'][i % 3]}" for i in range(30)])
+    images = tmp_path / "images"
+    for label in ("cat", "dog"):
+        (images / label).mkdir(parents=True)
+        for i in range(6):
+            from PIL import Image
+
+            Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(images / label / f"{i}.png")
+    (images / "dog" / "broken.png").write_bytes(b"not a png at all")
+    three_label_model = tmp_path / "three-label-model"
+    from hf_transfer.backbones import create_classification_model
+
+    create_classification_model(tiny_bert, ["a", "b", "c"]).save_pretrained(three_label_model)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(three_label_model)
+    five = _write_csv(tmp_path / "five.csv", [f"t {i},{'abcde'[i % 5]}" for i in range(50)])
+    return {
+        "unknown model": (["--model_name_or_path", "no-such-model", "--train_file", train],
+                          "Unknown model 'no-such-model'"),
+        "misnamed column": (["--model_name_or_path", tiny_bert, "--train_file", train, "--text_column", "review"],
+                            "--text_column"),
+        "unseen labels": (["--model_name_or_path", tiny_bert, "--train_file", train, "--validation_file",
+                           _write_csv(tmp_path / "val.csv", ["x,neg", "y,maybe"])], "maybe"),
+        "empty split": (["--model_name_or_path", tiny_bert, "--train_file", train, "--validation_file",
+                         _write_csv(tmp_path / "empty.csv", [])], "empty"),
+        "label count vs head": (["--model_name_or_path", str(three_label_model), "--train_file", five],
+                                "--ignore_mismatched_sizes"),
+        "label names vs head": (["--model_name_or_path", str(three_label_model), "--train_file",
+                                 _write_csv(tmp_path / "xyz.csv", [f"t {i},{'xyz'[i % 3]}" for i in range(30)])],
+                                "trained for labels"),
+        "unreadable image": (["--model_name_or_path", tiny_bert, "--train_dir", str(images)], "broken.png"),
+        "modality mismatch": (["--model_name_or_path", tiny_bert, "--dataset_name", "digits"],
+                              "is a text model but the data is vision"),
+        "bad strategy value": (["--model_name_or_path", tiny_bert, "--train_file", headed, "--layer_decay", "2"],
+                               "--layer_decay 2.0 must be in"),
+    }
+
+
+def test_bad_inputs_fail_early_with_the_fix(tiny_bert, tmp_path):
+    for name, (args, message) in _bad_input_cases(tmp_path, tiny_bert).items():
+        run = run_recipe("finetune.py", *args, "--strategy", "full", output_dir=tmp_path / name.replace(" ", "-"))
+        assert run.returncode == 2, f"{name}: {run.output[-3000:]}"
+        assert message in run.output, f"{name}: {run.output[-3000:]}"
+        assert "Traceback" not in run.output, f"{name}: {run.output[-3000:]}"
+        assert not (tmp_path / name.replace(" ", "-") / "all_results.json").exists()

@@ -1,0 +1,317 @@
+#!/usr/bin/env python
+"""Benchmark: hf_transfer's cached linear probe vs. `transformers.Trainer` training only the head.
+
+Same model, same data, same batch size. Three timed runs per repeat, in this order:
+
+- (a) cold probe: `probe_classification_model` with an empty `FeatureCache` (a fresh temporary folder):
+  one frozen forward pass over train and validation, then the L-BFGS sweep over the L2 grid.
+- (a') warm probe: the same call again on the same cache, so the features are read back from disk.
+- (b) the peer: a stock `transformers.Trainer` on a model whose backbone is frozen (`requires_grad_(False)`
+  on everything but the head found by `get_classifier`), trained for `--epochs` epochs over the same train
+  split (every epoch runs the frozen backbone forward again), then `trainer.evaluate()` on validation.
+
+Reported: wall time of each, validation accuracy of (a) and (b), speedup = time(b) / time(a), and, untimed,
+both models' accuracy on the test split (the probe picks its L2 strength on validation, so its validation
+accuracy is slightly optimistic; test accuracy is the fair comparison). Model loading, data loading and
+tokenization happen before the clocks start and are shared.
+
+    python benchmarks/probe_vs_frozen_trainer.py                     # MiniLM on tweet_sentiment, E = 5
+    python benchmarks/probe_vs_frozen_trainer.py --model_name_or_path efficientnet-lite0 \
+        --dataset_name fashion_mnist --max_train_samples 300 --max_eval_samples 200 --epochs 3
+
+The last printed line is `speedup: X (epochs: E)` (median over `--repeats`).
+"""
+
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import datasets
+import torch
+import transformers
+from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+
+from hf_transfer.backbones import (
+    ModelArguments,
+    count_parameters,
+    create_classification_model,
+    get_classifier,
+    head_has_hidden_layers,
+    infer_model_modality,
+    is_builtin_model,
+    load_config,
+    load_processor,
+    model_fingerprint,
+    resolve_model_path,
+)
+from hf_transfer.cli import run_recipe
+from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
+from hf_transfer.errors import ConfigError, DataError
+from hf_transfer.metrics import compute_classification_metrics, create_compute_metrics
+from hf_transfer.outputs import write_json_atomic
+from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, extract_features, probe_classification_model
+from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset
+
+logger = logging.getLogger(__name__)
+
+NAME = "probe_vs_frozen_trainer"
+# Defaults of the library's own dataclasses for this benchmark (still overridable by their flags).
+DATA_DEFAULTS = {"dataset_name": "tweet_sentiment", "max_train_samples": 2000, "max_eval_samples": 500}
+
+
+@dataclass
+class BenchmarkArguments:
+    """How both contestants are run.
+
+    Args:
+        epochs (`int`): epochs of the head-only `Trainer` run (E). The probe always reads the data once.
+        batch_size (`int`): batch size of the probe's feature extraction and of the `Trainer` (train and eval).
+        head_learning_rate (`float`): AdamW learning rate of the head in the `Trainer` run (linear decay to 0).
+        max_seq_length (`int`): tokens per text after truncation (text models only).
+        probe_max_iter (`int`): L-BFGS iterations per L2 value of the probe.
+        repeats (`int`): how many times the (a, a', b) sequence is run, interleaved; medians are reported.
+        test_accuracy (`bool`): also score both models on the test split, outside the timed regions.
+        seed (`int`): seed of the head initialisation and of the `Trainer`.
+        output_file (`str`, *optional*): where the JSON results go.
+    """
+
+    epochs: int = field(default=5, metadata={"help": "Epochs E of the head-only Trainer run (positive)."})
+    batch_size: int = field(
+        default=64, metadata={"help": "Batch size of the probe's feature extraction and of the Trainer (positive)."}
+    )
+    head_learning_rate: float = field(
+        default=1e-2,
+        metadata={"help": "AdamW learning rate of the head in the Trainer run, decayed linearly to 0 (positive)."},
+    )
+    max_seq_length: int = field(default=64, metadata={"help": "Maximum tokens per text (text models only)."})
+    probe_max_iter: int = field(default=200, metadata={"help": "L-BFGS iterations per L2 value of the probe."})
+    repeats: int = field(
+        default=1,
+        metadata={"help": "Run the (cold probe, warm probe, Trainer) sequence this many times, interleaved; "
+                  "medians are reported. 1 keeps the default run at a few minutes on 2 CPU cores."},
+    )  # fmt: skip
+    test_accuracy: bool = field(
+        default=True,
+        metadata={"help": "Also score both models on the test split (untimed), when the data has one. The probe "
+                  "chooses its L2 strength on validation, so test is the unbiased comparison."},
+    )  # fmt: skip
+    seed: int = field(default=42, metadata={"help": "Seed of the head initialisation and of the Trainer."})
+    output_file: Optional[str] = field(
+        default=None, metadata={"help": f"JSON results file. Default: benchmarks/results/{NAME}.json."}
+    )
+
+    def __post_init__(self) -> None:
+        for flag in ("epochs", "batch_size", "max_seq_length", "probe_max_iter", "repeats"):
+            if getattr(self, flag) <= 0:
+                raise ConfigError(f"--{flag} must be positive; got {getattr(self, flag)}.")
+        if self.head_learning_rate <= 0:
+            raise ConfigError(f"--head_learning_rate must be positive; got {self.head_learning_rate}.")
+        if self.output_file is None:
+            self.output_file = os.path.join("benchmarks", "results", f"{NAME}.json")
+
+
+def freeze_all_but_head(model: torch.nn.Module) -> None:
+    """The peer's setup: only the final head layer (`get_classifier`) keeps `requires_grad`."""
+    model.requires_grad_(False)
+    get_classifier(model).requires_grad_(True)
+
+
+def machine_info() -> dict:
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "python": sys.version.split()[0],
+    }
+
+
+def main():
+    # 1. Arguments
+    parser = HfArgumentParser((ModelArguments, DataArguments, BenchmarkArguments))
+    parser.set_defaults(**DATA_DEFAULTS)
+    model_args, data_args, bench_args = parser.parse_args_into_dataclasses()
+
+    # 2. Logging: this script's and hf_transfer's steps at INFO; transformers' load reports and Trainer chatter off.
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.WARNING
+    )
+    logger.setLevel(logging.INFO)
+    logging.getLogger("hf_transfer").setLevel(logging.INFO)
+    transformers.utils.logging.set_verbosity_error()
+    datasets.utils.logging.set_verbosity_warning()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    logger.info(f"Benchmark arguments {bench_args}; device {device}, {torch.get_num_threads()} torch threads")
+    load_start = os.getloadavg()
+
+    # 3. Data: canonical `text`/`image` + `label` splits (subsampled, stratified, seeded).
+    set_seed(bench_args.seed)
+    raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir)
+    label_names = raw_datasets["train"].features["label"].names
+
+    # 4. Model path, modality and processor (each contestant gets a fresh model below).
+    model_path = resolve_model_path(
+        model_args.model_name_or_path,
+        model_args.cache_dir,
+        model_args.model_revision,
+        model_args.token,
+        model_args.trust_remote_code,
+    )
+    modality = infer_model_modality(load_config(model_path, model_args))
+    if infer_modality(raw_datasets) != modality:
+        raise DataError(
+            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(raw_datasets)}; "
+            "pick a model and a dataset of the same modality (e.g. minilm + tweet_sentiment, "
+            "efficientnet-lite0 + fashion_mnist)."
+        )
+    processor = load_processor(model_path, modality, model_args)
+
+    def fresh_model():
+        set_seed(bench_args.seed)  # the same initial head for both contestants
+        model = create_classification_model(
+            model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
+        )
+        return model.to(device)
+
+    # 5. Preprocessing, shared and untimed: tokenize once (cached map) or attach the image transform.
+    processed = preprocess_dataset(raw_datasets, processor, modality, bench_args.max_seq_length)
+    data_collator = create_collator(processor, modality)
+    splits = {"train": processed["train"], "validation": processed["validation"]}
+    cache_identity = {
+        "model": model_fingerprint(model_path),
+        "revision": model_args.model_revision,
+        "preprocessing": describe_preprocessing(processor, modality, bench_args.max_seq_length),
+    }
+    if head_has_hidden_layers(fresh_model()):
+        raise ConfigError(f"{model_args.model_name_or_path} has a head with hidden layers; a linear probe needs a "
+                          "single Linear head. Pick another --model_name_or_path.")  # fmt: skip
+
+    runs = []
+    for repeat in range(bench_args.repeats):
+        run = {"repeat": repeat}
+        with tempfile.TemporaryDirectory(prefix="hf_transfer-bench-") as tmp:
+            # 6a. Cold probe: empty feature cache, so the frozen forward pass over train + validation is timed.
+            probe_model = fresh_model()
+            cache = FeatureCache(os.path.join(tmp, "features"))
+            start = time.perf_counter()
+            probe, probe_scores = probe_classification_model(
+                probe_model, splits, data_collator, cache=cache, cache_identity=cache_identity,
+                l2_grid=DEFAULT_L2_GRID, max_iter=bench_args.probe_max_iter, batch_size=bench_args.batch_size,
+            )  # fmt: skip
+            run["probe_cold_s"] = time.perf_counter() - start
+            run["probe_eval_accuracy"] = probe_scores["validation"]["accuracy"]
+            run["probe_train_accuracy"] = probe_scores["train"]["accuracy"]
+            run["probe_l2"] = probe.l2
+
+            # 6b. Warm probe: same call, features read back from the cache; only the L-BFGS sweep is left.
+            start = time.perf_counter()
+            probe_classification_model(
+                probe_model, splits, data_collator, cache=cache, cache_identity=cache_identity,
+                l2_grid=DEFAULT_L2_GRID, max_iter=bench_args.probe_max_iter, batch_size=bench_args.batch_size,
+            )  # fmt: skip
+            run["probe_warm_s"] = time.perf_counter() - start
+
+            # 6c. The peer: Trainer on a frozen backbone, E epochs of head training, then evaluation.
+            trainer_model = fresh_model()
+            freeze_all_but_head(trainer_model)
+            trainable, total = count_parameters(trainer_model)
+            training_args = TrainingArguments(
+                output_dir=os.path.join(tmp, "trainer"),
+                num_train_epochs=bench_args.epochs,
+                per_device_train_batch_size=bench_args.batch_size,
+                per_device_eval_batch_size=bench_args.batch_size,
+                learning_rate=bench_args.head_learning_rate,
+                weight_decay=0.0,
+                eval_strategy="no",
+                save_strategy="no",
+                logging_strategy="no",
+                report_to="none",
+                disable_tqdm=True,
+                seed=bench_args.seed,
+                remove_unused_columns=modality == "text",  # the image transform needs the `image` column
+                use_cpu=device.type == "cpu",
+            )
+            start = time.perf_counter()
+            trainer = Trainer(
+                model=trainer_model,
+                args=training_args,
+                train_dataset=processed["train"],
+                eval_dataset=processed["validation"],
+                processing_class=processor,
+                data_collator=data_collator,
+                compute_metrics=create_compute_metrics(),
+            )
+            train_metrics = trainer.train().metrics
+            eval_metrics = trainer.evaluate()
+            run["trainer_s"] = time.perf_counter() - start
+            run["trainer_train_runtime_s"] = train_metrics["train_runtime"]
+            run["trainer_eval_runtime_s"] = eval_metrics["eval_runtime"]
+            run["trainer_eval_accuracy"] = eval_metrics["eval_accuracy"]
+            run["trainer_trainable_params"], run["total_params"] = trainable, total
+            run["speedup"] = run["trainer_s"] / run["probe_cold_s"]
+            run["speedup_warm"] = run["trainer_s"] / run["probe_warm_s"]
+
+        # 7. Untimed: both models on the test split, scored the same way.
+        if bench_args.test_accuracy and "test" in processed:
+            test_x, test_y = extract_features(
+                probe_model, processed["test"], data_collator, cache=None, cache_key=None,
+                batch_size=bench_args.batch_size, desc="Extracting test features",
+            )  # fmt: skip
+            run["probe_test_accuracy"] = compute_classification_metrics(probe.predict(test_x).numpy(), test_y.numpy())[
+                "accuracy"
+            ]
+            run["trainer_test_accuracy"] = trainer.predict(processed["test"]).metrics["test_accuracy"]
+        logger.info(f"Repeat {repeat}: {run}")
+        runs.append(run)
+
+    # 8. Results: medians over repeats, the expected ratio of forward passes, and the JSON file.
+    def median(key: str) -> Optional[float]:
+        values = [run[key] for run in runs if key in run]
+        return statistics.median(values) if values else None
+
+    n_train, n_eval = len(processed["train"]), len(processed["validation"])
+    results = {
+        "benchmark": NAME,
+        "model": model_args.model_name_or_path,
+        "dataset": data_args.dataset_name,
+        "modality": modality,
+        "train_samples": n_train,
+        "eval_samples": n_eval,
+        "test_samples": len(processed["test"]) if "test" in processed else 0,
+        "arguments": asdict(bench_args),
+        "machine": machine_info(),
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
+        # Backbone forward passes of (b) over those of (a): what the speedup would be if nothing else cost time.
+        "forward_pass_ratio": (bench_args.epochs * n_train + n_eval) / (n_train + n_eval),
+        "runs": runs,
+        "median": {key: median(key) for key in runs[0] if key != "repeat"},
+    }
+    write_json_atomic(bench_args.output_file, results)
+
+    m = results["median"]
+    print(f"{NAME}: {results['model']} on {results['dataset']}, {n_train} train / {n_eval} validation, "
+          f"batch {bench_args.batch_size}, {bench_args.repeats} repeat(s), {results['machine']['cpu_count']} CPUs")  # fmt: skip
+    print(f"  (a)  cold probe (extract + L-BFGS): {m['probe_cold_s']:8.1f} s   val acc {m['probe_eval_accuracy']:.4f}")
+    print(f"  (a') warm probe (cached features):  {m['probe_warm_s']:8.1f} s")
+    print(f"  (b)  frozen-backbone Trainer, E={bench_args.epochs}: {m['trainer_s']:7.1f} s   "
+          f"val acc {m['trainer_eval_accuracy']:.4f}")  # fmt: skip
+    if m.get("probe_test_accuracy") is not None:
+        print(f"  test acc (untimed): probe {m['probe_test_accuracy']:.4f}, trainer {m['trainer_test_accuracy']:.4f}")
+    print(f"  forward-pass ratio (E*N_train + N_val) / (N_train + N_val): {results['forward_pass_ratio']:.2f}; "
+          f"warm speedup {m['speedup_warm']:.1f}")  # fmt: skip
+    print(f"  results: {bench_args.output_file}")
+    print(f"speedup: {m['speedup']:.2f} (epochs: {bench_args.epochs})")
+
+
+if __name__ == "__main__":
+    run_recipe(main)
