@@ -39,6 +39,7 @@ from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
 from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lora_model
+from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
@@ -51,8 +52,12 @@ DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "default.yaml
 
 def main():
     # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
-    parser = HfArgumentParser((ModelArguments, DataArguments, TransferArguments, TrainingArguments))
-    model_args, data_args, transfer_args, training_args = parse_recipe_args(parser, default_config=DEFAULT_CONFIG)
+    parser = HfArgumentParser((ModelArguments, DataArguments, TransferArguments, HubArguments, TrainingArguments))
+    model_args, data_args, transfer_args, hub_args, training_args = parse_recipe_args(
+        parser, default_config=DEFAULT_CONFIG
+    )
+    # The push happens once at the end, with the model card; the token never reaches saved arguments.
+    push_to_hub, hub_token = take_hub_token(training_args)
 
     # 2. Logging: only the main process talks.
     setup_logging(training_args)
@@ -190,12 +195,29 @@ def main():
                 subdir="merged",
             )
 
-    # 8. Results: all_results.json, written by the main process only.
+    # 8. Results (all_results.json), model card, and the Hub push: main process only.
     metrics["base_model"] = model_args.model_name_or_path
     metrics["num_processes"] = training_args.world_size
     if training_args.should_save:
         write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
     logger.info(f"Results: {metrics}")
+    publish_run(
+        training_args,
+        hub_args,
+        push=push_to_hub,
+        token=hub_token,
+        run_info=dict(
+            recipe="finetune",
+            base_model=model_args.model_name_or_path,
+            base_model_path=model_path,
+            modality=modality,
+            method=transfer_args.strategy,
+            datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
+            label_names=label_names,
+            arguments=(model_args, data_args, transfer_args, training_args),
+            world_size=training_args.world_size,
+        ),
+    )
     PartialState().wait_for_everyone()
 
 

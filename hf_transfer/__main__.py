@@ -1,0 +1,48 @@
+"""Command line: `python -m hf_transfer push OUTPUT_DIR --repo_id user/name` (also `hf-transfer push ...`).
+
+Pushes a finished output directory (model or adapter, processor, results and a freshly generated model
+card) to the Hub, e.g. after a push that failed during the run, or for a run made without --push_to_hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional, Sequence
+
+from .errors import HfTransferError
+from .hub import push_output_dir
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="hf-transfer", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    push = commands.add_parser("push", help="Push an output directory to the Hub with a generated model card.")
+    push.add_argument("output_dir", help="A directory written by one of the recipes (--output_dir).")
+    push.add_argument("--repo_id", required=True, help="Target repository, e.g. `your-name/minilm-tweets-lora`.")
+    push.add_argument("--private", action="store_true", help="Create the repository as private.")
+    push.add_argument("--token", default=None, help="Hub token; default: HF_TOKEN or the saved login.")
+    push.add_argument("--commit_message", default=None, help="Commit message of the upload.")
+    push.add_argument("--max_retries", type=int, default=3, help="Attempts for transient Hub errors.")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(format="%(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    try:
+        url = push_output_dir(
+            args.output_dir,
+            args.repo_id,
+            token=args.token,
+            private=args.private or None,
+            commit_message=args.commit_message,
+            max_retries=args.max_retries,
+        )
+    except HfTransferError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Model cards generated from what a run actually did.
+
+A recipe records its run in `<output_dir>/transfer_run.json` (`save_run_info`): the recipe, base
+model, data, strategy, the arguments that differ from their defaults (secrets never), parameter
+counts, hardware and library versions. `create_model_card` reads that file, `all_results.json` and
+`trainer_state.json` and renders a README.md with Hub metadata (`base_model`, `library_name`, `tags`,
+`datasets`, `metrics`, `model-index`) and a usage snippet for the saved format (plain transformers or
+a peft adapter). Because everything comes from files in the output directory, a card can be rebuilt
+and pushed long after the run (`python -m hf_transfer push`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .outputs import write_json_atomic
+
+__all__ = ["RUN_INFO_FILE", "BUILTIN_HUB_IDS", "non_default_arguments", "save_run_info", "create_model_card"]
+
+RUN_INFO_FILE = "transfer_run.json"
+
+# Where the built-in offline aliases live on the Hub, so cards and adapters name a real base model.
+BUILTIN_HUB_IDS = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "efficientnet-lite0": "timm/tf_efficientnet_lite0.in1k",
+}
+# Built-in datasets with a Hub counterpart (others are named in the card text only).
+BUILTIN_DATASET_HUB_IDS = {"fashion_mnist": "zalando-datasets/fashion_mnist"}
+
+_NOT_HYPERPARAMETERS = ("output_dir", "logging_dir", "report_to", "hub_model_id", "push_to_hub", "hub_private_repo",
+                        "cache_dir", "feature_cache_dir", "label_names", "remove_unused_columns")
+
+
+def _fresh_instance(obj: Any) -> Any:
+    """A default instance of `obj`'s class (TrainingArguments needs its output_dir), or None."""
+    try:
+        return type(obj)(output_dir=obj.output_dir) if hasattr(obj, "output_dir") else type(obj)()
+    except Exception:  # e.g. a dataclass whose defaults alone fail validation
+        return None
+
+
+def non_default_arguments(*argument_objects: Any) -> dict[str, Any]:
+    """Fields that differ from a fresh instance of their class, without secrets or local paths.
+
+    Comparing with a fresh instance (not the field defaults) hides values that `__post_init__`
+    derives, as sentence-transformers' model cards do.
+    """
+    changed: dict[str, Any] = {}
+    for obj in argument_objects:
+        if obj is None or not dataclasses.is_dataclass(obj):
+            continue
+        fresh = _fresh_instance(obj)
+        for f in dataclasses.fields(obj):
+            if not f.init or f.name.startswith("_") or f.name in _NOT_HYPERPARAMETERS or "token" in f.name:
+                continue
+            value = getattr(obj, f.name)
+            if fresh is not None:
+                default = getattr(fresh, f.name, dataclasses.MISSING)
+            elif f.default is not dataclasses.MISSING:
+                default = f.default
+            else:
+                default = dataclasses.MISSING
+            if value != default and _is_plain(value):
+                changed[f.name] = value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value
+    return changed
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return hasattr(value, "value")  # enums
+
+
+def _hardware(world_size: int) -> str:
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return f"{world_size} process(es) on {device}"
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for package in ("hf-transfer-toolkit", "transformers", "peft", "datasets", "accelerate", "torch", "timm"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            pass
+    return versions
+
+
+def save_run_info(
+    output_dir: str | os.PathLike,
+    *,
+    recipe: str,
+    base_model: str,
+    base_model_path: str,
+    modality: str,
+    method: str,
+    datasets: list[str],
+    label_names: list[str],
+    arguments: tuple = (),
+    world_size: int = 1,
+    extra: Optional[dict[str, Any]] = None,
+) -> Path:
+    """Record what ran, for the model card. Call on the main process after training."""
+    info = {
+        "recipe": recipe,
+        "base_model": base_model,
+        "base_model_hub_id": BUILTIN_HUB_IDS.get(base_model, base_model if _looks_like_hub_id(base_model) else None),
+        "base_model_path": base_model_path,
+        "modality": modality,
+        "method": method,
+        "datasets": datasets,
+        "label_names": list(label_names),
+        "hyperparameters": non_default_arguments(*arguments),
+        "hardware": _hardware(world_size),
+        "versions": _versions(),
+        **(extra or {}),
+    }
+    return write_json_atomic(Path(output_dir) / RUN_INFO_FILE, info)
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not os.path.exists(name) and not name.startswith((".", "/"))
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _loss_table(output_dir: Path, max_rows: int = 20) -> str:
+    history = _read_json(output_dir / "trainer_state.json").get("log_history", [])
+    rows = [h for h in history if "loss" in h or "eval_loss" in h]
+    if not rows:
+        return ""
+    if len(rows) > max_rows:
+        step = len(rows) / max_rows
+        rows = [rows[int(i * step)] for i in range(max_rows - 1)] + [rows[-1]]
+    lines = ["| epoch | step | training loss | validation loss | validation accuracy |", "|---|---|---|---|---|"]
+    for h in rows:
+        fmt = lambda k: f"{h[k]:.4f}" if isinstance(h.get(k), (int, float)) else "-"  # noqa: E731
+        lines.append(f"| {h.get('epoch', 0):.2f} | {h.get('step', '-')} | {fmt('loss')} | {fmt('eval_loss')} | {fmt('eval_accuracy')} |")
+    return "\n".join(lines)
+
+
+def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> str:
+    auto = "AutoModelForSequenceClassification" if info["modality"] == "text" else "AutoModelForImageClassification"
+    processor = "AutoTokenizer" if info["modality"] == "text" else "AutoImageProcessor"
+    if is_adapter:
+        id2label = {i: n for i, n in enumerate(info["label_names"])}
+        return (
+            f"from peft import PeftModel\nfrom transformers import {auto}, {processor}\n\n"
+            f"base = {auto}.from_pretrained(\n    \"{base_reference}\", num_labels={len(id2label)}, id2label={id2label},\n"
+            f"    ignore_mismatched_sizes=True,\n)\n"
+            f"model = PeftModel.from_pretrained(base, \"{repo_id}\")\n"
+            f"processor = {processor}.from_pretrained(\"{repo_id}\")"
+        )
+    return (
+        f"from transformers import {auto}, {processor}\n\n"
+        f"model = {auto}.from_pretrained(\"{repo_id}\")\n"
+        f"processor = {processor}.from_pretrained(\"{repo_id}\")"
+    )
+
+
+def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = None) -> ModelCard:
+    """Render the card of an output directory (see module docstring); `repo_id` goes in the snippet."""
+    output_dir = Path(output_dir)
+    info = _read_json(output_dir / RUN_INFO_FILE)
+    if not info:
+        raise FileNotFoundError(f"{output_dir / RUN_INFO_FILE} is missing: it is written by the recipes at the end of a run.")
+    results = _read_json(output_dir / "all_results.json")
+    is_adapter = (output_dir / "adapter_config.json").is_file()
+    repo_id = repo_id or output_dir.name
+    base_reference = info.get("base_model_hub_id") or info["base_model_path"]
+    pipeline_tag = "text-classification" if info["modality"] == "text" else "image-classification"
+    dataset_ids = [BUILTIN_DATASET_HUB_IDS.get(d, d) for d in info["datasets"]]
+    hub_datasets = [d for d in dataset_ids if _looks_like_hub_id(d)]
+
+    metric_rows = [(key, value) for key, value in sorted(results.items())
+                   if isinstance(value, (int, float)) and key.split("_")[-1] in ("accuracy", "f1")]
+    eval_results = []
+    dataset_name = ", ".join(info["datasets"]) or "custom"
+    for key, value in metric_rows:
+        split, _, metric = key.rpartition("_")
+        eval_results.append(
+            EvalResult(
+                task_type=pipeline_tag,
+                dataset_type=hub_datasets[0] if hub_datasets else dataset_name,
+                dataset_name=dataset_name,
+                dataset_split={"eval": "validation"}.get(split, split) or "validation",
+                metric_type=metric,
+                metric_name=key,
+                metric_value=float(value),
+            )
+        )
+    card_data = ModelCardData(
+        base_model=info.get("base_model_hub_id"),
+        library_name="peft" if is_adapter else "transformers",
+        pipeline_tag=pipeline_tag,
+        tags=["hf_transfer", info["recipe"], info["method"], info["modality"]] + (["lora"] if is_adapter else []),
+        datasets=hub_datasets or None,
+        metrics=sorted({key.rpartition("_")[2] for key, _ in metric_rows}) or None,
+        model_name=repo_id,
+        eval_results=eval_results or None,
+    )
+    hyper = info.get("hyperparameters", {})
+    trainable, total = results.get("trainable_params"), results.get("total_params")
+    params_line = (
+        f"- Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)"
+        if isinstance(trainable, int) and isinstance(total, int) and total
+        else ""
+    )
+    runtime = results.get("train_runtime")
+    body = [
+        f"# {repo_id}",
+        "",
+        f"This model is `{info['base_model']}`"
+        + (f" (`{base_reference}`)" if base_reference != info["base_model"] else "")
+        + " transferred to "
+        f"{dataset_name} ({len(info['label_names'])} labels: {', '.join(map(str, info['label_names'][:20]))}) "
+        f"with the **{info['method']}** strategy of [hf_transfer](https://pypi.org/project/hf-transfer-toolkit/) "
+        f"(recipe `recipes/{info['recipe']}.py`).",
+        "",
+        "## Results",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {key} | {value:.4f} |" for key, value in metric_rows],
+        "",
+        "## Training",
+        "",
+        f"- Strategy: `{info['method']}` on a {info['modality']} backbone",
+        params_line,
+        f"- Training time: {runtime:.1f} s" if isinstance(runtime, (int, float)) else "",
+        f"- Hardware: {info['hardware']}",
+        "",
+        "Arguments that differ from their defaults:",
+        "",
+        "```json",
+        json.dumps(hyper, indent=2, sort_keys=True, default=str),
+        "```",
+    ]
+    table = _loss_table(output_dir)
+    if table:
+        body += ["", "### Training log", "", table]
+    body += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        _usage(info, repo_id, is_adapter, base_reference),
+        "```",
+        "",
+        "## Framework versions",
+        "",
+        *[f"- {name}: {version}" for name, version in info.get("versions", {}).items()],
+        "",
+    ]
+    content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(line for line in body if line is not None)
+    return ModelCard(content)
