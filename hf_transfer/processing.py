@@ -17,7 +17,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from .errors import DataError
 
-__all__ = ["preprocess_dataset", "create_collator", "describe_preprocessing"]
+__all__ = ["preprocess_dataset", "create_collator", "describe_preprocessing", "set_image_size"]
 
 Modality = Literal["text", "vision"]
 
@@ -96,3 +96,27 @@ def describe_preprocessing(processor: Any, modality: Modality, max_seq_length: O
             sort_keys=True,
         )
     return processor.to_json_string()
+
+
+def set_image_size(processor: Any, model: Any, image_size: int) -> Any:
+    """Make the image processor resize inputs to `image_size` x `image_size`; returns the processor to use.
+
+    Small images (Fashion-MNIST is 28x28) gain little from the 224x224 of ImageNet backbones and cost
+    up to 16x more compute. timm wrappers keep their preprocessing in the model config
+    (`pretrained_cfg`), so it is changed there and saved with the model; other processors keep `size`.
+    """
+    if getattr(model.config, "model_type", None) == "timm_wrapper":
+        from transformers import TimmWrapperImageProcessor
+
+        cfg = dict(model.config.pretrained_cfg)
+        cfg.update(input_size=[3, image_size, image_size], crop_pct=1.0)
+        model.config.pretrained_cfg = cfg
+        return TimmWrapperImageProcessor(pretrained_cfg=cfg, architecture=model.config.architecture)
+    size = getattr(processor, "size", None)
+    if isinstance(size, dict) and "shortest_edge" in size:
+        processor.size = {"shortest_edge": image_size}
+    else:
+        processor.size = {"height": image_size, "width": image_size}
+    if getattr(processor, "crop_size", None) is not None:
+        processor.crop_size = {"height": image_size, "width": image_size}
+    return processor

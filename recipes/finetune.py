@@ -43,7 +43,7 @@ from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
-from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset
+from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, set_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ def main():
     model = create_classification_model(
         model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
     )
+    if modality == "vision" and transfer_args.image_size:
+        processor = set_image_size(processor, model, transfer_args.image_size)
     if transfer_args.strategy in ("linear_probe", "lp_ft") and head_has_hidden_layers(model):
         raise ConfigError(
             f"{type(model).__name__} has a head with hidden layers, which a linear probe cannot initialise; "

@@ -1,7 +1,7 @@
 """The real pretrained models on real data (small subsets): every strategy clearly above chance.
 
 MiniLM (all-MiniLM-L6-v2) on tweet sentiment (3 classes: chance 33%, majority class 42%) and
-EfficientNet-Lite0 (ImageNet) on Fashion-MNIST (10 balanced classes: chance 10%).
+EfficientNet-Lite0 (ImageNet) on Fashion-MNIST (10 balanced classes: chance 10%), at 112x112 pixels.
 """
 
 import pytest
@@ -16,7 +16,7 @@ MINILM = ["--model_name_or_path", "minilm", "--dataset_name", "tweet_sentiment",
 EFFICIENTNET = ["--model_name_or_path", "efficientnet-lite0", "--dataset_name", "fashion_mnist",
                 "--max_train_samples", "240", "--max_eval_samples", "200", "--per_device_train_batch_size", "16",
                 "--per_device_eval_batch_size", "50", "--save_strategy", "no", "--eval_strategy", "no",
-                "--feature_batch_size", "50"]
+                "--feature_batch_size", "50", "--image_size", "112"]
 
 TEXT_STRATEGIES = {
     "linear_probe": [],

@@ -24,6 +24,7 @@ class TransferArguments:
             the probe's head (Kumar et al. 2022, https://arxiv.org/abs/2202.10054).
         lp_ft_finetune (`Literal["full", "lora"]`): the fine-tuning stage of `lp_ft`.
         max_seq_length (`int`): tokens per text after truncation.
+        image_size (`int`, *optional*): square input size for images; default: the model's own.
         head_learning_rate (`float`, *optional*): learning rate of the new head in `full` / `lora`;
             default: `--learning_rate`.
         layer_decay (`float`): layer-wise learning-rate decay; layer l of L gets
@@ -50,6 +51,13 @@ class TransferArguments:
     )
     max_seq_length: int = field(
         default=128, metadata={"help": "Maximum tokens per text; longer texts are truncated (text models only)."}
+    )
+    image_size: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Resize images to this square size (vision models only). Default: the model's own input size. "
+            "Small images such as Fashion-MNIST train several times faster at e.g. 112 than at 224."
+        },
     )
     head_learning_rate: Optional[float] = field(
         default=None,
@@ -99,6 +107,8 @@ class TransferArguments:
             raise ConfigError(f"--lora_r ({self.lora_r}) and --lora_alpha ({self.lora_alpha}) must be positive.")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ConfigError(f"--lora_dropout {self.lora_dropout} must be in [0, 1).")
+        if self.image_size is not None and self.image_size < 8:
+            raise ConfigError(f"--image_size {self.image_size} is too small; use e.g. 112 or 224.")
         if self.max_seq_length <= 0:
             raise ConfigError(f"--max_seq_length {self.max_seq_length} must be positive.")
         if self.probe_l2_grid is not None:

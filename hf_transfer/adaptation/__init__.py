@@ -1,0 +1,59 @@
+"""Unsupervised domain adaptation: labelled source data, unlabelled target data, same task.
+
+Split peft-style: `config.py` is what the user sets, `losses.py` holds the alignment losses (DANN, Deep
+CORAL, multi-kernel MMD), `data.py` pairs source and target rows into training batches, `trainer.py` holds
+the `Trainer` subclass, `domains.py` the derived built-in domains and the domain checks, `diagnostics.py`
+the proxy A-distance.
+"""
+
+from .config import (
+    METHODS,
+    DomainAdaptationArguments,
+    SourceDataArguments,
+    TargetDataArguments,
+    check_transfer_strategy,
+    create_prefixed_data_arguments,
+)
+from .data import DomainPairCollator, DomainPairDataset
+from .diagnostics import ProxyADistance, compute_proxy_a_distance, held_out_split, proxy_a_distance
+from .domains import DERIVED_DATASETS, align_domains, create_digits_m, load_domain_dataset
+from .losses import (
+    ALIGNMENT_METHODS,
+    CORALLoss,
+    DANNLoss,
+    GradientReversal,
+    MMDLoss,
+    create_alignment_loss,
+    ganin_coefficient,
+    grad_reverse,
+)
+from .trainer import ALIGNMENT_STATE_NAME, DomainAdaptationTrainer
+
+__all__ = [
+    "ALIGNMENT_METHODS",
+    "ALIGNMENT_STATE_NAME",
+    "DERIVED_DATASETS",
+    "METHODS",
+    "CORALLoss",
+    "DANNLoss",
+    "DomainAdaptationArguments",
+    "DomainAdaptationTrainer",
+    "DomainPairCollator",
+    "DomainPairDataset",
+    "GradientReversal",
+    "MMDLoss",
+    "ProxyADistance",
+    "SourceDataArguments",
+    "TargetDataArguments",
+    "align_domains",
+    "check_transfer_strategy",
+    "compute_proxy_a_distance",
+    "create_alignment_loss",
+    "create_digits_m",
+    "create_prefixed_data_arguments",
+    "ganin_coefficient",
+    "grad_reverse",
+    "held_out_split",
+    "load_domain_dataset",
+    "proxy_a_distance",
+]

@@ -1,0 +1,210 @@
+"""What the user sets for domain adaptation: the method and its hyperparameters, and the two data sources.
+
+The source and the target domain are each described by the same flags as `hf_transfer.data.DataArguments`,
+prefixed: `--source_dataset_name`, `--target_train_file`, `--target_text_column`, ... The prefixed classes are
+generated from `DataArguments`, so every data option of `recipes/finetune.py` exists for both domains and
+the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from ..data import BUILTIN_DATASETS, DataArguments
+from ..errors import ConfigError, HfTransferError
+from .domains import DERIVED_DATASETS, prefix_flags
+
+__all__ = [
+    "METHODS",
+    "DomainAdaptationArguments",
+    "SourceDataArguments",
+    "TargetDataArguments",
+    "create_prefixed_data_arguments",
+    "check_transfer_strategy",
+]
+
+METHODS = ("source_only", "dann", "coral", "mmd", "target_oracle")
+
+
+@dataclass
+class DomainAdaptationArguments:
+    """How to adapt a model trained on labelled source data to an unlabelled target domain.
+
+    Args:
+        method (`Literal["source_only", "dann", "coral", "mmd", "target_oracle"]`, defaults to `"dann"`):
+            `source_only` trains on labelled source data alone (the baseline); `dann` adds a domain
+            discriminator behind a gradient-reversal layer (Ganin et al. 2016); `coral` matches feature
+            covariances (Sun & Saenko 2016); `mmd` minimises a multi-kernel MMD (DAN, Long et al. 2015);
+            `target_oracle` trains on the *labelled* target train split instead (the upper bound, not an
+            adaptation method). Target labels are otherwise used only for evaluation.
+        alignment_weight (`float`, defaults to 1.0): λ, how strongly the backbone is pushed towards domain-
+            invariant features: the weight of the CORAL / MMD term, and the scale of DANN's reversed gradient.
+        alignment_schedule (`Literal["ganin", "constant"]`, defaults to `"ganin"`): `ganin` multiplies λ by
+            2 / (1 + exp(-γ p)) - 1 at training progress p ∈ [0, 1] (warm start from 0), `constant` keeps λ.
+        schedule_gamma (`float`, defaults to 10.0): γ of the `ganin` schedule.
+        alignment_learning_rate (`float`, *optional*): learning rate of DANN's discriminator. Default: the
+            head learning rate (`--head_learning_rate`, else `--learning_rate`).
+        dann_hidden_size (`int`, defaults to 256): width of the discriminator's two hidden layers.
+        dann_dropout (`float`, defaults to 0.5): dropout in the discriminator.
+        mmd_num_kernels (`int`, defaults to 5): number of Gaussian kernels of the MK-MMD.
+        mmd_kernel_mul (`float`, defaults to 2.0): ratio between neighbouring kernel bandwidths.
+        mmd_estimator (`Literal["biased", "linear"]`, defaults to `"biased"`): quadratic-time biased estimate
+            or DAN's linear-time unbiased estimate.
+        pair_seed (`int`, defaults to 0): seed of the pairing of source with target rows in training batches.
+        compute_a_distance (`bool`, defaults to True): report the proxy A-distance between the domains'
+            held-out features before and after training (Ben-David et al. 2007).
+        a_distance_max_samples (`int`, defaults to 500): rows per domain used for the A-distance.
+    """
+
+    method: Literal["source_only", "dann", "coral", "mmd", "target_oracle"] = field(
+        default="dann",
+        metadata={"help": "source_only: labelled source only (baseline). dann: domain discriminator behind gradient "
+                  "reversal (Ganin et al. 2016). coral: match feature covariances (Sun & Saenko 2016). mmd: "
+                  "multi-kernel MMD (DAN, Long et al. 2015). target_oracle: train on the labelled target train "
+                  "split (upper bound). Default dann."},
+    )  # fmt: skip
+    alignment_weight: float = field(
+        default=1.0,
+        metadata={"help": "Strength of the alignment (positive): weight of the CORAL / MMD loss, scale of DANN's "
+                  "reversed gradient. Default 1.0."},
+    )  # fmt: skip
+    alignment_schedule: Literal["ganin", "constant"] = field(
+        default="ganin",
+        metadata={"help": "ganin: scale the alignment weight by 2/(1+exp(-gamma p))-1 at training progress p "
+                  "(warm start from 0, Ganin et al. 2016). constant: fixed weight. Default ganin."},
+    )  # fmt: skip
+    schedule_gamma: float = field(default=10.0, metadata={"help": "gamma of the ganin schedule (positive). Default 10."})
+    alignment_learning_rate: Optional[float] = field(
+        default=None,
+        metadata={"help": "Learning rate of DANN's domain discriminator. Default: --head_learning_rate, else "
+                  "--learning_rate."},
+    )  # fmt: skip
+    dann_hidden_size: int = field(default=256, metadata={"help": "Width of DANN's two discriminator hidden layers."})
+    dann_dropout: float = field(default=0.5, metadata={"help": "Dropout in DANN's discriminator, in [0, 1)."})
+    mmd_num_kernels: int = field(default=5, metadata={"help": "Number of Gaussian kernels of the MK-MMD (>= 1)."})
+    mmd_kernel_mul: float = field(
+        default=2.0, metadata={"help": "Ratio between neighbouring MMD kernel bandwidths (> 1). Default 2."}
+    )
+    mmd_estimator: Literal["biased", "linear"] = field(
+        default="biased",
+        metadata={"help": "biased: quadratic-time MMD estimate (lower variance). linear: DAN's linear-time unbiased "
+                  "estimate. Default biased."},
+    )  # fmt: skip
+    pair_seed: int = field(
+        default=0, metadata={"help": "Seed of the pairing of source rows with target rows in training batches."}
+    )
+    compute_a_distance: bool = field(
+        default=True,
+        metadata={"help": "Report the proxy A-distance between source and target held-out features before and "
+                  "after training (a linear domain classifier; 0 = indistinguishable, 2 = separable)."},
+    )  # fmt: skip
+    a_distance_max_samples: int = field(
+        default=500, metadata={"help": "Rows per domain used for the proxy A-distance (at least 20). Default 500."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"--method {self.method!r} is not one of {', '.join(METHODS)}.")
+        if self.alignment_schedule not in ("ganin", "constant"):
+            raise ConfigError(f"--alignment_schedule {self.alignment_schedule!r} must be `ganin` or `constant`.")
+        if self.mmd_estimator not in ("biased", "linear"):
+            raise ConfigError(f"--mmd_estimator {self.mmd_estimator!r} must be `biased` or `linear`.")
+        if not self.alignment_weight > 0:
+            raise ConfigError(
+                f"--alignment_weight {self.alignment_weight} must be positive; use --method source_only for no alignment."
+            )
+        if not self.schedule_gamma > 0:
+            raise ConfigError(f"--schedule_gamma {self.schedule_gamma} must be positive (the paper uses 10).")
+        if self.alignment_learning_rate is not None and not self.alignment_learning_rate > 0:
+            raise ConfigError(
+                f"--alignment_learning_rate {self.alignment_learning_rate} must be positive; omit it to use the "
+                "head learning rate."
+            )
+        if self.dann_hidden_size <= 0:
+            raise ConfigError(f"--dann_hidden_size {self.dann_hidden_size} must be positive.")
+        if not 0.0 <= self.dann_dropout < 1.0:
+            raise ConfigError(f"--dann_dropout {self.dann_dropout} must be in [0, 1).")
+        if self.mmd_num_kernels < 1:
+            raise ConfigError(f"--mmd_num_kernels {self.mmd_num_kernels} must be at least 1.")
+        if self.mmd_num_kernels > 1 and not self.mmd_kernel_mul > 1.0:
+            raise ConfigError(
+                f"--mmd_kernel_mul {self.mmd_kernel_mul} must be > 1 to spread {self.mmd_num_kernels} kernels; "
+                "use e.g. 2.0, or --mmd_num_kernels 1."
+            )
+        if self.a_distance_max_samples < 20:
+            raise ConfigError(
+                f"--a_distance_max_samples {self.a_distance_max_samples} is too few to train and test a domain "
+                "classifier; use at least 20, or --compute_a_distance false."
+            )
+        if not self.uses_alignment and self.alignment_weight != 1.0:
+            warnings.warn(f"--alignment_weight is ignored by --method {self.method} (it trains without alignment).")
+
+    @property
+    def uses_alignment(self) -> bool:
+        """True for the methods that draw unlabelled target batches and add an alignment loss."""
+        return self.method in ("dann", "coral", "mmd")
+
+
+# --------------------------------------------------------------------------------------------------
+# Source and target data: DataArguments under a prefix
+
+
+def create_prefixed_data_arguments(prefix: str, description: str, builtin_names: tuple[str, ...] = ()) -> type:
+    """A dataclass with every `DataArguments` field as `<prefix>_<name>` (same types, defaults and help).
+
+    Its `__post_init__` runs `DataArguments`' checks and re-raises their errors with the prefixed flag
+    names; `to_data_arguments()` returns the validated plain `DataArguments`. `builtin_names` (extra built-in
+    data sets such as `digits_m`) are listed in the `--<prefix>_dataset_name` help.
+    """
+    hints = typing.get_type_hints(DataArguments)
+    fields = []
+    for f in dataclasses.fields(DataArguments):
+        if f.name == "dataset_name":
+            names = ", ".join((*BUILTIN_DATASETS, *builtin_names))
+            help_text = (f"The {description}: a built-in offline data set (one of: {names}) or a Hub dataset id. "
+                         f"Omit it when you pass --{prefix}_train_file or --{prefix}_train_dir.")  # fmt: skip
+        else:
+            help_text = f"[{prefix}] " + prefix_flags(f.metadata.get("help", ""), prefix)
+        fields.append((f"{prefix}_{f.name}", hints[f.name], field(default=f.default, metadata={"help": help_text})))
+
+    def __post_init__(self) -> None:
+        values = {f.name: getattr(self, f"{prefix}_{f.name}") for f in dataclasses.fields(DataArguments)}
+        try:
+            self._data_arguments = DataArguments(**values)
+        except HfTransferError as err:
+            raise type(err)(f"{prefix.capitalize()} data: {prefix_flags(str(err), prefix)}") from err
+
+    def to_data_arguments(self) -> DataArguments:
+        """The same settings as a plain `DataArguments`, for `load_transfer_dataset` and friends."""
+        return self._data_arguments
+
+    cls = dataclasses.make_dataclass(
+        f"{prefix.capitalize()}DataArguments",
+        fields,
+        namespace={"__post_init__": __post_init__, "to_data_arguments": to_data_arguments, "prefix": prefix},
+    )
+    cls.__module__ = __name__
+    cls.__doc__ = (
+        f"The {description}: every `hf_transfer.data.DataArguments` field, prefixed `{prefix}_` "
+        f"(e.g. `--{prefix}_dataset_name`, `--{prefix}_train_file`, `--{prefix}_max_train_samples`)."
+    )
+    return cls
+
+
+SourceDataArguments = create_prefixed_data_arguments("source", "source domain (labelled)", DERIVED_DATASETS)
+TargetDataArguments = create_prefixed_data_arguments(
+    "target", "target domain (its labels are used for evaluation only, except by target_oracle)", DERIVED_DATASETS
+)
+
+
+def check_transfer_strategy(strategy: str) -> None:
+    """Domain adaptation trains the backbone, so only `full` and `lora` fine-tuning apply."""
+    if strategy not in ("full", "lora"):
+        raise ConfigError(
+            f"--strategy {strategy} does not train the backbone, so there is nothing to adapt; use --strategy full "
+            "or --strategy lora with domain adaptation."
+        )

@@ -1,0 +1,43 @@
+"""Meta-learning: MAML and its variants (FOMAML, ANIL, Meta-SGD, meta-learned LoRA) for any backbone.
+
+Split peft-style: `config.py` is what the user sets (`MAMLConfig`, `EpisodeArguments`), `model.py`
+holds the `MAML` wrapper (functional inner loop), `episodes.py` the N-way K-shot sampler and class
+splits, `evaluation.py` scoring on episodes (adaptation and linear-probe baselines), `trainer.py` the
+outer loop (`MAMLTrainer`: accelerate, checkpoints, best on meta-validation).
+"""
+
+from .config import ADAPT_CHOICES, EpisodeArguments, MAMLConfig
+from .episodes import (
+    ClassSplits,
+    Episode,
+    EpisodeDataset,
+    EpisodeSampler,
+    Task,
+    resize_image_processor,
+    split_classes,
+    split_meta_rows,
+)
+from .evaluation import episode_accuracies, mean_confidence_interval, probe_accuracies
+from .model import MAML, MAMLOutput, zero_init_head
+from .trainer import MAMLTrainer
+
+__all__ = [
+    "ADAPT_CHOICES",
+    "ClassSplits",
+    "Episode",
+    "EpisodeArguments",
+    "EpisodeDataset",
+    "EpisodeSampler",
+    "MAML",
+    "MAMLConfig",
+    "MAMLOutput",
+    "MAMLTrainer",
+    "Task",
+    "episode_accuracies",
+    "mean_confidence_interval",
+    "probe_accuracies",
+    "resize_image_processor",
+    "split_classes",
+    "split_meta_rows",
+    "zero_init_head",
+]

@@ -1,0 +1,343 @@
+"""N-way K-shot episodes over any labelled `datasets.Dataset`, with disjoint class splits.
+
+An episode is drawn from a numpy generator seeded by `(seed, episode_index)`, so episode i of a split
+is the same in every run, in every process, and after a resume; processes just take different indices.
+Labels are re-indexed 0..N-1 in a random class order per episode, so the head has N outputs and no
+class keeps a fixed output.
+
+`EpisodeDataset` turns episodes into model inputs with any row collator (the ones of
+`hf_transfer.processing`), as a map-style torch dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset
+
+from ..errors import ConfigError, DataError
+
+__all__ = [
+    "ClassSplits",
+    "Episode",
+    "Task",
+    "EpisodeSampler",
+    "EpisodeDataset",
+    "split_classes",
+    "split_meta_rows",
+    "resize_image_processor",
+]
+
+logger = logging.getLogger(__name__)
+
+META_SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class ClassSplits:
+    """Disjoint class ids for meta-train / meta-validation / meta-test (validation may be empty)."""
+
+    train: tuple[int, ...]
+    validation: tuple[int, ...]
+    test: tuple[int, ...]
+    names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        seen: dict[int, str] = {}
+        for split in META_SPLITS:
+            for c in getattr(self, split):
+                if c in seen:
+                    raise ConfigError(
+                        f"Class '{self.names[c]}' is in both the meta-{seen[c]} and the meta-{split} classes; "
+                        "each class may be in one split only."
+                    )
+                seen[c] = split
+
+    def names_of(self, split: str) -> list[str]:
+        return [self.names[c] for c in getattr(self, split)]
+
+
+def _class_ids(names: Sequence[str], wanted: Optional[Sequence[str]], flag: str) -> tuple[int, ...]:
+    if not wanted:
+        return ()
+    index = {name: i for i, name in enumerate(names)}
+    unknown = [w for w in wanted if w not in index]
+    if unknown:
+        raise DataError(f"{flag} names unknown classes {unknown}; the data's classes are {list(names)}.")
+    return tuple(index[w] for w in wanted)
+
+
+def split_classes(
+    label_names: Sequence[str],
+    n_way: int,
+    *,
+    train: Optional[Sequence[str]] = None,
+    validation: Optional[Sequence[str]] = None,
+    test: Optional[Sequence[str]] = None,
+    sizes: Optional[Sequence[int]] = None,
+    seed: int = 0,
+) -> ClassSplits:
+    """Disjoint meta-train / meta-validation / meta-test classes, by name or by a seeded random split.
+
+    With names, the classes named are used and the others left out. Otherwise `sizes` (train, validation,
+    test) classes are drawn in a seeded order; by default validation = test = max(n_way, C // 4).
+    Meta-train and meta-test need at least `n_way` classes; meta-validation either as many or none.
+    """
+    names = tuple(str(n) for n in label_names)
+    num_classes = len(names)
+    if train or validation or test:
+        ids = {
+            "train": _class_ids(names, train, "--meta_train_classes"),
+            "validation": _class_ids(names, validation, "--meta_validation_classes"),
+            "test": _class_ids(names, test, "--meta_test_classes"),
+        }
+    else:
+        if sizes is None:
+            held = max(n_way, num_classes // 4)
+            sizes = (num_classes - 2 * held, held, held)
+        if sum(sizes) > num_classes:
+            raise ConfigError(
+                f"--class_split {list(sizes)} needs {sum(sizes)} classes but the data has {num_classes}; "
+                "pass smaller sizes (e.g. --class_split TRAIN 0 TEST to meta-validate on held-out rows)."
+            )
+        order = np.random.default_rng(seed).permutation(num_classes).tolist()
+        a, b, c = sizes
+        ids = {"train": tuple(sorted(order[:a])), "validation": tuple(sorted(order[a : a + b])),
+               "test": tuple(sorted(order[a + b : a + b + c]))}  # fmt: skip
+    splits = ClassSplits(ids["train"], ids["validation"], ids["test"], names)
+    for split in ("train", "test"):
+        if len(getattr(splits, split)) < n_way:
+            raise ConfigError(
+                f"The meta-{split} split has {len(getattr(splits, split))} classes {splits.names_of(split)} but "
+                f"--n_way is {n_way}: lower --n_way or give that split more classes (--class_split or "
+                f"--meta_{split}_classes; the data has {num_classes} classes)."
+            )
+    if 0 < len(splits.validation) < n_way:
+        raise ConfigError(
+            f"The meta-validation split has {len(splits.validation)} classes {splits.names_of('validation')} but "
+            f"--n_way is {n_way}: give it at least {n_way} classes, or none (then held-out rows of the meta-train "
+            "classes are used)."
+        )
+    logger.info(
+        "Class splits: meta-train %s, meta-validation %s, meta-test %s",
+        splits.names_of("train"),
+        splits.names_of("validation") or "(held-out rows of the meta-train classes)",
+        splits.names_of("test"),
+    )
+    return splits
+
+
+def _label_array(labels: Union[Dataset, Sequence[int], np.ndarray], label_column: str = "label") -> np.ndarray:
+    if isinstance(labels, Dataset):
+        if label_column not in labels.column_names:
+            raise DataError(
+                f"The data set has no label column '{label_column}' (columns: {labels.column_names}); "
+                "pass label_column=... or load it with hf_transfer.data.load_transfer_dataset."
+            )
+        column = labels.with_format("arrow")[label_column]  # no decoding, no transform
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(labels, dtype=np.int64)
+
+
+def split_meta_rows(
+    labels: Union[Dataset, Sequence[int], np.ndarray],
+    splits: ClassSplits,
+    validation_fraction: float = 0.2,
+    max_samples_per_class: Optional[int] = None,
+    seed: int = 0,
+    label_column: str = "label",
+) -> dict[str, np.ndarray]:
+    """Row indices of each meta-split. Rows follow their class; with no validation classes, a seeded
+    `validation_fraction` of every meta-train class's rows is held out for meta-validation instead."""
+    y = _label_array(labels, label_column)
+    rng = np.random.default_rng([seed, 1])
+    rows: dict[str, list[np.ndarray]] = {s: [] for s in META_SPLITS}
+    for split in META_SPLITS:
+        for c in getattr(splits, split):
+            members = np.flatnonzero(y == c)
+            if max_samples_per_class is not None and len(members) > max_samples_per_class:
+                members = np.sort(rng.choice(members, max_samples_per_class, replace=False))
+            if split == "train" and not splits.validation:
+                held = rng.permutation(members)
+                n_val = int(round(validation_fraction * len(members)))
+                rows["validation"].append(np.sort(held[:n_val]))
+                members = np.sort(held[n_val:])
+            rows[split].append(members)
+    return {s: np.concatenate(r) if r else np.zeros(0, dtype=np.int64) for s, r in rows.items()}
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Row indices and re-indexed labels (0..N-1) of one episode; `classes[j]` is the class with label j."""
+
+    index: int
+    classes: tuple[int, ...]
+    support_indices: np.ndarray  # (N * K,)
+    support_labels: np.ndarray  # (N * K,)
+    query_indices: np.ndarray  # (N * Q,)
+    query_labels: np.ndarray  # (N * Q,)
+
+
+class EpisodeSampler:
+    """Seeded N-way K-shot Q-query episodes over the rows of one meta-split.
+
+    Args:
+        labels: a `datasets.Dataset` with a label column, or an integer label per row.
+        n_way, k_shot, q_queries: classes per episode, support and query examples per class.
+        classes: the class ids this split may draw (default: every class present in `rows`).
+        rows: the row indices this split may use (default: all rows).
+        seed: with the episode index, fixes every episode.
+        label_names: names for messages (default: the `ClassLabel` names of a `Dataset`).
+
+    Raises:
+        DataError: a class has fewer than K + Q rows, or the split has fewer than N classes.
+
+    Example:
+        >>> sampler = EpisodeSampler([0, 0, 1, 1, 2, 2], n_way=2, k_shot=1, q_queries=1, seed=0)
+        >>> episode = sampler.sample(0)
+        >>> episode.support_labels.tolist(), episode.query_labels.tolist()
+        ([0, 1], [0, 1])
+    """
+
+    def __init__(
+        self,
+        labels: Union[Dataset, Sequence[int], np.ndarray],
+        n_way: int,
+        k_shot: int,
+        q_queries: int,
+        *,
+        classes: Optional[Sequence[int]] = None,
+        rows: Optional[Sequence[int]] = None,
+        seed: int = 0,
+        label_names: Optional[Sequence[str]] = None,
+        label_column: str = "label",
+        split_name: str = "",
+    ):
+        if label_names is None and isinstance(labels, Dataset):
+            feature = labels.features.get(label_column)
+            label_names = feature.names if isinstance(feature, ClassLabel) else None
+        y = _label_array(labels, label_column)
+        rows = np.arange(len(y)) if rows is None else np.asarray(rows, dtype=np.int64)
+        present = np.unique(y[rows]) if len(rows) else np.zeros(0, dtype=np.int64)
+        self.classes = tuple(int(c) for c in (present if classes is None else classes))
+        self.n_way, self.k_shot, self.q_queries, self.seed = n_way, k_shot, q_queries, seed
+        where = f" of the meta-{split_name} split" if split_name else ""
+        if len(self.classes) < n_way:
+            raise DataError(
+                f"The episodes{where} can draw from {len(self.classes)} classes but n_way is {n_way}; lower n_way "
+                "or give the split more classes."
+            )
+        name = (lambda c: str(label_names[c])) if label_names is not None else str
+        needed = k_shot + q_queries
+        split_labels = y[rows]
+        self.rows_by_class: dict[int, np.ndarray] = {}
+        for c in self.classes:
+            members = rows[split_labels == c]
+            if len(members) < needed:
+                raise DataError(
+                    f"Class '{name(c)}'{where} has {len(members)} examples but every episode needs K + Q = "
+                    f"{k_shot} + {q_queries} = {needed} of each class. Lower --k_shot / --q_queries, add examples "
+                    "of that class, or move it out of the split."
+                )
+            self.rows_by_class[c] = members
+
+    def sample(self, index: int) -> Episode:
+        """Episode `index`: the same for the same (seed, index), whatever was sampled before."""
+        rng = np.random.default_rng([self.seed, int(index)])
+        chosen = rng.choice(np.asarray(self.classes), size=self.n_way, replace=False)
+        k, q = self.k_shot, self.q_queries
+        support, query = [], []
+        for c in chosen:
+            picked = rng.choice(self.rows_by_class[int(c)], size=k + q, replace=False)
+            support.append(picked[:k])
+            query.append(picked[k:])
+        return Episode(
+            index=int(index),
+            classes=tuple(int(c) for c in chosen),
+            support_indices=np.concatenate(support),  # (N * K,), class-major
+            support_labels=np.repeat(np.arange(self.n_way), k),  # (N * K,)
+            query_indices=np.concatenate(query),  # (N * Q,)
+            query_labels=np.repeat(np.arange(self.n_way), q),  # (N * Q,)
+        )
+
+
+@dataclass
+class Task:
+    """Model-ready tensors of one episode: inputs are keyword arguments of the model's forward."""
+
+    index: int
+    support: dict[str, torch.Tensor]
+    support_labels: torch.Tensor  # (N * K,)
+    query: dict[str, torch.Tensor]
+    query_labels: torch.Tensor  # (N * Q,)
+
+    def to(self, device: Union[str, torch.device]) -> "Task":
+        move = lambda batch: {k: v.to(device) for k, v in batch.items()}  # noqa: E731
+        return Task(self.index, move(self.support), self.support_labels.to(device), move(self.query),
+                    self.query_labels.to(device))  # fmt: skip
+
+
+def collate_rows(dataset: Dataset, indices: Sequence[int], collate_fn: Callable[[list[dict]], dict]) -> dict:
+    """Rows `indices` of a (possibly transformed) data set through a row collator, without labels."""
+    batch = dataset[[int(i) for i in indices]]  # column -> list; applies `with_transform`
+    columns = list(batch)
+    rows = [{c: batch[c][j] for c in columns} for j in range(len(indices))]
+    out = dict(collate_fn(rows))
+    out.pop("labels", None)
+    out.pop("label", None)
+    return out
+
+
+class EpisodeDataset(torch.utils.data.Dataset):
+    """Episodes `0..num_episodes-1` of a sampler as `Task`s (item i is episode i), for a `DataLoader`."""
+
+    def __init__(self, sampler: EpisodeSampler, dataset: Dataset, collate_fn: Callable, num_episodes: int):
+        self.sampler, self.dataset, self.collate_fn, self.num_episodes = sampler, dataset, collate_fn, num_episodes
+
+    def __len__(self) -> int:
+        return self.num_episodes
+
+    def episode(self, index: int) -> Episode:
+        return self.sampler.sample(index)
+
+    def task(self, episode: Episode) -> Task:
+        return Task(
+            index=episode.index,
+            support=collate_rows(self.dataset, episode.support_indices, self.collate_fn),
+            support_labels=torch.as_tensor(episode.support_labels, dtype=torch.long),
+            query=collate_rows(self.dataset, episode.query_indices, self.collate_fn),
+            query_labels=torch.as_tensor(episode.query_labels, dtype=torch.long),
+        )
+
+    def __getitem__(self, index: int) -> Task:
+        return self.task(self.sampler.sample(index))
+
+
+def resize_image_processor(processor: Any, image_size: int) -> Any:
+    """An image processor that outputs `image_size` x `image_size` pixels (smaller inputs: faster episodes).
+
+    Works for transformers' processors with a `size` (ViT-like) and for timm wrappers (their data config).
+    """
+    if hasattr(processor, "data_config") and hasattr(processor, "val_transforms"):  # TimmWrapperImageProcessor
+        import timm
+
+        config = dict(processor.data_config)
+        config["input_size"] = (3, image_size, image_size)
+        config["crop_pct"] = 1.0
+        processor.data_config = config
+        processor.val_transforms = timm.data.create_transform(**config, is_training=False)
+        processor.train_transforms = timm.data.create_transform(**config, is_training=True)
+        return processor
+    size = getattr(processor, "size", None)
+    if isinstance(size, dict):
+        processor.size = {"height": image_size, "width": image_size}
+        if getattr(processor, "crop_size", None) is not None:
+            processor.crop_size = {"height": image_size, "width": image_size}
+        return processor
+    raise ConfigError(
+        f"Cannot set the image size of {type(processor).__name__}; omit --image_size to keep the model's own."
+    )

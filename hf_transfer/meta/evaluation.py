@@ -1,0 +1,148 @@
+"""Scoring adaptation on episodes: MAML's adapted model, and a linear probe on frozen features, on the
+very same episodes, with the usual mean and 95% confidence interval.
+
+When each example's features depend on that example only (no batch-statistics batch norm, no dropout;
+`MAML.examples_are_independent`) and the inner loop leaves the body alone (ANIL, or the probe), the
+head-input features of every row the episodes use are computed once and shared by all episodes: the
+same numbers as per-episode forwards, at a fraction of the cost for 600 episodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..probing import fit_linear_probe
+from .episodes import Episode, EpisodeDataset, collate_rows
+from .model import MAML
+
+__all__ = ["mean_confidence_interval", "episode_accuracies", "probe_accuracies", "distributed_map"]
+
+logger = logging.getLogger(__name__)
+
+
+def mean_confidence_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% normal confidence interval, 1.96 * std / sqrt(n) (n - 1 dof)."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return float("nan"), float("nan")
+    if array.size == 1:
+        return float(array.mean()), 0.0
+    return float(array.mean()), float(1.96 * array.std(ddof=1) / math.sqrt(array.size))
+
+
+def distributed_map(fn: Callable[[int], object], indices: Sequence[int], accelerator=None) -> list:
+    """`[fn(i) for i in indices]`, with the indices split across processes and the results gathered in order."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return [fn(i) for i in indices]
+    from accelerate.utils import gather_object
+
+    local = [(i, fn(i)) for i in list(indices)[accelerator.process_index :: accelerator.num_processes]]
+    gathered = dict(gather_object(local))
+    return [gathered[i] for i in indices]
+
+
+@torch.no_grad()
+def _row_features(maml: MAML, episodes: EpisodeDataset, rows: np.ndarray, device, batch_size: int) -> dict[int, torch.Tensor]:
+    out: dict[int, torch.Tensor] = {}
+    with maml.episode_mode():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            inputs = {k: v.to(device) for k, v in collate_rows(episodes.dataset, chunk, episodes.collate_fn).items()}
+            features = maml.head_features(inputs).flatten(1)  # (B, D)
+            out.update(zip(chunk.tolist(), features))
+    return out
+
+
+def _episode_features(
+    maml: MAML, episodes: EpisodeDataset, indices: Sequence[int], device, batch_size: int, desc: str, disable: bool
+) -> Iterator[tuple[Episode, torch.Tensor, torch.Tensor]]:
+    """(episode, support features (N*K, D), query features (N*Q, D)) at theta0, from a shared cache when valid."""
+    sampled = [episodes.episode(i) for i in indices]
+    rows = np.unique(np.concatenate([np.concatenate([e.support_indices, e.query_indices]) for e in sampled]))
+    per_episode_rows = sum(len(e.support_indices) + len(e.query_indices) for e in sampled)
+    cache = None
+    if maml.examples_are_independent and len(rows) <= per_episode_rows:
+        logger.info("%s: features of %d distinct rows computed once for %d episodes", desc, len(rows), len(sampled))
+        cache = _row_features(maml, episodes, rows, device, batch_size)
+    for episode in tqdm(sampled, desc=desc, unit="episode", disable=disable):
+        if cache is not None:
+            support = torch.stack([cache[int(i)] for i in episode.support_indices])
+            query = torch.stack([cache[int(i)] for i in episode.query_indices])
+        else:
+            task = episodes.task(episode).to(device)
+            with torch.no_grad(), maml.episode_mode():
+                support = maml.head_features(task.support).flatten(1)
+                query = maml.head_features(task.query).flatten(1)
+        yield episode, support, query
+
+
+def episode_accuracies(
+    maml: MAML,
+    episodes: EpisodeDataset,
+    indices: Sequence[int],
+    *,
+    steps: Optional[int] = None,
+    device: Optional[torch.device] = None,
+    batch_size: int = 64,
+    desc: str = "Episodes",
+    disable_tqdm: bool = False,
+) -> list[float]:
+    """Query accuracy after adapting on the support set, per episode (no meta-gradient kept)."""
+    device = device or next(maml.parameters()).device
+    steps = maml.config.num_eval_inner_steps if steps is None else steps
+    accuracies = []
+    if maml.uses_feature_path:
+        for episode, support, query in _episode_features(maml, episodes, indices, device, batch_size, desc, disable_tqdm):
+            labels = torch.as_tensor(episode.support_labels, device=device)
+            with torch.no_grad():
+                head = maml.adapt_head(support, labels, steps)
+                predicted = maml.head_logits(query, head).argmax(-1).cpu().numpy()
+            accuracies.append(float((predicted == episode.query_labels).mean()))
+        if maml.uses_feature_path:  # the first batch may have found the head is not the last layer
+            return accuracies
+        accuracies = []
+    for index in tqdm(list(indices), desc=desc, unit="episode", disable=disable_tqdm):
+        task = episodes[index].to(device)
+        with torch.no_grad():
+            accuracies.append(maml(task.support, task.support_labels, task.query, task.query_labels, steps=steps).accuracy)
+    return accuracies
+
+
+def probe_accuracies(
+    maml: MAML,
+    episodes: EpisodeDataset,
+    indices: Sequence[int],
+    l2_grid: Sequence[float],
+    *,
+    max_iter: int = 100,
+    device: Optional[torch.device] = None,
+    batch_size: int = 64,
+    desc: str = "Probe episodes",
+    disable_tqdm: bool = False,
+) -> dict[float, list[float]]:
+    """Per episode, a linear probe (`hf_transfer.probing.fit_linear_probe`: standardised features, L-BFGS)
+    fitted on the support set's frozen head-input features; query accuracy for each L2 strength."""
+    device = device or next(maml.parameters()).device
+    results: dict[float, list[float]] = {float(l2): [] for l2 in l2_grid}
+    probe_logger = logging.getLogger("hf_transfer.probing")
+    level = probe_logger.level
+    probe_logger.setLevel(max(level, logging.WARNING))  # one line per fit would drown the log
+    try:
+        for episode, support, query in _episode_features(maml, episodes, indices, device, batch_size, desc,
+                                                         disable_tqdm):  # fmt: skip
+            probe = fit_linear_probe(
+                support.cpu(), torch.as_tensor(episode.support_labels), query.cpu(),
+                torch.as_tensor(episode.query_labels), num_classes=len(episode.classes), l2_grid=list(results),
+                max_iter=max_iter,
+            )  # fmt: skip
+            for l2, accuracy in probe.sweep.items():
+                results[l2].append(accuracy)
+    finally:
+        probe_logger.setLevel(level)
+    return results

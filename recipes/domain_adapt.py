@@ -1,0 +1,232 @@
+#!/usr/bin/env python
+"""Adapt a classifier from a labelled source domain to an unlabelled target domain (same task, new data).
+
+Methods (`--method`): `source_only` (train on the source, the baseline), `dann` (domain-adversarial
+training), `coral` (covariance alignment), `mmd` (multi-kernel MMD, DAN), and `target_oracle` (train on the
+labelled target train split: the upper bound). Target labels are used only to evaluate (and by the oracle).
+
+    accelerate launch recipes/domain_adapt.py                      # built-in default: DANN, MiniLM, tweets -> drug reviews
+    accelerate launch recipes/domain_adapt.py recipes/configs/domain_adapt_vision.yaml --method coral
+    accelerate launch recipes/domain_adapt.py --model_name_or_path minilm --source_dataset_name tweet_sentiment \
+        --target_dataset_name drug_reviews --method mmd --strategy lora --output_dir outputs/tweets-to-drugs-mmd
+    accelerate launch --num_processes 2 --cpu recipes/domain_adapt.py recipes/configs/domain_adapt_text.yaml
+
+Adapting it to your data: every data flag of recipes/finetune.py exists once per domain, prefixed
+(`--source_train_file`, `--target_train_dir`, `--target_text_column`, ...). Both domains need the same
+classes; the target's `train` split is the unlabelled pool, its `validation` / `test` splits are only scored.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from accelerate import PartialState
+from transformers import HfArgumentParser, TrainingArguments, set_seed
+
+from hf_transfer.adaptation import (
+    DomainAdaptationArguments,
+    DomainAdaptationTrainer,
+    DomainPairCollator,
+    DomainPairDataset,
+    SourceDataArguments,
+    TargetDataArguments,
+    align_domains,
+    check_transfer_strategy,
+    compute_proxy_a_distance,
+    create_alignment_loss,
+    held_out_split,
+    load_domain_dataset,
+)
+from hf_transfer.backbones import (
+    ModelArguments,
+    count_parameters,
+    create_classification_model,
+    get_classifier,
+    infer_model_modality,
+    is_builtin_model,
+    load_config,
+    load_processor,
+    resolve_model_path,
+)
+from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
+from hf_transfer.data import infer_modality
+from hf_transfer.errors import DataError
+from hf_transfer.finetuning import TransferArguments, create_lora_model
+from hf_transfer.metrics import create_compute_metrics
+from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
+from hf_transfer.processing import create_collator, preprocess_dataset, set_image_size
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "domain_adapt_text.yaml")
+
+
+def main():
+    # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
+    parser = HfArgumentParser(
+        (ModelArguments, SourceDataArguments, TargetDataArguments, DomainAdaptationArguments, TransferArguments,
+         TrainingArguments)
+    )  # fmt: skip
+    model_args, source_args, target_args, da_args, transfer_args, training_args = parse_recipe_args(
+        parser, default_config=DEFAULT_CONFIG
+    )
+    check_transfer_strategy(transfer_args.strategy)
+
+    # 2. Logging: only the main process talks.
+    setup_logging(training_args)
+    logger.warning(
+        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
+        f"n_processes: {training_args.world_size}, precision: {'bf16' if training_args.bf16 else 'fp16' if training_args.fp16 else 'fp32'}"
+    )
+    logger.info(f"Domain adaptation arguments {da_args}")
+
+    # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
+    checkpoint = training_args.resume_from_checkpoint or find_last_checkpoint(training_args.output_dir)
+    if checkpoint is not None:
+        logger.info(f"Resuming training from {checkpoint}")
+
+    set_seed(training_args.seed)
+
+    # 4. Data: two domains with the same classes; the target's train split is the unlabelled pool.
+    with training_args.main_process_first(desc="loading data"):
+        source = load_domain_dataset(source_args.to_data_arguments(), model_args.cache_dir, prefix="source")
+        target = load_domain_dataset(target_args.to_data_arguments(), model_args.cache_dir, prefix="target")
+        target = align_domains(source, target)
+    label_names = source["train"].features["label"].names
+    logger.info(f"{len(label_names)} labels: {label_names}; source splits: { {k: len(v) for k, v in source.items()} }, "
+                f"target splits: { {k: len(v) for k, v in target.items()} }")  # fmt: skip
+
+    # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
+    with training_args.main_process_first(desc="resolving the model"):
+        model_path = resolve_model_path(
+            model_args.model_name_or_path,
+            model_args.cache_dir,
+            model_args.model_revision,
+            model_args.token,
+            model_args.trust_remote_code,
+        )
+    modality = infer_model_modality(load_config(model_path, model_args))
+    if infer_modality(source) != modality:
+        raise DataError(
+            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(source)}; "
+            "pick a model and data sets of the same modality."
+        )
+    processor = load_processor(model_path, modality, model_args)
+    model = create_classification_model(
+        model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
+    )
+    if modality == "vision" and transfer_args.image_size:
+        processor = set_image_size(processor, model, transfer_args.image_size)
+
+    # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
+    with training_args.main_process_first(desc="preprocessing"):
+        processed_source = preprocess_dataset(source, processor, modality, transfer_args.max_seq_length, "Source: ")
+        processed_target = preprocess_dataset(target, processor, modality, transfer_args.max_seq_length, "Target: ")
+        # Held-out rows of each domain (validation + test), for the A-distance before and after training.
+        held_out = {domain: preprocess_dataset(held_out_split(raw), processor, modality, transfer_args.max_seq_length,
+                                               f"Held-out {domain}: ")
+                    for domain, raw in (("source", source), ("target", target))}  # fmt: skip
+    data_collator = create_collator(processor, modality)
+    if modality == "vision":
+        training_args.remove_unused_columns = False  # the transform needs the `image` column
+
+    metrics = {
+        "method": da_args.method,
+        "strategy": transfer_args.strategy,
+        "modality": modality,
+        "source_train_samples": len(processed_source["train"]),
+        "target_train_samples": len(processed_target["train"]),
+    }
+    is_main = PartialState().is_main_process
+    if da_args.compute_a_distance and is_main:
+        model.to(training_args.device)
+        metrics["a_distance_before"] = compute_proxy_a_distance(
+            model, held_out["source"], held_out["target"], data_collator,
+            max_samples=da_args.a_distance_max_samples, batch_size=transfer_args.feature_batch_size,
+            seed=training_args.seed,
+        ).value  # fmt: skip
+
+    # 7. Training data per method: source pairs with unlabelled target rows, or one labelled domain alone.
+    if da_args.uses_alignment:
+        train_dataset = DomainPairDataset(processed_source["train"], processed_target["train"], seed=da_args.pair_seed)
+    elif da_args.method == "target_oracle":
+        train_dataset = processed_target["train"]
+    else:
+        train_dataset = processed_source["train"]
+    alignment_loss = create_alignment_loss(
+        da_args.method,
+        get_classifier(model).in_features,
+        dann_hidden_size=da_args.dann_hidden_size,
+        dann_dropout=da_args.dann_dropout,
+        mmd_num_kernels=da_args.mmd_num_kernels,
+        mmd_kernel_mul=da_args.mmd_kernel_mul,
+        mmd_estimator=da_args.mmd_estimator,
+    )
+
+    if transfer_args.strategy == "lora":
+        model = create_lora_model(model, transfer_args)
+        training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
+    trainable, total = count_parameters(model)
+    logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
+
+    # 8. Trainer: task loss on source rows + alignment loss on the features the head sees.
+    trainer = DomainAdaptationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=processed_source["validation"],  # no target labels during training
+        processing_class=processor,
+        data_collator=DomainPairCollator(data_collator),
+        compute_metrics=create_compute_metrics(),
+        head_learning_rate=transfer_args.head_learning_rate,
+        layer_decay=transfer_args.layer_decay,
+        alignment_loss=alignment_loss,
+        alignment_weight=da_args.alignment_weight,
+        alignment_schedule=da_args.alignment_schedule,
+        schedule_gamma=da_args.schedule_gamma,
+        alignment_learning_rate=da_args.alignment_learning_rate,
+    )
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    publish_directory(training_args.output_dir, trainer.save_model)
+    if training_args.should_save:
+        processor.save_pretrained(training_args.output_dir)
+    trainer.save_state()
+    metrics.update(train_result.metrics)
+
+    # 9. Evaluation on both domains (target labels are read only here).
+    for domain, processed in (("source", processed_source), ("target", processed_target)):
+        for split, name in (("validation", "eval"), ("test", "test")):
+            if split in processed:
+                metrics.update(trainer.evaluate(processed[split], metric_key_prefix=f"{domain}_{name}"))
+    if da_args.compute_a_distance and is_main:
+        metrics["a_distance_after"] = compute_proxy_a_distance(
+            trainer.model, held_out["source"], held_out["target"], data_collator,
+            max_samples=da_args.a_distance_max_samples, batch_size=transfer_args.feature_batch_size,
+            seed=training_args.seed,
+        ).value  # fmt: skip
+    metrics["trainable_params"], metrics["total_params"] = trainable, total
+    if alignment_loss is not None:
+        metrics["alignment_loss_config"] = {"name": type(alignment_loss).__name__, **alignment_loss.get_config_dict()}
+        metrics["alignment_params"] = sum(p.numel() for p in alignment_loss.parameters())
+
+    if transfer_args.merge_lora and training_args.should_save:
+        merged = trainer.model.merge_and_unload()
+        publish_directory(
+            training_args.output_dir,
+            lambda tmp: (merged.save_pretrained(tmp), processor.save_pretrained(tmp)),
+            subdir="merged",
+        )
+
+    # 10. Results: all_results.json, written by the main process only.
+    metrics["base_model"] = model_args.model_name_or_path
+    metrics["source_dataset"] = source_args.source_dataset_name or source_args.source_train_file or source_args.source_train_dir
+    metrics["target_dataset"] = target_args.target_dataset_name or target_args.target_train_file or target_args.target_train_dir
+    metrics["num_processes"] = training_args.world_size
+    if training_args.should_save:
+        write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
+    logger.info(f"Results: {metrics}")
+    PartialState().wait_for_everyone()
+
+
+if __name__ == "__main__":
+    run_recipe(main)
