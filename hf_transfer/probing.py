@@ -24,7 +24,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import torch
 from datasets import Dataset
@@ -196,18 +196,24 @@ def fit_linear_probe(
     num_classes: int,
     l2_grid: Sequence[float] = DEFAULT_L2_GRID,
     max_iter: int = 200,
+    standardize: Literal["per_feature", "global"] = "per_feature",
 ) -> ProbeResult:
     """Multinomial logistic regression on frozen features, L2 strength chosen on the validation split.
 
     The objective for each `l2` in the grid is  mean CE(W z + b, y) + l2 / 2 * ||W||^2  over
     standardised features z = (x - mu) / sigma (mu, sigma from the training split). The best
     validation accuracy wins (ties go to the stronger regulariser, which comes first in the sweep).
+    `standardize="global"` uses one sigma for all features (the overall std): for few-shot training
+    sets (a handful of rows), per-feature sigmas are degenerate and blow up near-constant features.
     """
     if train_features.shape[0] == 0 or val_features.shape[0] == 0:
         raise ValueError("Linear probing needs non-empty train and validation features.")
     x = train_features.double()
     mean = x.mean(0)
-    std = x.std(0, unbiased=False).clamp(min=1e-6)
+    if standardize == "global":
+        std = (x - mean).pow(2).mean().sqrt().clamp(min=1e-6).expand_as(mean)
+    else:
+        std = x.std(0, unbiased=False).clamp(min=1e-6)
     z_train = (x - mean) / std  # (N, D)
     z_val = (val_features.double() - mean) / std
     y_train = train_labels.long()

@@ -48,13 +48,12 @@ from hf_transfer.meta import (
     EpisodeSampler,
     MAMLConfig,
     MAMLTrainer,
-    resize_image_processor,
     split_classes,
     split_meta_rows,
     zero_init_head,
 )
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
-from hf_transfer.processing import create_collator, preprocess_dataset
+from hf_transfer.processing import create_collator, preprocess_dataset, set_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +178,10 @@ def main():
             "pick a model and a dataset of the same modality."
         )
     processor = load_processor(model_path, modality, model_args)
-    if recipe_args.image_size and modality == "vision":
-        processor = resize_image_processor(processor, recipe_args.image_size)
     way_names = [f"way_{i}" for i in range(episode_args.n_way)]  # episode labels are re-indexed 0..N-1
     model = create_classification_model(model_path, way_names, model_args, replace_head=True)
+    if recipe_args.image_size and modality == "vision":
+        processor = set_image_size(processor, model, recipe_args.image_size)
     if recipe_args.zero_init_head:
         zero_init_head(model, maml_config.head_module)
     if recipe_args.use_lora or maml_config.adapt in ("lora", "lora_and_head"):

@@ -13,7 +13,6 @@ from .episodes import (
     EpisodeDataset,
     EpisodeSampler,
     Task,
-    resize_image_processor,
     split_classes,
     split_meta_rows,
 )
@@ -36,7 +35,6 @@ __all__ = [
     "episode_accuracies",
     "mean_confidence_interval",
     "probe_accuracies",
-    "resize_image_processor",
     "split_classes",
     "split_meta_rows",
     "zero_init_head",

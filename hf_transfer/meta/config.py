@@ -227,7 +227,8 @@ class EpisodeArguments:
                 )
             if any((self.meta_train_classes, self.meta_validation_classes, self.meta_test_classes)):
                 raise ConfigError(
-                    "Pass either --class_split or the --meta_*_classes names, not both: the names already fix the split."
+                    "Pass either --class_split or the --meta_*_classes names, not both: the names already fix the "
+                    "split."
                 )
         if not 0.0 < self.meta_validation_fraction < 1.0:
             raise ConfigError(

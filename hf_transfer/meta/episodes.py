@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -29,7 +29,6 @@ __all__ = [
     "EpisodeDataset",
     "split_classes",
     "split_meta_rows",
-    "resize_image_processor",
 ]
 
 logger = logging.getLogger(__name__)
@@ -315,29 +314,3 @@ class EpisodeDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Task:
         return self.task(self.sampler.sample(index))
-
-
-def resize_image_processor(processor: Any, image_size: int) -> Any:
-    """An image processor that outputs `image_size` x `image_size` pixels (smaller inputs: faster episodes).
-
-    Works for transformers' processors with a `size` (ViT-like) and for timm wrappers (their data config).
-    """
-    if hasattr(processor, "data_config") and hasattr(processor, "val_transforms"):  # TimmWrapperImageProcessor
-        import timm
-
-        config = dict(processor.data_config)
-        config["input_size"] = (3, image_size, image_size)
-        config["crop_pct"] = 1.0
-        processor.data_config = config
-        processor.val_transforms = timm.data.create_transform(**config, is_training=False)
-        processor.train_transforms = timm.data.create_transform(**config, is_training=True)
-        return processor
-    size = getattr(processor, "size", None)
-    if isinstance(size, dict):
-        processor.size = {"height": image_size, "width": image_size}
-        if getattr(processor, "crop_size", None) is not None:
-            processor.crop_size = {"height": image_size, "width": image_size}
-        return processor
-    raise ConfigError(
-        f"Cannot set the image size of {type(processor).__name__}; omit --image_size to keep the model's own."
-    )

@@ -48,7 +48,9 @@ def distributed_map(fn: Callable[[int], object], indices: Sequence[int], acceler
 
 
 @torch.no_grad()
-def _row_features(maml: MAML, episodes: EpisodeDataset, rows: np.ndarray, device, batch_size: int) -> dict[int, torch.Tensor]:
+def _row_features(
+    maml: MAML, episodes: EpisodeDataset, rows: np.ndarray, device, batch_size: int
+) -> dict[int, torch.Tensor]:
     out: dict[int, torch.Tensor] = {}
     with maml.episode_mode():
         for start in range(0, len(rows), batch_size):
@@ -98,7 +100,8 @@ def episode_accuracies(
     steps = maml.config.num_eval_inner_steps if steps is None else steps
     accuracies = []
     if maml.uses_feature_path:
-        for episode, support, query in _episode_features(maml, episodes, indices, device, batch_size, desc, disable_tqdm):
+        features = _episode_features(maml, episodes, indices, device, batch_size, desc, disable_tqdm)
+        for episode, support, query in features:
             labels = torch.as_tensor(episode.support_labels, device=device)
             with torch.no_grad():
                 head = maml.adapt_head(support, labels, steps)
@@ -110,7 +113,8 @@ def episode_accuracies(
     for index in tqdm(list(indices), desc=desc, unit="episode", disable=disable_tqdm):
         task = episodes[index].to(device)
         with torch.no_grad():
-            accuracies.append(maml(task.support, task.support_labels, task.query, task.query_labels, steps=steps).accuracy)
+            out = maml(task.support, task.support_labels, task.query, task.query_labels, steps=steps)
+        accuracies.append(out.accuracy)
     return accuracies
 
 
@@ -126,8 +130,10 @@ def probe_accuracies(
     desc: str = "Probe episodes",
     disable_tqdm: bool = False,
 ) -> dict[float, list[float]]:
-    """Per episode, a linear probe (`hf_transfer.probing.fit_linear_probe`: standardised features, L-BFGS)
-    fitted on the support set's frozen head-input features; query accuracy for each L2 strength."""
+    """Per episode, a linear probe (`hf_transfer.probing.fit_linear_probe`, L-BFGS) fitted on the support
+    set's frozen head-input features; query accuracy for each L2 strength. Features are centred on the
+    support mean and scaled by one global std (`standardize="global"`): per-feature stds estimated from
+    N * K support rows are degenerate at one or five shots."""
     device = device or next(maml.parameters()).device
     results: dict[float, list[float]] = {float(l2): [] for l2 in l2_grid}
     probe_logger = logging.getLogger("hf_transfer.probing")
@@ -139,7 +145,7 @@ def probe_accuracies(
             probe = fit_linear_probe(
                 support.cpu(), torch.as_tensor(episode.support_labels), query.cpu(),
                 torch.as_tensor(episode.query_labels), num_classes=len(episode.classes), l2_grid=list(results),
-                max_iter=max_iter,
+                max_iter=max_iter, standardize="global",  # per-feature sigmas from K examples are degenerate
             )  # fmt: skip
             for l2, accuracy in probe.sweep.items():
                 results[l2].append(accuracy)

@@ -19,7 +19,6 @@ best weights in memory only), `save_total_limit`, `seed`, `disable_tqdm`, `use_c
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import shutil
@@ -131,7 +130,7 @@ class MAMLTrainer:
             task = self.train_episodes[step * self.meta_batch_size + j].to(self.device)
             out = self.maml(task.support, task.support_labels, task.query, task.query_labels)
             (out.loss / self.meta_batch_size).backward()  # frees this task's graph before the next task
-            loss_sum, acc_sum, count = loss_sum + float(out.loss), acc_sum + out.accuracy, count + 1
+            loss_sum, acc_sum, count = loss_sum + float(out.loss.detach()), acc_sum + out.accuracy, count + 1
         self._all_reduce_gradients()
         if self.args.max_grad_norm and self.args.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.args.max_grad_norm)
@@ -198,8 +197,10 @@ class MAMLTrainer:
             if probe_l2_grid:
                 val_indices = list(range(num_probe_selection_episodes or self.num_eval_episodes))
                 val_local = val_indices[rank::world]
-                sweep = probe_accuracies(baseline, self.eval_episodes, val_local, probe_l2_grid, max_iter=probe_max_iter,
-                                         device=self.device, desc="Probe L2 on meta-validation", disable_tqdm=disable)
+                sweep = probe_accuracies(
+                    baseline, self.eval_episodes, val_local, probe_l2_grid, max_iter=probe_max_iter,
+                    device=self.device, desc="Probe L2 on meta-validation", disable_tqdm=disable,
+                )  # fmt: skip
                 scores = {l2: mean_confidence_interval(self._gather(val_local, accs))[0] for l2, accs in sweep.items()}
                 l2 = max(scores, key=lambda k: (scores[k], k))  # ties: the stronger regulariser
                 logger.info(f"Probe L2 chosen on meta-validation: {l2:g} (accuracy {scores[l2]:.4f}; sweep {scores})")
@@ -316,7 +317,7 @@ class MAMLTrainer:
                 if self.state["best_metric"] is None or accuracy > self.state["best_metric"]:
                     self.state.update(best_metric=accuracy, best_step=step + 1)
                     if args.save_strategy == "no":
-                        self._best_weights = copy.deepcopy({k: v.detach().clone() for k, v in self.maml.state_dict().items()})
+                        self._best_weights = {k: v.detach().clone() for k, v in self.maml.state_dict().items()}
                     else:
                         self.state["best_checkpoint"] = str(self._checkpoint_dir(step + 1))
                 self._save_checkpoint(step + 1)

@@ -1,0 +1,315 @@
+#!/usr/bin/env python
+"""Benchmark: one MAML meta-training step, `hf_transfer.meta.MAML` vs. `higher` (the usual library for it).
+
+Needs `higher` (benchmark only, not a dependency of the toolkit): `pip install higher==0.2.1`.
+
+Both variants run exact second-order MAML on the same model, the same tasks (seeded synthetic N-way
+K-shot episodes: the timing does not depend on pixel or token values), the same inner learning rate
+and steps (1 and 5), task by task with `backward()` after each task (higher's own MAML example does the
+same), so only the inner-loop machinery differs:
+- `maml`: `MAML.forward` (functional inner loop on a dict of fast weights, `torch.func.functional_call`,
+  fused `_foreach` SGD update, batch norm with batch statistics and untouched running statistics);
+- `higher`: `higher.innerloop_ctx(model, SGD, copy_initial_weights=False)` and `diffopt.step(loss)`.
+
+Models: `conv4`, the 4-block Conv-BatchNorm-ReLU-MaxPool network of the MAML paper (32 channels, 28x28
+grey images, 5-way 1-shot 15-query) and `tiny-bert`, a 2-layer BERT (hidden 32, 32 tokens, 5-way
+1-shot 5-query; word embeddings frozen, as is usual for text MAML). Attention runs its math kernel in
+both variants (the fused kernels have no double backward).
+
+Each (model, steps, variant) runs in a fresh subprocess, interleaved (maml, higher, maml, higher, ...
+`--repeats` times) so both see the same machine load; torch uses `--threads` threads (1 by default:
+on a shared 2-core machine more threads make small ops several times slower and much noisier).
+Per run: median wall time of `--timed_steps` meta-steps after `--warmup_steps`, and peak memory:
+process RSS high-water mark (`ru_maxrss`) minus the RSS right before the first meta-step, i.e. what the
+unrolled graphs, gradients and optimizer added. The meta-gradients of the first meta-step of both
+variants are compared (max abs difference), so the speed is not bought with a different result.
+
+    python benchmarks/maml_vs_higher.py                       # both models, steps 1 and 5, 3 repeats
+    python benchmarks/maml_vs_higher.py --models conv4 --repeats 1
+    python benchmarks/maml_vs_higher.py --variant maml --model conv4 --inner_steps 5   # one run, in-process
+
+The last line is `speedup_vs_higher: X`: higher's median step time over ours at 5 inner steps, for the
+model where that ratio is smallest (the conservative number).
+"""
+
+import gc
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertConfig, BertForSequenceClassification, HfArgumentParser
+
+from hf_transfer.cli import run_recipe
+from hf_transfer.errors import ConfigError
+from hf_transfer.meta import MAML, MAMLConfig
+from hf_transfer.outputs import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+NAME = "maml_vs_higher"
+MODELS = ("conv4", "tiny-bert")
+VARIANTS = ("maml", "higher")
+
+
+@dataclass
+class BenchmarkArguments:
+    """What is compared.
+
+    Args:
+        variant (`Literal["both", "maml", "higher"]`): `both` runs every (model, steps, variant) in fresh
+            subprocesses, interleaved, and writes the comparison; `maml` / `higher` runs one in this process.
+        models (`list[str]`): models compared by `both` (`conv4`, `tiny-bert`).
+        model (`str`): the model of a single-variant run.
+        steps (`list[int]`): inner-step counts compared by `both`.
+        inner_steps (`int`): inner steps of a single-variant run.
+        repeats (`int`): interleaved (maml, higher) pairs per (model, steps).
+        meta_batch_size (`int`): tasks per meta-step.
+        inner_lr (`float`): inner SGD learning rate.
+        warmup_steps, timed_steps (`int`): meta-steps left out of / used for the median time.
+        threads (`int`): torch intra-op threads.
+        output_file (`str`, *optional*): where the JSON goes.
+    """
+
+    variant: Literal["both", "maml", "higher"] = field(
+        default="both", metadata={"help": "both: compare in interleaved subprocesses. maml / higher: one run here."}
+    )
+    models: list[str] = field(default_factory=lambda: list(MODELS), metadata={"help": f"Models: {MODELS}."})
+    model: str = field(default="conv4", metadata={"help": "Model of a single-variant run."})
+    steps: list[int] = field(default_factory=lambda: [1, 5], metadata={"help": "Inner-step counts compared."})
+    inner_steps: int = field(default=5, metadata={"help": "Inner steps of a single-variant run."})
+    repeats: int = field(default=3, metadata={"help": "Interleaved (maml, higher) pairs per model and step count."})
+    meta_batch_size: int = field(default=4, metadata={"help": "Tasks per meta-step."})
+    inner_lr: float = field(default=0.4, metadata={"help": "Inner SGD learning rate."})
+    warmup_steps: int = field(default=2, metadata={"help": "Meta-steps left out of the median time."})
+    timed_steps: int = field(default=6, metadata={"help": "Meta-steps whose median time is reported."})
+    threads: int = field(default=1, metadata={"help": "torch intra-op threads (1: stable on a shared machine)."})
+    output_file: Optional[str] = field(
+        default=None, metadata={"help": f"JSON results. Default: benchmarks/results/{NAME}.json."}
+    )
+
+    def __post_init__(self) -> None:
+        for name in [self.model, *self.models]:
+            if name not in MODELS:
+                raise ConfigError(f"Unknown model {name!r}; choose from {', '.join(MODELS)}.")
+        for flag in ("repeats", "meta_batch_size", "timed_steps", "threads", "inner_steps"):
+            if getattr(self, flag) < 1:
+                raise ConfigError(f"--{flag} must be at least 1; got {getattr(self, flag)}.")
+        if self.output_file is None:
+            self.output_file = os.path.join("benchmarks", "results", f"{NAME}.json")
+
+
+# --------------------------------------------------------------------------------------------------
+# Models and tasks
+
+
+def conv4(channels: int = 32, n_way: int = 5) -> nn.Module:
+    """The MAML paper's Omniglot / miniImageNet network: 4 x (conv 3x3, BatchNorm, ReLU, max-pool 2)."""
+    layers: list[nn.Module] = []
+    in_channels = 1
+    for _ in range(4):
+        layers += [nn.Conv2d(in_channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(2)]
+        in_channels = channels
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels, n_way))  # 28 -> 14 -> 7 -> 3 -> 1
+
+
+def tiny_bert(n_way: int = 5) -> nn.Module:
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=64, num_labels=n_way,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    model = BertForSequenceClassification(config)
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    return model
+
+
+def make_model_and_tasks(name: str, num_tasks: int, seed: int = 0):
+    """(model, [(support inputs, support labels, query inputs, query labels)] * num_tasks)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    n_way = 5
+    if name == "conv4":
+        model, k, q = conv4(n_way=n_way), 1, 15
+        inputs = lambda n: {"input": torch.randn(n, 1, 28, 28, generator=g)}  # noqa: E731
+    else:
+        model, k, q = tiny_bert(n_way), 1, 5
+        inputs = lambda n: {"input_ids": torch.randint(1000, 29000, (n, 32), generator=g),  # noqa: E731
+                            "attention_mask": torch.ones(n, 32, dtype=torch.long)}  # fmt: skip
+    labels = lambda m: torch.arange(n_way).repeat_interleave(m)  # noqa: E731
+    tasks = [(inputs(n_way * k), labels(k), inputs(n_way * q), labels(q)) for _ in range(num_tasks)]
+    return model, tasks
+
+
+def _logits(output):
+    return output if torch.is_tensor(output) else output.logits
+
+
+# --------------------------------------------------------------------------------------------------
+# One meta-step per variant
+
+
+def make_meta_step(variant: str, model: nn.Module, tasks, steps: int, inner_lr: float):
+    """A function doing one meta-step (gradients of the mean query loss over the tasks) with that variant."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    outer = torch.optim.Adam(params, lr=1e-3)
+    if variant == "maml":
+        maml = MAML(model, MAMLConfig(inner_steps=steps, inner_lr=inner_lr)).train()
+
+        def step() -> None:
+            outer.zero_grad(set_to_none=True)
+            for support, support_labels, query, query_labels in tasks:
+                (maml(support, support_labels, query, query_labels).loss / len(tasks)).backward()
+
+    else:
+        import higher
+
+        inner = torch.optim.SGD(params, lr=inner_lr)
+
+        def step() -> None:
+            outer.zero_grad(set_to_none=True)
+            model.train()
+            with sdpa_kernel(SDPBackend.MATH):  # the same attention kernel MAML uses for second order
+                for support, support_labels, query, query_labels in tasks:
+                    with higher.innerloop_ctx(model, inner, copy_initial_weights=False) as (fmodel, diffopt):
+                        for _ in range(steps):
+                            diffopt.step(F.cross_entropy(_logits(fmodel(**support)), support_labels))
+                        (F.cross_entropy(_logits(fmodel(**query)), query_labels) / len(tasks)).backward()
+
+    return step, params, outer
+
+
+def current_rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def run_variant(args: BenchmarkArguments, gradient_file: Optional[str] = None) -> dict:
+    torch.set_num_threads(args.threads)
+    model, tasks = make_model_and_tasks(args.model, args.meta_batch_size)
+    step, params, optimizer = make_meta_step(args.variant, model, tasks, args.inner_steps, args.inner_lr)
+    gc.collect()
+    before = current_rss_mib()
+    durations = []
+    for i in range(args.warmup_steps + args.timed_steps):
+        start = time.perf_counter()
+        step()
+        durations.append(time.perf_counter() - start)
+        if i == 0 and gradient_file:  # the first meta-gradient, from the initial weights, for the cross-check
+            torch.save(torch.cat([p.grad.reshape(-1) for p in params]), gradient_file)
+        optimizer.step()
+    timed = durations[args.warmup_steps :]
+    return {
+        "model": args.model,
+        "variant": args.variant,
+        "inner_steps": args.inner_steps,
+        "median_step_s": statistics.median(timed),
+        "step_s": timed,
+        "rss_before_mib": before,
+        "peak_mib": peak_rss_mib(),
+        "train_peak_mib": peak_rss_mib() - before,
+        "parameters": sum(p.numel() for p in params),
+        "load_average": os.getloadavg(),
+    }
+
+
+def run_in_subprocess(model: str, steps: int, variant: str, tmp: str, index: int) -> dict:
+    output = os.path.join(tmp, f"{index}.json")
+    gradient = os.path.join(tmp, f"{model}-{steps}-{variant}.pt")
+    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--variant", variant, "--model", model,
+               "--inner_steps", str(steps), "--output_file", output]  # fmt: skip
+    subprocess.run(command, check=True, env={**os.environ, "MAML_BENCH_GRADIENT_FILE": gradient})
+    with open(output) as f:
+        return json.load(f)
+
+
+def machine_info(threads: int) -> dict:
+    import higher
+    import transformers
+
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": threads,
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "higher": getattr(higher, "__version__", "0.2.1"), "python": sys.version.split()[0]}  # fmt: skip
+
+
+def main():
+    # 1. Arguments
+    (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
+                        level=logging.WARNING)  # fmt: skip
+    logger.setLevel(logging.INFO)
+
+    # 2. One variant: run it here (what each subprocess does).
+    if args.variant != "both":
+        result = run_variant(args, os.environ.get("MAML_BENCH_GRADIENT_FILE"))
+        write_json_atomic(args.output_file, result)
+        logger.info(f"{args.model} {args.variant} {args.inner_steps} steps: {result['median_step_s']:.4f} s/step, "
+                    f"+{result['train_peak_mib']:.0f} MiB")  # fmt: skip
+        return
+
+    # 3. Both: fresh subprocesses, maml and higher interleaved.
+    load_start = os.getloadavg()
+    runs, gradient_diff = [], {}
+    with tempfile.TemporaryDirectory(prefix="maml-bench-") as tmp:
+        for repeat in range(args.repeats):
+            for model in args.models:
+                for steps in args.steps:
+                    for variant in VARIANTS:
+                        runs.append({"repeat": repeat, **run_in_subprocess(model, steps, variant, tmp, len(runs))})
+        for model in args.models:
+            for steps in args.steps:
+                ours = torch.load(os.path.join(tmp, f"{model}-{steps}-maml.pt"))
+                theirs = torch.load(os.path.join(tmp, f"{model}-{steps}-higher.pt"))
+                gradient_diff[f"{model}/{steps}"] = float((ours - theirs).abs().max() / theirs.abs().max())
+
+    # 4. Summary: medians per (model, steps, variant) and ratios higher / maml.
+    summary = {}
+    for model in args.models:
+        for steps in args.steps:
+            cell = {}
+            for variant in VARIANTS:
+                mine = [r for r in runs if (r["model"], r["inner_steps"], r["variant"]) == (model, steps, variant)]
+                cell[variant] = {k: statistics.median(r[k] for r in mine) for k in ("median_step_s", "train_peak_mib")}
+            cell["speedup"] = cell["higher"]["median_step_s"] / cell["maml"]["median_step_s"]
+            cell["memory_ratio"] = cell["maml"]["train_peak_mib"] / max(cell["higher"]["train_peak_mib"], 1e-9)
+            cell["max_relative_gradient_difference"] = gradient_diff[f"{model}/{steps}"]
+            summary[f"{model}/{steps}"] = cell
+    results = {"benchmark": NAME, "arguments": asdict(args), "machine": machine_info(args.threads),
+               "load_average_start": load_start, "load_average_end": os.getloadavg(), "runs": runs,
+               "summary": summary}  # fmt: skip
+    write_json_atomic(args.output_file, results)
+
+    print(f"{NAME}: second-order MAML meta-step, {args.meta_batch_size} tasks, {args.repeats} interleaved repeats "
+          f"in fresh subprocesses, {args.threads} torch thread(s), {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"  {'model':10} {'steps':>5} {'maml s/step':>12} {'higher s/step':>14} {'speedup':>8} "
+          f"{'maml MiB':>9} {'higher MiB':>11} {'grad diff':>10}")  # fmt: skip
+    for key, cell in summary.items():
+        model, steps = key.split("/")
+        ours, theirs = cell["maml"], cell["higher"]
+        print(f"  {model:10} {steps:>5} {ours['median_step_s']:>12.4f} {theirs['median_step_s']:>14.4f} "
+              f"{cell['speedup']:>8.2f} {ours['train_peak_mib']:>9.1f} {theirs['train_peak_mib']:>11.1f} "
+              f"{cell['max_relative_gradient_difference']:>10.1e}")  # fmt: skip
+    print(f"  results: {args.output_file}")
+    at_five = [cell["speedup"] for key, cell in summary.items() if key.endswith("/5")] or [
+        cell["speedup"] for cell in summary.values()
+    ]
+    print(f"speedup_vs_higher: {min(at_five):.2f}")
+
+
+if __name__ == "__main__":
+    run_recipe(main)
