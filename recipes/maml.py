@@ -52,6 +52,7 @@ from hf_transfer.meta import (
     split_meta_rows,
     zero_init_head,
 )
+from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.processing import create_collator, preprocess_dataset, set_image_size
 
@@ -121,11 +122,13 @@ class MetaRecipeArguments:
 def main():
     # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
     parser = HfArgumentParser(
-        (ModelArguments, DataArguments, EpisodeArguments, MAMLConfig, MetaRecipeArguments, TrainingArguments)
+        (ModelArguments, DataArguments, EpisodeArguments, MAMLConfig, MetaRecipeArguments, HubArguments, TrainingArguments)
     )
-    model_args, data_args, episode_args, maml_config, recipe_args, training_args = parse_recipe_args(
+    model_args, data_args, episode_args, maml_config, recipe_args, hub_args, training_args = parse_recipe_args(
         parser, default_config=DEFAULT_CONFIG
     )
+    # The push happens once at the end, with the model card; the token never reaches saved arguments.
+    push_to_hub, hub_token = take_hub_token(training_args)
 
     # 2. Logging: only the main process talks.
     setup_logging(training_args)
@@ -249,6 +252,19 @@ def main():
         if key + "_accuracy" in metrics
     )
     logger.info(f"Meta-test over {episode_args.num_test_episodes} episodes: {summary}")
+
+    # 12. Model card and Hub push (main process only).
+    method = f"maml ({'first' if maml_config.first_order else 'second'}-order, adapt={maml_config.adapt})"
+    publish_run(
+        training_args, hub_args, push=push_to_hub, token=hub_token,
+        run_info=dict(
+            recipe="maml", base_model=model_args.model_name_or_path, base_model_path=model_path, modality=modality,
+            method=method, datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
+            label_names=way_names, arguments=(model_args, data_args, episode_args, maml_config, recipe_args,
+                                              training_args),
+            world_size=training_args.world_size,
+        ),
+    )  # fmt: skip
     PartialState().wait_for_everyone()
 
 
