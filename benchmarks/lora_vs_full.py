@@ -69,7 +69,7 @@ logger = logging.getLogger(__name__)
 NAME = "lora_vs_full"
 VARIANTS = ("full", "lora")
 # Defaults of the library's own dataclasses for this benchmark (still overridable by their flags).
-DATA_DEFAULTS = {"dataset_name": "tweet_sentiment", "max_train_samples": 1500, "max_eval_samples": 500}
+DATA_DEFAULTS = {"dataset_name": "tweet_sentiment", "max_train_samples": 1024, "max_eval_samples": 300}
 
 
 @dataclass
@@ -130,11 +130,12 @@ class BenchmarkArguments:
 
 
 class StepTimer(TrainerCallback):
-    """Wall time of every optimizer step, from `on_step_begin` to `on_step_end`."""
+    """Wall time and process CPU time (all threads) of every optimizer step, `on_step_begin` to `on_step_end`."""
 
     def __init__(self):
         self.durations: list[float] = []
-        self._start = 0.0
+        self.cpu_durations: list[float] = []
+        self._start = self._cpu_start = 0.0
 
     @staticmethod
     def _sync() -> None:
@@ -143,11 +144,12 @@ class StepTimer(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._sync()
-        self._start = time.perf_counter()
+        self._start, self._cpu_start = time.perf_counter(), time.process_time()
 
     def on_step_end(self, args, state, control, **kwargs):
         self._sync()
         self.durations.append(time.perf_counter() - self._start)
+        self.cpu_durations.append(time.process_time() - self._cpu_start)
 
 
 def current_rss_mib() -> float:
@@ -262,7 +264,8 @@ def run_variant(variant: str, model_args: ModelArguments, data_args: DataArgumen
             lower_bound = peak_mib <= peak_before_mib  # training never raised the process high-water mark
         eval_metrics = trainer.evaluate()
 
-    timed = timer.durations[bench_args.timing_warmup_steps :] or timer.durations
+    skip = bench_args.timing_warmup_steps if len(timer.durations) > bench_args.timing_warmup_steps else 0
+    timed, timed_cpu = timer.durations[skip:], timer.cpu_durations[skip:]
     return {
         "variant": variant,
         "trainable_params": trainable,
@@ -277,7 +280,10 @@ def run_variant(variant: str, model_args: ModelArguments, data_args: DataArgumen
         "steps": len(timer.durations),
         "timed_steps": len(timed),
         "median_step_s": statistics.median(timed),
+        "min_step_s": min(timed),
+        "median_step_cpu_s": statistics.median(timed_cpu),
         "step_s": timer.durations,
+        "step_cpu_s": timer.cpu_durations,
         "train_runtime_s": train_metrics["train_runtime"],
         "eval_accuracy": eval_metrics["eval_accuracy"],
         "eval_f1": eval_metrics["eval_f1"],
@@ -330,14 +336,12 @@ def main():
                 runs.append({"repeat": repeat, **run_in_subprocess(variant, tmp, len(runs))})
 
     # 5. Summary: per-variant medians and per-pair ratios lora / full.
-    keys = ("trainable_params", "trainable_fraction", "train_peak_mib", "peak_mib", "median_step_s",
-            "train_runtime_s", "eval_accuracy")  # fmt: skip
+    keys = ("trainable_params", "trainable_fraction", "train_peak_mib", "peak_mib", "median_step_s", "min_step_s",
+            "median_step_cpu_s", "train_runtime_s", "eval_accuracy")  # fmt: skip
     median = {v: {k: statistics.median(r[k] for r in runs if r["variant"] == v) for k in keys} for v in VARIANTS}
-    pairs = [
-        {k: lora[k] / full[k] for k in ("train_peak_mib", "peak_mib", "median_step_s", "train_runtime_s")}
-        for full, lora in zip(runs[0::2], runs[1::2])
-    ]
-    ratios = {k: statistics.median(p[k] for p in pairs) for k in pairs[0]}
+    ratio_keys = ("train_peak_mib", "peak_mib", "median_step_s", "min_step_s", "median_step_cpu_s", "train_runtime_s")
+    pairs = [{k: lora[k] / full[k] for k in ratio_keys} for full, lora in zip(runs[0::2], runs[1::2])]
+    ratios = {k: statistics.median(p[k] for p in pairs) for k in ratio_keys}
     ratios["trainable_params"] = median["lora"]["trainable_params"] / median["full"]["trainable_params"]
     ratios["eval_accuracy_difference"] = median["lora"]["eval_accuracy"] - median["full"]["eval_accuracy"]
     results = {
@@ -359,18 +363,21 @@ def main():
 
     print(f"{NAME}: {results['model']} on {results['dataset']}, {runs[0]['steps']} steps of batch "
           f"{bench_args.batch_size}, {bench_args.repeats} x (full, lora) in fresh subprocesses, "
-          f"{results['machine']['cpu_count']} CPUs")  # fmt: skip
-    print(f"  {'':6} {'trainable':>12} {'fraction':>9} {'train peak MiB':>15} {'peak MiB':>9} {'s/step':>7} {'val acc':>8}")
+          f"{results['machine']['cpu_count']} CPUs, load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"  {'':6} {'trainable':>12} {'fraction':>9} {'train peak MiB':>15} {'peak MiB':>9} {'s/step':>7} "
+          f"{'min s':>6} {'CPU s/step':>10} {'val acc':>8}")  # fmt: skip
     for v in VARIANTS:
         m = median[v]
-        print(f"  {v:6} {m['trainable_params']:>12,} {m['trainable_fraction']:>9.4f} {m['train_peak_mib']:>15.0f} "
-              f"{m['peak_mib']:>9.0f} {m['median_step_s']:>7.3f} {m['eval_accuracy']:>8.4f}")  # fmt: skip
+        print(f"  {v:6} {m['trainable_params']:>12,.0f} {m['trainable_fraction']:>9.4f} {m['train_peak_mib']:>15.0f} "
+              f"{m['peak_mib']:>9.0f} {m['median_step_s']:>7.2f} {m['min_step_s']:>6.2f} {m['median_step_cpu_s']:>10.2f} "
+              f"{m['eval_accuracy']:>8.4f}")  # fmt: skip
+    print("  (medians over runs; s/step is the median wall time of a step, CPU s/step the process CPU time, all threads)")
     if any(r["train_peak_is_lower_bound"] for r in runs):
         print("  note: in some runs training did not exceed the loading peak; their train peak is a lower bound")
     print(f"  results: {bench_args.output_file}")
     print(f"lora/full: params {ratios['trainable_params']:.4f}, train peak memory {ratios['train_peak_mib']:.2f}, "
-          f"step time {ratios['median_step_s']:.2f}, accuracy {ratios['eval_accuracy_difference']:+.4f} (lora - full)")
-
+          f"step time {ratios['median_step_s']:.2f} (CPU {ratios['median_step_cpu_s']:.2f}), "
+          f"accuracy {ratios['eval_accuracy_difference']:+.4f} (lora - full)")
 
 if __name__ == "__main__":
     run_recipe(main)

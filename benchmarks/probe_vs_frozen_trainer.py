@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: hf_transfer's cached linear probe vs. `transformers.Trainer` training only the head.
 
-Same model, same data, same batch size. Three timed runs per repeat, in this order:
+Same model, same data, same batch size. Timed, per repeat, in the order A B A:
 
 - (a) cold probe: `probe_classification_model` with an empty `FeatureCache` (a fresh temporary folder):
   one frozen forward pass over train and validation, then the L-BFGS sweep over the L2 grid.
@@ -9,11 +9,13 @@ Same model, same data, same batch size. Three timed runs per repeat, in this ord
 - (b) the peer: a stock `transformers.Trainer` on a model whose backbone is frozen (`requires_grad_(False)`
   on everything but the head found by `get_classifier`), trained for `--epochs` epochs over the same train
   split (every epoch runs the frozen backbone forward again), then `trainer.evaluate()` on validation.
+- (a) and (a') once more, on a new empty cache. Their times are averaged with the first ones, so the probe is
+  measured on both sides of the much longer Trainer run and a drift in the machine's load cancels out.
 
-Reported: wall time of each, validation accuracy of (a) and (b), speedup = time(b) / time(a), and, untimed,
-both models' accuracy on the test split (the probe picks its L2 strength on validation, so its validation
-accuracy is slightly optimistic; test accuracy is the fair comparison). Model loading, data loading and
-tokenization happen before the clocks start and are shared.
+Reported: wall time (and process CPU time) of each, validation accuracy of (a) and (b), speedup =
+time(b) / time(a), and, untimed, both models' accuracy on the test split (the probe picks its L2 strength on
+validation, so its validation accuracy is slightly optimistic; test accuracy is the fair comparison). Model
+loading, data loading and tokenization happen before the clocks start and are shared.
 
     python benchmarks/probe_vs_frozen_trainer.py                     # MiniLM on tweet_sentiment, E = 5
     python benchmarks/probe_vs_frozen_trainer.py --model_name_or_path efficientnet-lite0 \
@@ -75,7 +77,7 @@ class BenchmarkArguments:
         head_learning_rate (`float`): AdamW learning rate of the head in the `Trainer` run (linear decay to 0).
         max_seq_length (`int`): tokens per text after truncation (text models only).
         probe_max_iter (`int`): L-BFGS iterations per L2 value of the probe.
-        repeats (`int`): how many times the (a, a', b) sequence is run, interleaved; medians are reported.
+        repeats (`int`): how many times the (a a', b, a a') sequence is run; medians are reported.
         test_accuracy (`bool`): also score both models on the test split, outside the timed regions.
         seed (`int`): seed of the head initialisation and of the `Trainer`.
         output_file (`str`, *optional*): where the JSON results go.
@@ -86,15 +88,15 @@ class BenchmarkArguments:
         default=64, metadata={"help": "Batch size of the probe's feature extraction and of the Trainer (positive)."}
     )
     head_learning_rate: float = field(
-        default=1e-2,
+        default=3e-2,
         metadata={"help": "AdamW learning rate of the head in the Trainer run, decayed linearly to 0 (positive)."},
     )
     max_seq_length: int = field(default=64, metadata={"help": "Maximum tokens per text (text models only)."})
     probe_max_iter: int = field(default=200, metadata={"help": "L-BFGS iterations per L2 value of the probe."})
     repeats: int = field(
         default=1,
-        metadata={"help": "Run the (cold probe, warm probe, Trainer) sequence this many times, interleaved; "
-                  "medians are reported. 1 keeps the default run at a few minutes on 2 CPU cores."},
+        metadata={"help": "Run the (probe, Trainer, probe) sequence this many times; medians are reported. "
+                  "1 keeps the default run at a few minutes on 2 CPU cores."},
     )  # fmt: skip
     test_accuracy: bool = field(
         default=True,
@@ -120,6 +122,19 @@ def freeze_all_but_head(model: torch.nn.Module) -> None:
     """The peer's setup: only the final head layer (`get_classifier`) keeps `requires_grad`."""
     model.requires_grad_(False)
     get_classifier(model).requires_grad_(True)
+
+
+def timed_probe(model, splits, data_collator, tmp_dir: str, name: str, probe_kwargs: dict):
+    """(a) `probe_classification_model` on an empty `FeatureCache`, then (a') the same call on the filled
+    cache. Returns the probe, its scores, and wall and CPU seconds of both calls."""
+    cache = FeatureCache(os.path.join(tmp_dir, f"features-{name}"))
+    times = {}
+    for label in ("probe_cold", "probe_warm"):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        probe, scores = probe_classification_model(model, splits, data_collator, cache=cache, **probe_kwargs)
+        times[f"{label}_s"] = time.perf_counter() - start
+        times[f"{label}_cpu_s"] = time.process_time() - cpu_start
+    return probe, scores, times
 
 
 def machine_info() -> dict:
@@ -195,32 +210,22 @@ def main():
         raise ConfigError(f"{model_args.model_name_or_path} has a head with hidden layers; a linear probe needs a "
                           "single Linear head. Pick another --model_name_or_path.")  # fmt: skip
 
+    probe_kwargs = dict(cache_identity=cache_identity, l2_grid=DEFAULT_L2_GRID, max_iter=bench_args.probe_max_iter,
+                        batch_size=bench_args.batch_size)  # fmt: skip
     runs = []
     for repeat in range(bench_args.repeats):
-        run = {"repeat": repeat}
+        run = {"repeat": repeat, "load_average": {}}
         with tempfile.TemporaryDirectory(prefix="hf_transfer-bench-") as tmp:
-            # 6a. Cold probe: empty feature cache, so the frozen forward pass over train + validation is timed.
+            # 6a. Cold probe (a), then warm probe (a') on the cache it filled.
+            run["load_average"]["probe_before"] = os.getloadavg()[0]
             probe_model = fresh_model()
-            cache = FeatureCache(os.path.join(tmp, "features"))
-            start = time.perf_counter()
-            probe, probe_scores = probe_classification_model(
-                probe_model, splits, data_collator, cache=cache, cache_identity=cache_identity,
-                l2_grid=DEFAULT_L2_GRID, max_iter=bench_args.probe_max_iter, batch_size=bench_args.batch_size,
-            )  # fmt: skip
-            run["probe_cold_s"] = time.perf_counter() - start
+            probe, probe_scores, before = timed_probe(probe_model, splits, data_collator, tmp, "before", probe_kwargs)
             run["probe_eval_accuracy"] = probe_scores["validation"]["accuracy"]
             run["probe_train_accuracy"] = probe_scores["train"]["accuracy"]
             run["probe_l2"] = probe.l2
 
-            # 6b. Warm probe: same call, features read back from the cache; only the L-BFGS sweep is left.
-            start = time.perf_counter()
-            probe_classification_model(
-                probe_model, splits, data_collator, cache=cache, cache_identity=cache_identity,
-                l2_grid=DEFAULT_L2_GRID, max_iter=bench_args.probe_max_iter, batch_size=bench_args.batch_size,
-            )  # fmt: skip
-            run["probe_warm_s"] = time.perf_counter() - start
-
-            # 6c. The peer: Trainer on a frozen backbone, E epochs of head training, then evaluation.
+            # 6b. The peer (b): Trainer on a frozen backbone, E epochs of head training, then evaluation.
+            run["load_average"]["trainer"] = os.getloadavg()[0]
             trainer_model = fresh_model()
             freeze_all_but_head(trainer_model)
             trainable, total = count_parameters(trainer_model)
@@ -240,7 +245,7 @@ def main():
                 remove_unused_columns=modality == "text",  # the image transform needs the `image` column
                 use_cpu=device.type == "cpu",
             )
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             trainer = Trainer(
                 model=trainer_model,
                 args=training_args,
@@ -253,12 +258,21 @@ def main():
             train_metrics = trainer.train().metrics
             eval_metrics = trainer.evaluate()
             run["trainer_s"] = time.perf_counter() - start
+            run["trainer_cpu_s"] = time.process_time() - cpu_start
             run["trainer_train_runtime_s"] = train_metrics["train_runtime"]
             run["trainer_eval_runtime_s"] = eval_metrics["eval_runtime"]
             run["trainer_eval_accuracy"] = eval_metrics["eval_accuracy"]
             run["trainer_trainable_params"], run["total_params"] = trainable, total
+
+            # 6c. Cold and warm probe again, so (a) brackets (b) in time (A B A): a load drift cancels out.
+            run["load_average"]["probe_after"] = os.getloadavg()[0]
+            _, _, after = timed_probe(fresh_model(), splits, data_collator, tmp, "after", probe_kwargs)
+            for key in before:
+                run[f"{key}_before"], run[f"{key}_after"] = before[key], after[key]
+                run[key] = (before[key] + after[key]) / 2
             run["speedup"] = run["trainer_s"] / run["probe_cold_s"]
             run["speedup_warm"] = run["trainer_s"] / run["probe_warm_s"]
+            run["speedup_cpu"] = run["trainer_cpu_s"] / run["probe_cold_cpu_s"]
 
         # 7. Untimed: both models on the test split, scored the same way.
         if bench_args.test_accuracy and "test" in processed:
@@ -294,24 +308,28 @@ def main():
         # Backbone forward passes of (b) over those of (a): what the speedup would be if nothing else cost time.
         "forward_pass_ratio": (bench_args.epochs * n_train + n_eval) / (n_train + n_eval),
         "runs": runs,
-        "median": {key: median(key) for key in runs[0] if key != "repeat"},
+        "median": {key: median(key) for key in runs[0] if key not in ("repeat", "load_average")},
     }
     write_json_atomic(bench_args.output_file, results)
 
     m = results["median"]
     print(f"{NAME}: {results['model']} on {results['dataset']}, {n_train} train / {n_eval} validation, "
-          f"batch {bench_args.batch_size}, {bench_args.repeats} repeat(s), {results['machine']['cpu_count']} CPUs")  # fmt: skip
-    print(f"  (a)  cold probe (extract + L-BFGS): {m['probe_cold_s']:8.1f} s   val acc {m['probe_eval_accuracy']:.4f}")
-    print(f"  (a') warm probe (cached features):  {m['probe_warm_s']:8.1f} s")
-    print(f"  (b)  frozen-backbone Trainer, E={bench_args.epochs}: {m['trainer_s']:7.1f} s   "
-          f"val acc {m['trainer_eval_accuracy']:.4f}")  # fmt: skip
-    if m.get("probe_test_accuracy") is not None:
-        print(f"  test acc (untimed): probe {m['probe_test_accuracy']:.4f}, trainer {m['trainer_test_accuracy']:.4f}")
+          f"batch {bench_args.batch_size}, {bench_args.repeats} repeat(s), {results['machine']['cpu_count']} CPUs, "
+          f"load average {load_start[0]:.1f} -> {results['load_average_end'][0]:.1f}")  # fmt: skip
+    print(f"  {'':42} {'wall s':>8} {'CPU s':>8} {'val acc':>8} {'test acc':>9}")
+    rows = (("(a)  cold probe (extract + L-BFGS sweep)", "probe_cold", "probe"),
+            ("(a') warm probe (cached features)", "probe_warm", None),
+            (f"(b)  frozen-backbone Trainer, E={bench_args.epochs}", "trainer", "trainer"))  # fmt: skip
+    for label, timing, scored in rows:
+        val = f"{m[f'{scored}_eval_accuracy']:.4f}" if scored else ""
+        test = m.get(f"{scored}_test_accuracy") if scored else None
+        print(f"  {label:42} {m[f'{timing}_s']:>8.1f} {m[f'{timing}_cpu_s']:>8.1f} {val:>8} "
+              f"{'' if test is None else f'{test:.4f}':>9}")  # fmt: skip
+    print(f"  cold probe before / after the Trainer: {m['probe_cold_s_before']:.1f} s / {m['probe_cold_s_after']:.1f} s")
     print(f"  forward-pass ratio (E*N_train + N_val) / (N_train + N_val): {results['forward_pass_ratio']:.2f}; "
-          f"warm speedup {m['speedup_warm']:.1f}")  # fmt: skip
+          f"CPU-time speedup {m['speedup_cpu']:.2f}; warm speedup {m['speedup_warm']:.1f}")  # fmt: skip
     print(f"  results: {bench_args.output_file}")
     print(f"speedup: {m['speedup']:.2f} (epochs: {bench_args.epochs})")
-
 
 if __name__ == "__main__":
     run_recipe(main)

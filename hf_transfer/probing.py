@@ -42,6 +42,7 @@ __all__ = [
     "extract_features",
     "fit_linear_probe",
     "load_probe_into_classifier",
+    "probe_classification_model",
 ]
 
 logger = logging.getLogger(__name__)
