@@ -92,6 +92,15 @@ def _describe(err: Exception) -> str:
     return f"HTTP {status}: {text}" if status else f"{type(err).__name__}: {text}"
 
 
+def _is_sentence_transformers_module(output_dir: Path, name: str) -> bool:
+    """Whether `name` is a module folder listed in the output's sentence-transformers `modules.json`."""
+    try:
+        modules = json.loads((output_dir / "modules.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any(isinstance(m, dict) and m.get("path") == name for m in modules)
+
+
 def _stage(output_dir: Path, staging: Path, repo_id: str) -> None:
     """Copy what should be published, rewrite the adapter's base path, add the card."""
     for src in output_dir.iterdir():
@@ -99,6 +108,8 @@ def _stage(output_dir: Path, staging: Path, repo_id: str) -> None:
             continue
         if src.is_file():
             shutil.copy2(src, staging / src.name)
+        elif src.is_dir() and _is_sentence_transformers_module(output_dir, src.name):
+            shutil.copytree(src, staging / src.name)  # e.g. 1_Pooling/ of a sentence-transformers folder
     adapter_config = staging / "adapter_config.json"
     info = json.loads((output_dir / RUN_INFO_FILE).read_text()) if (output_dir / RUN_INFO_FILE).is_file() else {}
     if adapter_config.is_file() and info.get("base_model_hub_id"):

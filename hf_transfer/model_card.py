@@ -157,6 +157,19 @@ def _loss_table(output_dir: Path, max_rows: int = 20) -> str:
 
 
 def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> str:
+    if info.get("saved_as") == "backbone":  # a pretrained backbone (contrastive_pretrain): no head
+        processor = "AutoTokenizer" if info["modality"] == "text" else "AutoImageProcessor"
+        snippet = (
+            f"from transformers import AutoModel, {processor}\n\n"
+            f"model = AutoModel.from_pretrained(\"{repo_id}\")\n"
+            f"processor = {processor}.from_pretrained(\"{repo_id}\")"
+        )
+        if info.get("sentence_transformers"):
+            snippet += (
+                "\n\n# or, as sentence embeddings:\nfrom sentence_transformers import SentenceTransformer\n\n"
+                f"model = SentenceTransformer(\"{repo_id}\")\nembeddings = model.encode([\"a sentence\"])"
+            )
+        return snippet
     auto = "AutoModelForSequenceClassification" if info["modality"] == "text" else "AutoModelForImageClassification"
     processor = "AutoTokenizer" if info["modality"] == "text" else "AutoImageProcessor"
     if is_adapter:
@@ -186,6 +199,9 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     repo_id = repo_id or output_dir.name
     base_reference = info.get("base_model_hub_id") or info["base_model_path"]
     pipeline_tag = "text-classification" if info["modality"] == "text" else "image-classification"
+    is_backbone = info.get("saved_as") == "backbone"
+    if is_backbone:
+        pipeline_tag = "sentence-similarity" if info.get("sentence_transformers") else "feature-extraction"
     dataset_ids = [BUILTIN_DATASET_HUB_IDS.get(d, d) for d in info["datasets"]]
     hub_datasets = [d for d in dataset_ids if _looks_like_hub_id(d)]
 
@@ -208,7 +224,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         )
     card_data = ModelCardData(
         base_model=info.get("base_model_hub_id"),
-        library_name="peft" if is_adapter else "transformers",
+        library_name="peft" if is_adapter else ("sentence-transformers" if info.get("sentence_transformers") else "transformers"),
         pipeline_tag=pipeline_tag,
         tags=["hf_transfer", info["recipe"], info["method"], info["modality"]] + (["lora"] if is_adapter else []),
         datasets=hub_datasets or None,
@@ -229,10 +245,17 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         "",
         f"This model is `{info['base_model']}`"
         + (f" (`{base_reference}`)" if base_reference != info["base_model"] else "")
-        + " transferred to "
-        f"{dataset_name} ({len(info['label_names'])} labels: {', '.join(map(str, info['label_names'][:20]))}) "
-        f"with the **{info['method']}** strategy of [hf_transfer](https://pypi.org/project/hf-transfer-toolkit/) "
-        f"(recipe `recipes/{info['recipe']}.py`).",
+        + (
+            f" pretrained on {dataset_name} with the **{info['method']}** objective of "
+            "[hf_transfer](https://pypi.org/project/hf-transfer-toolkit/): a backbone without a task head "
+            f"({info.get('pooling', 'pooled')} embeddings), to transfer with `recipes/finetune.py` "
+            f"(recipe `recipes/{info['recipe']}.py`)."
+            if is_backbone
+            else " transferred to "
+            f"{dataset_name} ({len(info['label_names'])} labels: {', '.join(map(str, info['label_names'][:20]))}) "
+            f"with the **{info['method']}** strategy of [hf_transfer](https://pypi.org/project/hf-transfer-toolkit/) "
+            f"(recipe `recipes/{info['recipe']}.py`)."
+        ),
         "",
         "## Results",
         "",
@@ -253,6 +276,12 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         json.dumps(hyper, indent=2, sort_keys=True, default=str),
         "```",
     ]
+    loss = info.get("loss")
+    if isinstance(loss, dict) and loss.get("name"):
+        body += ["", f"### Loss: `{loss['name']}`", "", "```json",
+                 json.dumps(loss.get("config", {}), indent=2, sort_keys=True, default=str), "```"]
+        if loss.get("citation"):
+            body += ["", "```bibtex", loss["citation"].strip(), "```"]
     table = _loss_table(output_dir)
     if table:
         body += ["", "### Training log", "", table]

@@ -31,6 +31,7 @@ from hf_transfer.adaptation import (
     SourceDataArguments,
     TargetDataArguments,
     align_domains,
+    check_model_modality,
     check_transfer_strategy,
     compute_proxy_a_distance,
     create_alignment_loss,
@@ -49,8 +50,6 @@ from hf_transfer.backbones import (
     resolve_model_path,
 )
 from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
-from hf_transfer.data import infer_modality
-from hf_transfer.errors import DataError
 from hf_transfer.finetuning import TransferArguments, create_lora_model
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
@@ -106,11 +105,7 @@ def main():
             model_args.trust_remote_code,
         )
     modality = infer_model_modality(load_config(model_path, model_args))
-    if infer_modality(source) != modality:
-        raise DataError(
-            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(source)}; "
-            "pick a model and data sets of the same modality."
-        )
+    check_model_modality(model_args.model_name_or_path, modality, source)
     processor = load_processor(model_path, modality, model_args)
     model = create_classification_model(
         model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)

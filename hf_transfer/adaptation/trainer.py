@@ -228,9 +228,9 @@ class DomainAdaptationTrainer(TransferTrainer):
         if "loss" in logs and self._alignment_log_count:
             n = self._alignment_log_count
             logs = {**logs,
-                    "task_loss": round(self._alignment_log["task_loss"] / n, 4),
-                    "alignment_loss": round(self._alignment_log["alignment_loss"] / n, 4),
-                    "alignment_coefficient": round(self._alignment_log["alignment_coefficient"], 4)}  # fmt: skip
+                    "task_loss": float(f"{self._alignment_log['task_loss'] / n:.4g}"),
+                    "alignment_loss": float(f"{self._alignment_log['alignment_loss'] / n:.4g}"),
+                    "alignment_coefficient": float(f"{self._alignment_log['alignment_coefficient']:.4g}")}  # fmt: skip
             self._alignment_log, self._alignment_log_count = {}, 0
         super().log(logs, start_time)
 

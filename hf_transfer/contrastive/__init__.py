@@ -1,0 +1,85 @@
+"""Contrastive pretraining: learn a transferable representation from unlabelled (or weakly paired) data.
+
+- `config`: `ContrastiveArguments` (loss, views, temperature, projection head, GradCache, augmentations).
+- `losses`: `NTXentLoss` (SimCLR / SimCSE), `InBatchNegativesLoss` (InfoNCE over pairs), `SupConLoss`,
+  with a fixed or learnable (`Temperature`) temperature and a cross-process gather with gradients.
+- `views`: SimCLR image augmentations and collators that make two views per sample.
+- `model`: `ContrastiveModel` (backbone + projection head used only while pretraining).
+- `trainer`: `ContrastiveTrainer`, a `transformers.Trainer` subclass (GradCache optional).
+- `export`: saves the backbone for `AutoModel` and `SentenceTransformer` (without importing the latter).
+
+The result is transferred with `recipes/finetune.py --model_name_or_path <output_dir>`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> submodule. Loaded on first use, so `hf_transfer.contrastive.losses` (torch only) can be
+# imported without transformers or datasets, e.g. in the worker processes of a distributed test.
+_EXPORTS = {
+    "ContrastiveArguments": "config",
+    "load_contrastive_dataset": "data",
+    "gather_with_grad": "distributed",
+    "save_backbone": "export",
+    "write_sentence_transformers_files": "export",
+    "cached_contrastive_loss": "gradcache",
+    "InBatchNegativesLoss": "losses",
+    "NTXentLoss": "losses",
+    "SupConLoss": "losses",
+    "Temperature": "losses",
+    "create_contrastive_loss": "losses",
+    "ContrastiveModel": "model",
+    "ProjectionHead": "model",
+    "create_backbone_from_config": "model",
+    "ContrastiveTrainer": "trainer",
+    "ContrastiveImageCollator": "views",
+    "ContrastiveTextCollator": "views",
+    "SimCLRAugmentation": "views",
+    "create_contrastive_collator": "views",
+}
+
+__all__ = [
+    "ContrastiveArguments",
+    "ContrastiveModel",
+    "ContrastiveTrainer",
+    "ProjectionHead",
+    "create_backbone_from_config",
+    "Temperature",
+    "NTXentLoss",
+    "InBatchNegativesLoss",
+    "SupConLoss",
+    "create_contrastive_loss",
+    "SimCLRAugmentation",
+    "ContrastiveImageCollator",
+    "ContrastiveTextCollator",
+    "create_contrastive_collator",
+    "load_contrastive_dataset",
+    "gather_with_grad",
+    "cached_contrastive_loss",
+    "save_backbone",
+    "write_sentence_transformers_files",
+]
+assert sorted(__all__) == sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .config import ContrastiveArguments
+    from .data import load_contrastive_dataset
+    from .distributed import gather_with_grad
+    from .export import save_backbone, write_sentence_transformers_files
+    from .gradcache import cached_contrastive_loss
+    from .losses import InBatchNegativesLoss, NTXentLoss, SupConLoss, Temperature, create_contrastive_loss
+    from .model import ContrastiveModel, ProjectionHead, create_backbone_from_config
+    from .trainer import ContrastiveTrainer
+    from .views import ContrastiveImageCollator, ContrastiveTextCollator, SimCLRAugmentation, create_contrastive_collator
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,229 @@
+"""Two views of every sample, made in the collator: SimCLR image augmentations, SimCSE dropout, or pairs.
+
+Every collator here returns one flat batch of 2B rows, `view 1` of all B samples first, then `view 2`
+in the same order, plus `labels` (B,) when asked. One forward pass of 2B rows is cheaper than two of B,
+and the trainer splits the embeddings back with `chunk(2)`.
+
+- Images (`ContrastiveImageCollator`): two independent draws of `SimCLRAugmentation` per image
+  (torchvision.transforms.v2: random resized crop, flip, colour jitter, grayscale, blur), each
+  normalised with the backbone's image-processor statistics.
+- Text, `dropout` views (`ContrastiveTextCollator`): the tokenized batch twice. The encoder runs in
+  train mode, so dropout draws two different masks: SimCSE's only augmentation.
+- Text, `pair` views: the text column and the pair column, tokenized and padded together.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal, Optional, Sequence
+
+import torch
+
+from ..errors import DataError
+
+__all__ = [
+    "SimCLRAugmentation",
+    "ContrastiveImageCollator",
+    "ContrastiveTextCollator",
+    "create_contrastive_collator",
+    "image_processor_stats",
+]
+
+logger = logging.getLogger(__name__)
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _size_of(size: Any) -> Optional[int]:
+    """Square side from a processor `size` (dict or SizeDict: height/width or shortest_edge, or an int)."""
+    if size is None:
+        return None
+    if isinstance(size, int):
+        return size
+    for key in ("height", "shortest_edge", "width"):
+        value = size.get(key) if isinstance(size, dict) else getattr(size, key, None)
+        if value:
+            return int(value)
+    return None
+
+
+def image_processor_stats(processor: Any) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    """(side, mean, std) of an image processor: transformers' `size`/`image_mean`, or timm's `data_config`."""
+    data_config = getattr(processor, "data_config", None)
+    if isinstance(data_config, dict) and "mean" in data_config:
+        side = int(data_config["input_size"][-1])
+        return side, tuple(data_config["mean"]), tuple(data_config["std"])
+    side = _size_of(getattr(processor, "crop_size", None)) or _size_of(getattr(processor, "size", None)) or 224
+    mean = tuple(getattr(processor, "image_mean", None) or _IMAGENET_MEAN)
+    std = tuple(getattr(processor, "image_std", None) or _IMAGENET_STD)
+    if getattr(processor, "do_normalize", True) is False:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    return side, mean, std
+
+
+class SimCLRAugmentation:
+    """SimCLR's augmentation, one independent random draw per call (Chen et al. 2020, appendix A).
+
+    Random resized crop (area `crop_min_scale`..1) -> horizontal flip -> colour jitter (0.8s brightness,
+    contrast, saturation, 0.2s hue) with probability 0.8 -> grayscale with `grayscale_probability` ->
+    Gaussian blur (kernel ~10% of the side, sigma 0.1-2) with `blur_probability` -> float tensor,
+    normalised with `mean` / `std`. Built on `torchvision.transforms.v2`.
+
+    Example:
+        >>> augment = SimCLRAugmentation(32, mean=(0.5,) * 3, std=(0.5,) * 3)
+        >>> augment(PIL.Image.new("RGB", (28, 28))).shape
+        torch.Size([3, 32, 32])
+    """
+
+    def __init__(
+        self,
+        size: int,
+        mean: Sequence[float] = _IMAGENET_MEAN,
+        std: Sequence[float] = _IMAGENET_STD,
+        crop_min_scale: float = 0.2,
+        color_jitter_strength: float = 0.5,
+        grayscale_probability: float = 0.2,
+        blur_probability: float = 0.0,
+        horizontal_flip: bool = True,
+    ):
+        try:
+            from torchvision.transforms import v2
+        except ImportError as err:
+            raise ImportError(
+                'SimCLR image augmentations need torchvision: pip install "hf-transfer-toolkit[vision]".'
+            ) from err
+        s = color_jitter_strength
+        steps: list[Any] = [v2.ToImage(), v2.RandomResizedCrop(size, scale=(crop_min_scale, 1.0), antialias=True)]
+        if horizontal_flip:
+            steps.append(v2.RandomHorizontalFlip())
+        if s > 0:
+            steps.append(v2.RandomApply([v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5))], p=0.8))
+        if grayscale_probability > 0:
+            steps.append(v2.RandomGrayscale(p=grayscale_probability))
+        if blur_probability > 0:
+            kernel = max(3, int(0.1 * size) // 2 * 2 + 1)  # odd, ~10% of the side
+            steps.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=blur_probability))
+        steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+        self.size = size
+        self.transform = v2.Compose(steps)
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        return self.transform(image)  # (3, size, size)
+
+    def __repr__(self) -> str:
+        return f"SimCLRAugmentation({self.transform})"
+
+
+def _labels(features: list[dict], label_column: str) -> torch.Tensor:
+    if label_column not in features[0]:
+        raise DataError(
+            f"The contrastive loss needs labels but the batch has no '{label_column}' column (columns: "
+            f"{sorted(features[0])}). Give the data a label column, or use --contrastive_loss ntxent."
+        )
+    return torch.tensor([int(f[label_column]) for f in features], dtype=torch.long)  # (B,)
+
+
+class ContrastiveImageCollator:
+    """PIL images -> `pixel_values` (2B, 3, H, W): two SimCLR augmentations of each, view 1 first.
+
+    Args:
+        augmentation: a `SimCLRAugmentation` (or any callable PIL image -> tensor (3, H, W)).
+        image_column: the column with PIL images.
+        return_labels: add `labels` (B,) from `label_column` (SupCon).
+    """
+
+    def __init__(
+        self,
+        augmentation: SimCLRAugmentation,
+        image_column: str = "image",
+        label_column: str = "label",
+        return_labels: bool = False,
+    ):
+        self.augmentation = augmentation
+        self.image_column = image_column
+        self.label_column = label_column
+        self.return_labels = return_labels
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        images = [f[self.image_column].convert("RGB") for f in features]
+        first = [self.augmentation(image) for image in images]
+        second = [self.augmentation(image) for image in images]
+        batch = {"pixel_values": torch.stack(first + second)}  # (2B, 3, H, W)
+        if self.return_labels:
+            batch["labels"] = _labels(features, self.label_column)
+        return batch
+
+
+class ContrastiveTextCollator:
+    """Texts -> tokenized (2B, T) batch: the same texts twice (`dropout`) or text then pair column (`pair`).
+
+    Tokenization happens here, per batch, so a pair column needs no preprocessing pass and `dropout`
+    views tokenize each text once.
+
+    Args:
+        tokenizer: the backbone's tokenizer.
+        views: `dropout` (SimCSE) or `pair`.
+        max_seq_length: tokens per text after truncation.
+        text_column, pair_column, label_column: column names in the dataset rows.
+        return_labels: add `labels` (B,) (SupCon).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        views: Literal["dropout", "pair"] = "dropout",
+        max_seq_length: int = 128,
+        text_column: str = "text",
+        pair_column: str = "positive",
+        label_column: str = "label",
+        return_labels: bool = False,
+    ):
+        self.tokenizer = tokenizer
+        self.views = views
+        self.max_seq_length = max_seq_length
+        self.text_column = text_column
+        self.pair_column = pair_column
+        self.label_column = label_column
+        self.return_labels = return_labels
+
+    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return dict(
+            self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt")
+        )
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        texts = [f[self.text_column] for f in features]
+        if self.views == "dropout":
+            batch = {k: v.repeat(2, *([1] * (v.ndim - 1))) for k, v in self._tokenize(texts).items()}  # (2B, T)
+        else:
+            if self.pair_column not in features[0]:
+                raise DataError(
+                    f"--views pair needs the column '{self.pair_column}' in every row (columns: {sorted(features[0])})."
+                )
+            batch = self._tokenize(texts + [f[self.pair_column] for f in features])  # (2B, T)
+        if self.return_labels:
+            batch["labels"] = _labels(features, self.label_column)
+        return batch
+
+
+def create_contrastive_collator(processor: Any, modality: Literal["text", "vision"], args: Any):
+    """The collator for `ContrastiveArguments` `args` and a backbone's processor."""
+    views = args.resolve_views(modality)
+    if modality == "vision":
+        side, mean, std = image_processor_stats(processor)
+        augmentation = SimCLRAugmentation(
+            args.image_size or side,
+            mean=mean,
+            std=std,
+            crop_min_scale=args.crop_min_scale,
+            color_jitter_strength=args.color_jitter_strength,
+            grayscale_probability=args.grayscale_probability,
+            blur_probability=args.blur_probability,
+            horizontal_flip=args.horizontal_flip,
+        )
+        logger.info("SimCLR views: %s", augmentation)
+        return ContrastiveImageCollator(augmentation, return_labels=args.needs_labels)
+    return ContrastiveTextCollator(
+        processor, views=views, max_seq_length=args.max_seq_length, return_labels=args.needs_labels
+    )

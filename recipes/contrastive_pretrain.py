@@ -1,0 +1,182 @@
+#!/usr/bin/env python
+"""Contrastive pretraining of a backbone on unlabelled (or weakly paired) data, for transfer afterwards.
+
+Views per sample (`--views`): SimCLR augmentations of images, SimCSE dropout (the same text twice), or
+a pair column. Losses (`--contrastive_loss`): `ntxent`, `in_batch` (pairs), `supcon` (uses labels).
+The output folder holds the backbone alone (projection head dropped), loadable with `AutoModel` and,
+for text, `SentenceTransformer`; transfer it with the fine-tuning recipe:
+
+    accelerate launch recipes/contrastive_pretrain.py recipes/configs/contrastive_simclr_fashion_mnist.yaml
+    accelerate launch recipes/finetune.py --model_name_or_path outputs/vit-fashion_mnist-simclr \
+        --dataset_name fashion_mnist --strategy linear_probe --output_dir outputs/vit-simclr-probe
+    accelerate launch recipes/contrastive_pretrain.py recipes/configs/contrastive_simcse_drug_reviews.yaml
+    accelerate launch --num_processes 2 --cpu recipes/contrastive_pretrain.py \
+        recipes/configs/contrastive_simcse_drug_reviews.yaml      # negatives gathered from both processes
+
+Adapting it to your data: an unlabelled corpus is `--train_file corpus.csv --text_column sentence`;
+pairs add `--pair_column paraphrase` (with `--contrastive_loss in_batch`); images come from
+`--train_dir`. Labels are read only by `--contrastive_loss supcon`.
+"""
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from accelerate import PartialState
+from transformers import HfArgumentParser, TrainingArguments, set_seed
+
+from hf_transfer.backbones import ModelArguments, count_parameters, create_backbone
+from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
+from hf_transfer.contrastive import (
+    ContrastiveArguments,
+    ContrastiveModel,
+    ContrastiveTrainer,
+    create_backbone_from_config,
+    create_contrastive_collator,
+    create_contrastive_loss,
+    load_contrastive_dataset,
+)
+from hf_transfer.data import DataArguments, infer_modality
+from hf_transfer.errors import DataError
+from hf_transfer.hub import HubArguments, publish_run, take_hub_token
+from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
+from hf_transfer.processing import set_image_size
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "contrastive_simcse_drug_reviews.yaml")
+
+
+def main():
+    # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
+    parser = HfArgumentParser((ModelArguments, DataArguments, ContrastiveArguments, HubArguments, TrainingArguments))
+    model_args, data_args, contrastive_args, hub_args, training_args = parse_recipe_args(
+        parser, default_config=DEFAULT_CONFIG
+    )
+    push_to_hub, hub_token = take_hub_token(training_args)
+
+    # 2. Logging: only the main process talks.
+    setup_logging(training_args)
+    logger.warning(
+        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
+        f"n_processes: {training_args.world_size}, precision: {'bf16' if training_args.bf16 else 'fp16' if training_args.fp16 else 'fp32'}"
+    )
+    logger.info(f"Contrastive arguments {contrastive_args}")
+
+    # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
+    checkpoint = training_args.resume_from_checkpoint or find_last_checkpoint(training_args.output_dir)
+    if checkpoint is not None:
+        logger.info(f"Resuming training from {checkpoint}")
+
+    set_seed(training_args.seed)
+
+    # 4. Data: `text` (+ `positive` for pairs) or `image`; `label` when the source has one (SupCon only reads it).
+    with training_args.main_process_first(desc="loading data"):
+        raw_datasets = load_contrastive_dataset(data_args, contrastive_args, cache_dir=model_args.cache_dir)
+    logger.info(f"Splits: { {k: len(v) for k, v in raw_datasets.items()} }")
+
+    # 5. Backbone (AutoModel + processor), pooled as it will be transferred, and the projection head.
+    with training_args.main_process_first(desc="loading the backbone"):
+        if contrastive_args.model_type:  # from scratch: random weights from a config
+            backbone = create_backbone_from_config(
+                contrastive_args.model_type,
+                contrastive_args.config_overrides,
+                contrastive_args.pooling,
+                tokenizer_source=model_args.model_name_or_path,
+                model_args=model_args,
+            )
+        else:
+            backbone = create_backbone(model_args.model_name_or_path, contrastive_args.pooling, model_args)
+    modality = backbone.modality
+    if infer_modality(raw_datasets) != modality:
+        raise DataError(
+            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(raw_datasets)}; "
+            "pick a model and a dataset of the same modality."
+        )
+    if modality == "vision" and contrastive_args.image_size:
+        backbone.processor = set_image_size(backbone.processor, backbone.model, contrastive_args.image_size)
+    model = ContrastiveModel(backbone, contrastive_args.projection_dim, contrastive_args.projection_hidden_dim)
+    loss = create_contrastive_loss(contrastive_args)
+
+    # 6. Views: two per sample, made in the collator (augmentations, dropout duplicates, or pairs).
+    data_collator = create_contrastive_collator(backbone.processor, modality, contrastive_args)
+    eval_dataset = raw_datasets.get("validation") if training_args.eval_strategy != "no" else None
+
+    # 7. Training: Trainer (accelerate, DDP, checkpoints, resume) with the contrastive loss.
+    trainable, total = count_parameters(model)
+    logger.info(f"Trainable parameters: {trainable:,} of {total:,} (projection head and loss included)")
+    trainer = ContrastiveTrainer(
+        model=model,
+        args=training_args,
+        loss=loss,
+        train_dataset=raw_datasets["train"],
+        eval_dataset=eval_dataset,
+        data_collator=data_collator,
+        processing_class=backbone.processor,
+        gradient_cache_mini_batch_size=(
+            contrastive_args.gradient_cache_mini_batch_size if contrastive_args.gradient_cache else None
+        ),
+        max_seq_length=contrastive_args.max_seq_length,
+        save_sentence_transformers=contrastive_args.save_sentence_transformers,
+    )
+    start = time.time()
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    # The backbone alone (no projection head): AutoModel / SentenceTransformer folder.
+    publish_directory(training_args.output_dir, trainer.save_model)
+    trainer.save_state()
+
+    # 8. Results (all_results.json), model card, and the Hub push: main process only.
+    base_model = (f"{contrastive_args.model_type} (random init)" if contrastive_args.model_type
+                  else model_args.model_name_or_path)  # fmt: skip
+    metrics = {
+        "method": f"contrastive_{contrastive_args.contrastive_loss}",
+        "views": contrastive_args.resolve_views(modality),
+        "modality": modality,
+        "train_samples": len(raw_datasets["train"]),
+        "temperature": loss.temperature.value,
+        "pooling": backbone.pooling,
+        "projection_dim": contrastive_args.projection_dim,
+        "gradient_cache": contrastive_args.gradient_cache,
+        "trainable_params": count_parameters(backbone.model)[0],
+        "total_params": count_parameters(backbone.model)[1],
+        "base_model": base_model,
+        "num_processes": training_args.world_size,
+        "global_batch_size": training_args.per_device_train_batch_size * training_args.world_size,
+        **train_result.metrics,
+    }
+    if eval_dataset is not None:
+        metrics.update(trainer.evaluate(metric_key_prefix="eval"))
+    metrics["wall_time"] = time.time() - start
+    if training_args.should_save:
+        write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
+    logger.info(f"Results: {metrics}")
+    label_feature = raw_datasets["train"].features.get("label")
+    publish_run(
+        training_args,
+        hub_args,
+        push=push_to_hub,
+        token=hub_token,
+        run_info=dict(
+            recipe="contrastive_pretrain",
+            base_model=base_model,
+            base_model_path=backbone.model.name_or_path or base_model,
+            modality=modality,
+            method=metrics["method"],
+            datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
+            label_names=list(getattr(label_feature, "names", []) or []),
+            arguments=(model_args, data_args, contrastive_args, training_args),
+            world_size=training_args.world_size,
+            extra={
+                "saved_as": "backbone",
+                "pooling": backbone.pooling,
+                "sentence_transformers": modality == "text" and contrastive_args.save_sentence_transformers,
+                "loss": {"name": type(loss).__name__, "config": loss.get_config_dict(), "citation": loss.citation},
+            },
+        ),
+    )
+    PartialState().wait_for_everyone()
+
+
+if __name__ == "__main__":
+    run_recipe(main)

@@ -1,0 +1,409 @@
+"""hf_transfer.adaptation: alignment losses against straightforward references, gradient reversal, the
+warm-up schedule, config errors, domain checks, source/target pairing, digits_m, the A-distance, and the
+trainer on a tiny random BERT."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
+from transformers import AutoTokenizer, TrainingArguments
+
+from hf_transfer.adaptation import (
+    ALIGNMENT_STATE_NAME,
+    CORALLoss,
+    DANNLoss,
+    DomainAdaptationArguments,
+    DomainAdaptationTrainer,
+    DomainPairCollator,
+    DomainPairDataset,
+    GradientReversal,
+    MMDLoss,
+    SourceDataArguments,
+    TargetDataArguments,
+    align_domains,
+    check_model_modality,
+    check_transfer_strategy,
+    create_alignment_loss,
+    ganin_coefficient,
+    grad_reverse,
+    load_domain_dataset,
+    proxy_a_distance,
+)
+from hf_transfer.backbones import create_classification_model
+from hf_transfer.data import DataArguments, load_transfer_dataset
+from hf_transfer.errors import ConfigError, DataError
+from hf_transfer.finetuning import TransferArguments, create_lora_model
+from hf_transfer.processing import create_collator, preprocess_dataset
+from tiny_models import make_tiny_bert
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared, oversubscribed CPU, two spinning threads are many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _domains(n_source=6, n_target=6, d=5, shift=0.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    source = torch.randn(n_source, d, generator=g, dtype=torch.float64)
+    target = torch.randn(n_target, d, generator=g, dtype=torch.float64) * 1.5 + shift
+    labels = torch.tensor([0] * n_source + [1] * n_target)
+    return source, target, labels
+
+
+# ------------------------------------------------------------------------------ gradient reversal, schedule
+
+
+def test_gradient_reversal_is_identity_forward_and_scales_gradient_by_minus_coefficient():
+    x = torch.randn(4, 3, requires_grad=True)
+    weights = torch.randn(4, 3)
+    y = grad_reverse(x, 0.3)
+    torch.testing.assert_close(y, x)
+    (y * weights).sum().backward()
+    torch.testing.assert_close(x.grad, -0.3 * weights)
+
+    layer = GradientReversal(1.0)
+    layer.coefficient = 2.0  # may change between steps
+    x.grad = None
+    (layer(x) * weights).sum().backward()
+    torch.testing.assert_close(x.grad, -2.0 * weights)
+
+
+def test_ganin_schedule_values():
+    assert ganin_coefficient(0.0) == 0.0
+    assert ganin_coefficient(1.0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert ganin_coefficient(0.1) == pytest.approx(2 / (1 + math.exp(-1)) - 1)  # 0.4621
+    assert ganin_coefficient(0.5, gamma=2.0) == pytest.approx(2 / (1 + math.exp(-1)) - 1)
+    values = [ganin_coefficient(p / 20) for p in range(21)]
+    assert all(a < b for a, b in zip(values, values[1:])) and values[-1] < 1.0
+    assert ganin_coefficient(-1.0) == 0.0 and ganin_coefficient(2.0) == ganin_coefficient(1.0)  # clamped
+
+
+# ------------------------------------------------------------------------------------------- losses
+
+
+def test_dann_loss_is_discriminator_bce_with_reversed_feature_gradient():
+    torch.manual_seed(0)
+    loss_fn = DANNLoss(feature_dim=5, hidden_size=7, dropout=0.0, coefficient=0.7)
+    source, target, labels = _domains()
+    features = torch.cat([source, target]).float().requires_grad_(True)
+    loss = loss_fn(features, labels)
+
+    # Reference: the same discriminator without reversal, BCE written out.
+    reference_features = features.detach().clone().requires_grad_(True)
+    p = torch.sigmoid(loss_fn.discriminator(reference_features).squeeze(-1))
+    d = labels.float()
+    reference = -(d * torch.log(p) + (1 - d) * torch.log(1 - p)).mean()
+    torch.testing.assert_close(loss, reference)
+
+    discriminator_grads = torch.autograd.grad(reference, [reference_features, *loss_fn.discriminator.parameters()])
+    loss.backward()
+    torch.testing.assert_close(features.grad, -0.7 * discriminator_grads[0])  # reversed and scaled
+    for param, expected in zip(loss_fn.discriminator.parameters(), discriminator_grads[1:]):
+        torch.testing.assert_close(param.grad, expected)  # the discriminator itself is not reversed
+
+
+def _reference_coral(source: np.ndarray, target: np.ndarray) -> float:
+    def covariance(x):
+        n = len(x)
+        ones = np.ones((1, n))
+        return (x.T @ x - (ones @ x).T @ (ones @ x) / n) / (n - 1)
+
+    d = source.shape[1]
+    return float(np.sum((covariance(source) - covariance(target)) ** 2) / (4 * d * d))
+
+
+def test_coral_loss_matches_the_paper_formula_and_invariants():
+    source, target, labels = _domains(n_source=7, n_target=5, d=4)
+    features = torch.cat([source, target])
+    loss = CORALLoss()(features, labels)
+    assert float(loss) == pytest.approx(_reference_coral(source.numpy(), target.numpy()), rel=1e-5)
+    # Row order does not matter, only domain membership.
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(CORALLoss()(features[perm], labels[perm]), loss)
+    # Zero for equal covariances; a shift of one domain changes nothing (covariances are centred).
+    assert float(CORALLoss()(torch.cat([source, source]), torch.tensor([0] * 7 + [1] * 7))) == pytest.approx(0.0, abs=1e-7)
+    torch.testing.assert_close(CORALLoss()(torch.cat([source, target + 3.0]), labels), loss)
+
+
+def _reference_mmd(source: np.ndarray, target: np.ndarray, num_kernels=5, kernel_mul=2.0, linear=False) -> float:
+    pooled = np.concatenate([source, target])
+    n_all = len(pooled)
+    distances = [[float(np.sum((a - b) ** 2)) for b in pooled] for a in pooled]
+    base = sum(distances[i][j] for i in range(n_all) for j in range(n_all) if i != j) / (n_all * n_all - n_all)
+    sigmas = [base * kernel_mul ** (u - num_kernels // 2) for u in range(num_kernels)]
+
+    def k(a, b):
+        squared = float(np.sum((a - b) ** 2))
+        return sum(math.exp(-squared / (2 * s)) for s in sigmas) / num_kernels
+
+    n, m = len(source), len(target)
+    if linear:
+        total = 0.0
+        for i in range(n // 2):
+            x1, x2, y1, y2 = source[2 * i], source[2 * i + 1], target[2 * i], target[2 * i + 1]
+            total += k(x1, x2) + k(y1, y2) - k(x1, y2) - k(x2, y1)
+        return 2.0 / n * total
+    xx = sum(k(a, b) for a in source for b in source) / (n * n)
+    yy = sum(k(a, b) for a in target for b in target) / (m * m)
+    xy = sum(k(a, b) for a in source for b in target) / (n * m)
+    return xx + yy - 2 * xy
+
+
+@pytest.mark.parametrize("estimator", ["biased", "linear"])
+def test_mmd_loss_matches_a_double_loop_reference(estimator):
+    n_target = 6 if estimator == "linear" else 4
+    source, target, labels = _domains(n_source=6, n_target=n_target, d=3, shift=0.8)
+    loss = MMDLoss(num_kernels=5, kernel_mul=2.0, estimator=estimator)(torch.cat([source, target]), labels)
+    expected = _reference_mmd(source.numpy(), target.numpy(), linear=estimator == "linear")
+    assert float(loss) == pytest.approx(expected, rel=1e-5, abs=1e-7)
+
+
+def test_mmd_loss_invariants():
+    source, target, labels = _domains(n_source=8, n_target=8, d=4, shift=2.0)
+    mmd = MMDLoss()
+    shifted = float(mmd(torch.cat([source, target]), labels))
+    assert shifted > 0.05
+    assert float(mmd(torch.cat([source, source]), labels)) == pytest.approx(0.0, abs=1e-7)
+    # Bandwidths follow the data's scale, so a global rescaling leaves the loss unchanged.
+    assert float(mmd(10.0 * torch.cat([source, target]), labels)) == pytest.approx(shifted, rel=1e-5)
+
+
+def test_losses_reject_batches_without_both_domains_and_describe_themselves():
+    features = torch.randn(4, 3)
+    for loss_fn in (DANNLoss(3), CORALLoss(), MMDLoss()):
+        with pytest.raises(ValueError, match="at least 2 source and 2 target rows"):
+            loss_fn(features, torch.tensor([0, 0, 0, 1]))
+        assert "@" in loss_fn.citation and isinstance(loss_fn.get_config_dict(), dict)
+    with pytest.raises(ValueError, match=r"shape \(N, D\)"):
+        CORALLoss()(torch.randn(4, 3, 2), torch.tensor([0, 0, 1, 1]))
+    assert DANNLoss(3, hidden_size=8).get_config_dict() == {"feature_dim": 3, "hidden_size": 8, "dropout": 0.5}
+    assert isinstance(create_alignment_loss("mmd", 3, mmd_num_kernels=3), MMDLoss)
+    assert create_alignment_loss("source_only", 3) is None
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "adabn"}, "--method 'adabn' is not one of source_only, dann, coral, mmd, target_oracle"),
+        ({"alignment_weight": 0.0}, "--alignment_weight 0.0 must be positive; use --method source_only"),
+        ({"alignment_schedule": "linear"}, "--alignment_schedule 'linear' must be `ganin` or `constant`"),
+        ({"schedule_gamma": -1.0}, "--schedule_gamma -1.0 must be positive"),
+        ({"alignment_learning_rate": 0.0}, "--alignment_learning_rate 0.0 must be positive"),
+        ({"dann_dropout": 1.0}, r"--dann_dropout 1.0 must be in \[0, 1\)"),
+        ({"mmd_kernel_mul": 1.0}, "--mmd_kernel_mul 1.0 must be > 1 to spread 5 kernels"),
+        ({"mmd_estimator": "unbiased"}, "--mmd_estimator 'unbiased' must be `biased` or `linear`"),
+        ({"a_distance_max_samples": 5}, "--a_distance_max_samples 5 is too few"),
+    ],
+)
+def test_domain_adaptation_arguments_reject_bad_values(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        DomainAdaptationArguments(**kwargs)
+
+
+def test_ignored_alignment_weight_warns_and_strategies_are_checked():
+    with pytest.warns(UserWarning, match="--alignment_weight is ignored by --method source_only"):
+        DomainAdaptationArguments(method="source_only", alignment_weight=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert DomainAdaptationArguments(method="coral").uses_alignment
+    with pytest.raises(ConfigError, match="--strategy linear_probe does not train the backbone"):
+        check_transfer_strategy("linear_probe")
+    check_transfer_strategy("lora")
+
+
+def test_prefixed_data_arguments_name_their_own_flags(tmp_path):
+    args = SourceDataArguments(source_dataset_name="digits", source_max_train_samples=10)
+    assert args.to_data_arguments() == DataArguments(dataset_name="digits", max_train_samples=10)
+    with pytest.raises(DataError, match="^Source data: No data source given. Pass --source_dataset_name"):
+        SourceDataArguments()
+    with pytest.raises(DataError, match="Target data: --target_train_file '.*missing.csv' does not exist"):
+        TargetDataArguments(target_train_file=str(tmp_path / "missing.csv"))
+    with pytest.raises(DataError, match="--target_max_train_samples must be a positive integer"):
+        TargetDataArguments(target_dataset_name="digits_m", target_max_train_samples=0)
+
+
+# ------------------------------------------------------------------------------------ domain checks
+
+
+def _text_domain(names, rows):
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    data = {"text": [f"row {i}" for i in range(len(rows))], "label": rows}
+    return DatasetDict({"train": Dataset.from_dict(data, features=features),
+                        "validation": Dataset.from_dict(data, features=features)})  # fmt: skip
+
+
+def test_mismatched_label_sets_fail_with_the_difference_and_the_fix():
+    source = _text_domain(["negative", "neutral", "positive"], [0, 1, 2])
+    target = _text_domain(["business", "neutral", "sport"], [0, 1, 2])
+    with pytest.raises(DataError, match=r"label sets differ: only in the source \['negative', 'positive'\], "
+                                        r"only in the target \['business', 'sport'\].*rename the target's labels"):
+        align_domains(source, target)
+
+
+def test_mismatched_modalities_fail():
+    source = _text_domain(["a", "b"], [0, 1])
+    features = Features({"image": Image(), "label": ClassLabel(names=["a", "b"])})
+    pixels = [np.zeros((4, 4), dtype=np.uint8)] * 2
+    images = DatasetDict({"train": Dataset.from_dict({"image": pixels, "label": [0, 1]}, features=features)})
+    with pytest.raises(DataError, match="source domain is text but the target domain is vision"):
+        align_domains(source, images)
+    with pytest.raises(DataError, match="tiny-vit is a vision model but the domains hold text data"):
+        check_model_modality("tiny-vit", "vision", source)
+
+
+def test_reordered_target_labels_get_the_source_ids():
+    source = _text_domain(["negative", "neutral", "positive"], [0, 1, 2])
+    target = _text_domain(["positive", "negative", "neutral"], [0, 1, 2])  # rows: positive, negative, neutral
+    aligned = align_domains(source, target)
+    assert aligned["train"].features["label"].names == ["negative", "neutral", "positive"]
+    assert aligned["train"]["label"] == [2, 0, 1] and aligned["validation"]["label"] == [2, 0, 1]
+
+
+# ------------------------------------------------------------------------------------------- pairing
+
+
+def test_pair_dataset_visits_the_larger_domain_once_and_hides_target_labels():
+    source = [{"x": i, "label": i % 3} for i in range(10)]
+    target = [{"x": 100 + i, "label": 1} for i in range(4)]
+    pairs = DomainPairDataset(source, target, seed=0)
+    assert len(pairs) == 10
+    items = pairs.__getitems__(list(range(10)))
+    assert sorted(item["source"]["x"] for item in items) == list(range(10))
+    target_rows = [item["target"]["x"] for item in items]
+    assert set(target_rows) == {100, 101, 102, 103} and all("label" not in item["target"] for item in items)
+    assert DomainPairDataset(source, target, seed=0).__getitems__([3]) == pairs.__getitems__([3])  # seeded
+
+    collate = DomainPairCollator(lambda rows: {"x": torch.tensor([r["x"] for r in rows])})
+    batch = collate(items[:3])
+    assert batch["x"].tolist() == [0, 1, 2, *target_rows[:3]]
+    assert batch["labels"].tolist() == [0, 1, 2] and batch["domain_labels"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert set(collate([{"x": 5, "label": 1}])) == {"x"}  # plain items pass through
+
+
+# ------------------------------------------------------------------------------------------ digits_m
+
+
+def test_digits_m_is_deterministic_and_keeps_the_digits_splits():
+    args = DataArguments(dataset_name="digits_m", max_train_samples=30, max_eval_samples=20)
+    shifted = load_domain_dataset(args)
+    again = load_domain_dataset(args)
+    digits = load_transfer_dataset(DataArguments(dataset_name="digits", max_train_samples=30, max_eval_samples=20))
+    assert {s: len(d) for s, d in shifted.items()} == {"train": 30, "validation": 20, "test": 20}
+    for split in shifted:
+        assert shifted[split]._fingerprint == again[split]._fingerprint
+        assert shifted[split]["label"] == digits[split]["label"]
+    image, first_again = shifted["train"][0]["image"], again["train"][0]["image"]
+    assert image.mode == "RGB" and image.size == (32, 32)
+    assert np.array_equal(np.asarray(image), np.asarray(first_again))
+    assert np.asarray(image).std(axis=2).mean() > 5  # coloured, unlike the grey source digits
+    assert shifted["train"].features["label"].names == [str(i) for i in range(10)]
+    with pytest.raises(DataError, match="^Target data: Cannot carve .* Change --target_validation_split_percentage"):
+        load_domain_dataset(DataArguments(dataset_name="digits_m", validation_split_percentage=0.999), prefix="target")
+
+
+# -------------------------------------------------------------------------------------- A-distance
+
+
+def test_proxy_a_distance_is_near_zero_for_one_distribution_and_two_for_separable_ones():
+    g = torch.Generator().manual_seed(0)
+    same = proxy_a_distance(torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g))
+    assert same.value < 0.5 and same.num_samples == 200 and same.num_test == 100
+    apart = proxy_a_distance(torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g) + 5.0)
+    assert apart.value == pytest.approx(2.0) and apart.error == 0.0
+    assert proxy_a_distance(torch.randn(300, 4), torch.randn(100, 4), max_samples=60).num_samples == 60
+
+
+# ------------------------------------------------------------------------------------------- trainer
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def text_domains(tiny_bert):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    names = ["negative", "neutral", "positive"]
+    source = _text_domain(names, [i % 3 for i in range(24)])
+    target = DatasetDict({split: ds.map(lambda b: {"text": [t + " with a longer tail of words" for t in b["text"]]},
+                                        batched=True) for split, ds in _text_domain(names, [0, 1, 2] * 4).items()})
+    return (tokenizer, preprocess_dataset(source, tokenizer, "text", 32), preprocess_dataset(target, tokenizer, "text", 32))
+
+
+def _trainer(model, tokenizer, source, target, tmp_path, alignment_loss, **kwargs):
+    args = TrainingArguments(**{"output_dir": str(tmp_path), "per_device_train_batch_size": 4, "learning_rate": 1e-2,
+                                "report_to": "none", "logging_steps": 1, "save_strategy": "no", "use_cpu": True,
+                                **kwargs})  # fmt: skip
+    return DomainAdaptationTrainer(
+        model=model, args=args, train_dataset=DomainPairDataset(source["train"], target["train"]),
+        data_collator=create_collator(tokenizer, "text"), alignment_loss=alignment_loss,
+        alignment_schedule="constant", alignment_weight=0.5,
+    )  # fmt: skip
+
+
+def test_trainer_loss_is_task_loss_plus_weighted_alignment_on_head_inputs(tiny_bert, text_domains, tmp_path):
+    tokenizer, source, target = text_domains
+    model = create_classification_model(tiny_bert, ["negative", "neutral", "positive"]).eval()
+    trainer = _trainer(model, tokenizer, source, target, tmp_path, CORALLoss())
+    batch = trainer.data_collator(trainer.train_dataset.__getitems__([0, 1, 2, 3]))
+    assert batch["input_ids"].shape[0] == 8 and batch["labels"].shape == (4,)
+    loss = trainer.compute_loss(model, dict(batch))
+
+    with torch.no_grad():  # reference: BERT's head sees the pooler output (dropout is off in eval mode)
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "domain_labels")}
+        pooled = model.bert(**inputs).pooler_output  # (8, 32)
+        logits = model.classifier(pooled)
+    expected = torch.nn.functional.cross_entropy(logits[:4], batch["labels"]) + 0.5 * CORALLoss()(
+        pooled, batch["domain_labels"]
+    )
+    torch.testing.assert_close(loss.detach(), expected)
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_trainer_trains_model_and_discriminator_and_saves_its_state(tiny_bert, text_domains, tmp_path, strategy):
+    tokenizer, source, target = text_domains
+    torch.manual_seed(0)
+    model = create_classification_model(tiny_bert, ["negative", "neutral", "positive"])
+    if strategy == "lora":
+        model = create_lora_model(model, TransferArguments(strategy="lora", lora_r=2))
+    dann = DANNLoss(32, hidden_size=8)
+    discriminator_before = [p.detach().clone() for p in dann.parameters()]
+    trainable_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    trainer = _trainer(model, tokenizer, source, target, tmp_path, dann, max_steps=3, save_strategy="steps",
+                       save_steps=3, label_names=["labels"])  # fmt: skip
+    trainer.train()
+
+    logs = [entry for entry in trainer.state.log_history if "alignment_loss" in entry]
+    assert len(logs) == 3 and all(entry["alignment_coefficient"] == 0.5 for entry in logs)
+    assert all(abs(entry["alignment_loss"] - math.log(2)) < 0.3 for entry in logs)  # BCE near chance
+    assert any(not torch.equal(a, b) for a, b in zip(discriminator_before, dann.parameters()))
+    assert any(not torch.equal(trainable_before[n], p) for n, p in model.named_parameters() if p.requires_grad)
+    assert all(p.grad is None for p in dann.parameters())  # zeroed after each step
+
+    # The discriminator is saved with the checkpoint and restored on resume.
+    checkpoint = tmp_path / "checkpoint-3"
+    assert (checkpoint / ALIGNMENT_STATE_NAME).is_file()
+    fresh = DANNLoss(32, hidden_size=8)
+    resumed = _trainer(model, tokenizer, source, target, tmp_path, fresh, max_steps=3, label_names=["labels"])
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    for saved, loaded in zip(dann.state_dict().values(), fresh.state_dict().values()):
+        torch.testing.assert_close(saved, loaded)
+
+
+def test_trainer_requires_pairs_with_an_alignment_loss(tiny_bert, text_domains, tmp_path):
+    tokenizer, source, _ = text_domains
+    model = create_classification_model(tiny_bert, ["negative", "neutral", "positive"])
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    with pytest.raises(ValueError, match="needs \\(source, target\\) training pairs"):
+        DomainAdaptationTrainer(model=model, args=args, train_dataset=source["train"], alignment_loss=MMDLoss())
