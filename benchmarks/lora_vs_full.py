@@ -56,7 +56,7 @@ from hf_transfer.backbones import (
     load_processor,
     resolve_model_path,
 )
-from hf_transfer.cli import run_recipe
+from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lora_model
@@ -310,13 +310,7 @@ def main():
     model_args, data_args, bench_args = parser.parse_args_into_dataclasses()
 
     # 2. Logging: this script's and hf_transfer's steps at INFO; transformers' load reports and Trainer chatter off.
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.WARNING
-    )
-    logger.setLevel(logging.INFO)
-    logging.getLogger("hf_transfer").setLevel(logging.INFO)
-    transformers.utils.logging.set_verbosity_error()
-    datasets.utils.logging.set_verbosity_warning()
+    setup_quiet_logging(logger)
 
     # 3. One variant: run it here and write its numbers (this is what each subprocess does).
     if bench_args.variant != "both":

@@ -52,7 +52,7 @@ from hf_transfer.backbones import (
     model_fingerprint,
     resolve_model_path,
 )
-from hf_transfer.cli import run_recipe
+from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
 from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.metrics import compute_classification_metrics, create_compute_metrics
@@ -157,13 +157,7 @@ def main():
     model_args, data_args, bench_args = parser.parse_args_into_dataclasses()
 
     # 2. Logging: this script's and hf_transfer's steps at INFO; transformers' load reports and Trainer chatter off.
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.WARNING
-    )
-    logger.setLevel(logging.INFO)
-    logging.getLogger("hf_transfer").setLevel(logging.INFO)
-    transformers.utils.logging.set_verbosity_error()
-    datasets.utils.logging.set_verbosity_warning()
+    setup_quiet_logging(logger)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     logger.info(f"Benchmark arguments {bench_args}; device {device}, {torch.get_num_threads()} torch threads")
     load_start = os.getloadavg()

@@ -19,7 +19,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import ConfigError, HfTransferError
 
-__all__ = ["parse_recipe_args", "setup_logging", "run_recipe", "config_to_argv"]
+__all__ = ["parse_recipe_args", "setup_logging", "setup_quiet_logging", "run_recipe", "config_to_argv"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,17 @@ def relaunch_cpu_processes(num_processes: int) -> int:
     ]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "True"}
     return subprocess.call(command, env=env)
+
+
+def setup_quiet_logging(script_logger: logging.Logger) -> None:
+    """For benchmarks: the script's and hf_transfer's steps at INFO; transformers' load reports and Trainer chatter off."""
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.WARNING
+    )
+    script_logger.setLevel(logging.INFO)
+    logging.getLogger("hf_transfer").setLevel(logging.INFO)
+    transformers.utils.logging.set_verbosity_error()
+    datasets.utils.logging.set_verbosity_warning()
 
 
 def run_recipe(main: Callable[[], Any]) -> None:
