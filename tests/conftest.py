@@ -27,25 +27,19 @@ _HUB: HubServer | None = None
 
 
 @pytest.fixture
-def hub_server(tmp_path, monkeypatch):
-    """A started, empty `HubServer` at $HF_ENDPOINT (fixed port for the session), with HF_TOKEN (its valid
-    token), a fresh temp HF_HOME/HF_HUB_CACHE and offline mode off; the env is inherited by subprocesses.
-    Stopped again after the test."""
-    global _HUB
+def hub_online(tmp_path, monkeypatch):
+    """Online mode for one test, whatever the caller exported (`make test` sets HF_HUB_OFFLINE=1): a fresh
+    temp HF_HOME/HF_HUB_CACHE, $HF_ENDPOINT pointing at the test server's port, no stray tokens. The env
+    is inherited by subprocesses; huggingface_hub's import-time constants are patched to match."""
     from huggingface_hub import constants
 
-    if _HUB is None:
-        _HUB = HubServer(tokens={HUB_TEST_TOKEN: HUB_TEST_USER}, default_user=HUB_TEST_USER, port=HUB_PORT)
-    _HUB.tokens = {HUB_TEST_TOKEN: HUB_TEST_USER}
-    _HUB.reset()
-    _HUB.start()
     hf_home = tmp_path / "hf_home"
     cache = hf_home / "hub"
-    env = {"HF_ENDPOINT": HUB_URL, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": HUB_TEST_TOKEN,
+    env = {"HF_ENDPOINT": HUB_URL, "HF_HUB_DISABLE_XET": "1",
            "HF_HOME": str(hf_home), "HF_HUB_CACHE": str(cache), "HF_HUB_DISABLE_TELEMETRY": "1"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
         monkeypatch.delenv(key, raising=False)
     for name, value in {"ENDPOINT": HUB_URL, "HF_HUB_DISABLE_XET": True, "HF_HUB_OFFLINE": False,
                         "HF_HOME": str(hf_home), "HF_HUB_CACHE": str(cache),
@@ -53,6 +47,21 @@ def hub_server(tmp_path, monkeypatch):
                         "HF_STORED_TOKENS_PATH": str(hf_home / "stored_tokens")}.items():
         if hasattr(constants, name):
             monkeypatch.setattr(constants, name, value)
+    yield
+
+
+@pytest.fixture
+def hub_server(hub_online, monkeypatch):
+    """A started, empty `HubServer` at $HF_ENDPOINT (fixed port for the session), with HF_TOKEN (its valid
+    token) and offline mode off (`hub_online`). Stopped again after the test."""
+    global _HUB
+
+    if _HUB is None:
+        _HUB = HubServer(tokens={HUB_TEST_TOKEN: HUB_TEST_USER}, default_user=HUB_TEST_USER, port=HUB_PORT)
+    _HUB.tokens = {HUB_TEST_TOKEN: HUB_TEST_USER}
+    _HUB.reset()
+    _HUB.start()
+    monkeypatch.setenv("HF_TOKEN", HUB_TEST_TOKEN)
     yield _HUB
     _HUB.clear_faults()
     _HUB.stop()  # outside hub_server tests, $HF_ENDPOINT refuses connections (same as no network)

@@ -240,7 +240,7 @@ def test_hf_hub_download_retries_head_after_500(hub_server):
     assert hub_server.count("resolve", method="GET", status=200) == 1
 
 
-def test_server_not_listening_raises_connection_error(tmp_path):
+def test_server_not_listening_raises_connection_error(hub_online):
     with HubServer() as srv:
         api = HfApi(endpoint=srv.url, token="anything")
         api.create_repo("u/r")
