@@ -15,6 +15,10 @@ export HF_DATASETS_OFFLINE ?= 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM ?= false
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), one torch thread each: most tests start a recipe
+# in a fresh interpreter, and two single-threaded workers use two cores far better than one two-threaded.
+TEST_WORKERS ?= 2
+
 .PHONY: install demo test test-fast fashion-mnist clean
 
 install: $(STAMP)
@@ -35,11 +39,11 @@ demo: install
 	$(VENV)/bin/accelerate launch recipes/finetune.py
 
 test: install fashion-mnist
-	$(PY) -m pytest tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -n $(TEST_WORKERS) tests
 
 # Unit tests only (tiny random models), for a quick check while editing.
 test-fast: install
-	$(PY) -m pytest tests -m "not integration"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -n $(TEST_WORKERS) tests -m "not integration"
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
