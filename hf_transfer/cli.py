@@ -86,6 +86,26 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
+def _launcher_command_line() -> list[str]:
+    """The parent's command line when it is `accelerate launch ...`, else []."""
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            parent = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+    if not any("accelerate" in a for a in parent[:3]) or "launch" not in parent:
+        return []
+    return parent
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _requested_cpu_processes() -> int:
     """How many processes `accelerate launch --cpu --num_processes N` asked for, when it started only one.
 
@@ -97,12 +117,8 @@ def _requested_cpu_processes() -> int:
         return 1
     if os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes"):
         return 1
-    try:
-        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
-            parent = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return 1
-    if not any("accelerate" in a for a in parent[:3]) or "launch" not in parent:
+    parent = _launcher_command_line()
+    if not parent:
         return 1
     for i, arg in enumerate(parent):
         if arg.startswith("--num_processes"):
@@ -115,11 +131,15 @@ def relaunch_cpu_processes(num_processes: int) -> int:
     """Start `num_processes` copies of this script with torch's launcher (DDP over gloo on CPU)."""
     import subprocess
 
+    # accelerate always exports MASTER_PORT (29500 unless --main_process_port is given); keep a port the user
+    # chose, otherwise take a free one so that two runs on one machine do not collide.
+    chose_port = any(a.startswith("--main_process_port") for a in _launcher_command_line())
+    port = os.environ["MASTER_PORT"] if chose_port and os.environ.get("MASTER_PORT") else str(_free_port())
     command = [
         sys.executable, "-m", "torch.distributed.run",
         "--nproc_per_node", str(num_processes),
         "--master_addr", os.environ.get("MASTER_ADDR", "127.0.0.1"),
-        "--master_port", os.environ.get("MASTER_PORT", "29500"),
+        "--master_port", port,
         sys.argv[0], *sys.argv[1:],
     ]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "True"}
