@@ -209,13 +209,23 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
                    if isinstance(value, (int, float)) and key.split("_")[-1] in ("accuracy", "f1")]
     eval_results = []
     dataset_name = ", ".join(info["datasets"]) or "custom"
+    # Domain adaptation scores two datasets: `source_eval_accuracy` belongs to the source, `target_*` to the target.
+    domains = info.get("domains") or {}
     for key, value in metric_rows:
         split, _, metric = key.rpartition("_")
+        domain, _, domain_split = split.partition("_")
+        if domain_split and domains.get(domain):
+            split, metric_dataset = domain_split, domains[domain]
+            hub_id = BUILTIN_DATASET_HUB_IDS.get(metric_dataset, metric_dataset)
+            metric_dataset_type = hub_id if _looks_like_hub_id(hub_id) else metric_dataset
+        else:
+            metric_dataset = dataset_name
+            metric_dataset_type = hub_datasets[0] if hub_datasets else dataset_name
         eval_results.append(
             EvalResult(
                 task_type=pipeline_tag,
-                dataset_type=hub_datasets[0] if hub_datasets else dataset_name,
-                dataset_name=dataset_name,
+                dataset_type=metric_dataset_type,
+                dataset_name=metric_dataset,
                 dataset_split={"eval": "validation"}.get(split, split) or "validation",
                 metric_type=metric,
                 metric_name=key,
@@ -226,7 +236,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         base_model=info.get("base_model_hub_id"),
         library_name="peft" if is_adapter else ("sentence-transformers" if info.get("sentence_transformers") else "transformers"),
         pipeline_tag=pipeline_tag,
-        tags=["hf_transfer", info["recipe"], info["method"], info["modality"]] + (["lora"] if is_adapter else []),
+        tags=["hf_transfer", info["recipe"], info["method"].split(" ")[0], info["modality"]] + (["lora"] if is_adapter else []),
         datasets=hub_datasets or None,
         metrics=sorted({key.rpartition("_")[2] for key, _ in metric_rows}) or None,
         model_name=repo_id,
@@ -251,6 +261,12 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
             f"({info.get('pooling', 'pooled')} embeddings), to transfer with `recipes/finetune.py` "
             f"(recipe `recipes/{info['recipe']}.py`)."
             if is_backbone
+            else f" adapted from the labelled domain {domains['source']} to the unlabelled domain "
+            f"{domains['target']} ({len(info['label_names'])} labels: {', '.join(map(str, info['label_names'][:20]))}) "
+            f"with **{info['method']}** domain adaptation of [hf_transfer](https://pypi.org/project/hf-transfer-toolkit/) "
+            f"(recipe `recipes/{info['recipe']}.py`; target labels were used only for evaluation"
+            + (", except by the target_oracle upper bound)." if info["method"].startswith("target_oracle") else ").")
+            if domains.get("source") and domains.get("target")
             else " transferred to "
             f"{dataset_name} ({len(info['label_names'])} labels: {', '.join(map(str, info['label_names'][:20]))}) "
             f"with the **{info['method']}** strategy of [hf_transfer](https://pypi.org/project/hf-transfer-toolkit/) "

@@ -51,6 +51,7 @@ from hf_transfer.backbones import (
 )
 from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.finetuning import TransferArguments, create_lora_model
+from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.processing import create_collator, preprocess_dataset, set_image_size
@@ -64,11 +65,13 @@ def main():
     # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
     parser = HfArgumentParser(
         (ModelArguments, SourceDataArguments, TargetDataArguments, DomainAdaptationArguments, TransferArguments,
-         TrainingArguments)
+         HubArguments, TrainingArguments)
     )  # fmt: skip
-    model_args, source_args, target_args, da_args, transfer_args, training_args = parse_recipe_args(
+    model_args, source_args, target_args, da_args, transfer_args, hub_args, training_args = parse_recipe_args(
         parser, default_config=DEFAULT_CONFIG
     )
+    # The push happens once at the end, with the model card; the token never reaches saved arguments.
+    push_to_hub, hub_token = take_hub_token(training_args)
     check_transfer_strategy(transfer_args.strategy)
 
     # 2. Logging: only the main process talks.
@@ -212,14 +215,25 @@ def main():
             subdir="merged",
         )
 
-    # 10. Results: all_results.json, written by the main process only.
+    # 10. Results (all_results.json), model card, and the Hub push: main process only.
+    source_name = source_args.source_dataset_name or source_args.source_train_file or source_args.source_train_dir
+    target_name = target_args.target_dataset_name or target_args.target_train_file or target_args.target_train_dir
     metrics["base_model"] = model_args.model_name_or_path
-    metrics["source_dataset"] = source_args.source_dataset_name or source_args.source_train_file or source_args.source_train_dir
-    metrics["target_dataset"] = target_args.target_dataset_name or target_args.target_train_file or target_args.target_train_dir
+    metrics["source_dataset"], metrics["target_dataset"] = source_name, target_name
     metrics["num_processes"] = training_args.world_size
     if training_args.should_save:
         write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
     logger.info(f"Results: {metrics}")
+    publish_run(
+        training_args, hub_args, push=push_to_hub, token=hub_token,
+        run_info=dict(
+            recipe="domain_adapt", base_model=model_args.model_name_or_path, base_model_path=model_path,
+            modality=modality, method=f"{da_args.method} ({transfer_args.strategy})",
+            datasets=[source_name, target_name], label_names=label_names,
+            arguments=(model_args, source_args, target_args, da_args, transfer_args, training_args),
+            world_size=training_args.world_size, extra={"domains": {"source": source_name, "target": target_name}},
+        ),
+    )  # fmt: skip
     PartialState().wait_for_everyone()
 
 

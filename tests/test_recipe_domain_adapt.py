@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_transfer.adaptation import ALIGNMENT_STATE_NAME
@@ -74,14 +75,24 @@ def test_vision_mmd_with_lora_on_digits_m(tiny_vit, tmp_path):
     assert json.loads((out / "preprocessor_config.json").read_text())["size"] == {"height": 32, "width": 32}
 
 
-def test_target_oracle_trains_on_labelled_target_rows(tiny_bert, tmp_path):
+def test_target_oracle_trains_on_target_rows_and_pushes_a_card_per_domain(tiny_bert, tmp_path, hub_server):
     run = assert_ok(run_recipe("domain_adapt.py", "--model_name_or_path", tiny_bert, "--method", "target_oracle",
                                "--strategy", "full", *TEXT, *TRAIN, "--compute_a_distance", "false",
-                               output_dir=tmp_path / "out", env=ENV))  # fmt: skip
+                               "--push_to_hub", "true", "--hub_model_id", "test-user/tweets-to-drugs",
+                               output_dir=tmp_path / "out", env={**ENV, "HF_HUB_OFFLINE": "0"}))  # fmt: skip
     results = run.results
     assert results["method"] == "target_oracle" and "a_distance_before" not in results
     assert "Num examples = 40" in run.output  # the 40 target train rows, not the 48 source rows
     assert "alignment_loss_config" not in results
+    assert {"model.safetensors", "README.md", "all_results.json"} <= set(hub_server.list_files("test-user/tweets-to-drugs"))
+    card = ModelCard.load("test-user/tweets-to-drugs")
+    by_name = {r.metric_name: r for r in card.data.eval_results}
+    assert by_name["target_eval_accuracy"].dataset_name == "drug_reviews"
+    assert by_name["target_eval_accuracy"].dataset_split == "validation"
+    assert by_name["source_eval_accuracy"].dataset_name == "tweet_sentiment"
+    assert by_name["target_eval_accuracy"].metric_value == pytest.approx(results["target_eval_accuracy"])
+    assert "adapted from the labelled domain tweet_sentiment to the unlabelled domain drug_reviews" in card.content
+    assert "target_oracle" in card.data.tags and "domain_adapt" in card.data.tags
 
 
 def test_mismatched_domains_fail_early_with_the_fix(tiny_bert, tmp_path):
@@ -102,7 +113,7 @@ def test_mismatched_domains_fail_early_with_the_fix(tiny_bert, tmp_path):
 # ------------------------------------------------------------------------- slower: processes and resume
 
 
-@pytest.mark.skip(reason="issue 4/6 in progress: not yet verified on an idle machine; remove this skip once it passes there")
+@pytest.mark.integration
 def test_two_process_dann(tiny_bert, tmp_path):
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
     run = assert_ok(run_recipe("domain_adapt.py", "--model_name_or_path", tiny_bert, "--method", "dann",
@@ -112,7 +123,7 @@ def test_two_process_dann(tiny_bert, tmp_path):
     assert "target_eval_accuracy" in run.results
 
 
-@pytest.mark.skip(reason="issue 4/6 in progress: not yet verified on an idle machine; remove this skip once it passes there")
+@pytest.mark.integration
 def test_resume_restores_the_discriminator(tiny_bert, tmp_path):
     out = tmp_path / "out"
     args = ["--model_name_or_path", tiny_bert, "--method", "dann", "--strategy", "full", *TEXT, *TRAIN,
