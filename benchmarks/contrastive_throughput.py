@@ -44,7 +44,7 @@ import transformers
 from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
 
 from hf_transfer.backbones import ModelArguments, create_backbone, resolve_model_path
-from hf_transfer.cli import run_recipe
+from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.contrastive import ContrastiveModel, ContrastiveTextCollator, ContrastiveTrainer, InBatchNegativesLoss
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
@@ -103,7 +103,7 @@ class BenchmarkArguments:
         for flag in ("batch_size", "mini_batch_size", "max_steps", "rounds", "max_seq_length"):
             if getattr(self, flag) <= 0:
                 raise ConfigError(f"--{flag} must be positive; got {getattr(self, flag)}.")
-        if self.timing_warmup_steps >= self.max_steps:
+        if self.mode == "throughput" and self.timing_warmup_steps >= self.max_steps:
             raise ConfigError(
                 f"--timing_warmup_steps {self.timing_warmup_steps} leaves no timed step of --max_steps {self.max_steps}."
             )
@@ -304,9 +304,7 @@ def main():
     if not any(a.startswith("--dataset_name") or a.startswith("--train_file") for a in argv):
         argv = [f"--{k}={v}" for k, v in DATA_DEFAULTS.items()] + argv
     model_args, data_args, bench = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_error()
-    datasets.utils.logging.set_verbosity_error()
+    setup_quiet_logging(logger)
     path = resolve_model_path(model_args.model_name_or_path)
 
     if bench.mode == "memory_one":

@@ -22,7 +22,6 @@ printed lines are per-dataset mean accuracies and time ratios.
 Needs `pip install -r requirements-bench.txt` (setfit, sentence-transformers).
 """
 
-import json
 import logging
 import os
 import platform
@@ -36,11 +35,10 @@ from typing import Optional
 import datasets
 import numpy as np
 import torch
-import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_transfer.backbones import create_backbone, resolve_model_path
-from hf_transfer.cli import run_recipe
+from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.contrastive import ContrastiveModel, ContrastiveTextCollator, ContrastiveTrainer, SupConLoss
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
@@ -81,7 +79,7 @@ class FewShotArguments:
     eval_split: str = field(
         default="test", metadata={"help": "test (reported numbers) or validation (for choosing --steps, --temperature)."}
     )
-    steps: int = field(default=20, metadata={"help": "Optimizer steps of ours (whole K x C set per step)."})
+    steps: int = field(default=10, metadata={"help": "Optimizer steps of ours (whole K x C set per step)."})
     learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of ours."})
     temperature: float = field(default=0.1, metadata={"help": "SupCon temperature of ours."})
     output_file: Optional[str] = field(default=None, metadata={"help": f"Default: benchmarks/results/{NAME}.json."})
@@ -164,9 +162,7 @@ def run_ours(path: str, shots: datasets.Dataset, test: datasets.Dataset, args: F
 
 def main():
     (args,) = HfArgumentParser((FewShotArguments,)).parse_args_into_dataclasses()
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_error()
-    datasets.utils.logging.set_verbosity_error()
+    setup_quiet_logging(logger)
     logging.getLogger("setfit").setLevel(logging.WARNING)
     path = resolve_model_path(args.model_name_or_path)
     start = time.time()

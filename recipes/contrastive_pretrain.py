@@ -35,6 +35,7 @@ from hf_transfer.contrastive import (
     create_backbone_from_config,
     create_contrastive_collator,
     create_contrastive_loss,
+    linear_evaluation,
     load_contrastive_dataset,
 )
 from hf_transfer.data import DataArguments, infer_modality
@@ -58,9 +59,10 @@ def main():
 
     # 2. Logging: only the main process talks.
     setup_logging(training_args)
+    precision = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     logger.warning(
         f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-        f"n_processes: {training_args.world_size}, precision: {'bf16' if training_args.bf16 else 'fp16' if training_args.fp16 else 'fp32'}"
+        f"n_processes: {training_args.world_size}, precision: {precision}"
     )
     logger.info(f"Contrastive arguments {contrastive_args}")
 
@@ -98,6 +100,15 @@ def main():
         backbone.processor = set_image_size(backbone.processor, backbone.model, contrastive_args.image_size)
     model = ContrastiveModel(backbone, contrastive_args.projection_dim, contrastive_args.projection_hidden_dim)
     loss = create_contrastive_loss(contrastive_args)
+
+    # Linear evaluation of the untrained embedding (labelled data only), the "before" of the transfer gain.
+    labelled = "label" in raw_datasets["train"].column_names and "validation" in raw_datasets
+    run_linear_eval = contrastive_args.linear_eval and labelled and training_args.process_index == 0
+    if contrastive_args.linear_eval and not labelled:
+        logger.warning("--linear_eval needs labelled train and validation splits; skipping it.")
+    linear_eval_before = {}
+    if run_linear_eval:
+        linear_eval_before = linear_evaluation(backbone, raw_datasets, contrastive_args.max_seq_length)
 
     # 6. Views: two per sample, made in the collator (augmentations, dropout duplicates, or pairs).
     data_collator = create_contrastive_collator(backbone.processor, modality, contrastive_args)
@@ -147,6 +158,10 @@ def main():
     }
     if eval_dataset is not None:
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
+    if run_linear_eval:
+        after = linear_evaluation(backbone, raw_datasets, contrastive_args.max_seq_length)
+        metrics.update({f"linear_eval_before_{k}": v for k, v in linear_eval_before.items()})
+        metrics.update({f"linear_eval_{k}": v for k, v in after.items()})
     metrics["wall_time"] = time.time() - start
     if training_args.should_save:
         write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)

@@ -65,7 +65,7 @@ def test_bad_combination_stops_before_training(tmp_path):
     assert not (tmp_path / "out" / "all_results.json").exists()
 
 
-@pytest.mark.skip(reason="issue 4/6 in progress: not yet verified on an idle machine; remove this skip once it passes there")
+@pytest.mark.integration
 def test_two_processes_gather_negatives_and_resume(tiny_bert, tmp_path):
     out = tmp_path / "ddp"
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]

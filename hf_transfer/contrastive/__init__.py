@@ -6,6 +6,7 @@
 - `views`: SimCLR image augmentations and collators that make two views per sample.
 - `model`: `ContrastiveModel` (backbone + projection head used only while pretraining).
 - `trainer`: `ContrastiveTrainer`, a `transformers.Trainer` subclass (GradCache optional).
+- `evaluation`: `linear_evaluation`, a linear probe on the trained pooled embedding (SimCLR's protocol).
 - `export`: saves the backbone for `AutoModel` and `SentenceTransformer` (without importing the latter).
 
 The result is transferred with `recipes/finetune.py --model_name_or_path <output_dir>`.
@@ -22,6 +23,7 @@ _EXPORTS = {
     "ContrastiveArguments": "config",
     "load_contrastive_dataset": "data",
     "gather_with_grad": "distributed",
+    "linear_evaluation": "evaluation",
     "save_backbone": "export",
     "write_sentence_transformers_files": "export",
     "cached_contrastive_loss": "gradcache",
@@ -37,6 +39,7 @@ _EXPORTS = {
     "ContrastiveImageCollator": "views",
     "ContrastiveTextCollator": "views",
     "SimCLRAugmentation": "views",
+    "BatchedSimCLRAugmentation": "views",
     "create_contrastive_collator": "views",
 }
 
@@ -52,10 +55,12 @@ __all__ = [
     "SupConLoss",
     "create_contrastive_loss",
     "SimCLRAugmentation",
+    "BatchedSimCLRAugmentation",
     "ContrastiveImageCollator",
     "ContrastiveTextCollator",
     "create_contrastive_collator",
     "load_contrastive_dataset",
+    "linear_evaluation",
     "gather_with_grad",
     "cached_contrastive_loss",
     "save_backbone",
@@ -67,12 +72,19 @@ if TYPE_CHECKING:
     from .config import ContrastiveArguments
     from .data import load_contrastive_dataset
     from .distributed import gather_with_grad
+    from .evaluation import linear_evaluation
     from .export import save_backbone, write_sentence_transformers_files
     from .gradcache import cached_contrastive_loss
     from .losses import InBatchNegativesLoss, NTXentLoss, SupConLoss, Temperature, create_contrastive_loss
     from .model import ContrastiveModel, ProjectionHead, create_backbone_from_config
     from .trainer import ContrastiveTrainer
-    from .views import ContrastiveImageCollator, ContrastiveTextCollator, SimCLRAugmentation, create_contrastive_collator
+    from .views import (
+        BatchedSimCLRAugmentation,
+        ContrastiveImageCollator,
+        ContrastiveTextCollator,
+        SimCLRAugmentation,
+        create_contrastive_collator,
+    )
 
 
 def __getattr__(name: str) -> Any:

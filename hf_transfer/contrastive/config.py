@@ -73,9 +73,16 @@ class ContrastiveArguments:
             none on 32x32 images.
         horizontal_flip (`bool`, defaults to `True`):
             Random horizontal flips.
+        augmentation_backend (`Literal["batched", "torchvision"]`, defaults to `"batched"`):
+            `batched`: the whole batch in a few torch operations (per-image random parameters), much faster on
+            CPUs. `torchvision`: one torchvision.transforms.v2 pipeline per image (random jitter order).
         save_sentence_transformers (`bool`, defaults to `True`):
             With a text backbone, also write sentence-transformers' files (modules.json, pooling config) so the
             output loads with `SentenceTransformer(output_dir)` too.
+        linear_eval (`bool`, defaults to `False`):
+            With labelled data: fit a linear probe on the trained pooled embedding (train split, L2 chosen on
+            validation) before and after pretraining and report both (`linear_eval_*` in all_results.json), the
+            evaluation protocol of SimCLR / SimCSE. Main process only.
         model_type (`str`, *optional*):
             Pretrain from scratch: a transformers model type (`vit`, `bert`, ...) built with random weights from
             its default config plus `config_overrides`, as in transformers' `run_mlm.py`. Images get that
@@ -168,10 +175,21 @@ class ContrastiveArguments:
         metadata={"help": "Probability of a Gaussian blur, in [0, 1]. SimCLR: 0.5 on ImageNet, 0 on 32x32. Default 0."},
     )
     horizontal_flip: bool = field(default=True, metadata={"help": "Random horizontal flips. Default on."})
+    augmentation_backend: Literal["batched", "torchvision"] = field(
+        default="batched",
+        metadata={"help": "batched (whole batch in a few torch ops, per-image random draws; fast on CPU) or "
+                  "torchvision (a transforms.v2 pipeline per image). Default batched."},
+    )  # fmt: skip
     save_sentence_transformers: bool = field(
         default=True,
         metadata={"help": "Text backbones: also write sentence-transformers' modules.json and pooling config, so "
                   "the output loads with SentenceTransformer(output_dir). Default on."},
+    )  # fmt: skip
+    linear_eval: bool = field(
+        default=False,
+        metadata={"help": "With labelled data: linear probe on the trained pooled embedding before and after "
+                  "pretraining (train split, L2 chosen on validation), reported as linear_eval_* in "
+                  "all_results.json. Default off."},
     )  # fmt: skip
     model_type: Optional[str] = field(
         default=None,
@@ -253,7 +271,8 @@ class ContrastiveArguments:
             )
         if not self.gradient_cache and self.gradient_cache_mini_batch_size != 32:
             warnings.warn(
-                "--gradient_cache_mini_batch_size is set but --gradient_cache is off, so it has no effect.", stacklevel=2
+                "--gradient_cache_mini_batch_size is set but --gradient_cache is off, so it has no effect.",
+                stacklevel=2,
             )
 
     @property

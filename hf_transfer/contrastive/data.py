@@ -47,7 +47,9 @@ def _read_files(data_args: DataArguments, cache_dir: Optional[str]) -> DatasetDi
     return datasets.load_dataset(builder, data_files=files, cache_dir=cache_dir, **kwargs)
 
 
-def load_contrastive_dataset(data_args: DataArguments, contrastive_args: Any, cache_dir: Optional[str] = None) -> DatasetDict:
+def load_contrastive_dataset(
+    data_args: DataArguments, contrastive_args: Any, cache_dir: Optional[str] = None
+) -> DatasetDict:
     """Splits with `text` or `image`, `label` when the source has one, and `positive` with `--pair_column`.
 
     Raises:

@@ -91,7 +91,8 @@ def write_sentence_transformers_files(backbone: Any, output_dir: str | Path, max
     # Training compared cosines, so the saved model returns unit-length embeddings (like all-MiniLM-L6-v2).
     index = len(modules)
     modules.append(
-        {"idx": index, "name": str(index), "path": f"{index}_Normalize", "type": "sentence_transformers.models.Normalize"}
+        {"idx": index, "name": str(index), "path": f"{index}_Normalize",
+         "type": "sentence_transformers.models.Normalize"}  # fmt: skip
     )
     _write_json(output_dir / "modules.json", modules)
     _write_json(output_dir / "sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": False})

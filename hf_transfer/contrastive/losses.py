@@ -429,7 +429,8 @@ class SupConLoss(_ContrastiveLoss):
 
     With views A of the batch (two per sample here) and P(i) the other views with i's label:
 
-        loss = 1/|A| * sum_i -1/|P(i)| * sum_{p in P(i)} log( exp(cos(z_i, z_p) / tau) / sum_{a != i} exp(cos(z_i, z_a) / tau) )
+        loss = 1/|A| * sum_i -1/|P(i)| * sum_{p in P(i)} log( exp(cos(z_i, z_p) / tau) / D_i ),
+        D_i = sum_{a in A, a != i} exp(cos(z_i, z_a) / tau)
 
     `tau` is the temperature (`scale = 1 / tau`); the paper uses 0.1. The paper's extra factor
     tau / base_tau is 1 here (base_tau = tau). Without `positives`, each sample is one view and samples
@@ -497,7 +498,8 @@ class SupConLoss(_ContrastiveLoss):
         return """
 @inproceedings{khosla2020supcon,
   title={Supervised Contrastive Learning},
-  author={Khosla, Prannay and Teterwak, Piotr and Wang, Chen and Sarna, Aaron and Tian, Yonglong and Isola, Phillip and Maschinot, Aaron and Liu, Ce and Krishnan, Dilip},
+  author={Khosla, Prannay and Teterwak, Piotr and Wang, Chen and Sarna, Aaron and Tian, Yonglong
+          and Isola, Phillip and Maschinot, Aaron and Liu, Ce and Krishnan, Dilip},
   booktitle={Advances in Neural Information Processing Systems},
   year={2020},
   url={https://arxiv.org/abs/2004.11362}

