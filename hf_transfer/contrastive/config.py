@@ -74,8 +74,8 @@ class ContrastiveArguments:
         horizontal_flip (`bool`, defaults to `True`):
             Random horizontal flips.
         augmentation_backend (`Literal["batched", "torchvision"]`, defaults to `"batched"`):
-            `batched`: the whole batch in a few torch operations (per-image random parameters), much faster on
-            CPUs. `torchvision`: one torchvision.transforms.v2 pipeline per image (random jitter order).
+            `batched`: kornia augmentations on the whole batch (per-image random parameters), several times
+            faster on CPUs. `torchvision`: one torchvision.transforms.v2 pipeline per image.
         save_sentence_transformers (`bool`, defaults to `True`):
             With a text backbone, also write sentence-transformers' files (modules.json, pooling config) so the
             output loads with `SentenceTransformer(output_dir)` too.
@@ -177,7 +177,7 @@ class ContrastiveArguments:
     horizontal_flip: bool = field(default=True, metadata={"help": "Random horizontal flips. Default on."})
     augmentation_backend: Literal["batched", "torchvision"] = field(
         default="batched",
-        metadata={"help": "batched (whole batch in a few torch ops, per-image random draws; fast on CPU) or "
+        metadata={"help": "batched (kornia on the whole batch, per-image random draws; fast on CPU) or "
                   "torchvision (a transforms.v2 pipeline per image). Default batched."},
     )  # fmt: skip
     save_sentence_transformers: bool = field(

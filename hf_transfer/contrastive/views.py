@@ -6,8 +6,8 @@ and the trainer splits the embeddings back with `chunk(2)`.
 
 - Images (`ContrastiveImageCollator`): two independent SimCLR augmentations per image (random resized
   crop, flip, colour jitter, grayscale, blur), normalised with the backbone's image-processor statistics:
-  batched in plain torch (`BatchedSimCLRAugmentation`, the default) or per image with
-  torchvision.transforms.v2 (`SimCLRAugmentation`).
+  batched with kornia (`BatchedSimCLRAugmentation`, the default: per-image draws on the whole batch) or
+  per image with torchvision.transforms.v2 (`SimCLRAugmentation`).
 - Text, `dropout` views (`ContrastiveTextCollator`): the tokenized batch twice. The encoder runs in
   train mode, so dropout draws two different masks: SimCSE's only augmentation.
 - Text, `pair` views: the text column and the pair column, tokenized and padded together.
@@ -16,7 +16,6 @@ and the trainer splits the embeddings back with `chunk(2)`.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
@@ -122,22 +121,13 @@ class SimCLRAugmentation:
 
 
 class BatchedSimCLRAugmentation:
-    """SimCLR's augmentation for a whole batch at once, in plain torch: per-image random draws, vectorised ops.
+    """SimCLR's augmentation for a whole (N, 3, H, W) batch at once, with kornia: a fresh draw per image.
 
-    The same steps as `SimCLRAugmentation` with independent parameters for every image, but applied to an
-    (N, 3, H, W) batch in a handful of tensor operations instead of N Python pipelines (about 20x faster on
-    a CPU, where per-image torchvision calls cost more than a small model's training step):
-
-    - random resized crop (area in `[crop_min_scale, 1]`, aspect ratio in [3/4, 4/3]) and horizontal flip,
-      as one affine `grid_sample` (bilinear);
-    - colour jitter with probability 0.8: brightness, contrast, saturation (each factor in `1 +- 0.8 s`) and
-      hue (a rotation of up to `+- 0.2 s` turns around the grey axis), in that fixed order (torchvision draws
-      a random order);
-    - grayscale with `grayscale_probability`; Gaussian blur (sigma 0.1-2, kernel ~10% of the side) with
-      `blur_probability`, as one grouped separable convolution;
-    - normalisation with `mean` / `std`.
-
-    Args: as `SimCLRAugmentation`; `generator` seeds the draws (default: torch's global RNG).
+    torchvision's transforms draw one set of random parameters per call, so a batched call would give every
+    image the same crop; per-image calls cost more than a small model's training step on a CPU. kornia's
+    augmentations draw parameters per image and run on the batch (and on the batch's device). The steps and
+    defaults are those of `SimCLRAugmentation`: random resized crop -> horizontal flip -> colour jitter (0.8s
+    brightness, contrast, saturation, 0.2s hue) with probability 0.8 -> grayscale -> Gaussian blur -> normalise.
 
     Example:
         >>> augment = BatchedSimCLRAugmentation(32, mean=(0.5,) * 3, std=(0.5,) * 3)
@@ -157,97 +147,36 @@ class BatchedSimCLRAugmentation:
         grayscale_probability: float = 0.2,
         blur_probability: float = 0.0,
         horizontal_flip: bool = True,
-        generator: Optional[torch.Generator] = None,
     ):
+        try:
+            import kornia.augmentation as K
+        except ImportError as err:
+            raise ImportError(
+                'Batched SimCLR augmentations need kornia: pip install "hf-transfer-toolkit[vision]", or pass '
+                "--augmentation_backend torchvision."
+            ) from err
+        s = color_jitter_strength
+        steps: list[Any] = [K.RandomResizedCrop((size, size), scale=(crop_min_scale, 1.0))]
+        if horizontal_flip:
+            steps.append(K.RandomHorizontalFlip())
+        if s > 0:
+            steps.append(K.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5), p=0.8))
+        if grayscale_probability > 0:
+            steps.append(K.RandomGrayscale(p=grayscale_probability))
+        if blur_probability > 0:
+            kernel = max(3, int(0.1 * size) // 2 * 2 + 1)  # odd, ~10% of the side
+            steps.append(K.RandomGaussianBlur((kernel, kernel), sigma=(0.1, 2.0), p=blur_probability))
+        steps.append(K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std)))
         self.size = size
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-        self.crop_min_scale = crop_min_scale
-        self.jitter = color_jitter_strength
-        self.grayscale_probability = grayscale_probability
-        self.blur_probability = blur_probability
-        self.horizontal_flip = horizontal_flip
-        self.generator = generator
+        self.transform = K.AugmentationSequential(*steps)
 
-    def _uniform(self, n: int, low: float, high: float) -> torch.Tensor:
-        return low + (high - low) * torch.rand(n, generator=self.generator)
-
-    def _chance(self, n: int, p: float) -> torch.Tensor:
-        return torch.rand(n, generator=self.generator) < p
-
-    def _crop_and_flip(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        # As torchvision: up to 10 draws of (area, aspect ratio) per image until the crop fits, else the whole image.
-        width, height = torch.ones(n), torch.ones(n)  # fractions of the image side
-        found = torch.zeros(n, dtype=torch.bool)
-        for _ in range(10):
-            area = self._uniform(n, self.crop_min_scale, 1.0)
-            ratio = torch.exp(self._uniform(n, math.log(3 / 4), math.log(4 / 3)))
-            w, h = torch.sqrt(area * ratio), torch.sqrt(area / ratio)
-            fits = (w <= 1) & (h <= 1) & ~found
-            width, height = torch.where(fits, w, width), torch.where(fits, h, height)
-            found |= fits
-        center_x = (self._uniform(n, 0.0, 1.0) * (1 - width) + width / 2) * 2 - 1  # in [-1, 1]
-        center_y = (self._uniform(n, 0.0, 1.0) * (1 - height) + height / 2) * 2 - 1
-        flip = torch.where(self._chance(n, 0.5 if self.horizontal_flip else 0.0), -1.0, 1.0)
-        theta = torch.zeros(n, 2, 3)
-        theta[:, 0, 0], theta[:, 0, 2] = width * flip, center_x
-        theta[:, 1, 1], theta[:, 1, 2] = height, center_y
-        grid = F.affine_grid(theta, [n, 3, self.size, self.size], align_corners=False)  # (N, size, size, 2)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-    @staticmethod
-    def _gray(x: torch.Tensor) -> torch.Tensor:
-        return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)  # (N, 3, H, W)
-
-    def _color_jitter(self, x: torch.Tensor) -> torch.Tensor:
-        n, s = x.shape[0], self.jitter
-        on = self._chance(n, 0.8).view(n, 1, 1, 1)
-        out = x * self._uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s).view(n, 1, 1, 1)  # brightness
-        out = out.clamp(0, 1)
-        mean_gray = self._gray(out).mean(dim=(1, 2, 3), keepdim=True)
-        out = ((out - mean_gray) * self._uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s).view(n, 1, 1, 1) + mean_gray)
-        out = out.clamp(0, 1)  # contrast
-        gray = self._gray(out)
-        out = (gray + (out - gray) * self._uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s).view(n, 1, 1, 1)).clamp(0, 1)
-        hue = min(0.2 * s, 0.5)
-        if hue > 0:  # rotate the colour around the grey axis by up to +- hue turns
-            angle = self._uniform(n, -hue, hue) * 2 * math.pi
-            cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
-            k = torch.full((3, 3), 1 / 3)
-            cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]]) / math.sqrt(3)
-            rotation = cos * torch.eye(3) + (1 - cos) * k + sin * cross  # (N, 3, 3), Rodrigues' formula
-            out = torch.einsum("nij,njhw->nihw", rotation, out).clamp(0, 1)
-        return torch.where(on, out, x)
-
-    def _blur(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        radius = max(1, int(0.1 * self.size) // 2)
-        sigma = self._uniform(n, 0.1, 2.0).view(n, 1)
-        offsets = torch.arange(-radius, radius + 1, dtype=torch.float32).view(1, -1)
-        kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-        kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (N*3, 2r+1)
-        flat = F.pad(x.reshape(1, n * c, h, w), (radius, radius, radius, radius), mode="reflect")
-        flat = F.conv2d(flat, kernel.view(n * c, 1, 1, -1), groups=n * c)  # along the width
-        flat = F.conv2d(flat, kernel.view(n * c, 1, -1, 1), groups=n * c)  # along the height
-        blurred = flat.view(n, c, h, w)
-        return torch.where(self._chance(n, self.blur_probability).view(n, 1, 1, 1), blurred, x)
-
+    @torch.no_grad()
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels: (N, 3, H, W) floats in [0, 1] -> (N, 3, size, size), normalised."""
-        x = self._crop_and_flip(pixels.float())
-        if self.jitter > 0:
-            x = self._color_jitter(x)
-        if self.grayscale_probability > 0:
-            x = torch.where(self._chance(x.shape[0], self.grayscale_probability).view(-1, 1, 1, 1), self._gray(x), x)
-        if self.blur_probability > 0:
-            x = self._blur(x)
-        return (x - self.mean) / self.std
+        return self.transform(pixels.float())
 
     def __repr__(self) -> str:
-        return (f"BatchedSimCLRAugmentation(size={self.size}, crop_min_scale={self.crop_min_scale}, "
-                f"color_jitter_strength={self.jitter}, grayscale_probability={self.grayscale_probability}, "
-                f"blur_probability={self.blur_probability}, horizontal_flip={self.horizontal_flip})")  # fmt: skip
+        return f"BatchedSimCLRAugmentation({self.transform})"
 
 
 def images_to_tensor(images: list[Any], side: int) -> torch.Tensor:
