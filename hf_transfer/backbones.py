@@ -17,6 +17,7 @@ model trained here loads anywhere with plain transformers. `get_classifier` find
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -45,7 +46,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
 )
 
-from .errors import ModelLoadError
+from .errors import DataError, ModelLoadError
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -53,6 +54,8 @@ __all__ = [
     "Backbone",
     "create_backbone",
     "create_classification_model",
+    "TransferModel",
+    "load_transfer_model",
     "get_classifier",
     "get_classifier_name",
     "head_has_hidden_layers",
@@ -368,6 +371,58 @@ def create_classification_model(
         # timm keeps its own copy of the class names; keep it in step with id2label.
         model.config.label_names = list(label_names)
     return model
+
+
+@dataclass
+class TransferModel:
+    """What a transfer recipe works on: the resolved checkpoint, its modality, its processor and a classifier."""
+
+    path: str
+    modality: Modality
+    processor: Any
+    model: PreTrainedModel
+
+
+def load_transfer_model(
+    model_args: ModelArguments,
+    label_names: list[str],
+    data_modality: Modality,
+    *,
+    replace_head: Optional[bool] = None,
+    image_size: Optional[int] = None,
+    main_process_first: Any = None,
+) -> TransferModel:
+    """Resolve `--model_name_or_path`, check it fits the data, and load its processor and a classifier for `label_names`.
+
+    The one loading path of the recipes: a built-in alias is converted once (under `main_process_first`, e.g.
+    `training_args.main_process_first`, so one process does it), a model of the wrong modality for the data
+    is an error naming both, the head is new for the built-ins (`replace_head` defaults to that) and checked
+    against the labels otherwise, and vision inputs are resized to `image_size` when given.
+    """
+    from .processing import set_image_size
+
+    guard = main_process_first(desc="resolving the model") if main_process_first else contextlib.nullcontext()
+    with guard:
+        path = resolve_model_path(
+            model_args.model_name_or_path,
+            model_args.cache_dir,
+            model_args.model_revision,
+            model_args.token,
+            model_args.trust_remote_code,
+        )
+    modality = infer_model_modality(load_config(path, model_args))
+    if data_modality != modality:
+        raise DataError(
+            f"{model_args.model_name_or_path} is a {modality} model but the data is {data_modality}; "
+            "pick a model and a dataset of the same modality."
+        )
+    processor = load_processor(path, modality, model_args)
+    if replace_head is None:
+        replace_head = is_builtin_model(model_args.model_name_or_path)
+    model = create_classification_model(path, label_names, model_args, replace_head=replace_head)
+    if modality == "vision" and image_size:
+        processor = set_image_size(processor, model, image_size)
+    return TransferModel(path=path, modality=modality, processor=processor, model=model)
 
 
 def get_classifier(model: nn.Module) -> nn.Linear:

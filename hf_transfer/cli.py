@@ -69,7 +69,8 @@ def parse_recipe_args(
 
 
 def setup_logging(training_args: TrainingArguments) -> None:
-    """Log on the main process only (others at warning), for this package and the HF libraries."""
+    """Log on the main process only (others at warning), for this package and the HF libraries; each process
+    says its rank, device and precision once."""
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%m/%d/%Y %H:%M:%S",
@@ -84,6 +85,11 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+    precision = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
+    logger.warning(
+        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
+        f"n_processes: {training_args.world_size}, precision: {precision}"
+    )
 
 
 def _launcher_command_line() -> list[str]:

@@ -59,11 +59,6 @@ def main():
 
     # 2. Logging: only the main process talks.
     setup_logging(training_args)
-    precision = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
-    logger.warning(
-        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-        f"n_processes: {training_args.world_size}, precision: {precision}"
-    )
     logger.info(f"Contrastive arguments {contrastive_args}")
 
     # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.

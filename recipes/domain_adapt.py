@@ -31,7 +31,6 @@ from hf_transfer.adaptation import (
     SourceDataArguments,
     TargetDataArguments,
     align_domains,
-    check_model_modality,
     check_transfer_strategy,
     compute_proxy_a_distance,
     create_alignment_loss,
@@ -41,20 +40,16 @@ from hf_transfer.adaptation import (
 from hf_transfer.backbones import (
     ModelArguments,
     count_parameters,
-    create_classification_model,
     get_classifier,
-    infer_model_modality,
-    is_builtin_model,
-    load_config,
-    load_processor,
-    resolve_model_path,
+    load_transfer_model,
 )
 from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.finetuning import TransferArguments, create_lora_model
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
-from hf_transfer.processing import create_collator, preprocess_dataset, set_image_size
+from hf_transfer.data import infer_modality
+from hf_transfer.processing import create_collator, preprocess_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +71,6 @@ def main():
 
     # 2. Logging: only the main process talks.
     setup_logging(training_args)
-    logger.warning(
-        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-        f"n_processes: {training_args.world_size}, precision: {'bf16' if training_args.bf16 else 'fp16' if training_args.fp16 else 'fp32'}"
-    )
     logger.info(f"Domain adaptation arguments {da_args}")
 
     # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
@@ -99,22 +90,11 @@ def main():
                 f"target splits: { {k: len(v) for k, v in target.items()} }")  # fmt: skip
 
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
-    with training_args.main_process_first(desc="resolving the model"):
-        model_path = resolve_model_path(
-            model_args.model_name_or_path,
-            model_args.cache_dir,
-            model_args.model_revision,
-            model_args.token,
-            model_args.trust_remote_code,
-        )
-    modality = infer_model_modality(load_config(model_path, model_args))
-    check_model_modality(model_args.model_name_or_path, modality, source)
-    processor = load_processor(model_path, modality, model_args)
-    model = create_classification_model(
-        model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
-    )
-    if modality == "vision" and transfer_args.image_size:
-        processor = set_image_size(processor, model, transfer_args.image_size)
+    loaded = load_transfer_model(
+        model_args, label_names, infer_modality(source), image_size=transfer_args.image_size,
+        main_process_first=training_args.main_process_first,
+    )  # fmt: skip
+    model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
 
     # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
     with training_args.main_process_first(desc="preprocessing"):

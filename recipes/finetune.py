@@ -26,24 +26,19 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from hf_transfer.backbones import (
     ModelArguments,
     count_parameters,
-    create_classification_model,
     head_has_hidden_layers,
-    infer_model_modality,
-    is_builtin_model,
-    load_config,
-    load_processor,
+    load_transfer_model,
     model_fingerprint,
-    resolve_model_path,
 )
 from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
-from hf_transfer.errors import ConfigError, DataError
+from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lora_model
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
-from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, set_image_size
+from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +56,6 @@ def main():
 
     # 2. Logging: only the main process talks.
     setup_logging(training_args)
-    logger.warning(
-        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-        f"n_processes: {training_args.world_size}, precision: {'bf16' if training_args.bf16 else 'fp16' if training_args.fp16 else 'fp32'}"
-    )
     logger.info(f"Transfer arguments {transfer_args}")
 
     # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
@@ -81,26 +72,11 @@ def main():
     logger.info(f"{len(label_names)} labels: {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
 
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
-    with training_args.main_process_first(desc="resolving the model"):
-        model_path = resolve_model_path(
-            model_args.model_name_or_path,
-            model_args.cache_dir,
-            model_args.model_revision,
-            model_args.token,
-            model_args.trust_remote_code,
-        )
-    modality = infer_model_modality(load_config(model_path, model_args))
-    if infer_modality(raw_datasets) != modality:
-        raise DataError(
-            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(raw_datasets)}; "
-            "pick a model and a dataset of the same modality."
-        )
-    processor = load_processor(model_path, modality, model_args)
-    model = create_classification_model(
-        model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
-    )
-    if modality == "vision" and transfer_args.image_size:
-        processor = set_image_size(processor, model, transfer_args.image_size)
+    loaded = load_transfer_model(
+        model_args, label_names, infer_modality(raw_datasets), image_size=transfer_args.image_size,
+        main_process_first=training_args.main_process_first,
+    )  # fmt: skip
+    model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     if transfer_args.strategy in ("linear_probe", "lp_ft") and head_has_hidden_layers(model):
         raise ConfigError(
             f"{type(model).__name__} has a head with hidden layers, which a linear probe cannot initialise; "

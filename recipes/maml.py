@@ -31,15 +31,11 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from hf_transfer.backbones import (
     ModelArguments,
     count_parameters,
-    create_classification_model,
-    infer_model_modality,
-    load_config,
-    load_processor,
-    resolve_model_path,
+    load_transfer_model,
 )
 from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
-from hf_transfer.errors import ConfigError, DataError
+from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import TransferArguments, create_lora_model
 from hf_transfer.meta import (
     MAML,
@@ -54,7 +50,7 @@ from hf_transfer.meta import (
 )
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
-from hf_transfer.processing import create_collator, preprocess_dataset, set_image_size
+from hf_transfer.processing import create_collator, preprocess_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +128,6 @@ def main():
 
     # 2. Logging: only the main process talks.
     setup_logging(training_args)
-    logger.warning(
-        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-        f"n_processes: {training_args.world_size}, precision: fp32"
-    )
     logger.info(f"MAML config {maml_config}")
     logger.info(f"Episode arguments {episode_args}")
 
@@ -169,22 +161,12 @@ def main():
     }
 
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with an N-way head.
-    with training_args.main_process_first(desc="resolving the model"):
-        model_path = resolve_model_path(
-            model_args.model_name_or_path, model_args.cache_dir, model_args.model_revision, model_args.token,
-            model_args.trust_remote_code,
-        )  # fmt: skip
-    modality = infer_model_modality(load_config(model_path, model_args))
-    if infer_modality(raw_datasets) != modality:
-        raise DataError(
-            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(raw_datasets)}; "
-            "pick a model and a dataset of the same modality."
-        )
-    processor = load_processor(model_path, modality, model_args)
     way_names = [f"way_{i}" for i in range(episode_args.n_way)]  # episode labels are re-indexed 0..N-1
-    model = create_classification_model(model_path, way_names, model_args, replace_head=True)
-    if recipe_args.image_size and modality == "vision":
-        processor = set_image_size(processor, model, recipe_args.image_size)
+    loaded = load_transfer_model(
+        model_args, way_names, infer_modality(raw_datasets), replace_head=True, image_size=recipe_args.image_size,
+        main_process_first=training_args.main_process_first,
+    )  # fmt: skip
+    model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     if recipe_args.zero_init_head:
         zero_init_head(model, maml_config.head_module)
     if recipe_args.use_lora or maml_config.adapt in ("lora", "lora_and_head"):

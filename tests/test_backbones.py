@@ -5,6 +5,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, TimmWrapperConfig, ViTConfig
 
 from hf_transfer.backbones import (
+    ModelArguments,
+    load_transfer_model,
     create_backbone,
     create_classification_model,
     get_classifier,
@@ -13,7 +15,7 @@ from hf_transfer.backbones import (
     model_fingerprint,
     resolve_model_path,
 )
-from hf_transfer.errors import ModelLoadError
+from hf_transfer.errors import DataError, ModelLoadError
 from tiny_models import make_tiny_bert, make_tiny_vit
 
 
@@ -130,3 +132,12 @@ def test_efficientnet_alias_is_converted_once_and_verified(tmp_path, monkeypatch
     assert get_classifier_name(model) == "timm_model.classifier" and get_classifier(model).out_features == 10
     assert model.config.id2label[3] == "3"
     assert (tmp_path / "models").stat().st_mtime_ns == stamp
+
+
+def test_load_transfer_model_checks_modality_and_sizes_images(tiny_bert, tiny_vit):
+    loaded = load_transfer_model(ModelArguments(model_name_or_path=tiny_vit), ["a", "b", "c"], "vision", image_size=24)
+    assert loaded.modality == "vision" and loaded.model.config.num_labels == 3
+    assert loaded.processor.size == {"height": 24, "width": 24}
+    assert load_transfer_model(ModelArguments(model_name_or_path=tiny_bert), ["x", "y"], "text").modality == "text"
+    with pytest.raises(DataError, match="is a vision model but the data is text; pick a model and a dataset"):
+        load_transfer_model(ModelArguments(model_name_or_path=tiny_vit), ["a", "b"], "text")

@@ -16,7 +16,7 @@ from .config import (
 )
 from .data import DomainPairCollator, DomainPairDataset
 from .diagnostics import ProxyADistance, compute_proxy_a_distance, held_out_split, proxy_a_distance
-from .domains import DERIVED_DATASETS, align_domains, check_model_modality, create_digits_m, load_domain_dataset
+from .domains import DERIVED_DATASETS, align_domains, create_digits_m, load_domain_dataset
 from .losses import (
     ALIGNMENT_METHODS,
     CORALLoss,
@@ -46,7 +46,6 @@ __all__ = [
     "SourceDataArguments",
     "TargetDataArguments",
     "align_domains",
-    "check_model_modality",
     "check_transfer_strategy",
     "compute_proxy_a_distance",
     "create_alignment_loss",

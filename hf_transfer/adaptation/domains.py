@@ -37,7 +37,6 @@ __all__ = [
     "create_digits_m",
     "load_domain_dataset",
     "align_domains",
-    "check_model_modality",
     "prefix_flags",
 ]
 
@@ -191,13 +190,3 @@ def align_domains(source: DatasetDict, target: DatasetDict) -> DatasetDict:
     logger.info("Re-numbering target labels %s to the source order %s", target_names, source_names)
     aligned = target.align_labels_with_mapping(label2id, "label")
     return aligned.cast_column("label", source["train"].features["label"])
-
-
-def check_model_modality(model_name: str, model_modality: str, data: DatasetDict) -> None:
-    """A text model needs text domains and a vision model image domains; say which to change otherwise."""
-    data_modality = infer_modality(data)
-    if data_modality != model_modality:
-        raise DataError(
-            f"{model_name} is a {model_modality} model but the domains hold {data_modality} data; pick a model and "
-            "data sets of the same modality (--model_name_or_path, --source_dataset_name, --target_dataset_name)."
-        )
