@@ -497,3 +497,20 @@ def test_negatives_are_gathered_from_all_processes_with_gradients(tmp_path):
     # Each process scores its B anchors against all 2B positives: 2B - 1 negatives per anchor.
     assert ranks[0]["in_batch_logits"] == (b, world_size * b)
     assert max(max(r["ddp_cached"]) for r in ranks) < 1e-5
+
+
+def test_linear_evaluation_probes_the_pooled_embedding(tiny_bert):
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    from hf_transfer.contrastive import linear_evaluation
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["alpha", "omega"])})
+
+    def split(n, offset):  # the class word decides the label; the numbers are noise
+        rows = [(f"{'alpha' if i % 2 == 0 else 'omega'} {offset + i} {offset * i}", i % 2) for i in range(n)]
+        return Dataset.from_dict({"text": [t for t, _ in rows], "label": [y for _, y in rows]}, features=features)
+
+    data = DatasetDict({"train": split(40, 0), "validation": split(20, 100), "test": split(20, 200)})
+    scores = linear_evaluation(create_backbone(tiny_bert, "mean"), data, max_seq_length=16)
+    assert scores["train_accuracy"] == 1.0 and scores["test_accuracy"] >= 0.9 and scores["test_f1"] >= 0.9
+    assert {"validation_accuracy", "validation_f1", "l2"} <= set(scores)

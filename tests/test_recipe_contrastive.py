@@ -28,9 +28,12 @@ def test_simcse_pretraining_then_linear_probe_transfer(tiny_bert, tmp_path, hub_
     run = assert_ok(run_recipe(
         "contrastive_pretrain.py", "--model_name_or_path", tiny_bert, *TEXT_DATA, *TRAIN,
         "--temperature", "0.1", "--learnable_temperature", "true", "--gradient_cache", "true",
-        "--gradient_cache_mini_batch_size", "6", output_dir=out,
+        "--gradient_cache_mini_batch_size", "6", "--linear_eval", "true", output_dir=out,
     ))  # fmt: skip
     results = run.results
+    for stage in ("linear_eval_before_", "linear_eval_"):  # the probe on the embedding, before and after
+        assert all(0.0 <= results[f"{stage}{split}_{m}"] <= 1.0 for split in ("train", "validation", "test")
+                   for m in ("accuracy", "f1"))  # fmt: skip
     assert results["method"] == "contrastive_ntxent" and results["views"] == "dropout"
     assert results["train_loss"] > 0 and 0.01 <= results["temperature"] <= 0.1 and results["gradient_cache"]
     # The final folder is the backbone alone; the checkpoint keeps head and temperature for resuming.

@@ -17,6 +17,7 @@ from datasets import DatasetDict
 from torch.utils.data import DataLoader
 
 from ..backbones import Backbone
+from ..metrics import compute_classification_metrics
 from ..probing import DEFAULT_L2_GRID, fit_linear_probe
 from ..processing import create_collator, preprocess_dataset
 
@@ -50,8 +51,8 @@ def linear_evaluation(
 ) -> dict[str, float]:
     """Fit a linear probe on `train` embeddings (L2 chosen on `validation`); accuracy on every split.
 
-    Returns `{"train_accuracy": ..., "validation_accuracy": ..., "test_accuracy": ..., "l2": ...}`
-    (test only when the data has it). Needs a `label` column.
+    Returns `{split}_accuracy` and `{split}_f1` (macro) for train, validation and test (when the data has
+    it), and the chosen `l2`. Needs a `label` column.
     """
     processed = preprocess_dataset(raw_datasets, backbone.processor, backbone.modality, max_seq_length)
     embedded = {split: embed_dataset(backbone, ds, batch_size) for split, ds in processed.items()}
@@ -59,6 +60,8 @@ def linear_evaluation(
     probe = fit_linear_probe(*embedded["train"], *embedded["validation"], num_classes, DEFAULT_L2_GRID, max_iter)
     scores: dict[str, float] = {"l2": probe.l2}
     for split, (features, labels) in embedded.items():
-        scores[f"{split}_accuracy"] = float((probe.predict(features) == labels).float().mean())
+        # Macro-F1 too: on skewed labels a probe that predicts the majority class has a fine-looking accuracy.
+        split_scores = compute_classification_metrics(probe.predict(features).numpy(), labels.numpy())
+        scores.update({f"{split}_{name}": float(value) for name, value in split_scores.items()})
     logger.info("Linear evaluation of the %s embedding: %s", backbone.pooling, scores)
     return scores
