@@ -82,9 +82,15 @@ class FewShotArguments:
     steps: int = field(default=10, metadata={"help": "Optimizer steps of ours (whole K x C set per step)."})
     learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of ours."})
     temperature: float = field(default=0.1, metadata={"help": "SupCon temperature of ours."})
+    contestants: list[str] = field(
+        default_factory=lambda: ["ours", "setfit"],
+        metadata={"help": "Who runs (ours, setfit); `--eval_split validation --contestants ours` to tune ours."},
+    )
     output_file: Optional[str] = field(default=None, metadata={"help": f"Default: benchmarks/results/{NAME}.json."})
 
     def __post_init__(self) -> None:
+        if not self.contestants or set(self.contestants) - {"ours", "setfit"}:
+            raise ConfigError(f"--contestants takes ours and/or setfit; got {self.contestants}.")
         if self.eval_split not in ("test", "validation"):
             raise ConfigError(f"--eval_split must be test or validation; got {self.eval_split!r}.")
         for flag in ("shots", "max_seq_length", "max_test_samples", "steps"):
@@ -180,7 +186,7 @@ def main():
             head = logistic_regression().fit(encode(frozen, list(shots["text"]), args.max_seq_length), shots["label"])
             row["frozen"] = {"accuracy": float((head.predict(test_features) == np.asarray(test["label"])).mean()),
                              "train_time_s": time.perf_counter() - start_frozen}  # fmt: skip
-            order = [("ours", run_ours), ("setfit", run_setfit)]
+            order = [(c, run) for c, run in (("ours", run_ours), ("setfit", run_setfit)) if c in args.contestants]
             for contestant, run in order if index % 2 == 0 else order[::-1]:
                 row[contestant] = run(path, shots, test, args, seed)
                 logger.info("%s seed %d %s: %s", name, seed, contestant, row[contestant])
@@ -191,9 +197,12 @@ def main():
                 "accuracy_std": statistics.pstdev(r[contestant]["accuracy"] for r in runs),
                 "train_time_s_mean": statistics.mean(r[contestant]["train_time_s"] for r in runs),
             }
-            for contestant in ("ours", "setfit", "frozen")
+            for contestant in (*args.contestants, "frozen")
         }
-        summary["time_ratio_ours_over_setfit"] = summary["ours"]["train_time_s_mean"] / summary["setfit"]["train_time_s_mean"]
+        if len(args.contestants) == 2:
+            summary["time_ratio_ours_over_setfit"] = (
+                summary["ours"]["train_time_s_mean"] / summary["setfit"]["train_time_s_mean"]
+            )
         results["datasets"][name] = {"test_samples": len(test), "runs": runs, "summary": summary}
     results["machine"] = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                           "python": sys.version.split()[0]}  # fmt: skip
@@ -201,12 +210,13 @@ def main():
     write_json_atomic(args.output_file, results)
     for name, result in results["datasets"].items():
         s = result["summary"]
-        print(f"{name} ({args.shots}-shot, {len(args.seeds)} seeds, {result['test_samples']} test rows): "
-              f"ours {s['ours']['accuracy_mean']:.3f} +- {s['ours']['accuracy_std']:.3f} in "
-              f"{s['ours']['train_time_s_mean']:.0f} s | setfit {s['setfit']['accuracy_mean']:.3f} +- "
-              f"{s['setfit']['accuracy_std']:.3f} in {s['setfit']['train_time_s_mean']:.0f} s | frozen "
-              f"{s['frozen']['accuracy_mean']:.3f} | time ratio ours/setfit {s['time_ratio_ours_over_setfit']:.2f}")  # fmt: skip
-
+        parts = [f"{c} {s[c]['accuracy_mean']:.3f} +- {s[c]['accuracy_std']:.3f} in {s[c]['train_time_s_mean']:.0f} s"
+                 for c in args.contestants]  # fmt: skip
+        parts.append(f"frozen {s['frozen']['accuracy_mean']:.3f}")
+        if "time_ratio_ours_over_setfit" in s:
+            parts.append(f"time ratio ours/setfit {s['time_ratio_ours_over_setfit']:.2f}")
+        print(f"{name} ({args.shots}-shot, {len(args.seeds)} seeds, {args.eval_split} {result['test_samples']} rows): "
+              + " | ".join(parts))
 
 if __name__ == "__main__":
     run_recipe(main)
