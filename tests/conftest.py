@@ -8,6 +8,7 @@ import pytest
 # transformers' shared HfApi copy the endpoint), so they are fixed here, before any test module imports it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hub_server import HubServer, find_free_port  # noqa: E402
+from tiny_models import make_tiny_bert, make_tiny_vit  # noqa: E402
 
 HUB_TEST_TOKEN = "hf_hubserver_test_token"
 HUB_TEST_USER = "test-user"
@@ -65,6 +66,30 @@ def hub_server(hub_online, monkeypatch):
     yield _HUB
     _HUB.clear_faults()
     _HUB.stop()  # outside hub_server tests, $HF_ENDPOINT refuses connections (same as no network)
+
+
+# --- Tiny random models (tests/tiny_models.py), built once per test module ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory):
+    return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for modules of tiny in-process networks: faster, and far faster on a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pytest_unconfigure(config):

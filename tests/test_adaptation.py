@@ -36,16 +36,8 @@ from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.finetuning import TransferArguments, create_lora_model
 from hf_transfer.processing import create_collator, preprocess_dataset
-from tiny_models import make_tiny_bert
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared, oversubscribed CPU, two spinning threads are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _domains(n_source=6, n_target=6, d=5, shift=0.0, seed=0):
@@ -321,11 +313,6 @@ def test_proxy_a_distance_is_near_zero_for_one_distribution_and_two_for_separabl
 
 
 # ------------------------------------------------------------------------------------------- trainer
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="module")

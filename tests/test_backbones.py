@@ -16,17 +16,6 @@ from hf_transfer.backbones import (
     resolve_model_path,
 )
 from hf_transfer.errors import DataError, ModelLoadError
-from tiny_models import make_tiny_bert, make_tiny_vit
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def tiny_vit(tmp_path_factory):
-    return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
 
 
 def test_minilm_alias_resolves_to_packaged_weights():

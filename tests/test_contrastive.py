@@ -36,7 +36,6 @@ from hf_transfer.contrastive import (
 from hf_transfer.contrastive.gradcache import split_features
 from hf_transfer.data import DataArguments
 from hf_transfer.errors import ConfigError, DataError
-from tiny_models import make_tiny_bert
 
 TINY_VIT = "image_size=16,patch_size=8,hidden_size=16,num_hidden_layers=1,num_attention_heads=2,intermediate_size=24"
 
@@ -254,11 +253,6 @@ def test_text_collators_dropout_and_pairs(tiny_bert):
 
 # --------------------------------------------------------------------------------------------------
 # Model, GradCache, trainer
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def _text_model(path, dropout=0.0, projection_dim=8, loss=None):

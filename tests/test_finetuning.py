@@ -1,5 +1,4 @@
 import pytest
-import torch
 from transformers import TrainingArguments
 
 from hf_transfer.backbones import create_classification_model, resolve_model_path

@@ -13,17 +13,12 @@ from transformers import AutoModelForImageClassification, AutoModelForSequenceCl
 from hf_transfer.hub import HubPushError, push_output_dir
 from hf_transfer.model_card import create_model_card, non_default_arguments
 from recipe_runner import ROOT, assert_ok, run_recipe
-from tiny_models import make_tiny_bert, make_tiny_vit
+from tiny_models import make_tiny_vit
 
 TEXT = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "60", "--max_eval_samples", "30"]
 TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--save_strategy", "epoch"]
 ONLINE = {"HF_HUB_OFFLINE": "0"}
 SENTENCES = ["what a lovely day", "this is terrible", "meh, it is fine"]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,10 @@ from transformers import AutoModel
 
 from hf_transfer.hub import push_output_dir
 from recipe_runner import assert_ok, run_recipe
-from tiny_models import make_tiny_bert
 
 TEXT_DATA = ["--dataset_name", "drug_reviews", "--max_train_samples", "32", "--max_eval_samples", "16"]
 TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--save_strategy", "epoch",
          "--learning_rate", "1e-3", "--logging_steps", "1"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def test_simcse_pretraining_then_linear_probe_transfer(tiny_bert, tmp_path, hub_server):

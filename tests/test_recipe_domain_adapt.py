@@ -13,7 +13,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from hf_transfer.adaptation import ALIGNMENT_STATE_NAME
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from recipe_runner import assert_ok, run_recipe
-from tiny_models import make_tiny_bert, make_tiny_vit
 
 # One torch thread per recipe process: on a shared, oversubscribed CPU two spinning threads are many times slower.
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -22,16 +21,6 @@ TEXT = ["--source_dataset_name", "tweet_sentiment", "--source_max_train_samples"
 TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "32",
          "--save_strategy", "epoch", "--learning_rate", "1e-3", "--logging_steps", "2", "--max_seq_length", "48",
          "--a_distance_max_samples", "40"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def tiny_vit(tmp_path_factory):
-    return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
 
 
 def test_text_dann_writes_results_checkpoint_and_a_plain_model(tiny_bert, tmp_path):

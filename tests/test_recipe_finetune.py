@@ -16,22 +16,11 @@ from transformers import AutoModelForImageClassification, AutoModelForSequenceCl
 
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from recipe_runner import ROOT, assert_ok, run_recipe, run_recipe_in_process
-from tiny_models import make_tiny_bert, make_tiny_vit
 
 TEXT_DATA = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "120", "--max_eval_samples", "60"]
 VISION_DATA = ["--dataset_name", "digits", "--max_train_samples", "150", "--max_eval_samples", "60"]
 TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "32",
          "--save_strategy", "epoch", "--learning_rate", "1e-3"]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def tiny_vit(tmp_path_factory):
-    return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +139,7 @@ def test_config_file_with_overrides(tiny_bert, tmp_path):
         f"model_name_or_path: {tiny_bert}\ndataset_name: tweet_sentiment\nstrategy: linear_probe\n"
         f"max_train_samples: 500\nmax_eval_samples: 60\noutput_dir: {tmp_path / 'from-yaml'}\nreport_to: none\n"
     )
-    run = assert_ok(run_recipe("finetune.py", str(config), "--max_train_samples", "90"))
+    assert_ok(run_recipe("finetune.py", str(config), "--max_train_samples", "90"))
     results = json.loads((tmp_path / "from-yaml" / "all_results.json").read_text())
     assert results["train_samples"] == 90 and results["eval_samples"] == 60
 

@@ -11,7 +11,6 @@ from transformers import AutoModelForImageClassification, AutoModelForSequenceCl
 
 from hf_transfer.meta import MAML
 from recipe_runner import assert_ok, run_recipe
-from tiny_models import make_tiny_bert, make_tiny_vit
 
 # Tiny models run far faster on one thread, above all on a machine shared with other jobs.
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -26,16 +25,6 @@ VISION = ["--dataset_name", "digits", "--class_split", "4", "3", "3", "--n_way",
 RESULT_KEYS = ("meta_test_accuracy", "meta_test_ci95", "finetune_baseline_accuracy", "finetune_baseline_ci95",
                "probe_baseline_accuracy", "probe_baseline_ci95", "num_episodes", "probe_l2", "best_step",
                "meta_validation_accuracy_at_init", "maml_minus_finetune", "maml_minus_probe")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="module")
-def tiny_vit(tmp_path_factory):
-    return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
 
 
 @pytest.fixture(scope="module")

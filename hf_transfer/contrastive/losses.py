@@ -240,10 +240,10 @@ class _ContrastiveLoss(nn.Module):
 
     def __init__(
         self,
-        temperature: float,
-        learnable_temperature: bool,
-        min_temperature: float,
-        gather_across_processes: bool,
+        temperature: float = 0.1,
+        learnable_temperature: bool = False,
+        min_temperature: float = 0.01,
+        gather_across_processes: bool = True,
     ):
         super().__init__()
         self.temperature = Temperature(temperature, learnable_temperature, min_temperature)
@@ -312,15 +312,6 @@ class NTXentLoss(_ContrastiveLoss):
         >>> loss(z1, z2).shape
         torch.Size([])
     """
-
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        learnable_temperature: bool = False,
-        min_temperature: float = 0.01,
-        gather_across_processes: bool = True,
-    ):
-        super().__init__(temperature, learnable_temperature, min_temperature, gather_across_processes)
 
     def forward(
         self, anchors: torch.Tensor, positives: torch.Tensor, labels: Optional[torch.Tensor] = None
@@ -461,15 +452,6 @@ class SupConLoss(_ContrastiveLoss):
         >>> loss(torch.randn(8, 16), torch.randn(8, 16), torch.tensor([0, 1, 0, 1, 2, 2, 0, 1])).shape
         torch.Size([])
     """
-
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        learnable_temperature: bool = False,
-        min_temperature: float = 0.01,
-        gather_across_processes: bool = True,
-    ):
-        super().__init__(temperature, learnable_temperature, min_temperature, gather_across_processes)
 
     def forward(
         self, anchors: torch.Tensor, positives: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None
