@@ -196,10 +196,21 @@ _ROUTES: list[tuple[tuple[str, ...], re.Pattern, str, bool]] = [
 
 def find_free_port(low: int = 20000, high: int = 32000) -> int:
     """A port bindable on 127.0.0.1, chosen outside the usual ephemeral range (32768-60999) so that
-    outgoing client sockets are unlikely to grab it while the server is stopped."""
+    outgoing client sockets are unlikely to grab it while the server is stopped.
+
+    Under pytest-xdist every worker fixes its own port at import time, all at about the same moment, so
+    each worker draws from its own slice of [low, high) (a shared draw once gave two workers the same
+    port: whichever started its server second got EADDRINUSE), with OS entropy rather than a pid/time seed.
+    """
     import random
 
-    rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if workers > 1 and index < workers:
+        span = (high - low) // workers
+        low, high = low + index * span, low + (index + 1) * span
+    rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(low, high)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

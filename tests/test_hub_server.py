@@ -322,3 +322,12 @@ def test_dataset_repo_refs_commits_paths_info(hub_server):
     old = hf_hub_download("test-user/data", "data/train.csv", repo_type="dataset", revision=commits[0].commit_id)
     assert open(old, "rb").read() == b"a,b\n1,2\n"
     assert not hub_server.unhandled
+
+
+def test_xdist_workers_draw_hub_ports_from_disjoint_slices(monkeypatch):
+    from hub_server import find_free_port
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    for worker, (low, high) in {"gw0": (20000, 26000), "gw1": (26000, 32000)}.items():
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        assert all(low <= find_free_port() < high for _ in range(20))
