@@ -20,8 +20,10 @@ EFFICIENTNET = ["--model_name_or_path", "efficientnet-lite0", "--dataset_name", 
 
 TEXT_STRATEGIES = {
     "linear_probe": [],
-    "full": ["--learning_rate", "5e-5", "--head_learning_rate", "1e-3", "--num_train_epochs", "2"],
-    "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "3e-3", "--num_train_epochs", "2"],
+    # One epoch each (the suite must stay under 10 minutes on 2 cores); measured: full 0.66 / 0.60 and
+    # LoRA 0.63 / 0.61 validation / test accuracy, seed 42.
+    "full": ["--learning_rate", "1e-4", "--head_learning_rate", "1e-3", "--num_train_epochs", "1"],
+    "lora": ["--learning_rate", "3e-3", "--head_learning_rate", "5e-3", "--num_train_epochs", "1"],
     "lp_ft": ["--learning_rate", "2e-5", "--num_train_epochs", "1"],
 }
 VISION_STRATEGIES = {
