@@ -23,13 +23,16 @@ import io
 import logging
 import re
 from functools import lru_cache
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 from datasets import Dataset, DatasetDict, Features, Image
 
 from ..data import DataArguments, infer_modality, load_transfer_dataset
 from ..errors import DataError, HfTransferError
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 __all__ = [
     "DERIVED_DATASETS",
@@ -58,7 +61,7 @@ def _background_photos() -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(image, dtype=np.uint8) for image in load_sample_images().images)  # (427, 640, 3) each
 
 
-def _mnist_m_image(digit: "PIL.Image.Image", size: int) -> dict:  # noqa: F821
+def _mnist_m_image(digit: PIL.Image.Image, size: int) -> dict:
     """|photo crop - digit| per channel, with a crop chosen by a generator seeded by the digit's pixels."""
     import PIL.Image
 

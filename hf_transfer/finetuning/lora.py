@@ -8,7 +8,6 @@ fills that gap by looking at the module names the backbone actually has.
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
