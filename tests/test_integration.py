@@ -24,7 +24,8 @@ TEXT_STRATEGIES = {
     # LoRA 0.63 / 0.61 validation / test accuracy, seed 42.
     "full": ["--learning_rate", "1e-4", "--head_learning_rate", "1e-3", "--num_train_epochs", "1"],
     "lora": ["--learning_rate", "3e-3", "--head_learning_rate", "5e-3", "--num_train_epochs", "1"],
-    "lp_ft": ["--learning_rate", "2e-5", "--num_train_epochs", "1"],
+    # A later flag overrides MINILM's 800 rows: the probe stage makes 480 enough (measured 0.66 / 0.64).
+    "lp_ft": ["--learning_rate", "2e-5", "--num_train_epochs", "1", "--max_train_samples", "480"],
 }
 VISION_STRATEGIES = {
     "linear_probe": [],
