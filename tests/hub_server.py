@@ -150,7 +150,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["HubServer", "RequestRecord", "DEFAULT_GITATTRIBUTES", "find_free_port"]
+__all__ = ["HubServer", "RequestRecord", "DEFAULT_GITATTRIBUTES", "find_free_port", "worker_port_range"]
 
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub stores files >= 10 MB with LFS
 LFS_POINTER_SIZE = 134
@@ -194,6 +194,17 @@ _ROUTES: list[tuple[tuple[str, ...], re.Pattern, str, bool]] = [
 ]
 
 
+def worker_port_range(low: int, high: int) -> tuple[int, int]:
+    """This pytest-xdist worker's slice of [low, high) (the whole range outside xdist)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if workers > 1 and index < workers:
+        span = (high - low) // workers
+        low, high = low + index * span, low + (index + 1) * span
+    return low, high
+
+
 def find_free_port(low: int = 20000, high: int = 32000) -> int:
     """A port bindable on 127.0.0.1, chosen outside the usual ephemeral range (32768-60999) so that
     outgoing client sockets are unlikely to grab it while the server is stopped.
@@ -204,12 +215,7 @@ def find_free_port(low: int = 20000, high: int = 32000) -> int:
     """
     import random
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-    if workers > 1 and index < workers:
-        span = (high - low) // workers
-        low, high = low + index * span, low + (index + 1) * span
+    low, high = worker_port_range(low, high)
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(low, high)

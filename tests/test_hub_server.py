@@ -325,9 +325,14 @@ def test_dataset_repo_refs_commits_paths_info(hub_server):
 
 
 def test_xdist_workers_draw_hub_ports_from_disjoint_slices(monkeypatch):
-    from hub_server import find_free_port
+    from hub_server import worker_port_range
 
-    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
-    for worker, (low, high) in {"gw0": (20000, 26000), "gw1": (26000, 32000)}.items():
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")
+    slices = []
+    for worker in ("gw0", "gw1", "gw2"):
         monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
-        assert all(low <= find_free_port() < high for _ in range(20))
+        slices.append(worker_port_range(20000, 32000))
+    assert slices == [(20000, 24000), (24000, 28000), (28000, 32000)]
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
+    assert worker_port_range(20000, 32000) == (20000, 32000)
