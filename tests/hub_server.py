@@ -84,7 +84,8 @@ HfApi()``) and transformers' shared ``transformers.utils.hub.hf_api()`` instance
 enough. ``tests/conftest.py`` therefore, *at import time* (before any test module imports
 transformers/peft/huggingface_hub):
 
-1. picks a free port outside the kernel's ephemeral range and fixes it for the whole session;
+1. picks a free port outside the kernel's ephemeral range (under pytest-xdist, from the worker's own
+   slice of it, so that two workers never fix the same port) and fixes it for the whole session;
 2. sets ``HF_ENDPOINT=http://127.0.0.1:PORT`` and ``HF_HUB_DISABLE_XET=1`` in ``os.environ`` (with hf_xet
    installed, uploads would otherwise go through the Xet pipeline). If huggingface_hub happens to be
    imported already, it also patches ``constants.ENDPOINT``/``HUGGINGFACE_CO_URL_TEMPLATE``/
