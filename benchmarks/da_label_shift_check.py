@@ -18,8 +18,6 @@ benchmarks/results/domain_adaptation/label_shift_check.json.
 """
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -29,11 +27,11 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
 
-from hf_transfer.data import DataArguments, load_transfer_dataset
-from hf_transfer.outputs import write_json_atomic
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from domain_adaptation import PAIRS, run_domain_adapt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "recipes" / "configs" / "domain_adapt_text.yaml"
+from hf_transfer.data import DataArguments, load_transfer_dataset  # noqa: E402
+from hf_transfer.outputs import write_json_atomic  # noqa: E402
 
 
 @dataclass
@@ -45,11 +43,7 @@ class CheckArguments:
 
 
 def train_source_only(seed: int, output_dir: str) -> None:
-    command = [sys.executable, str(ROOT / "recipes" / "domain_adapt.py"), str(CONFIG), "--method", "source_only",
-               "--seed", str(seed), "--pair_seed", str(seed), "--output_dir", output_dir, "--save_strategy", "no",
-               "--disable_tqdm", "true"]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    proc = run_domain_adapt("text", ["--method", "source_only"], seed, output_dir)
     if proc.returncode != 0:
         raise RuntimeError(f"source-only run (seed {seed}) failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
 
@@ -114,7 +108,7 @@ def main() -> None:
         print(json.dumps(run), flush=True)
         runs.append(run)
     summary = {"labels": names, "source_prior": source_prior.tolist(), "target_test_prior": target_prior.tolist(),
-               "config": str(CONFIG.relative_to(ROOT)), "runs": runs}  # fmt: skip
+               "config": PAIRS["text"][0], "runs": runs}  # fmt: skip
     write_json_atomic(Path(args.output_file), summary)
     for key in ("accuracy", "accuracy_after_em", "accuracy_with_true_target_prior"):
         values = [run[key] for run in runs]

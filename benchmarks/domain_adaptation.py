@@ -33,6 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from transformers import HfArgumentParser
 
@@ -110,6 +111,19 @@ class BenchmarkArguments:
             raise ConfigError("--seeds needs at least one seed; --workers and --threads_per_worker must be positive.")
 
 
+def run_domain_adapt(pair: str, method_flags: list[str], seed: int, output_dir: str, threads: Optional[int] = None,
+                     extra_args: str = "") -> subprocess.CompletedProcess:
+    """`recipes/domain_adapt.py <pair's config> <method_flags> --seed S` offline in a fresh subprocess (no
+    checkpoints), writing to `output_dir`; `threads` sets OMP_NUM_THREADS (inherited when None)."""
+    command = [sys.executable, str(ROOT / "recipes" / "domain_adapt.py"), str(ROOT / PAIRS[pair][0]),
+               *method_flags, "--seed", str(seed), "--pair_seed", str(seed), "--output_dir", output_dir,
+               "--save_strategy", "no", "--disable_tqdm", "true", *shlex.split(extra_args)]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+
+
 def run_cell(pair: str, method: str, seed: int, bench_args: BenchmarkArguments) -> dict:
     """One recipe run in a fresh subprocess; returns its results (and keeps them as JSON)."""
     result_file = Path(bench_args.results_dir) / f"{pair}-{method}-seed{seed}.json"
@@ -118,14 +132,9 @@ def run_cell(pair: str, method: str, seed: int, bench_args: BenchmarkArguments) 
         return json.loads(result_file.read_text())
     with tempfile.TemporaryDirectory(prefix=f"hf_transfer-da-{pair}-{method}-{seed}-") as tmp:
         method_flags = EXTRA_CELLS.get(method, ["--method", method]) + PAIR_FLAGS.get((pair, method), [])
-        command = [sys.executable, str(ROOT / "recipes" / "domain_adapt.py"), str(ROOT / PAIRS[pair][0]),
-                   *method_flags, "--seed", str(seed), "--pair_seed", str(seed), "--output_dir", tmp,
-                   "--save_strategy", "no", "--disable_tqdm", "true", *shlex.split(bench_args.extra_args)]  # fmt: skip
-        env = {**os.environ, "OMP_NUM_THREADS": str(bench_args.threads_per_worker), "HF_HUB_OFFLINE": "1",
-               "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
         start = time.time()
         logger.info(f"{pair} {method} seed {seed}: starting")
-        proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+        proc = run_domain_adapt(pair, method_flags, seed, tmp, bench_args.threads_per_worker, bench_args.extra_args)
         if proc.returncode != 0:
             log_file = result_file.with_suffix(".log")
             log_file.write_text(proc.stdout + proc.stderr)
