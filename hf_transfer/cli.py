@@ -168,7 +168,7 @@ def run_recipe(main: Callable[[], Any]) -> None:
 
     Under `accelerate launch --cpu --num_processes N` (N > 1), which accelerate runs as a single
     process unless mpirun is configured, the recipe starts the N processes itself, says so, and
-    exits with their status.
+    exits with their status. A finished run releases its process group before Python exits.
     """
     requested = _requested_cpu_processes()
     if requested > 1:
@@ -185,3 +185,22 @@ def run_recipe(main: Callable[[], Any]) -> None:
         if rank == "0":
             print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    _release_process_group()
+
+
+def _release_process_group() -> None:
+    """Destroy the default process group once the recipe has finished, while Python is still whole.
+
+    Left to interpreter shutdown, a gloo group still referenced by DDP can be freed after its
+    tensors' owners are gone and abort the process ("terminate called without an active exception")
+    even though the run succeeded. Only after success: a rank that failed may leave the others
+    inside a collective, where a destroy would hang.
+    """
+    import gc
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        gc.collect()  # the Trainer and its DDP wrapper are garbage now; drop their hold on the group
+        dist.barrier()
+        dist.destroy_process_group()

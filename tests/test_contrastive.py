@@ -418,7 +418,7 @@ def test_unlabelled_and_paired_text_files(tmp_path):
 # Each worker imports only torch and hf_transfer.contrastive.{losses,gradcache} (no transformers), so two
 # processes start in a couple of seconds.
 _GATHER_WORKER = r"""
-import os, sys
+import gc, os, sys
 import torch, torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -458,7 +458,16 @@ net.zero_grad()
 cached_contrastive_loss(net, inputs, lambda e: loss(*e.chunk(2)), mini_batch_size=3).backward()
 results["ddp_cached"] = [(p.grad - g).abs().max().item() for p, g in zip(net.parameters(), plain)]
 torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+# Teardown: DDP's reducer keeps the gloo group alive past destroy_process_group, and a gloo group freed during
+# interpreter finalisation can abort the process ("terminate called without an active exception", seen once in
+# CI). So release the model first, let both ranks finish before either closes its sockets, then leave without
+# finalisation: the results are already on disk.
+del net
+gc.collect()
+dist.barrier()
 dist.destroy_process_group()
+sys.stdout.flush()
+os._exit(0)
 """
 
 
