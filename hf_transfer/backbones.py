@@ -47,6 +47,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from .errors import DataError, ModelLoadError
+from .heads import head_module_names, newly_initialized_modules
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -54,11 +55,11 @@ __all__ = [
     "Backbone",
     "create_backbone",
     "create_classification_model",
+    "load_classification_model",
     "TransferModel",
     "load_transfer_model",
     "get_classifier",
     "get_classifier_name",
-    "head_has_hidden_layers",
     "infer_model_modality",
     "is_builtin_model",
     "load_config",
@@ -336,6 +337,21 @@ def create_classification_model(
     built-in backbones) or `--ignore_mismatched_sizes` says to replace it, so a model fine-tuned on
     one label set is never silently re-used for another.
     """
+    return load_classification_model(path, label_names, model_args, replace_head=replace_head)[0]
+
+
+def load_classification_model(
+    path: str,
+    label_names: list[str],
+    model_args: Optional[ModelArguments] = None,
+    *,
+    replace_head: bool = False,
+) -> tuple[PreTrainedModel, list[str]]:
+    """`create_classification_model`, plus the paths of the modules the checkpoint lacked (newly initialised).
+
+    Those modules are random until trained: LoRA must train and save them, a probe must not read them
+    (`hf_transfer.heads`).
+    """
     model_args = model_args or ModelArguments(model_name_or_path=path)
     config = load_config(path, model_args)
     modality = infer_model_modality(config)
@@ -356,8 +372,9 @@ def create_classification_model(
     id2label = {i: name for i, name in enumerate(label_names)}
     label2id = {name: i for i, name in id2label.items()}
     auto_cls = AutoModelForSequenceClassification if modality == "text" else AutoModelForImageClassification
-    model = auto_cls.from_pretrained(
+    model, loading_info = auto_cls.from_pretrained(
         path,
+        output_loading_info=True,
         num_labels=num_labels,
         id2label=id2label,
         label2id=label2id,
@@ -370,17 +387,23 @@ def create_classification_model(
     if getattr(model.config, "model_type", None) == "timm_wrapper":
         # timm keeps its own copy of the class names; keep it in step with id2label.
         model.config.label_names = list(label_names)
-    return model
+    return model, newly_initialized_modules(model, loading_info)
 
 
 @dataclass
 class TransferModel:
-    """What a transfer recipe works on: the resolved checkpoint, its modality, its processor and a classifier."""
+    """What a transfer recipe works on: the resolved checkpoint, its modality, its processor and a classifier.
+
+    `new_modules` are the classifier's layers that the checkpoint lacked; `head_modules` the task head that
+    LoRA trains and saves in full (`hf_transfer.heads`).
+    """
 
     path: str
     modality: Modality
     processor: Any
     model: PreTrainedModel
+    new_modules: list[str] = field(default_factory=list)
+    head_modules: list[str] = field(default_factory=list)
 
 
 def load_transfer_model(
@@ -419,10 +442,11 @@ def load_transfer_model(
     processor = load_processor(path, modality, model_args)
     if replace_head is None:
         replace_head = is_builtin_model(model_args.model_name_or_path)
-    model = create_classification_model(path, label_names, model_args, replace_head=replace_head)
+    model, new_modules = load_classification_model(path, label_names, model_args, replace_head=replace_head)
     if modality == "vision" and image_size:
         processor = set_image_size(processor, model, image_size)
-    return TransferModel(path=path, modality=modality, processor=processor, model=model)
+    return TransferModel(path=path, modality=modality, processor=processor, model=model, new_modules=new_modules,
+                         head_modules=head_module_names(model, new_modules))  # fmt: skip
 
 
 def get_classifier(model: nn.Module) -> nn.Linear:
@@ -454,19 +478,6 @@ def get_classifier_name(model: nn.Module) -> str:
         f"Cannot find the classification head of {type(model).__name__}: expected a `classifier` or `score` "
         "layer. Use a model class from transformers' AutoModelFor{Sequence,Image}Classification."
     )
-
-
-def head_has_hidden_layers(model: nn.Module) -> bool:
-    """True when the head has trainable layers besides its final Linear (e.g. RoBERTa's dense + tanh).
-
-    Such heads cannot be a linear probe of frozen features, since those layers start random.
-    """
-    name = get_classifier_name(model)
-    parent = name.rsplit(".", 1)[0] if "." in name else ""
-    if not parent or (getattr(model, "timm_model", None) is not None and parent == "timm_model"):
-        return False
-    head = model.get_submodule(parent)
-    return sum(1 for m in head.modules() if isinstance(m, nn.Linear)) > 1
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

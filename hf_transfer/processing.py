@@ -17,7 +17,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from .errors import DataError
 
-__all__ = ["preprocess_dataset", "create_collator", "describe_preprocessing", "set_image_size"]
+__all__ = ["preprocess_dataset", "create_collator", "sample_inputs", "describe_preprocessing", "set_image_size"]
 
 Modality = Literal["text", "vision"]
 
@@ -80,6 +80,15 @@ def create_collator(processor: Any, modality: Modality) -> Callable[[list[dict]]
         return batch
 
     return collate_images
+
+
+def sample_inputs(
+    dataset: Dataset, collate_fn: Callable, device: Optional[torch.device | str] = None
+) -> dict[str, torch.Tensor]:
+    """The first row of `dataset` as one collated model input without labels: for checks that run the model once."""
+    batch = collate_fn([dataset[0]])
+    batch.pop("labels", None)
+    return {k: v.to(device) if device is not None else v for k, v in batch.items()}
 
 
 def describe_preprocessing(processor: Any, modality: Modality, max_seq_length: Optional[int]) -> str:

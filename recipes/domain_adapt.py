@@ -49,7 +49,7 @@ from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.data import infer_modality
-from hf_transfer.processing import create_collator, preprocess_dataset
+from hf_transfer.processing import create_collator, preprocess_dataset, sample_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,8 @@ def main():
     )
 
     if transfer_args.strategy == "lora":
-        model = create_lora_model(model, transfer_args)
+        model = create_lora_model(model, transfer_args, new_modules=loaded.new_modules,
+                                  sample_inputs=sample_inputs(processed_source["train"], data_collator, model.device))
         training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
     trainable, total = count_parameters(model)
     logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
@@ -158,6 +159,7 @@ def main():
         compute_metrics=create_compute_metrics(),
         head_learning_rate=transfer_args.head_learning_rate,
         layer_decay=transfer_args.layer_decay,
+        head_modules=loaded.head_modules,
         alignment_loss=alignment_loss,
         alignment_weight=da_args.alignment_weight,
         alignment_schedule=da_args.alignment_schedule,

@@ -172,7 +172,8 @@ def main():
     if recipe_args.use_lora or maml_config.adapt in ("lora", "lora_and_head"):
         model = create_lora_model(model, TransferArguments(
             strategy="lora", lora_r=recipe_args.lora_r, lora_alpha=recipe_args.lora_alpha,
-            lora_dropout=recipe_args.lora_dropout, lora_target_modules=recipe_args.lora_target_modules))  # fmt: skip
+            lora_dropout=recipe_args.lora_dropout, lora_target_modules=recipe_args.lora_target_modules),
+            new_modules=loaded.new_modules)  # fmt: skip
     pretrained = copy.deepcopy(model)  # the baselines start from these non-meta-learned weights
     trainable, total = count_parameters(model)
     logger.info(f"Meta-trained parameters: {trainable:,} of {total:,}")

@@ -57,7 +57,7 @@ def test_default_lora_targets_per_family(bert_classifier, vit_classifier):
 @pytest.mark.integration
 def test_default_lora_targets_for_timm_cnn():
     model = create_classification_model(resolve_model_path("efficientnet-lite0"), ["a", "b"], replace_head=True)
-    assert resolve_lora_target_modules(model) == ["conv_pw", "conv_pwl"]
+    assert resolve_lora_target_modules(model) == ["conv_pw", "conv_pwl", "conv_head"]  # every pointwise conv
     peft_model = create_lora_model(model, TransferArguments())
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
     assert any("conv_pw.lora_A" in n for n in trainable)

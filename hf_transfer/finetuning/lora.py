@@ -1,84 +1,170 @@
-"""LoRA through peft, with default target modules for text, ViT-like and timm backbones.
+"""LoRA through peft: default target modules for any backbone, and the whole task head trained and saved.
 
-peft's built-in map (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`) covers text models by
-`model_type` but has no entry for vision models or timm wrappers; `resolve_lora_target_modules`
-fills that gap by looking at the module names the backbone actually has.
+Targets: peft's map (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`) covers some text models by
+`model_type`; otherwise `resolve_lora_target_modules` looks at the layers the backbone actually has: the
+attention projections of a known naming family, else every Linear of the backbone (ConvNeXt's MLPs), else
+its pointwise convolutions (timm and transformers CNNs). Head layers are never targets.
+
+Head: every layer of `hf_transfer.heads.head_module_names` (the new layers the checkpoint lacked, the final
+Linear and its container) goes into `modules_to_save` by exact module path, so it is trained in full and
+stored in the adapter; a reload then rebuilds the very model that was trained.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Optional, Sequence
 
+import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from transformers import PreTrainedModel
 
-from ..backbones import get_classifier_name
 from ..errors import ConfigError
-from .config import TransferArguments
+from ..heads import head_module_names
 
 __all__ = ["resolve_lora_target_modules", "create_lora_model"]
 
 logger = logging.getLogger(__name__)
 
-# Attention projections by naming family, in order of preference: (names, families that use them).
+# Attention projections by naming family, in order of preference.
 _ATTENTION_TARGETS: tuple[tuple[str, ...], ...] = (
-    ("query", "value"),  # BERT, ViT, DeiT, BEiT
+    ("query", "value"),  # BERT, ViT, DeiT, BEiT, Swin, DINOv2
+    ("query_proj", "value_proj"),  # DeBERTa
     ("q_proj", "v_proj"),  # CLIP, most decoder LMs
     ("q_lin", "v_lin"),  # DistilBERT
-    ("qkv",),  # timm ViTs, Swin
+    ("q", "v"),  # MPNet
+    ("Wqkv",),  # ModernBERT
+    ("qkv",),  # timm ViTs
 )
-# Pointwise convolutions of timm CNNs (EfficientNet, MobileNet): expand and project.
-_POINTWISE_CONV_TARGETS: tuple[str, ...] = ("conv_pw", "conv_pwl")
 
 
-def _leaf_names(model: nn.Module, kinds: tuple[type, ...], skip_prefix: str) -> set[str]:
-    return {
-        name.rsplit(".", 1)[-1]
-        for name, module in model.named_modules()
-        if isinstance(module, kinds) and name and not name.startswith(skip_prefix)
-    }
+def _inside(name: str, prefixes: Sequence[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def resolve_lora_target_modules(model: PreTrainedModel) -> list[str]:
-    """Module names to adapt by default for this architecture."""
+def _backbone_modules(model: nn.Module, head: Sequence[str], kinds: tuple[type, ...]) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if n and isinstance(m, kinds) and not _inside(n, head)]
+
+
+def _compact(model: nn.Module, paths: Sequence[str]) -> list[str]:
+    """`paths` as leaf names where a name selects exactly those modules (peft matches by suffix), else as paths."""
+    chosen = set(paths)
+    by_leaf: dict[str, set[str]] = {}
+    for name, _ in model.named_modules():
+        if name:
+            by_leaf.setdefault(name.rsplit(".", 1)[-1], set()).add(name)
+    out: list[str] = []
+    for path in paths:
+        leaf = path.rsplit(".", 1)[-1]
+        entry = leaf if by_leaf[leaf] <= chosen else path
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+def resolve_lora_target_modules(model: PreTrainedModel, head_modules: Optional[Sequence[str]] = None) -> list[str]:
+    """Module names (leaf names, or exact paths where names are ambiguous) to adapt by default."""
+    head = list(head_modules) if head_modules is not None else head_module_names(model)
+    linears = _backbone_modules(model, head, (nn.Linear,))
+    leaf_names = {n.rsplit(".", 1)[-1] for n, _ in linears}
+    head_leaf_names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n and _inside(n, head)}
+
     model_type = getattr(model.config, "model_type", None)
-    if model_type in TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING:
-        return list(TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING[model_type])
-    head = get_classifier_name(model)
-    linear_names = _leaf_names(model, (nn.Linear,), head)
-    for names in _ATTENTION_TARGETS:
-        if all(n in linear_names for n in names):
+    candidates = [tuple(TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type, ()))]
+    candidates += list(_ATTENTION_TARGETS)
+    for names in candidates:
+        if names and all(n in leaf_names for n in names) and head_leaf_names.isdisjoint(names):
             return list(names)
-    conv_names = _leaf_names(model, (nn.Conv2d,), head)
-    pointwise = [n for n in _POINTWISE_CONV_TARGETS if n in conv_names]
-    if pointwise:
-        return pointwise
+        if names and all(n in leaf_names for n in names):  # the head shares a name: exact paths
+            return _compact(model, [n for n, _ in linears if n.rsplit(".", 1)[-1] in names])
+    if linears:  # no attention (ConvNeXt, MLP-Mixer): every Linear of the backbone
+        return _compact(model, [n for n, _ in linears])
+    convs = [(n, m) for n, m in _backbone_modules(model, head, (nn.Conv2d,)) if m.groups == 1]
+    pointwise = [n for n, m in convs if tuple(m.kernel_size) == (1, 1)]
+    if pointwise or convs:  # CNNs: pointwise (1x1) convolutions, else every dense convolution
+        return _compact(model, pointwise or [n for n, _ in convs])
     raise ConfigError(
-        f"No default LoRA target modules for {type(model).__name__} (model_type {model_type!r}); "
-        "pass --lora_target_modules with names of its Linear or Conv2d layers."
+        f"No default LoRA target modules for {type(model).__name__} (model_type {model_type!r}): it has no Linear "
+        "or Conv2d layer outside its head; pass --lora_target_modules with names of layers to adapt."
     )
 
 
-def create_lora_model(model: PreTrainedModel, args: TransferArguments) -> PeftModel:
-    """Wrap `model` in LoRA adapters; the classification head is trained in full (`modules_to_save`)."""
-    targets = args.lora_target_modules or resolve_lora_target_modules(model)
-    head = get_classifier_name(model)
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [t for t in targets if t not in present and not any(n.endswith(t) for n, _ in model.named_modules())]
+def create_lora_model(
+    model: PreTrainedModel,
+    args,
+    *,
+    new_modules: Optional[Sequence[str]] = None,
+    sample_inputs: Optional[dict[str, torch.Tensor]] = None,
+) -> PeftModel:
+    """Wrap `model` in LoRA adapters; the task head is trained in full and saved (`modules_to_save`).
+
+    `args` carries `lora_r`, `lora_alpha`, `lora_dropout` and `lora_target_modules` (`TransferArguments`).
+    `new_modules` are the layers the checkpoint lacked (`TransferModel.new_modules`); without them the head is
+    found from the module tree alone (`hf_transfer.heads.head_module_names`). With `sample_inputs` (one collated
+    batch, no labels) the wrapped model runs once, so an architecture LoRA breaks stops with a clear error.
+    """
+    head = head_module_names(model, new_modules)
+    targets = args.lora_target_modules or resolve_lora_target_modules(model, head)
+    names = [n for n, _ in model.named_modules() if n]
+    matched = {t: [n for n in names if n == t or n.endswith("." + t)] for t in targets}
+    missing = [t for t, hits in matched.items() if not hits]
     if missing:
+        leaf_names = sorted({n.rsplit(".", 1)[-1] for n in names})
         raise ConfigError(
             f"--lora_target_modules {missing} match no module of {type(model).__name__}; "
-            f"some of its layer names: {sorted(present)[:20]}."
+            f"some of its layer names: {leaf_names[:20]}."
+        )
+    in_head = sorted({n for hits in matched.values() for n in hits if _inside(n, head)})
+    if in_head:
+        raise ConfigError(
+            f"--lora_target_modules would adapt {in_head}, which belong to the task head ({', '.join(head)}) and are "
+            "trained in full; name backbone layers only."
+        )
+    # Batch norms update their running statistics while training, and peft saves only what `modules_to_save`
+    # names: they are saved too (peft's own advice), else a reload would normalise with the old statistics.
+    batch_norms = [n for n, m in model.named_modules() if isinstance(m, _BatchNorm) and not _inside(n, head)]
+    to_save = head + batch_norms
+    saved_names = _compact(model, to_save)
+    # peft picks `modules_to_save` by suffix (`pre_classifier` ends with `classifier`): make sure the names
+    # given select exactly these modules, so what is trained is what is saved and reloaded.
+    selected = {n for n in names if any(n.endswith(s) for s in saved_names) and not _inside(n, to_save) or n in to_save}
+    stray = sorted(selected - set(to_save))
+    if stray:
+        raise ConfigError(
+            f"The head modules {head} of {type(model).__name__} would also select {stray} in peft (it matches "
+            "modules_to_save by suffix); use --strategy full for this model."
         )
     config = LoraConfig(
         r=args.lora_r,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
         target_modules=targets,
-        modules_to_save=[head],
+        modules_to_save=saved_names,
         bias="none",
     )
-    logger.info("LoRA on %s (r=%d, alpha=%d), head %s trained in full", targets, args.lora_r, args.lora_alpha, head)
-    return get_peft_model(model, config)
+    logger.info("LoRA on %s (r=%d, alpha=%d); head %s trained in full%s", targets, args.lora_r, args.lora_alpha, head,
+                f", {len(batch_norms)} batch norms saved" if batch_norms else "")  # fmt: skip
+    peft_model = get_peft_model(model, config)
+    if sample_inputs is not None:
+        _check_forward(peft_model, sample_inputs)
+    return peft_model
+
+
+@torch.no_grad()
+def _check_forward(model: PeftModel, sample_inputs: dict[str, torch.Tensor]) -> None:
+    """One forward pass on a sample batch, so an architecture whose code breaks on peft's wrappers stops here,
+    before training, and not in a user's reload (MobileNetV2 reads `stride` from its convolutions)."""
+    was_training = model.training
+    model.eval()
+    try:
+        model(**sample_inputs)
+    except (AttributeError, TypeError, RuntimeError) as err:
+        raise ConfigError(
+            f"LoRA adapters on {model.peft_config['default'].target_modules} break {type(model.get_base_model()).__name__}'s "
+            f"forward pass ({type(err).__name__}: {err}); use --strategy full, or --lora_target_modules naming other layers."
+        ) from err
+    finally:
+        model.train(was_training)

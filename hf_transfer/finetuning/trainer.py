@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from transformers import Trainer
 
-from ..backbones import get_classifier_name
+from ..heads import head_module_names
 from .optim import create_param_groups
 
 __all__ = ["TransferTrainer"]
@@ -24,12 +24,22 @@ class TransferTrainer(Trainer):
     Args:
         head_learning_rate: learning rate of the classification head (default: `args.learning_rate`).
         layer_decay: layer-wise learning-rate decay factor (1.0 = off).
+        head_modules: module paths of the task head (`TransferModel.head_modules`); default: found from the
+            module tree (`hf_transfer.heads.head_module_names`).
     """
 
-    def __init__(self, *args, head_learning_rate: Optional[float] = None, layer_decay: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        *args,
+        head_learning_rate: Optional[float] = None,
+        layer_decay: float = 1.0,
+        head_modules: Optional[Sequence[str]] = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
         self.layer_decay = layer_decay
+        self.head_modules = tuple(head_modules) if head_modules else None
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         if self.optimizer is not None:
@@ -37,7 +47,7 @@ class TransferTrainer(Trainer):
         opt_model = self.model if model is None else model
         groups = create_param_groups(
             opt_model,
-            head_prefixes=(get_classifier_name(_unwrap(opt_model)),),
+            head_prefixes=self.head_modules or tuple(head_module_names(_unwrap(opt_model))),
             learning_rate=self.args.learning_rate,
             weight_decay=self.args.weight_decay,
             decay_parameter_names=set(self.get_decay_parameter_names(opt_model)),

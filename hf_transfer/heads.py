@@ -1,0 +1,95 @@
+"""Which layers of a classification model are its task head, and which of them the checkpoint lacked.
+
+A stock `AutoModelFor{Sequence,Image}Classification` built on a backbone checkpoint has layers that
+`from_pretrained` initialises at random: the final Linear always, and for many families more (RoBERTa's
+`classifier.dense`, DistilBERT's `pre_classifier`, DeBERTa's `pooler`, ModernBERT's `head`, BERT's pooler
+when the checkpoint has none). Everything here is derived from what the loading reported and from the
+module tree, never from a per-architecture list, so a new architecture that follows transformers'
+conventions needs no code:
+
+- `newly_initialized_modules`: the modules whose every parameter was missing from (or mismatched in) the
+  checkpoint, as exact module paths;
+- `head_module_names`: what a recipe must train in full and save next to LoRA adapters: the new modules,
+  the container of the final Linear when it sits outside the backbone, and that Linear itself.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Optional, Sequence
+
+from torch import nn
+
+__all__ = ["newly_initialized_modules", "head_module_names", "topmost_module_names"]
+
+
+def _parameter_module(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else ""
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+
+
+def topmost_module_names(names: Iterable[str]) -> list[str]:
+    """`names` without those that lie inside another of them (`classifier.dense` goes when `classifier` is in)."""
+    unique = sorted(set(names))
+    chosen = set(unique)
+    return [n for n in unique if not any(a in chosen for a in _ancestors(n))]
+
+
+def newly_initialized_modules(model: nn.Module, loading_info: Mapping[str, Iterable]) -> list[str]:
+    """Module paths whose parameters `from_pretrained` initialised instead of loading.
+
+    `loading_info` is what `from_pretrained(..., output_loading_info=True)` returns: `missing_keys`, and
+    `mismatched_keys` as `(key, checkpoint shape, model shape)` (a head replaced for another label count).
+    A module is reported once, at the highest level whose parameters are all new: `classifier` for
+    RoBERTa's two-layer head, `pooler` for DeBERTa-v2's, `timm_model.classifier` for a timm model.
+    """
+    new_params = set(loading_info.get("missing_keys") or ())
+    new_params |= {entry[0] if isinstance(entry, (tuple, list)) else entry
+                   for entry in loading_info.get("mismatched_keys") or ()}  # fmt: skip
+    own_params = {name for name, _ in model.named_parameters()}
+    new_params &= own_params  # buffers and tied names are not layers to train
+    if not new_params:
+        return []
+    params_under: dict[str, set[str]] = {}
+    for name in own_params:
+        for ancestor in [_parameter_module(name), *_ancestors(_parameter_module(name))]:
+            if ancestor:
+                params_under.setdefault(ancestor, set()).add(name)
+    modules = set()
+    for name in new_params:
+        module = _parameter_module(name)
+        for ancestor in _ancestors(module):  # climb while the parent holds nothing but new parameters
+            if params_under[ancestor] <= new_params:
+                module = ancestor
+            else:
+                break
+        modules.add(module)
+    return topmost_module_names(modules)
+
+
+def _backbone_attribute(model: nn.Module) -> Optional[str]:
+    prefix = getattr(model, "base_model_prefix", None)
+    return prefix if prefix and isinstance(getattr(model, prefix, None), nn.Module) else None
+
+
+def head_module_names(model: nn.Module, new_modules: Optional[Sequence[str]] = None) -> list[str]:
+    """The task head: the layers LoRA leaves out of its adapters and trains (and saves) in full.
+
+    That is the newly initialised modules, plus the final Linear with its top-level container when that
+    container is not the backbone (RoBERTa's `classifier` holds `dense` and `out_proj`; a timm model's
+    `timm_model.classifier` stays alone). When the loading report is unknown (`new_modules=None`), every
+    top-level child with parameters besides the backbone counts as head (DistilBERT's `pre_classifier`).
+    """
+    from .backbones import get_classifier_name
+
+    classifier = get_classifier_name(model)
+    backbone = _backbone_attribute(model)
+    top = classifier.split(".", 1)[0]
+    names = set(new_modules or ())
+    names.add(top if top != backbone and "." in classifier and backbone is not None else classifier)
+    if new_modules is None and backbone is not None:
+        names |= {n for n, child in model.named_children() if n != backbone and any(True for _ in child.parameters())}
+    return topmost_module_names(names)
