@@ -1,8 +1,12 @@
 """Linear probing: frozen features extracted once and cached, then a multinomial logistic regression.
 
-The features are exactly what the stock classification head of the model sees (the input of its
-final `nn.Linear`, captured by a forward pre-hook), so the fitted probe is copied into that layer and
-the result is a plain `AutoModelFor...Classification` checkpoint: no custom class, no remote code.
+The features are what the pretrained weights compute: the input of the first layer of the classification
+model that the checkpoint lacked (captured by a forward pre-hook). For most heads that layer is the final
+`nn.Linear` and the fitted probe is copied into it. Heads with new hidden layers (RoBERTa's dense + tanh,
+DistilBERT's `pre_classifier`, DeBERTa's pooler, ModernBERT's head) get those layers set to a fixed
+standardising map of the features and the probe fitted on what the final Linear then sees. Either way the
+result is a plain `AutoModelFor...Classification` checkpoint that computes exactly the probe: no custom
+class, no remote code, no random layer.
 
 The probe follows the CLIP / DINOv2 protocol: features are standardised, the L2 strength is swept on
 a log grid and chosen by validation accuracy, each fit is a full-batch L-BFGS solve in torch warm-
@@ -32,7 +36,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .backbones import default_cache_dir, get_classifier
+from .backbones import default_cache_dir, get_classifier, get_classifier_name
+from .errors import ConfigError
+from .heads import head_module_names
 
 __all__ = [
     "DEFAULT_L2_GRID",
@@ -41,7 +47,10 @@ __all__ = [
     "extract_features",
     "fit_linear_probe",
     "load_probe_into_classifier",
+    "locate_probe_features",
+    "ProbeLayout",
     "probe_classification_model",
+    "standardization",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,13 +103,22 @@ class FeatureCache:
         return self.path(key)
 
 
+def _capture_input(module: nn.Module, store: list[torch.Tensor]):
+    return module.register_forward_pre_hook(lambda _module, args: store.append(args[0].detach().float().cpu()))
+
+
 @torch.inference_mode()
 def _run_extraction(
-    model: nn.Module, dataset: Dataset, collate_fn: Callable, batch_size: int, device: torch.device, desc: str
+    model: nn.Module,
+    dataset: Dataset,
+    collate_fn: Callable,
+    batch_size: int,
+    device: torch.device,
+    desc: str,
+    module_name: Optional[str] = None,
 ) -> dict[str, torch.Tensor]:
     captured: list[torch.Tensor] = []
-    head = get_classifier(model)
-    hook = head.register_forward_pre_hook(lambda _module, args: captured.append(args[0].detach().float().cpu()))
+    hook = _capture_input(model.get_submodule(module_name) if module_name else get_classifier(model), captured)
     labels: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
@@ -127,10 +145,12 @@ def extract_features(
     batch_size: int = 64,
     device: Optional[torch.device] = None,
     desc: str = "Extracting features",
+    module_name: Optional[str] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features seen by the head of `model` (frozen, eval mode) for every row of `dataset`, and labels.
+    """The input of module `module_name` (default: the head's final Linear) for every row of `dataset`, and labels.
 
-    With a cache and key, a second call (another probe setting, a rerun) reads them back instead.
+    The model runs frozen, in eval mode. With a cache and key, a second call (another probe setting, a
+    rerun) reads them back instead.
     """
     if cache is not None and cache_key is not None:
         cached = cache.load(cache_key)
@@ -139,7 +159,8 @@ def extract_features(
             return cached["features"], cached["labels"]
     device = device or next(model.parameters()).device
     # Clone outside inference mode: inference tensors cannot take part in the probe's autograd.
-    out = {k: v.clone() for k, v in _run_extraction(model, dataset, collate_fn, batch_size, device, desc).items()}
+    out = _run_extraction(model, dataset, collate_fn, batch_size, device, desc, module_name)
+    out = {k: v.clone() for k, v in out.items()}
     if cache is not None and cache_key is not None:
         path = cache.save(cache_key, out)
         logger.info("%s: cached %s features at %s", desc, tuple(out["features"].shape), path)
@@ -159,6 +180,7 @@ class ProbeResult:
     l2: float
     validation_accuracy: float
     sweep: dict[float, float] = field(default_factory=dict)  # l2 -> validation accuracy
+    validation_loss: float = float("nan")
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         return (features @ self.weight.T + self.bias).argmax(-1)
@@ -188,6 +210,28 @@ def _fit_one(
     return weight.detach(), bias.detach()
 
 
+# Pseudo-rows of the pooled variance mixed into each feature's variance (see `standardization`).
+STANDARDIZE_PRIOR_ROWS = 32
+# How many extra decades the L2 sweep may extend past an edge of its grid that wins.
+MAX_GRID_EXTENSIONS = 3
+
+
+def standardization(features: torch.Tensor, prior_rows: int = STANDARDIZE_PRIOR_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and scale per feature, with each variance shrunk towards the features' average variance.
+
+    With n training rows, var_j = (n * s_j^2 + n0 * mean(s^2)) / (n + n0): on thousands of rows this is the
+    usual per-feature standardisation, on 8 examples per class it cannot blow up a feature that happened
+    to be near-constant on those rows (plain per-feature scaling is degenerate there).
+    """
+    x = features.double()
+    n = x.shape[0]
+    mean = x.mean(0)
+    var = x.var(0, unbiased=False)
+    pooled = var.mean()
+    shrunk = (n * var + prior_rows * pooled) / (n + prior_rows)
+    return mean, shrunk.sqrt().clamp(min=1e-6)
+
+
 def fit_linear_probe(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
@@ -196,47 +240,66 @@ def fit_linear_probe(
     num_classes: int,
     l2_grid: Sequence[float] = DEFAULT_L2_GRID,
     max_iter: int = 200,
-    standardize: Literal["per_feature", "global"] = "per_feature",
+    standardize: Literal["shrunk", "per_feature", "global"] = "shrunk",
+    extend_grid: bool = True,
 ) -> ProbeResult:
     """Multinomial logistic regression on frozen features, L2 strength chosen on the validation split.
 
     The objective for each `l2` in the grid is  mean CE(W z + b, y) + l2 / 2 * ||W||^2  over
-    standardised features z = (x - mu) / sigma (mu, sigma from the training split). The best
-    validation accuracy wins (ties go to the stronger regulariser, which comes first in the sweep).
-    `standardize="global"` uses one sigma for all features (the overall std): for few-shot training
-    sets (a handful of rows), per-feature sigmas are degenerate and blow up near-constant features.
+    standardised features z = (x - mu) / sigma (mu, sigma from the training split, `standardization`).
+    The best validation accuracy wins; ties (common on small validation sets) go to the lower validation
+    cross-entropy, so the choice does not default to one end of the grid. When an edge of the grid still
+    wins, the sweep goes on past it, a decade at a time (up to `MAX_GRID_EXTENSIONS` decades), unless
+    `extend_grid=False` (callers that need exactly the grid's values in `sweep`).
+    `standardize`: `shrunk` (default; per-feature variances shrunk towards their mean, `standardization`),
+    `per_feature` (plain), or `global` (one std for all features, for a handful of rows such as an episode's
+    support set).
     """
     if train_features.shape[0] == 0 or val_features.shape[0] == 0:
         raise ValueError("Linear probing needs non-empty train and validation features.")
-    x = train_features.double()
-    mean = x.mean(0)
     if standardize == "global":
-        std = (x - mean).pow(2).mean().sqrt().clamp(min=1e-6).expand_as(mean)
+        mean = train_features.double().mean(0)
+        std = (train_features.double() - mean).pow(2).mean().sqrt().clamp(min=1e-6).expand_as(mean)
     else:
-        std = x.std(0, unbiased=False).clamp(min=1e-6)
-    z_train = (x - mean) / std  # (N, D)
+        mean, std = standardization(train_features, STANDARDIZE_PRIOR_ROWS if standardize == "shrunk" else 0)
+    z_train = (train_features.double() - mean) / std  # (N, D)
     z_val = (val_features.double() - mean) / std
     y_train = train_labels.long()
     y_val = val_labels.long()
 
-    grid = sorted({float(v) for v in l2_grid}, reverse=True)
-    best: Optional[tuple[float, float, torch.Tensor, torch.Tensor]] = None
-    sweep: dict[float, float] = {}
-    init = None
-    for l2 in grid:
-        weight, bias = _fit_one(z_train, y_train, num_classes, l2, init, max_iter)
-        init = (weight, bias)
-        accuracy = float(((z_val @ weight.T + bias).argmax(-1) == y_val).double().mean())
-        sweep[l2] = accuracy
-        logger.info("probe l2=%.1e validation accuracy=%.4f", l2, accuracy)
-        if best is None or accuracy > best[1]:
-            best = (l2, accuracy, weight, bias)
-    assert best is not None
-    l2, accuracy, weight, bias = best
+    fits: dict[float, tuple[float, float, torch.Tensor, torch.Tensor]] = {}
+
+    def sweep(values: Sequence[float], init: Optional[tuple]) -> Optional[tuple]:
+        for l2 in values:
+            weight, bias = _fit_one(z_train, y_train, num_classes, l2, init, max_iter)
+            init = (weight, bias)
+            logits = z_val @ weight.T + bias
+            accuracy = float((logits.argmax(-1) == y_val).double().mean())
+            loss = float(nn.functional.cross_entropy(logits, y_val))
+            fits[l2] = (accuracy, loss, weight, bias)
+            logger.info("probe l2=%.1e validation accuracy=%.4f loss=%.4f", l2, accuracy, loss)
+        return init
+
+    def best() -> float:
+        return min(fits, key=lambda l2: (-fits[l2][0], fits[l2][1]))
+
+    grid = sorted({float(v) for v in l2_grid}, reverse=True)  # strongest first: each fit warm-starts the next
+    sweep(grid, None)
+    for _ in range(MAX_GRID_EXTENSIONS if extend_grid else 0):
+        chosen, strongest, weakest = best(), max(fits), min(fits)
+        if len(fits) < 2 or chosen not in (strongest, weakest) or (chosen == weakest and weakest == 0.0):
+            break
+        if chosen == strongest:
+            sweep([strongest * 10.0], None)
+        else:
+            sweep([weakest / 10.0], fits[weakest][2:])
+    l2 = best()
+    accuracy, loss, weight, bias = fits[l2]
     # Fold the standardisation in: W z + b = (W / sigma) x + (b - (W / sigma) mu).
     raw_weight = weight / std  # (C, D)
     raw_bias = bias - raw_weight @ mean  # (C,)
-    return ProbeResult(raw_weight.float(), raw_bias.float(), l2, accuracy, sweep)
+    sweep_accuracy = {k: v[0] for k, v in sorted(fits.items(), reverse=True)}
+    return ProbeResult(raw_weight.float(), raw_bias.float(), l2, accuracy, sweep_accuracy, loss)
 
 
 def load_probe_into_classifier(model: nn.Module, probe: ProbeResult) -> None:
@@ -252,6 +315,159 @@ def load_probe_into_classifier(model: nn.Module, probe: ProbeResult) -> None:
             head.bias.copy_(probe.bias.to(head.bias.dtype))
 
 
+# --------------------------------------------------------------------------------------------------
+# Where a probe reads its features, for any head
+
+
+@dataclass
+class ProbeLayout:
+    """Where the probe's features come from, and which new head layers lie between them and the final Linear.
+
+    `feature_module` is the first newly initialised layer the forward pass reaches (or the final Linear
+    when the checkpoint lacks nothing else): its input is computed by pretrained weights only. `hidden` are
+    the new layers after it and before `classifier` (RoBERTa's `classifier.dense`, DistilBERT's
+    `pre_classifier`, ModernBERT's `head.dense` and `head.norm`), in the order they run.
+    """
+
+    feature_module: str
+    hidden: list[str]
+    classifier: str
+
+    @property
+    def has_hidden_layers(self) -> bool:
+        return bool(self.hidden)
+
+
+def _inside(name: str, prefixes: Sequence[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+@torch.inference_mode()
+def locate_probe_features(model: nn.Module, new_modules: Sequence[str], sample: dict[str, torch.Tensor]) -> ProbeLayout:
+    """Run one sample batch and find where the pretrained computation ends (`ProbeLayout`).
+
+    Raises `ConfigError` when a pretrained layer runs after a new one (new layers inside the backbone: a
+    probe would read random weights) or when a new head layer is neither a Linear nor a normalisation.
+    """
+    classifier = get_classifier_name(model)
+    leaves = [(n, m) for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))]
+    order: list[str] = []
+    hooks = [m.register_forward_pre_hook(lambda _m, _a, name=n: order.append(name)) for n, m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        model(**sample)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    new = list(new_modules) + [classifier]
+    first_new = next(i for i, n in enumerate(order) if _inside(n, new))
+    after = order[first_new:]
+    pretrained_after = [n for n in after if not _inside(n, new)]
+    if pretrained_after:
+        raise ConfigError(
+            f"{type(model).__name__} has newly initialised layers ({', '.join(new_modules)}) that feed pretrained "
+            f"ones ({', '.join(pretrained_after[:3])}): a probe would read random weights. Load a checkpoint that "
+            "has those layers, or use --strategy full or lora."
+        )
+    seen: list[str] = []
+    for name in after:
+        if name not in seen:
+            seen.append(name)
+    hidden = [n for n in seen if n != classifier]
+    modules = {n: model.get_submodule(n) for n in hidden}
+    unsupported = [n for n, m in modules.items() if not isinstance(m, nn.Linear) and not _is_norm(m)]
+    if unsupported or (hidden and not isinstance(modules[hidden[0]], nn.Linear)):
+        raise ConfigError(
+            f"The new head layers {unsupported or hidden[:1]} of {type(model).__name__} are not Linear or "
+            "normalisation layers, which a linear probe cannot set; use --strategy full or lora."
+        )
+    return ProbeLayout(feature_module=seen[0], hidden=hidden, classifier=classifier)
+
+
+def _is_norm(module: nn.Module) -> bool:
+    params = dict(module.named_parameters(recurse=False))
+    return set(params) <= {"weight", "bias"} and all(p.dim() == 1 for p in params.values()) and "Norm" in type(module).__name__
+
+
+# Shifts tried for the first hidden Linear (see `_set_hidden_layers`), chosen on validation accuracy.
+HIDDEN_SHIFTS: tuple[float, ...] = (0.0, 6.0)
+
+
+@torch.no_grad()
+def _set_hidden_layers(model: nn.Module, layout: ProbeLayout, train_features: torch.Tensor, shift: float) -> None:
+    """Set the new hidden layers to a fixed map of the pretrained features, computed from data alone.
+
+    The first hidden Linear standardises its input (z = (x - mu) / sigma, projected on the leading principal
+    directions when it narrows) and adds `shift`; later Linears pass their input on (identity), norms start at
+    weight 1 and bias 0. The activation between them then acts on standardised features: with shift 0 a tanh
+    squashes z, with shift 6 a ReLU or GELU is (almost exactly) linear on z. No random weight is left.
+    """
+    mean, std = standardization(train_features)
+    first = model.get_submodule(layout.hidden[0])
+    d_in, d_out = first.in_features, first.out_features
+    scale = torch.diag(1.0 / std)  # (D_in, D_in)
+    if d_out < d_in:  # narrowing: keep the leading principal directions of the standardised features
+        z = (train_features.double() - mean) / std
+        _, _, v = torch.linalg.svd(z - z.mean(0), full_matrices=False)
+        projection = torch.zeros(d_out, d_in, dtype=torch.float64)
+        projection[: v.shape[0]] = v[:d_out]
+    else:
+        projection = torch.eye(d_out, d_in, dtype=torch.float64)
+    weight = projection @ scale  # (D_out, D_in)
+    first.weight.copy_(weight.to(first.weight.dtype))
+    if first.bias is not None:
+        first.bias.copy_((shift - weight @ mean).to(first.bias.dtype))
+    for name in layout.hidden[1:]:
+        module = model.get_submodule(name)
+        if isinstance(module, nn.Linear):
+            module.weight.copy_(torch.eye(module.out_features, module.in_features, dtype=module.weight.dtype))
+        else:
+            module.weight.fill_(1.0)
+        if module.bias is not None:
+            module.bias.zero_()
+
+
+def _minimal_inputs(sample: dict[str, torch.Tensor], rows: int) -> dict[str, torch.Tensor]:
+    """`sample` (one row) repeated `rows` times; token tensors cut to two positions, which is all a replay needs."""
+    out = {}
+    for key, value in sample.items():
+        if value.dim() >= 2 and not value.is_floating_point():
+            value = value[:, :2]
+        out[key] = value.expand(rows, *value.shape[1:])
+    return out
+
+
+@torch.inference_mode()
+def _replay_head(
+    model: nn.Module, layout: ProbeLayout, features: torch.Tensor, sample: dict[str, torch.Tensor], batch_size: int
+) -> torch.Tensor:
+    """The input the final Linear sees when the feature module is fed `features`: the head's hidden layers run
+    as the model runs them (their activations and order are the model's own), on a minimal dummy input
+    whose features are replaced by the cached ones."""
+    feature_module = model.get_submodule(layout.feature_module)
+    device = next(model.parameters()).device
+    chunk: list[torch.Tensor] = []
+    out: list[torch.Tensor] = []
+
+    def substitute(_module, args):
+        return (chunk[0].to(device=device, dtype=args[0].dtype), *args[1:])
+
+    hooks = [feature_module.register_forward_pre_hook(substitute), _capture_input(get_classifier(model), out)]
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, features.shape[0], batch_size):
+            chunk[:] = [features[start : start + batch_size]]
+            model(**_minimal_inputs(sample, chunk[0].shape[0]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return torch.cat(out).flatten(1).clone()  # (N, D_head)
+
+
 def probe_classification_model(
     model: nn.Module,
     splits: dict[str, Dataset],
@@ -259,30 +475,69 @@ def probe_classification_model(
     *,
     cache: Optional[FeatureCache],
     cache_identity: dict[str, Any],
+    new_modules: Optional[Sequence[str]] = None,
     l2_grid: Sequence[float] = DEFAULT_L2_GRID,
     max_iter: int = 200,
     batch_size: int = 64,
 ) -> tuple[ProbeResult, dict[str, dict[str, float]]]:
-    """Extract (or read cached) head-input features for every split, fit the probe on `train`, choose
-    its L2 strength on `validation`, copy it into the model's head, and score each split.
+    """Probe `model` on frozen pretrained features and write the result into its head; score each split.
 
-    `cache_identity` names the model and preprocessing (see `describe_preprocessing` and
-    `model_fingerprint`); each split adds its own `datasets` fingerprint to the key.
-    Returns the probe and `{split: {"accuracy": ..., "f1": ...}}`.
+    Features are the input of the first newly initialised layer (`locate_probe_features`), so they come from
+    pretrained weights only and are cached under a key that names that layer. When the head has hidden new
+    layers, they are set to a fixed map of those features (`_set_hidden_layers`, the shift chosen on
+    validation) and the probe is fitted on what the final Linear then sees: the saved model computes exactly
+    the probe. `new_modules` come from the loading report (`TransferModel.new_modules`); without it the head
+    found from the module tree counts as new. `cache_identity` names the model and preprocessing; each split
+    adds its `datasets` fingerprint. Returns the probe and `{split: {"accuracy": ..., "f1": ...}}`.
     """
     from .metrics import compute_classification_metrics
 
+    new = list(new_modules) if new_modules is not None else head_module_names(model)
+    from .processing import sample_inputs
+
+    device = next(model.parameters()).device
+    sample = sample_inputs(splits["train"], collate_fn, device)
+    layout = locate_probe_features(model, new, sample)
+    if layout.has_hidden_layers:
+        logger.info("Probe features: input of %s; hidden head layers %s set from them", layout.feature_module,
+                    layout.hidden)  # fmt: skip
+
     features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name, dataset in splits.items():
-        key = FeatureCache.make_key(**cache_identity, split=name, data=dataset._fingerprint, rows=len(dataset))
+        key = FeatureCache.make_key(
+            **cache_identity, model_class=type(model).__name__, new_modules=sorted(new),
+            feature_module=layout.feature_module, split=name, data=dataset._fingerprint, rows=len(dataset),
+        )  # fmt: skip
         features[name] = extract_features(
             model, dataset, collate_fn, cache=cache, cache_key=key, batch_size=batch_size,
-            desc=f"Extracting {name} features",
-        )
+            desc=f"Extracting {name} features", module_name=layout.feature_module,
+        )  # fmt: skip
     num_classes = get_classifier(model).out_features
-    probe = fit_linear_probe(*features["train"], *features["validation"], num_classes, l2_grid, max_iter)
+
+    def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> ProbeResult:
+        return fit_linear_probe(*head_features["train"], *head_features["validation"], num_classes, l2_grid, max_iter)
+
+    if not layout.has_hidden_layers:
+        head_features = features
+        probe = fit(head_features)
+    else:
+        best = None
+        for shift in HIDDEN_SHIFTS:
+            _set_hidden_layers(model, layout, features["train"][0], shift)
+            candidate = {n: (_replay_head(model, layout, x, sample, batch_size), y) for n, (x, y) in features.items()}
+            probe = fit(candidate)
+            logger.info("hidden shift %.1f: validation accuracy %.4f", shift, probe.validation_accuracy)
+            if best is None or (probe.validation_accuracy, -probe.validation_loss) > (
+                best[1].validation_accuracy, -best[1].validation_loss
+            ):
+                best = (shift, probe, candidate)
+        shift, probe, head_features = best
+        _set_hidden_layers(model, layout, features["train"][0], shift)
     load_probe_into_classifier(model, probe)
-    scores = {
-        name: compute_classification_metrics(probe.predict(x).numpy(), y.numpy()) for name, (x, y) in features.items()
-    }
+    classifier = get_classifier(model)
+    scores = {}
+    with torch.inference_mode():
+        for name, (x, y) in head_features.items():
+            logits = classifier(x.to(device=device, dtype=classifier.weight.dtype))  # what the saved model computes
+            scores[name] = compute_classification_metrics(logits.argmax(-1).cpu().numpy(), y.numpy())
     return probe, scores

@@ -15,6 +15,7 @@ Adapting it to your data: pass `--train_file`/`--validation_file` (csv, json, pa
 `--image_column`, `--label_column`. The places to change for other tasks are marked below.
 """
 
+import copy
 import logging
 import os
 import time
@@ -26,19 +27,17 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from hf_transfer.backbones import (
     ModelArguments,
     count_parameters,
-    head_has_hidden_layers,
     load_transfer_model,
     model_fingerprint,
 )
 from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
-from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lora_model
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
-from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset
+from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -77,11 +76,7 @@ def main():
         main_process_first=training_args.main_process_first,
     )  # fmt: skip
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
-    if transfer_args.strategy in ("linear_probe", "lp_ft") and head_has_hidden_layers(model):
-        raise ConfigError(
-            f"{type(model).__name__} has a head with hidden layers, which a linear probe cannot initialise; "
-            "use --strategy full or lora."
-        )
+    logger.info(f"Newly initialised layers: {loaded.new_modules}; task head (trained in full): {loaded.head_modules}")
 
     # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
     with training_args.main_process_first(desc="preprocessing"):
@@ -89,6 +84,10 @@ def main():
     data_collator = create_collator(processor, modality)
     if modality == "vision":
         training_args.remove_unused_columns = False  # the transform needs the `image` column
+    sample = sample_inputs(processed["train"], data_collator, model.device)
+    if transfer_args.strategy == "lp_ft" and transfer_args.finetune_method == "lora":
+        # An architecture that LoRA breaks stops now, not after the probe stage (a throw-away copy is wrapped).
+        create_lora_model(copy.deepcopy(model), transfer_args, new_modules=loaded.new_modules, sample_inputs=sample)
 
     start = time.time()
     metrics = {
@@ -113,6 +112,7 @@ def main():
                 data_collator,
                 cache=FeatureCache(transfer_args.feature_cache_dir),
                 cache_identity=cache_identity,
+                new_modules=loaded.new_modules,
                 l2_grid=transfer_args.probe_l2_grid or DEFAULT_L2_GRID,
                 max_iter=transfer_args.probe_max_iter,
                 batch_size=transfer_args.feature_batch_size,
@@ -138,7 +138,8 @@ def main():
     # 7b. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
     else:
         if transfer_args.finetune_method == "lora":
-            model = create_lora_model(model, transfer_args)
+            model = create_lora_model(model, transfer_args, new_modules=loaded.new_modules,
+                                      sample_inputs={k: v.to(model.device) for k, v in sample.items()})
             training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
         trainable, total = count_parameters(model)
         logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
@@ -153,6 +154,7 @@ def main():
             compute_metrics=create_compute_metrics(),
             head_learning_rate=transfer_args.head_learning_rate,
             layer_decay=transfer_args.layer_decay,
+            head_modules=loaded.head_modules,
         )
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         publish_directory(training_args.output_dir, trainer.save_model)

@@ -20,7 +20,7 @@ def test_probe_matches_sklearn_logistic_regression():
     x, y = _blobs(300)
     xv, yv = _blobs(90, seed=1)
     l2 = 1e-2
-    probe = fit_linear_probe(x, y, xv, yv, num_classes=3, l2_grid=[l2], max_iter=500)
+    probe = fit_linear_probe(x, y, xv, yv, num_classes=3, l2_grid=[l2], max_iter=500, standardize="per_feature")
     # Same objective in sklearn: C * sum CE + 1/2 ||W||^2 on standardised features, C = 1 / (N * l2).
     mean, std = x.mean(0), x.std(0, unbiased=False)
     reference = LogisticRegression(C=1.0 / (len(x) * l2), max_iter=5000, tol=1e-10)
@@ -35,8 +35,8 @@ def test_probe_chooses_l2_on_validation_and_records_sweep():
     xv, yv = _blobs(60, seed=2)
     grid = [10.0, 1e-1, 1e-3]
     probe = fit_linear_probe(x, y, xv, yv, num_classes=3, l2_grid=grid)
-    assert set(probe.sweep) == set(grid)
-    assert probe.l2 in grid and probe.validation_accuracy == max(probe.sweep.values())
+    assert set(grid) <= set(probe.sweep)  # the sweep may go on past a winning edge of the grid
+    assert probe.l2 in probe.sweep and probe.validation_accuracy == max(probe.sweep.values())
     assert probe.validation_accuracy > 0.9
     assert (probe.predict(xv) == yv).float().mean() == pytest.approx(probe.validation_accuracy)
 

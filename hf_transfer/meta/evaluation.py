@@ -145,7 +145,7 @@ def probe_accuracies(
             probe = fit_linear_probe(
                 support.cpu(), torch.as_tensor(episode.support_labels), query.cpu(),
                 torch.as_tensor(episode.query_labels), num_classes=len(episode.classes), l2_grid=list(results),
-                max_iter=max_iter, standardize="global",  # per-feature sigmas from K examples are degenerate
+                max_iter=max_iter, standardize="global", extend_grid=False,  # per-feature sigmas from K rows are degenerate
             )  # fmt: skip
             for l2, accuracy in probe.sweep.items():
                 results[l2].append(accuracy)
