@@ -78,3 +78,27 @@ def test_every_strategy_reloads_to_the_reported_metrics(architecture, tmp_path, 
                 got = result[way]
                 assert got["accuracy"] == pytest.approx(expected["eval_accuracy"], abs=1e-9), (result, expected)
                 assert got["f1"] == pytest.approx(expected["eval_f1"], abs=1e-9), (result, expected)
+
+
+@pytest.mark.parametrize("architecture", ["distilbert", "deberta-v2"])
+def test_probe_rerun_with_another_seed_reuses_features_and_still_reloads(architecture, tmp_path, reload_checker,
+                                                                         one_torch_thread):
+    """The cached features come from pretrained weights only, so another --seed may reuse them: the saved head is
+    built from them (and from nothing random), and reloads to what the rerun reports."""
+    base = make_tiny(architecture, tmp_path / "base")
+    data = DATA["text"]
+    spec, reported, cached = [], {}, []
+    for seed in ("1", "2"):
+        out = tmp_path / f"seed{seed}"
+        run = assert_ok(run_recipe_in_process(
+            "finetune.py", "--model_name_or_path", base, *_data_flags(data), "--strategy", "linear_probe",
+            "--seed", seed, "--feature_cache_dir", str(tmp_path / "features"), output_dir=out,
+        ))  # fmt: skip
+        reported[str(out)] = run.results
+        spec.append({"output_dir": str(out), "base_model": base, "strategy": "probe", "modality": "text", "data": data})
+        cached.append({f.name: f.stat().st_mtime_ns for f in (tmp_path / "features").iterdir()})
+    assert len(cached[0]) == 3 and cached[1] == cached[0]  # train, validation, test: read back, not extracted again
+    assert reported[spec[0]["output_dir"]]["eval_accuracy"] == reported[spec[1]["output_dir"]]["eval_accuracy"]
+    for result in reload_checker(spec):
+        assert "error" not in result, result.get("traceback")
+        assert result["model"]["accuracy"] == pytest.approx(reported[result["output_dir"]]["eval_accuracy"], abs=1e-9)

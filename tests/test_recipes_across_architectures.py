@@ -1,0 +1,134 @@
+"""The other recipes on architectures whose heads have new hidden layers or batch norms (RoBERTa, DistilBERT,
+ResNet): what they save reloads in plain transformers / peft / sentence-transformers to what the run reported.
+
+The matrix of `test_architecture_matrix.py` covers every family with recipes/finetune.py; here a representative
+subset goes through domain_adapt (target accuracy), maml (meta-test episodes) and contrastive_pretrain
+(`AutoModel` and `SentenceTransformer` embeddings).
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from datasets import concatenate_datasets
+from peft import PeftModel
+from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification, AutoTokenizer
+
+from hf_transfer.adaptation import load_domain_dataset
+from hf_transfer.data import DataArguments, load_transfer_dataset
+from recipe_runner import assert_ok, run_recipe
+from tiny_models import make_tiny
+
+ENV = {"OMP_NUM_THREADS": "1"}
+TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16",
+         "--save_strategy", "no", "--learning_rate", "5e-3", "--lora_r", "4"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    built = {}
+
+    def get(name: str) -> str:
+        if name not in built:
+            built[name] = make_tiny(name, tmp_path_factory.mktemp(name))
+        return built[name]
+
+    return get
+
+
+def _predict(model, processor, rows, modality: str) -> np.ndarray:
+    with torch.no_grad():
+        if modality == "text":
+            inputs = processor(list(rows["text"]), truncation=True, max_length=48, padding=True, return_tensors="pt")
+        else:
+            inputs = processor([image.convert("RGB") for image in rows["image"]], return_tensors="pt")
+        return model.eval()(**inputs).logits.argmax(-1).numpy()
+
+
+@pytest.mark.parametrize(
+    "architecture, domains",
+    [
+        ("roberta", ("tweet_sentiment", "drug_reviews")),  # two-layer head: classifier.dense + out_proj
+        ("resnet", ("digits", "digits_m")),  # batch norms: their statistics move while LoRA trains
+    ],
+)
+def test_domain_adapt_lora_reloads_to_the_target_accuracy(architecture, domains, tiny, tmp_path):
+    base = tiny(architecture)
+    source, target = domains
+    out = tmp_path / "out"
+    run = assert_ok(run_recipe(
+        "domain_adapt.py", "--model_name_or_path", base, "--method", "dann", "--strategy", "lora", "--merge_lora",
+        "true", "--source_dataset_name", source, "--source_max_train_samples", "40", "--source_max_eval_samples",
+        "24", "--target_dataset_name", target, "--target_max_train_samples", "40", "--target_max_eval_samples", "24",
+        "--max_seq_length", "48", "--compute_a_distance", "false", *TRAIN, output_dir=out, env=ENV,
+    ))  # fmt: skip
+    reported = run.results["target_eval_accuracy"]
+    rows = load_domain_dataset(DataArguments(dataset_name=target, max_train_samples=40, max_eval_samples=24))["validation"]
+    labels = np.array(rows["label"])
+    names = rows.features["label"].names
+    text = architecture == "roberta"
+    auto_cls = AutoModelForSequenceClassification if text else AutoModelForImageClassification
+    processor = (AutoTokenizer if text else AutoImageProcessor).from_pretrained(out)
+    modality = "text" if text else "vision"
+    base_model = auto_cls.from_pretrained(base, num_labels=len(names), id2label=dict(enumerate(names)))
+    peft_model = PeftModel.from_pretrained(base_model, out)
+    assert (_predict(peft_model, processor, rows, modality) == labels).mean() == pytest.approx(reported)
+    merged = auto_cls.from_pretrained(out / "merged")
+    assert (_predict(merged, processor, rows, modality) == labels).mean() == pytest.approx(reported)
+
+
+MAML_TEXT = ["--dataset_name", "bbc_news", "--n_way", "2", "--k_shot", "2", "--q_queries", "2",
+             "--meta_train_classes", "business", "politics", "sports", "--meta_test_classes", "entertainment", "tech",
+             "--max_seq_length", "16", "--inner_steps", "1", "--inner_lr", "0.5", "--meta_batch_size", "2",
+             "--num_validation_episodes", "2", "--num_test_episodes", "6", "--learning_rate", "1e-3",
+             "--max_steps", "2", "--save_steps", "2", "--run_baselines", "false"]  # fmt: skip
+
+
+def test_maml_lora_on_roberta_reproduces_its_meta_test_episodes(tiny, tmp_path):
+    """The saved adapter (with the new two-layer head) plus maml_config.json adapts to the same query accuracies."""
+    from hf_transfer.meta import MAML, EpisodeDataset, EpisodeSampler, episode_accuracies, split_classes, split_meta_rows
+    from hf_transfer.processing import create_collator, preprocess_dataset
+
+    base = tiny("roberta")
+    out = tmp_path / "out"
+    assert_ok(run_recipe("maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", "lora_and_head",
+                         "--lora_r", "2", output_dir=out, env=ENV))  # fmt: skip
+    reported = json.loads((out / "meta_test_episodes.json").read_text())["maml"]
+
+    # The recipe's meta-test episodes, rebuilt with the library (same seeds, same rows).
+    raw = load_transfer_dataset(DataArguments(dataset_name="bbc_news"))
+    pool = concatenate_datasets([raw[split] for split in raw])
+    splits = split_classes(pool.features["label"].names, 2, train=["business", "politics", "sports"],
+                           test=["entertainment", "tech"], seed=0)  # fmt: skip
+    rows = split_meta_rows(pool, splits, 0.2, None, seed=0)
+    sampler = EpisodeSampler(pool, 2, 2, 2, rows=rows["test"], seed=0 + 2, split_name="test")
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    episodes = EpisodeDataset(sampler, preprocess_dataset(pool, tokenizer, "text", 16), create_collator(tokenizer, "text"), 6)
+
+    model = PeftModel.from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained(base, num_labels=2, id2label={0: "way_0", 1: "way_1"}), out,
+        is_trainable=True,  # the inner loop adapts the LoRA weights
+    )
+    maml = MAML.from_pretrained(out, model)
+    assert episode_accuracies(maml, episodes, range(6)) == pytest.approx(reported)
+
+
+@pytest.mark.parametrize("architecture", ["distilbert", "roberta"])
+def test_contrastive_backbone_loads_with_automodel_and_sentence_transformers(architecture, tiny, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "out"
+    assert_ok(run_recipe("contrastive_pretrain.py", "--model_name_or_path", tiny(architecture), "--dataset_name",
+                         "drug_reviews", "--max_train_samples", "16", "--max_eval_samples", "8", *TRAIN[:6],
+                         output_dir=out, env=ENV))  # fmt: skip
+    texts = ["the tablets helped a lot", "terrible side effects, stopped after a week"]
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    backbone = AutoModel.from_pretrained(out).eval()
+    inputs = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = backbone(**inputs).last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).float()
+    mean = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    embedded = SentenceTransformer(str(out), device="cpu").encode(texts, convert_to_tensor=True)
+    torch.testing.assert_close(embedded, mean, atol=1e-5, rtol=1e-4)
