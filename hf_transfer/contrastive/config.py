@@ -47,8 +47,9 @@ class ContrastiveArguments:
             0 puts the loss directly on the backbone's pooled embedding (SimCSE, sentence-transformers).
         projection_hidden_dim (`int`, *optional*):
             Hidden size of the 2-layer head. Default: the backbone's embedding size.
-        pooling (`Literal["mean", "cls", "pooler"]`, *optional*):
-            Pooled embedding that is trained. Default: mean (text) / the model's pooler (vision). A text
+        pooling (`Literal["mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"]`, *optional*):
+            Pooled embedding that is trained (`hf_transfer.pooling`). Default: the pooling a sentence-transformers
+            checkpoint ships (`modules.json`), else mean (text) / the model's pooler (vision). A text
             classifier from `recipes/finetune.py` reads BERT's `pooler` (CLS, dense, tanh): pick `pooler` to
             train exactly what a later linear probe sees.
         gradient_cache (`bool`, defaults to `False`):
@@ -140,10 +141,12 @@ class ContrastiveArguments:
         default=None,
         metadata={"help": "Hidden size of the 2-layer projection head. Default: the backbone's embedding size."},
     )
-    pooling: Optional[Literal["mean", "cls", "pooler"]] = field(
+    pooling: Optional[Literal["mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"]] = field(
         default=None,
-        metadata={"help": "Pooled embedding to train: mean, cls or pooler (the model's pooler_output). Default: "
-                  "mean for text, pooler for vision. recipes/finetune.py's BERT classifier reads `pooler`."},
+        metadata={"help": "Pooled embedding to train: mean, cls, max, mean_sqrt_len, weightedmean, lasttoken or pooler "
+                  "(the model's pooler_output). Default: the pooling of a sentence-transformers checkpoint "
+                  "(modules.json), else mean for text, pooler for vision. recipes/finetune.py's BERT classifier "
+                  "reads `pooler`."},
     )  # fmt: skip
     gradient_cache: bool = field(
         default=False,

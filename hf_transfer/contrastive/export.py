@@ -59,8 +59,10 @@ def write_sentence_transformers_files(backbone: Any, output_dir: str | Path, max
             "word_embedding_dimension": dim,
             "pooling_mode_cls_token": pooling in ("cls", "pooler"),
             "pooling_mode_mean_tokens": pooling == "mean",
-            "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_max_tokens": pooling == "max",
+            "pooling_mode_mean_sqrt_len_tokens": pooling == "mean_sqrt_len",
+            "pooling_mode_weightedmean_tokens": pooling == "weightedmean",
+            "pooling_mode_lasttoken": pooling == "lasttoken",
         },
     )
     if pooling == "pooler":

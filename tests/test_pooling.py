@@ -1,0 +1,77 @@
+"""Pooling modes against sentence-transformers' own Pooling module, and the default read from a checkpoint."""
+
+import json
+
+import pytest
+import torch
+
+from hf_transfer.backbones import create_backbone, resolve_model_path
+from hf_transfer.pooling import POOLING_MODES, pool_tokens, read_sentence_transformers_pooling
+from tiny_models import make_tiny_bert
+
+
+@pytest.mark.parametrize("mode", [m for m in POOLING_MODES if m != "pooler"])
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_pool_tokens_matches_sentence_transformers(mode, padding_side):
+    from sentence_transformers.models import Pooling
+
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 6, 8)
+    lengths = torch.tensor([6, 4, 1])
+    positions = torch.arange(6).expand(3, 6)
+    mask = (positions < lengths[:, None]) if padding_side == "right" else (positions >= 6 - lengths[:, None])
+    if mode == "weightedmean" and padding_side == "left":
+        pytest.skip("sentence-transformers weights by absolute position, so left padding shifts its weights too")
+    st_mode = {"mean_sqrt_len": "mean_sqrt_len_tokens"}.get(mode, mode)
+    reference = Pooling(8, pooling_mode=st_mode)({"token_embeddings": hidden, "attention_mask": mask.long()})
+    torch.testing.assert_close(pool_tokens(hidden, mask.long(), mode), reference["sentence_embedding"])
+
+
+def _write_pooling(directory, **flags):
+    (directory / "1_Pooling").mkdir(parents=True)
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **flags}))
+    (directory / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]))  # fmt: skip
+
+
+def test_the_default_pooling_is_the_checkpoints_own(tmp_path):
+    assert read_sentence_transformers_pooling(resolve_model_path("minilm")) == "mean"  # all-MiniLM-L6-v2
+    plain = make_tiny_bert(tmp_path / "plain")
+    assert read_sentence_transformers_pooling(plain) is None
+    assert create_backbone(plain).pooling == "mean"
+
+    bge_like = make_tiny_bert(tmp_path / "cls")
+    _write_pooling(tmp_path / "cls", pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
+    assert create_backbone(bge_like).pooling == "cls"
+    assert create_backbone(bge_like, pooling="max").pooling == "max"  # --pooling overrides it
+
+    both = tmp_path / "both"
+    _write_pooling(both, pooling_mode_cls_token=True, pooling_mode_mean_tokens=True)
+    assert read_sentence_transformers_pooling(str(both)) is None  # concatenated poolings: not one mode
+
+
+def test_contrastive_pretraining_keeps_a_cls_pooled_checkpoints_pooling(tmp_path, one_torch_thread):
+    """A BGE-like checkpoint (CLS pooling) is pretrained on its first-token embedding and saved as such."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoTokenizer
+
+    from recipe_runner import assert_ok, run_recipe_in_process
+
+    base = make_tiny_bert(tmp_path / "cls")
+    _write_pooling(tmp_path / "cls", pooling_mode_cls_token=True)
+    out = tmp_path / "out"
+    run = assert_ok(run_recipe_in_process(
+        "contrastive_pretrain.py", "--model_name_or_path", base, "--dataset_name", "drug_reviews",
+        "--max_train_samples", "16", "--max_eval_samples", "8", "--num_train_epochs", "1",
+        "--per_device_train_batch_size", "8", "--save_strategy", "no", output_dir=out,
+    ))  # fmt: skip
+    assert run.results["pooling"] == "cls"
+    assert json.loads((out / "1_Pooling" / "config.json").read_text())["pooling_mode_cls_token"] is True
+    texts = ["works well", "made me dizzy for days"]
+    inputs = AutoTokenizer.from_pretrained(out)(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        first = AutoModel.from_pretrained(out).eval()(**inputs).last_hidden_state[:, 0]
+    embedded = SentenceTransformer(str(out), device="cpu").encode(texts, convert_to_tensor=True)
+    torch.testing.assert_close(embedded, torch.nn.functional.normalize(first, dim=-1), atol=1e-5, rtol=1e-4)
