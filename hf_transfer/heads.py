@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from torch import nn
 
-__all__ = ["newly_initialized_modules", "head_module_names", "topmost_module_names"]
+__all__ = ["newly_initialized_modules", "head_module_names", "topmost_module_names", "resolve_module"]
 
 
 def _parameter_module(name: str) -> str:
@@ -93,3 +93,21 @@ def head_module_names(model: nn.Module, new_modules: Optional[Sequence[str]] = N
     if new_modules is None and backbone is not None:
         names |= {n for n, child in model.named_children() if n != backbone and any(True for _ in child.parameters())}
     return topmost_module_names(names)
+
+
+def resolve_module(model: nn.Module, name: str) -> nn.Module:
+    """The module at path `name` of the transformers model, also when `model` is wrapped by peft.
+
+    Inside a peft model the path goes through the base model, and a `modules_to_save` wrapper stands for the
+    trained copy it holds (the module that actually runs).
+    """
+    get_base = getattr(model, "get_base_model", None)
+    module = get_base() if callable(get_base) else model
+    for part in name.split("."):
+        module = module.get_submodule(part)
+        copies = getattr(module, "modules_to_save", None)
+        if isinstance(copies, nn.ModuleDict) and len(copies):
+            adapter = getattr(module, "active_adapter", None)
+            adapter = adapter[0] if isinstance(adapter, (list, tuple)) else adapter
+            module = copies[adapter] if adapter in copies else next(iter(copies.values()))
+    return module

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .backbones import default_cache_dir, get_classifier, get_classifier_name
 from .errors import ConfigError
-from .heads import head_module_names
+from .heads import head_module_names, resolve_module
 
 __all__ = [
     "DEFAULT_L2_GRID",
@@ -118,7 +118,7 @@ def _run_extraction(
     module_name: Optional[str] = None,
 ) -> dict[str, torch.Tensor]:
     captured: list[torch.Tensor] = []
-    hook = _capture_input(model.get_submodule(module_name) if module_name else get_classifier(model), captured)
+    hook = _capture_input(resolve_module(model, module_name) if module_name else get_classifier(model), captured)
     labels: list[torch.Tensor] = []
     was_training = model.training
     model.eval()

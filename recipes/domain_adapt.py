@@ -49,6 +49,8 @@ from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.data import infer_modality
+from hf_transfer.errors import ConfigError
+from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import create_collator, preprocess_dataset, sample_inputs
 
 logger = logging.getLogger(__name__)
@@ -116,12 +118,20 @@ def main():
         "target_train_samples": len(processed_target["train"]),
     }
     is_main = PartialState().is_main_process
-    if da_args.compute_a_distance and is_main:
-        model.to(training_args.device)
+    model.to(training_args.device)
+    sample = sample_inputs(processed_source["train"], data_collator, model.device)
+    # The A-distance reads what reaches the first new head layer: pretrained weights alone compute it.
+    a_distance_layer = None
+    if da_args.compute_a_distance:
+        try:
+            a_distance_layer = locate_probe_features(model, loaded.new_modules, sample).feature_module
+        except ConfigError as err:
+            logger.warning(f"Skipping the proxy A-distance: {err}")
+    if a_distance_layer is not None and is_main:
         metrics["a_distance_before"] = compute_proxy_a_distance(
             model, held_out["source"], held_out["target"], data_collator,
             max_samples=da_args.a_distance_max_samples, batch_size=transfer_args.feature_batch_size,
-            seed=training_args.seed,
+            seed=training_args.seed, module_name=a_distance_layer,
         ).value  # fmt: skip
 
     # 7. Training data per method: source pairs with unlabelled target rows, or one labelled domain alone.
@@ -142,8 +152,7 @@ def main():
     )
 
     if transfer_args.strategy == "lora":
-        model = create_lora_model(model, transfer_args, new_modules=loaded.new_modules,
-                                  sample_inputs=sample_inputs(processed_source["train"], data_collator, model.device))
+        model = create_lora_model(model, transfer_args, new_modules=loaded.new_modules, sample_inputs=sample)
         training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
     trainable, total = count_parameters(model)
     logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
@@ -178,11 +187,11 @@ def main():
         for split, name in (("validation", "eval"), ("test", "test")):
             if split in processed:
                 metrics.update(trainer.evaluate(processed[split], metric_key_prefix=f"{domain}_{name}"))
-    if da_args.compute_a_distance and is_main:
+    if a_distance_layer is not None and is_main:
         metrics["a_distance_after"] = compute_proxy_a_distance(
             trainer.model, held_out["source"], held_out["target"], data_collator,
             max_samples=da_args.a_distance_max_samples, batch_size=transfer_args.feature_batch_size,
-            seed=training_args.seed,
+            seed=training_args.seed, module_name=a_distance_layer,
         ).value  # fmt: skip
     metrics["trainable_params"], metrics["total_params"] = trainable, total
     if alignment_loss is not None:

@@ -132,3 +132,27 @@ def test_contrastive_backbone_loads_with_automodel_and_sentence_transformers(arc
     mean = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
     embedded = SentenceTransformer(str(out), device="cpu").encode(texts, convert_to_tensor=True)
     torch.testing.assert_close(embedded, mean, atol=1e-5, rtol=1e-4)
+
+
+def test_a_distance_does_not_read_a_random_head_layer(tiny):
+    """RoBERTa's classifier.dense is new: the A-distance before training must not depend on how it was drawn."""
+    from hf_transfer.adaptation import compute_proxy_a_distance
+    from hf_transfer.backbones import load_classification_model
+    from hf_transfer.probing import locate_probe_features
+    from hf_transfer.processing import create_collator, preprocess_dataset, sample_inputs
+
+    base = tiny("roberta")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    collate = create_collator(tokenizer, "text")
+    source = preprocess_dataset(load_transfer_dataset(DataArguments(dataset_name="tweet_sentiment", max_train_samples=40,
+                                                                    max_eval_samples=40))["validation"], tokenizer, "text")
+    target = preprocess_dataset(load_domain_dataset(DataArguments(dataset_name="drug_reviews", max_train_samples=40,
+                                                                  max_eval_samples=40))["validation"], tokenizer, "text")
+    values = []
+    for seed in (0, 1):  # two draws of the random head
+        torch.manual_seed(seed)
+        model, new = load_classification_model(base, ["negative", "neutral", "positive"])
+        layer = locate_probe_features(model, new, sample_inputs(source, collate)).feature_module
+        assert layer == "classifier.dense"
+        values.append(compute_proxy_a_distance(model, source, target, collate, module_name=layer).value)
+    assert values[0] == values[1]

@@ -84,11 +84,14 @@ def compute_proxy_a_distance(
     max_samples: Optional[int] = 500,
     batch_size: int = 64,
     seed: int = 0,
+    module_name: Optional[str] = None,
 ) -> ProxyADistance:
-    """The proxy A-distance between `source` and `target` in the features `model`'s head sees.
+    """The proxy A-distance between `source` and `target` in the features that reach the input of `module_name`.
 
-    Both data sets are processed, labelled splits (the class labels are not used, only the domain).
-    At most `max_samples` rows of each are embedded.
+    `module_name` defaults to the head's final Linear; recipes pass the probe's feature layer
+    (`hf_transfer.probing.locate_probe_features`), whose input pretrained weights alone compute, so the distance
+    before training is not measured through a random head layer. Both data sets are processed, labelled splits
+    (the class labels are not used, only the domain). At most `max_samples` rows of each are embedded.
     """
     features = []
     for name, dataset in (("source", source), ("target", target)):
@@ -97,7 +100,7 @@ def compute_proxy_a_distance(
             dataset = dataset.select(sorted(order.tolist()))
         x, _ = extract_features(
             model, dataset, collate_fn, cache=None, cache_key=None, batch_size=batch_size,
-            desc=f"A-distance: {name} features",
+            desc=f"A-distance: {name} features", module_name=module_name,
         )  # fmt: skip
         features.append(x)
     result = proxy_a_distance(features[0], features[1], max_samples=max_samples, seed=seed)
