@@ -44,9 +44,9 @@ from hf_transfer.backbones import (
     count_parameters,
     create_classification_model,
     get_classifier,
-    head_has_hidden_layers,
     infer_model_modality,
     is_builtin_model,
+    load_classification_model,
     load_config,
     load_processor,
     model_fingerprint,
@@ -57,8 +57,14 @@ from hf_transfer.data import DataArguments, infer_modality, load_transfer_datase
 from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.metrics import compute_classification_metrics, create_compute_metrics
 from hf_transfer.outputs import write_json_atomic
-from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, extract_features, probe_classification_model
-from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset
+from hf_transfer.probing import (
+    DEFAULT_L2_GRID,
+    FeatureCache,
+    extract_features,
+    locate_probe_features,
+    probe_classification_model,
+)
+from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +206,12 @@ def main():
         "revision": model_args.model_revision,
         "preprocessing": describe_preprocessing(processor, modality, bench_args.max_seq_length),
     }
-    if head_has_hidden_layers(fresh_model()):
-        raise ConfigError(f"{model_args.model_name_or_path} has a head with hidden layers; a linear probe needs a "
-                          "single Linear head. Pick another --model_name_or_path.")  # fmt: skip
+    model, new_modules = load_classification_model(model_path, label_names, model_args,
+                                                   replace_head=is_builtin_model(model_args.model_name_or_path))
+    if locate_probe_features(model, new_modules, sample_inputs(processed["train"], data_collator)).has_hidden_layers:
+        raise ConfigError(f"{model_args.model_name_or_path} has new hidden head layers; the frozen-backbone peer "
+                          "trains the final Linear alone, another model than the probe. Pick another "
+                          "--model_name_or_path.")  # fmt: skip
 
     probe_kwargs = dict(cache_identity=cache_identity, l2_grid=DEFAULT_L2_GRID, max_iter=bench_args.probe_max_iter,
                         batch_size=bench_args.batch_size)  # fmt: skip

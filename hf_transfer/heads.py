@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from torch import nn
 
-__all__ = ["newly_initialized_modules", "head_module_names", "topmost_module_names", "resolve_module"]
+__all__ = ["newly_initialized_modules", "head_module_names", "topmost_module_names", "resolve_module", "is_inside"]
 
 
 def _parameter_module(name: str) -> str:
@@ -29,6 +29,11 @@ def _parameter_module(name: str) -> str:
 def _ancestors(path: str) -> list[str]:
     parts = path.split(".")
     return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+
+
+def is_inside(name: str, paths: Iterable[str]) -> bool:
+    """Whether module path `name` is one of `paths` or lies inside one of them."""
+    return any(name == p or name.startswith(p + ".") for p in paths)
 
 
 def topmost_module_names(names: Iterable[str]) -> list[str]:

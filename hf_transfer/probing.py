@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .backbones import default_cache_dir, get_classifier, get_classifier_name
 from .errors import ConfigError
-from .heads import head_module_names, resolve_module
+from .heads import head_module_names, is_inside, resolve_module
 
 __all__ = [
     "DEFAULT_L2_GRID",
@@ -338,10 +338,6 @@ class ProbeLayout:
         return bool(self.hidden)
 
 
-def _inside(name: str, prefixes: Sequence[str]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
 @torch.inference_mode()
 def locate_probe_features(model: nn.Module, new_modules: Sequence[str], sample: dict[str, torch.Tensor]) -> ProbeLayout:
     """Run one sample batch and find where the pretrained computation ends (`ProbeLayout`).
@@ -362,9 +358,9 @@ def locate_probe_features(model: nn.Module, new_modules: Sequence[str], sample: 
             hook.remove()
         model.train(was_training)
     new = list(new_modules) + [classifier]
-    first_new = next(i for i, n in enumerate(order) if _inside(n, new))
+    first_new = next(i for i, n in enumerate(order) if is_inside(n, new))
     after = order[first_new:]
-    pretrained_after = [n for n in after if not _inside(n, new)]
+    pretrained_after = [n for n in after if not is_inside(n, new)]
     if pretrained_after:
         raise ConfigError(
             f"{type(model).__name__} has newly initialised layers ({', '.join(new_modules)}) that feed pretrained "

@@ -23,7 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from transformers import PreTrainedModel
 
 from ..errors import ConfigError
-from ..heads import head_module_names
+from ..heads import head_module_names, is_inside
 
 __all__ = ["resolve_lora_target_modules", "create_lora_model"]
 
@@ -41,12 +41,8 @@ _ATTENTION_TARGETS: tuple[tuple[str, ...], ...] = (
 )
 
 
-def _inside(name: str, prefixes: Sequence[str]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
 def _backbone_modules(model: nn.Module, head: Sequence[str], kinds: tuple[type, ...]) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if n and isinstance(m, kinds) and not _inside(n, head)]
+    return [(n, m) for n, m in model.named_modules() if n and isinstance(m, kinds) and not is_inside(n, head)]
 
 
 def _compact(model: nn.Module, paths: Sequence[str]) -> list[str]:
@@ -70,7 +66,7 @@ def resolve_lora_target_modules(model: PreTrainedModel, head_modules: Optional[S
     head = list(head_modules) if head_modules is not None else head_module_names(model)
     linears = _backbone_modules(model, head, (nn.Linear,))
     leaf_names = {n.rsplit(".", 1)[-1] for n, _ in linears}
-    head_leaf_names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n and _inside(n, head)}
+    head_leaf_names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n and is_inside(n, head)}
 
     model_type = getattr(model.config, "model_type", None)
     candidates = [tuple(TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type, ()))]
@@ -117,7 +113,7 @@ def create_lora_model(
             f"--lora_target_modules {missing} match no module of {type(model).__name__}; "
             f"some of its layer names: {leaf_names[:20]}."
         )
-    in_head = sorted({n for hits in matched.values() for n in hits if _inside(n, head)})
+    in_head = sorted({n for hits in matched.values() for n in hits if is_inside(n, head)})
     if in_head:
         raise ConfigError(
             f"--lora_target_modules would adapt {in_head}, which belong to the task head ({', '.join(head)}) and are "
@@ -125,13 +121,12 @@ def create_lora_model(
         )
     # Batch norms update their running statistics while training, and peft saves only what `modules_to_save`
     # names: they are saved too (peft's own advice), else a reload would normalise with the old statistics.
-    batch_norms = [n for n, m in model.named_modules() if isinstance(m, _BatchNorm) and not _inside(n, head)]
+    batch_norms = [n for n, m in model.named_modules() if isinstance(m, _BatchNorm) and not is_inside(n, head)]
     to_save = head + batch_norms
     saved_names = _compact(model, to_save)
     # peft picks `modules_to_save` by suffix (`pre_classifier` ends with `classifier`): make sure the names
     # given select exactly these modules, so what is trained is what is saved and reloaded.
-    selected = {n for n in names if any(n.endswith(s) for s in saved_names) and not _inside(n, to_save) or n in to_save}
-    stray = sorted(selected - set(to_save))
+    stray = sorted(n for n in names if any(n.endswith(s) for s in saved_names) and not is_inside(n, to_save))
     if stray:
         raise ConfigError(
             f"The head modules {head} of {type(model).__name__} would also select {stray} in peft (it matches "
