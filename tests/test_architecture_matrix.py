@@ -16,7 +16,7 @@ DATA = {
     "text": {"dataset_name": "tweet_sentiment", "max_train_samples": 48, "max_eval_samples": 30},
     "vision": {"dataset_name": "digits", "max_train_samples": 48, "max_eval_samples": 30},
 }
-TRAIN = ["--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "16",
+TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "16",
          "--learning_rate", "5e-3", "--save_strategy", "no", "--lora_r", "4"]  # fmt: skip
 # strategy flags -> what the output folder holds
 STRATEGIES = {

@@ -17,10 +17,9 @@ from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassif
 
 from hf_transfer.adaptation import load_domain_dataset
 from hf_transfer.data import DataArguments, load_transfer_dataset
-from recipe_runner import assert_ok, run_recipe
+from recipe_runner import assert_ok, run_recipe_in_process
 from tiny_models import make_tiny
 
-ENV = {"OMP_NUM_THREADS": "1"}
 TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16",
          "--save_strategy", "no", "--learning_rate", "5e-3", "--lora_r", "4"]  # fmt: skip
 
@@ -53,15 +52,15 @@ def _predict(model, processor, rows, modality: str) -> np.ndarray:
         ("resnet", ("digits", "digits_m")),  # batch norms: their statistics move while LoRA trains
     ],
 )
-def test_domain_adapt_lora_reloads_to_the_target_accuracy(architecture, domains, tiny, tmp_path):
+def test_domain_adapt_lora_reloads_to_the_target_accuracy(architecture, domains, tiny, tmp_path, one_torch_thread):
     base = tiny(architecture)
     source, target = domains
     out = tmp_path / "out"
-    run = assert_ok(run_recipe(
+    run = assert_ok(run_recipe_in_process(
         "domain_adapt.py", "--model_name_or_path", base, "--method", "dann", "--strategy", "lora", "--merge_lora",
         "true", "--source_dataset_name", source, "--source_max_train_samples", "40", "--source_max_eval_samples",
         "24", "--target_dataset_name", target, "--target_max_train_samples", "40", "--target_max_eval_samples", "24",
-        "--max_seq_length", "48", "--compute_a_distance", "false", *TRAIN, output_dir=out, env=ENV,
+        "--max_seq_length", "48", "--compute_a_distance", "false", *TRAIN, output_dir=out,
     ))  # fmt: skip
     reported = run.results["target_eval_accuracy"]
     rows = load_domain_dataset(DataArguments(dataset_name=target, max_train_samples=40, max_eval_samples=24))["validation"]
@@ -85,15 +84,15 @@ MAML_TEXT = ["--dataset_name", "bbc_news", "--n_way", "2", "--k_shot", "2", "--q
              "--max_steps", "2", "--save_steps", "2", "--run_baselines", "false"]  # fmt: skip
 
 
-def test_maml_lora_on_roberta_reproduces_its_meta_test_episodes(tiny, tmp_path):
+def test_maml_lora_on_roberta_reproduces_its_meta_test_episodes(tiny, tmp_path, one_torch_thread):
     """The saved adapter (with the new two-layer head) plus maml_config.json adapts to the same query accuracies."""
     from hf_transfer.meta import MAML, EpisodeDataset, EpisodeSampler, episode_accuracies, split_classes, split_meta_rows
     from hf_transfer.processing import create_collator, preprocess_dataset
 
     base = tiny("roberta")
     out = tmp_path / "out"
-    assert_ok(run_recipe("maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", "lora_and_head",
-                         "--lora_r", "2", output_dir=out, env=ENV))  # fmt: skip
+    assert_ok(run_recipe_in_process("maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", "lora_and_head",
+                         "--lora_r", "2", output_dir=out))  # fmt: skip
     reported = json.loads((out / "meta_test_episodes.json").read_text())["maml"]
 
     # The recipe's meta-test episodes, rebuilt with the library (same seeds, same rows).
@@ -115,13 +114,14 @@ def test_maml_lora_on_roberta_reproduces_its_meta_test_episodes(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("architecture", ["distilbert", "roberta"])
-def test_contrastive_backbone_loads_with_automodel_and_sentence_transformers(architecture, tiny, tmp_path):
+def test_contrastive_backbone_loads_with_automodel_and_sentence_transformers(architecture, tiny, tmp_path,
+                                                                             one_torch_thread):
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "out"
-    assert_ok(run_recipe("contrastive_pretrain.py", "--model_name_or_path", tiny(architecture), "--dataset_name",
+    assert_ok(run_recipe_in_process("contrastive_pretrain.py", "--model_name_or_path", tiny(architecture), "--dataset_name",
                          "drug_reviews", "--max_train_samples", "16", "--max_eval_samples", "8", *TRAIN[:6],
-                         output_dir=out, env=ENV))  # fmt: skip
+                         output_dir=out))  # fmt: skip
     texts = ["the tablets helped a lot", "terrible side effects, stopped after a week"]
     tokenizer = AutoTokenizer.from_pretrained(out)
     backbone = AutoModel.from_pretrained(out).eval()
