@@ -414,6 +414,7 @@ def load_transfer_model(
     replace_head: Optional[bool] = None,
     image_size: Optional[int] = None,
     main_process_first: Any = None,
+    pooling: str = "head",
 ) -> TransferModel:
     """Resolve `--model_name_or_path`, check it fits the data, and load its processor and a classifier for `label_names`.
 
@@ -421,6 +422,10 @@ def load_transfer_model(
     `training_args.main_process_first`, so one process does it), a model of the wrong modality for the data
     is an error naming both, the head is new for the built-ins (`replace_head` defaults to that) and checked
     against the labels otherwise, and vision inputs are resized to `image_size` when given.
+
+    `pooling` (text): `head` keeps the stock classification head; a mode of `hf_transfer.pooling` builds a
+    `PooledClassifier` (saved in sentence-transformers' format); `auto` is the pooling of a sentence-transformers
+    checkpoint when it ships one, else `head`.
     """
     from .processing import set_image_size
 
@@ -442,7 +447,23 @@ def load_transfer_model(
     processor = load_processor(path, modality, model_args)
     if replace_head is None:
         replace_head = is_builtin_model(model_args.model_name_or_path)
-    model, new_modules = load_classification_model(path, label_names, model_args, replace_head=replace_head)
+    if pooling == "auto":
+        pooling = (read_sentence_transformers_pooling(path) if modality == "text" else None) or "head"
+    if pooling != "head":
+        if modality != "text" or pooling == "pooler":
+            raise ModelLoadError(
+                f"--pooling {pooling} applies to text backbones with token states; use --pooling head"
+                + (" (an image backbone's head pools itself)." if modality != "text" else " for BERT's pooler.")
+            )
+        from .pooled_classifier import load_pooled_classifier
+
+        logger.info("Classifier on %s pooling (saved in sentence-transformers' format)", pooling)
+        model = load_pooled_classifier(path, pooling, label_names, cache_dir=model_args.cache_dir,
+                                       revision=model_args.model_revision, token=model_args.token,
+                                       trust_remote_code=model_args.trust_remote_code)  # fmt: skip
+        new_modules = ["classifier"]
+    else:
+        model, new_modules = load_classification_model(path, label_names, model_args, replace_head=replace_head)
     if modality == "vision" and image_size:
         processor = set_image_size(processor, model, image_size)
     return TransferModel(path=path, modality=modality, processor=processor, model=model, new_modules=new_modules,

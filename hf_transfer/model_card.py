@@ -170,6 +170,13 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
                 f"model = SentenceTransformer(\"{repo_id}\")\nembeddings = model.encode([\"a sentence\"])"
             )
         return snippet
+    if info.get("sentence_transformers"):  # a classifier on a trained pooling (`hf_transfer.pooled_classifier`)
+        return (
+            "from sentence_transformers import SentenceTransformer\n\n"
+            f"model = SentenceTransformer(\"{repo_id}\")\n"
+            "logits = model.encode([\"a sentence\"])  # (N, num_labels)\n"
+            "labels = [model[0].auto_model.config.id2label[int(i)] for i in logits.argmax(-1)]"
+        )
     auto = "AutoModelForSequenceClassification" if info["modality"] == "text" else "AutoModelForImageClassification"
     processor = "AutoTokenizer" if info["modality"] == "text" else "AutoImageProcessor"
     if is_adapter:

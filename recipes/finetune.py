@@ -37,6 +37,7 @@ from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
+from hf_transfer.saving import is_sentence_transformers_classifier, save_classifier
 from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def main():
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
     loaded = load_transfer_model(
         model_args, label_names, infer_modality(raw_datasets), image_size=transfer_args.image_size,
-        main_process_first=training_args.main_process_first,
+        main_process_first=training_args.main_process_first, pooling=transfer_args.classifier_pooling,
     )  # fmt: skip
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     logger.info(f"Newly initialised layers: {loaded.new_modules}; task head (trained in full): {loaded.head_modules}")
@@ -89,10 +90,12 @@ def main():
         # An architecture that LoRA breaks stops now, not after the probe stage (a throw-away copy is wrapped).
         create_lora_model(copy.deepcopy(model), transfer_args, new_modules=loaded.new_modules, sample_inputs=sample)
 
+    save_kwargs = {"max_seq_length": transfer_args.max_seq_length}
     start = time.time()
     metrics = {
         "strategy": transfer_args.strategy,
         "modality": modality,
+        "pooling": model.pooling if is_sentence_transformers_classifier(model) else "head",
         "train_samples": len(processed["train"]),
         "eval_samples": len(processed["validation"]),
     }
@@ -130,10 +133,7 @@ def main():
         metrics["trainable_params"] = probe.weight.numel() + probe.bias.numel()
         metrics["total_params"] = count_parameters(model)[1]
         if training_args.should_save:
-            publish_directory(
-                training_args.output_dir,
-                lambda tmp: (model.save_pretrained(tmp), processor.save_pretrained(tmp)),
-            )
+            publish_directory(training_args.output_dir, lambda tmp: save_classifier(model, processor, tmp, **save_kwargs))
 
     # 7b. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
     else:
@@ -157,9 +157,14 @@ def main():
             head_modules=loaded.head_modules,
         )
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        publish_directory(training_args.output_dir, trainer.save_model)
-        if training_args.should_save:
-            processor.save_pretrained(training_args.output_dir)
+        if is_sentence_transformers_classifier(trainer.model):
+            if training_args.should_save:  # LoRA folded in: sentence-transformers reads no adapter with its Dense head
+                publish_directory(training_args.output_dir,
+                                  lambda tmp: save_classifier(trainer.model, processor, tmp, **save_kwargs))  # fmt: skip
+        else:
+            publish_directory(training_args.output_dir, trainer.save_model)
+            if training_args.should_save:
+                processor.save_pretrained(training_args.output_dir)
         trainer.save_state()
         metrics.update(train_result.metrics)
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
@@ -167,7 +172,7 @@ def main():
             metrics.update(trainer.predict(processed["test"], metric_key_prefix="test").metrics)
         metrics["trainable_params"], metrics["total_params"] = trainable, total
 
-        if transfer_args.merge_lora and training_args.should_save:
+        if transfer_args.merge_lora and training_args.should_save and not is_sentence_transformers_classifier(model):
             merged = trainer.model.merge_and_unload()
             publish_directory(
                 training_args.output_dir,
@@ -196,6 +201,8 @@ def main():
             label_names=label_names,
             arguments=(model_args, data_args, transfer_args, training_args),
             world_size=training_args.world_size,
+            extra={"sentence_transformers": True, "pooling": metrics["pooling"]}
+            if metrics["pooling"] != "head" else None,
         ),
     )
     PartialState().wait_for_everyone()

@@ -3,12 +3,14 @@
     python tests/reload_check.py SPEC.json     # one spec, results on the last line
     python tests/reload_check.py --serve       # one spec per stdin line, one result line each (`ReloadChecker`)
 
-SPEC is a list of runs: `{"output_dir", "base_model", "strategy" (what was saved: "probe", "full" or "lora"),
+SPEC is a list of runs: `{"output_dir", "base_model", "strategy" (what was saved: "probe", "full", "lora", or
+"sentence_transformers" for a classifier saved in that format),
 "modality", "data": {DataArguments fields}}`. For each run it prints (as one JSON list on the last line) the
 validation accuracy and macro-F1 of every way of loading it back:
 - plain models (probe, full): `AutoModelFor...Classification.from_pretrained(output_dir)` and `pipeline(...)`;
 - LoRA: `PeftModel.from_pretrained(AutoModelFor...(base, num_labels=...), output_dir)`, then `merged/` with
-  `AutoModelFor...` and `pipeline(...)`.
+  `AutoModelFor...` and `pipeline(...)`;
+- sentence-transformers classifiers: `SentenceTransformer(output_dir).encode(texts)` as logits.
 Only the rows come from the toolkit (`load_transfer_dataset`, so they are the run's validation rows);
 everything that loads or runs the model is plain transformers / peft.
 """
@@ -73,6 +75,13 @@ def check(run: dict) -> dict:
     load_processor = AutoTokenizer if modality == "text" else AutoImageProcessor
     out = run["output_dir"]
     result = {"output_dir": out}
+    if run["strategy"] == "sentence_transformers":
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(out, device="cpu")
+        logits = model.encode(list(rows["text"]), convert_to_tensor=True, batch_size=16)
+        result["sentence_transformers"] = _scores(logits.argmax(-1).tolist(), labels)
+        return result
     if run["strategy"] == "lora":
         base = auto_cls.from_pretrained(
             run["base_model"], num_labels=len(names), id2label=dict(enumerate(names)),

@@ -29,6 +29,9 @@ STRATEGIES = {
 
 # A timm checkpoint carries its ImageNet head: replacing it for other labels takes the flag (a clear error without).
 EXTRA_FLAGS = {"timm": ["--ignore_mismatched_sizes", "true"]}
+# A sentence-transformers checkpoint (mean pooling) with every strategy on its own pooling: saved in that format.
+SAVED_AS = {"sentence-bert": "sentence_transformers"}
+EXTRA_FLAGS["sentence-bert"] = ["--pooling", "mean"]
 
 
 # What an architecture cannot do stops before training with one clear line (exit code 2).
@@ -69,11 +72,12 @@ def test_every_strategy_reloads_to_the_reported_metrics(architecture, tmp_path, 
             continue
         assert_ok(run)
         reported[str(out)] = run.results
-        spec.append({"output_dir": str(out), "base_model": base, "strategy": saved, "modality": modality, "data": data})
+        spec.append({"output_dir": str(out), "base_model": base, "strategy": SAVED_AS.get(architecture, saved),
+                     "modality": modality, "data": data})  # fmt: skip
     for result in reload_checker(spec):
         assert "error" not in result, result.get("traceback")
         expected = reported[result["output_dir"]]
-        for way in ("model", "pipeline", "peft"):
+        for way in ("model", "pipeline", "peft", "sentence_transformers"):
             if way in result:
                 got = result[way]
                 assert got["accuracy"] == pytest.approx(expected["eval_accuracy"], abs=1e-9), (result, expected)

@@ -77,3 +77,35 @@ def test_contrastive_pretraining_keeps_a_cls_pooled_checkpoints_pooling(tmp_path
         first = AutoModel.from_pretrained(out).eval()(**inputs).last_hidden_state[:, 0]
     embedded = SentenceTransformer(str(out), device="cpu").encode(texts, convert_to_tensor=True)
     torch.testing.assert_close(embedded, torch.nn.functional.normalize(first, dim=-1), atol=1e-5, rtol=1e-4)
+
+
+def test_classifier_pooling_defaults_per_strategy(tmp_path, one_torch_thread):
+    """On a sentence-transformers checkpoint the probe reads its trained pooling (saved in that format); full
+    fine-tuning keeps the stock head unless --pooling says otherwise; --pooling head keeps the probe stock too."""
+    from recipe_runner import assert_ok, run_recipe_in_process
+    from tiny_models import make_tiny
+
+    base = make_tiny("sentence-bert", tmp_path / "base")
+    data = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "30", "--max_eval_samples", "15",
+            "--feature_cache_dir", str(tmp_path / "features")]  # fmt: skip
+    train = ["--num_train_epochs", "1", "--save_strategy", "no"]
+
+    def run(name, *flags):
+        out = tmp_path / name
+        return assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", base, *data, *flags,
+                                               output_dir=out)).results, out  # fmt: skip
+
+    probe, out = run("probe", "--strategy", "linear_probe")
+    assert probe["pooling"] == "mean"
+    modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((out / "modules.json").read_text())]
+    assert modules == ["Transformer", "Pooling", "Dense"]
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
+
+    stock_probe, out = run("stock-probe", "--strategy", "linear_probe", "--pooling", "head")
+    assert stock_probe["pooling"] == "head" and not (out / "modules.json").exists()
+    full, out = run("full", "--strategy", "full", *train)
+    assert full["pooling"] == "head" and "BertForSequenceClassification" in (out / "config.json").read_text()
+
+    bad = run_recipe_in_process("finetune.py", "--model_name_or_path", base, *data, "--pooling", "average",
+                                output_dir=tmp_path / "bad")  # fmt: skip
+    assert bad.returncode == 2 and "--pooling 'average' is not one of head, mean" in bad.output

@@ -112,6 +112,21 @@ def _vision(config_cls_name: str, **kwargs) -> Callable[[str], None]:
 _VIT_SIZE = dict(image_size=IMAGE_SIZE, patch_size=8, **TEXT_SIZE)
 
 
+def _build_sentence_bert(directory: str) -> None:
+    """A tiny BERT saved as a sentence-transformers model with mean pooling (as all-MiniLM-L6-v2 is)."""
+    import json
+
+    make_tiny_bert(directory)
+    root = Path(directory)
+    (root / "1_Pooling").mkdir(exist_ok=True)
+    (root / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": TEXT_SIZE["hidden_size"], "pooling_mode_mean_tokens": True}))
+    (root / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]))  # fmt: skip
+
+
 def _build_clip(directory: str) -> None:
     """A whole CLIP checkpoint (text and vision towers), as on the Hub; the image classifier uses the vision tower."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
@@ -150,6 +165,7 @@ TINY_ARCHITECTURES: dict[str, TinyArchitecture] = {
     arch.name: arch
     for arch in (
         TinyArchitecture("bert", "text", _text("BertConfig")),
+        TinyArchitecture("sentence-bert", "text", _build_sentence_bert),
         TinyArchitecture("roberta", "text", _text("RobertaConfig")),
         TinyArchitecture("distilbert", "text", _text("DistilBertConfig", dim=32, n_layers=2, n_heads=2, hidden_dim=37)),
         TinyArchitecture("deberta-v2", "text", _text("DebertaV2Config", relative_attention=True, position_buckets=16,

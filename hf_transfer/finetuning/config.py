@@ -8,9 +8,11 @@ from typing import Literal, Optional
 from ..errors import ConfigError
 from ..probing import DEFAULT_L2_GRID
 
-__all__ = ["STRATEGIES", "TransferArguments"]
+__all__ = ["STRATEGIES", "CLASSIFIER_POOLINGS", "TransferArguments"]
 
 STRATEGIES = ("linear_probe", "full", "lora", "lp_ft")
+# `head` (the stock classification head) or a mode of `hf_transfer.pooling` except its `pooler`.
+CLASSIFIER_POOLINGS = ("head", "mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken")
 
 
 @dataclass
@@ -37,6 +39,11 @@ class TransferArguments:
         probe_max_iter (`int`): L-BFGS iterations per L2 value.
         feature_batch_size (`int`): batch size of the frozen feature extraction.
         feature_cache_dir (`str`, *optional*): where extracted features are cached.
+        pooling (`str`, *optional*): what the text classifier reads. `head`: the stock transformers head (BERT's
+            pooler, RoBERTa's first token). A pooling mode (`mean`, `cls`, `max`, ...): `AutoModel` + that pooling +
+            a Linear, saved in sentence-transformers' format (`hf_transfer.pooled_classifier`). Default: the
+            pooling a sentence-transformers checkpoint ships (`modules.json`) for the strategies that start from
+            frozen features (`linear_probe`, `lp_ft`), `head` for `full` and `lora` (which train the head's pooler).
     """
 
     strategy: Literal["linear_probe", "full", "lora", "lp_ft"] = field(
@@ -93,6 +100,14 @@ class TransferArguments:
         default=None,
         metadata={"help": "Where extracted features are cached. Default: ~/.cache/hf_transfer/features."},
     )
+    pooling: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Text classifier input: head (the stock transformers head) or a pooling mode "
+            f"({', '.join(CLASSIFIER_POOLINGS[1:])}; saved in sentence-transformers' format). Default: the pooling "
+            "a sentence-transformers checkpoint ships for linear_probe and lp_ft, head for full and lora."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -116,9 +131,19 @@ class TransferArguments:
                 raise ConfigError(f"--probe_l2_grid {self.probe_l2_grid} must be non-empty and non-negative.")
         if self.probe_max_iter <= 0 or self.feature_batch_size <= 0:
             raise ConfigError("--probe_max_iter and --feature_batch_size must be positive.")
+        if self.pooling is not None and self.pooling not in CLASSIFIER_POOLINGS:
+            raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(CLASSIFIER_POOLINGS)}.")
         uses_lora = self.strategy == "lora" or (self.strategy == "lp_ft" and self.lp_ft_finetune == "lora")
         if self.merge_lora and not uses_lora:
             raise ConfigError("--merge_lora only applies to LoRA training: use --strategy lora (or lp_ft with --lp_ft_finetune lora).")
+
+    @property
+    def classifier_pooling(self) -> str:
+        """`--pooling`, or its default: `auto` (the checkpoint's sentence-transformers pooling) for the strategies
+        that start from frozen features, `head` for those that fine-tune the head's own pooler."""
+        if self.pooling is not None:
+            return self.pooling
+        return "auto" if self.strategy in ("linear_probe", "lp_ft") else "head"
 
     @property
     def finetune_method(self) -> Optional[str]:
