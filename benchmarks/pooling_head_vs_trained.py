@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Benchmark: the stock head's pooler vs the pooling the backbone was trained with, through recipes/finetune.py.
+
+all-MiniLM-L6-v2 was trained as a sentence encoder with mean pooling; `BertForSequenceClassification` reads
+BERT's pooler (first token, dense, tanh) instead. For each data set and strategy this runs the recipe twice, the
+way a user does, `--pooling head` and `--pooling mean`, and collects validation / test accuracy and macro-F1 and
+the training time from `all_results.json`.
+
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/pooling_head_vs_trained.py   # ~15 min, 2 cores
+
+Results go to `benchmarks/results/pooling_head_vs_trained.json`; the last line is the mean test-accuracy ratio
+mean / head over all cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DATASETS = {
+    "tweet_sentiment": ["--max_train_samples", "1500", "--max_eval_samples", "500", "--max_seq_length", "64"],
+    "bbc_news": ["--max_train_samples", "800", "--max_seq_length", "128"],
+}
+STRATEGIES = {  # the integration tests' one-epoch settings
+    "linear_probe": [],
+    "full": ["--learning_rate", "1e-4", "--head_learning_rate", "1e-3", "--num_train_epochs", "1"],
+    "lora": ["--learning_rate", "3e-3", "--head_learning_rate", "5e-3", "--num_train_epochs", "1"],
+}
+COMMON = ["--model_name_or_path", "minilm", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size",
+          "64", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--seed", "42"]
+
+
+def run_cell(dataset: str, strategy: str, pooling: str, cache: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="hf_transfer-pooling-") as out:
+        command = [sys.executable, str(ROOT / "recipes" / "finetune.py"), *COMMON, "--dataset_name", dataset,
+                   *DATASETS[dataset], "--strategy", strategy, *STRATEGIES[strategy], "--pooling", pooling,
+                   "--feature_cache_dir", cache, "--output_dir", out]  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"{dataset} {strategy} {pooling} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+        results = json.loads((Path(out) / "all_results.json").read_text())
+    keep = ("eval_accuracy", "eval_f1", "test_accuracy", "test_f1", "train_runtime", "trainable_params", "pooling")
+    return {k: results[k] for k in keep if k in results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--output_file", default=str(ROOT / "benchmarks" / "results" / "pooling_head_vs_trained.json"))
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    cells = []
+    with tempfile.TemporaryDirectory(prefix="hf_transfer-pooling-cache-") as cache:
+        for dataset in args.datasets:
+            for strategy in args.strategies:
+                for pooling in ("head", "mean"):  # alternate within a cell, so load drifts hit both alike
+                    cell = {"dataset": dataset, "strategy": strategy, "pooling": pooling,
+                            **run_cell(dataset, strategy, pooling, cache)}  # fmt: skip
+                    print(json.dumps(cell), flush=True)
+                    cells.append(cell)
+    Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()[0], "python": sys.version.split()[0]}
+    Path(args.output_file).write_text(json.dumps({"machine": machine, "cells": cells}, indent=2) + "\n")
+    print("| data | strategy | head (pooler) val / test acc | mean val / test acc | head / mean train s |")
+    print("|---|---|---|---|---|")
+    ratios = []
+    for dataset in args.datasets:
+        for strategy in args.strategies:
+            head, mean = (next(c for c in cells if c["dataset"] == dataset and c["strategy"] == strategy
+                               and c["pooling"] == p) for p in ("head", "mean"))  # fmt: skip
+            ratios.append(mean["test_accuracy"] / head["test_accuracy"])
+            print(f"| {dataset} | {strategy} | {head['eval_accuracy']:.3f} / {head['test_accuracy']:.3f} | "
+                  f"{mean['eval_accuracy']:.3f} / {mean['test_accuracy']:.3f} | "
+                  f"{head['train_runtime']:.0f} / {mean['train_runtime']:.0f} |")  # fmt: skip
+    print(f"test accuracy ratio mean/head: {sum(ratios) / len(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
