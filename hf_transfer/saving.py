@@ -12,14 +12,21 @@ from typing import Any
 
 from torch import nn
 
+from .outputs import publish_directory
 from .pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
 
-__all__ = ["save_classifier", "is_sentence_transformers_classifier"]
+__all__ = ["classifier_pooling", "save_classifier", "is_sentence_transformers_classifier", "publish_trained_model", "publish_merged_lora"]
 
 
 def is_sentence_transformers_classifier(model: nn.Module) -> bool:
     """Whether `model` is saved in sentence-transformers' format (a `PooledClassifier`, bare or under peft)."""
     return unwrap_pooled_classifier(model) is not None
+
+
+def classifier_pooling(model: nn.Module) -> str:
+    """What the classifier reads: `head` (the stock head) or the pooling of a `PooledClassifier`."""
+    pooled = unwrap_pooled_classifier(model)
+    return pooled.pooling if pooled is not None else "head"
 
 
 def save_classifier(model: nn.Module, processor: Any, directory: str | Path, *, max_seq_length: int = 128) -> None:
@@ -29,3 +36,30 @@ def save_classifier(model: nn.Module, processor: Any, directory: str | Path, *, 
         return
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
+
+
+def publish_trained_model(trainer: Any, processor: Any, output_dir: str | Path, *, max_seq_length: int = 128) -> None:
+    """The model a `Trainer` trained, with its processor, published into `output_dir` (every process calls it).
+
+    Stock models go through `trainer.save_model` (a peft adapter stays an adapter); a `PooledClassifier` is written
+    by the main process in sentence-transformers' format, LoRA folded in (that format reads no adapter).
+    """
+    should_save = trainer.args.should_save
+    if is_sentence_transformers_classifier(trainer.model):
+        if should_save:
+            publish_directory(output_dir,
+                              lambda tmp: save_classifier(trainer.model, processor, tmp, max_seq_length=max_seq_length))
+        return
+    publish_directory(output_dir, trainer.save_model)
+    if should_save:
+        processor.save_pretrained(output_dir)
+
+
+def publish_merged_lora(model: nn.Module, processor: Any, output_dir: str | Path) -> None:
+    """`--merge_lora`: the adapters folded into a plain model in `output_dir/merged` (main process; after the last
+    evaluation, since merging changes `model` in place). A sentence-transformers classifier is saved merged already."""
+    if is_sentence_transformers_classifier(model):
+        return
+    merged = model.merge_and_unload()
+    publish_directory(output_dir, lambda tmp: (merged.save_pretrained(tmp), processor.save_pretrained(tmp)),
+                      subdir="merged")

@@ -47,11 +47,12 @@ from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.finetuning import TransferArguments, create_lora_model
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
-from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
+from hf_transfer.outputs import find_last_checkpoint, write_json_atomic
 from hf_transfer.data import infer_modality
 from hf_transfer.errors import ConfigError
 from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import create_collator, preprocess_dataset, sample_inputs
+from hf_transfer.saving import classifier_pooling, publish_merged_lora, publish_trained_model
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def main():
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
     loaded = load_transfer_model(
         model_args, label_names, infer_modality(source), image_size=transfer_args.image_size,
-        main_process_first=training_args.main_process_first,
+        main_process_first=training_args.main_process_first, pooling=transfer_args.classifier_pooling,
     )  # fmt: skip
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
 
@@ -114,6 +115,7 @@ def main():
         "method": da_args.method,
         "strategy": transfer_args.strategy,
         "modality": modality,
+        "pooling": classifier_pooling(model),
         "source_train_samples": len(processed_source["train"]),
         "target_train_samples": len(processed_target["train"]),
     }
@@ -176,9 +178,7 @@ def main():
         alignment_learning_rate=da_args.alignment_learning_rate,
     )
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
-    publish_directory(training_args.output_dir, trainer.save_model)
-    if training_args.should_save:
-        processor.save_pretrained(training_args.output_dir)
+    publish_trained_model(trainer, processor, training_args.output_dir, max_seq_length=transfer_args.max_seq_length)
     trainer.save_state()
     metrics.update(train_result.metrics)
 
@@ -199,12 +199,7 @@ def main():
         metrics["alignment_params"] = sum(p.numel() for p in alignment_loss.parameters())
 
     if transfer_args.merge_lora and training_args.should_save:
-        merged = trainer.model.merge_and_unload()
-        publish_directory(
-            training_args.output_dir,
-            lambda tmp: (merged.save_pretrained(tmp), processor.save_pretrained(tmp)),
-            subdir="merged",
-        )
+        publish_merged_lora(trainer.model, processor, training_args.output_dir)
 
     # 10. Results (all_results.json), model card, and the Hub push: main process only.
     source_name = source_args.source_dataset_name or source_args.source_train_file or source_args.source_train_dir
@@ -222,7 +217,10 @@ def main():
             modality=modality, method=f"{da_args.method} ({transfer_args.strategy})",
             datasets=[source_name, target_name], label_names=label_names,
             arguments=(model_args, source_args, target_args, da_args, transfer_args, training_args),
-            world_size=training_args.world_size, extra={"domains": {"source": source_name, "target": target_name}},
+            world_size=training_args.world_size, extra={
+                "domains": {"source": source_name, "target": target_name},
+                **({"sentence_transformers": True, "pooling": metrics["pooling"]} if metrics["pooling"] != "head" else {}),
+            },
         ),
     )  # fmt: skip
     PartialState().wait_for_everyone()

@@ -37,7 +37,7 @@ from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
-from hf_transfer.saving import is_sentence_transformers_classifier, save_classifier
+from hf_transfer.saving import classifier_pooling, publish_merged_lora, publish_trained_model, save_classifier
 from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def main():
     metrics = {
         "strategy": transfer_args.strategy,
         "modality": modality,
-        "pooling": model.pooling if is_sentence_transformers_classifier(model) else "head",
+        "pooling": classifier_pooling(model),
         "train_samples": len(processed["train"]),
         "eval_samples": len(processed["validation"]),
     }
@@ -157,14 +157,7 @@ def main():
             head_modules=loaded.head_modules,
         )
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        if is_sentence_transformers_classifier(trainer.model):
-            if training_args.should_save:  # LoRA folded in: sentence-transformers reads no adapter with its Dense head
-                publish_directory(training_args.output_dir,
-                                  lambda tmp: save_classifier(trainer.model, processor, tmp, **save_kwargs))  # fmt: skip
-        else:
-            publish_directory(training_args.output_dir, trainer.save_model)
-            if training_args.should_save:
-                processor.save_pretrained(training_args.output_dir)
+        publish_trained_model(trainer, processor, training_args.output_dir, **save_kwargs)
         trainer.save_state()
         metrics.update(train_result.metrics)
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
@@ -172,13 +165,8 @@ def main():
             metrics.update(trainer.predict(processed["test"], metric_key_prefix="test").metrics)
         metrics["trainable_params"], metrics["total_params"] = trainable, total
 
-        if transfer_args.merge_lora and training_args.should_save and not is_sentence_transformers_classifier(model):
-            merged = trainer.model.merge_and_unload()
-            publish_directory(
-                training_args.output_dir,
-                lambda tmp: (merged.save_pretrained(tmp), processor.save_pretrained(tmp)),
-                subdir="merged",
-            )
+        if transfer_args.merge_lora and training_args.should_save:
+            publish_merged_lora(trainer.model, processor, training_args.output_dir)
 
     # 8. Results (all_results.json), model card, and the Hub push: main process only.
     metrics["base_model"] = model_args.model_name_or_path
