@@ -15,7 +15,7 @@ from torch import nn
 from .outputs import publish_directory
 from .pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
 
-__all__ = ["classifier_pooling", "save_classifier", "is_sentence_transformers_classifier", "publish_trained_model", "publish_merged_lora"]
+__all__ = ["classifier_pooling", "saved_format_info", "save_classifier", "is_sentence_transformers_classifier", "publish_trained_model", "publish_merged_lora"]
 
 
 def is_sentence_transformers_classifier(model: nn.Module) -> bool:
@@ -27,6 +27,13 @@ def classifier_pooling(model: nn.Module) -> str:
     """What the classifier reads: `head` (the stock head) or the pooling of a `PooledClassifier`."""
     pooled = unwrap_pooled_classifier(model)
     return pooled.pooling if pooled is not None else "head"
+
+
+def saved_format_info(model: nn.Module) -> dict:
+    """What the run record (`hf_transfer.model_card.save_run_info`) needs to know of the saved format: for a
+    sentence-transformers classifier its pooling, so the card shows that usage; nothing for a stock model."""
+    pooling = classifier_pooling(model)
+    return {"sentence_transformers": True, "pooling": pooling} if pooling != "head" else {}
 
 
 def save_classifier(model: nn.Module, processor: Any, directory: str | Path, *, max_seq_length: int = 128) -> None:

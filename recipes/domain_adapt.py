@@ -52,7 +52,7 @@ from hf_transfer.data import infer_modality
 from hf_transfer.errors import ConfigError
 from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import create_collator, preprocess_dataset, sample_inputs
-from hf_transfer.saving import classifier_pooling, publish_merged_lora, publish_trained_model
+from hf_transfer.saving import classifier_pooling, publish_merged_lora, publish_trained_model, saved_format_info
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def main():
             arguments=(model_args, source_args, target_args, da_args, transfer_args, training_args),
             world_size=training_args.world_size, extra={
                 "domains": {"source": source_name, "target": target_name},
-                **({"sentence_transformers": True, "pooling": metrics["pooling"]} if metrics["pooling"] != "head" else {}),
+                **saved_format_info(model),
             },
         ),
     )  # fmt: skip

@@ -37,8 +37,14 @@ from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
-from hf_transfer.saving import classifier_pooling, publish_merged_lora, publish_trained_model, save_classifier
 from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
+from hf_transfer.saving import (
+    classifier_pooling,
+    publish_merged_lora,
+    publish_trained_model,
+    save_classifier,
+    saved_format_info,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -189,8 +195,7 @@ def main():
             label_names=label_names,
             arguments=(model_args, data_args, transfer_args, training_args),
             world_size=training_args.world_size,
-            extra={"sentence_transformers": True, "pooling": metrics["pooling"]}
-            if metrics["pooling"] != "head" else None,
+            extra=saved_format_info(model) or None,
         ),
     )
     PartialState().wait_for_everyone()
