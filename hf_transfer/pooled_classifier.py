@@ -30,7 +30,13 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from .pooling import pool_tokens
 from .sentence_transformers_format import IDENTITY, write_sentence_transformers_files
 
-__all__ = ["PooledClassifier", "load_pooled_classifier", "save_pooled_classifier", "unwrap_pooled_classifier"]
+__all__ = [
+    "PooledClassifier",
+    "load_pooled_classifier",
+    "load_saved_pooled_classifier",
+    "save_pooled_classifier",
+    "unwrap_pooled_classifier",
+]
 
 
 class PooledClassifier(nn.Module):
@@ -85,6 +91,28 @@ def load_pooled_classifier(path: str, pooling: str, label_names: list[str], **fr
     return PooledClassifier(backbone, pooling, label_names)
 
 
+def load_saved_pooled_classifier(directory: str | Path) -> PooledClassifier:
+    """The `PooledClassifier` a folder written by `save_pooled_classifier` holds, with the parameter names it trained
+    under (what `hf_transfer.meta.MAML.from_pretrained` adapts by name); for inference `SentenceTransformer(dir)`
+    needs no toolkit code."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    from .pooling import read_sentence_transformers_pooling
+
+    directory = Path(directory)
+    pooling = read_sentence_transformers_pooling(str(directory))
+    dense = sorted(directory.glob("*_Dense"))
+    if pooling is None or len(dense) != 1:
+        raise ValueError(f"{directory} is not a classifier saved by save_pooled_classifier (one Pooling, one Dense).")
+    backbone = AutoModel.from_pretrained(directory)
+    labels = [backbone.config.id2label[i] for i in range(len(backbone.config.id2label))]
+    model = PooledClassifier(backbone, pooling, labels)
+    state = load_file(str(dense[0] / "model.safetensors"))
+    model.classifier.load_state_dict({key.removeprefix("linear."): value for key, value in state.items()})
+    return model
+
+
 def unwrap_pooled_classifier(model: nn.Module) -> Optional[PooledClassifier]:
     """The `PooledClassifier` inside `model` (itself, or under peft), or None."""
     get_base = getattr(model, "get_base_model", None)
@@ -92,13 +120,21 @@ def unwrap_pooled_classifier(model: nn.Module) -> Optional[PooledClassifier]:
     return inner if isinstance(inner, PooledClassifier) else None
 
 
-def save_pooled_classifier(model: nn.Module, tokenizer: Any, directory: str | Path, max_seq_length: int) -> None:
+def save_pooled_classifier(
+    model: nn.Module, tokenizer: Any, directory: str | Path, max_seq_length: int, *, adapter_subdir: Optional[str] = None
+) -> None:
     """Write `model` (a `PooledClassifier`, or a peft model around one: merged first) as a sentence-transformers
-    folder whose `encode` returns the classifier's logits."""
+    folder whose `encode` returns the classifier's logits.
+
+    `adapter_subdir`: a peft model's adapter is also saved there, unmerged (MAML adapts a meta-learned LoRA
+    initialisation, which merging would lose); it loads onto `load_pooled_classifier(base, ...)`.
+    """
     get_base = getattr(model, "get_base_model", None)
     if callable(get_base):  # LoRA: fold the adapters in, keep the trained head copies
         import copy
 
+        if adapter_subdir is not None:
+            model.save_pretrained(Path(directory) / adapter_subdir)
         model = copy.deepcopy(model).merge_and_unload()
     assert isinstance(model, PooledClassifier), type(model)
     model.backbone.save_pretrained(directory)

@@ -36,10 +36,13 @@ def saved_format_info(model: nn.Module) -> dict:
     return {"sentence_transformers": True, "pooling": pooling} if pooling != "head" else {}
 
 
-def save_classifier(model: nn.Module, processor: Any, directory: str | Path, *, max_seq_length: int = 128) -> None:
-    """`model` and `processor` into `directory`: `save_pretrained`, or sentence-transformers' format."""
+def save_classifier(
+    model: nn.Module, processor: Any, directory: str | Path, *, max_seq_length: int = 128, adapter_subdir: str | None = None
+) -> None:
+    """`model` and `processor` into `directory`: `save_pretrained`, or sentence-transformers' format (a LoRA model
+    merged, its adapter also kept in `adapter_subdir` when given)."""
     if is_sentence_transformers_classifier(model):
-        save_pooled_classifier(model, processor, directory, max_seq_length)
+        save_pooled_classifier(model, processor, directory, max_seq_length, adapter_subdir=adapter_subdir)
         return
     model.save_pretrained(directory)
     processor.save_pretrained(directory)

@@ -37,6 +37,7 @@ from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
 from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import TransferArguments, create_lora_model
+from hf_transfer.finetuning.config import CLASSIFIER_POOLINGS
 from hf_transfer.meta import (
     MAML,
     EpisodeArguments,
@@ -51,9 +52,11 @@ from hf_transfer.meta import (
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.processing import create_collator, preprocess_dataset
+from hf_transfer.saving import classifier_pooling, save_classifier, saved_format_info
 
 logger = logging.getLogger(__name__)
 
+ADAPTER_SUBDIR = "adapter"  # a pooled LoRA model's meta-learned adapter, next to its merged sentence-transformers form
 DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "maml_text.yaml")
 
 
@@ -69,6 +72,8 @@ class MetaRecipeArguments:
             `--adapt lora` / `lora_and_head`.
         lora_r, lora_alpha, lora_dropout, lora_target_modules: the LoRA adapters (see `TransferArguments`).
         probe_l2_grid (`list[float]`): L2 strengths for the probe baseline, chosen on meta-validation episodes.
+        pooling (`str`, *optional*): what the N-way text head reads, as in `TransferArguments.pooling`; default
+            `auto`: the pooling a sentence-transformers checkpoint was trained with, else the stock head.
         probe_max_iter (`int`): L-BFGS iterations of each probe fit.
         run_baselines (`bool`): also score the probe and fine-tuning baselines on the meta-test episodes.
     """
@@ -101,6 +106,12 @@ class MetaRecipeArguments:
                   "meta-validation episodes is used at meta-test."},
     )  # fmt: skip
     probe_max_iter: int = field(default=100, metadata={"help": "L-BFGS iterations per probe fit."})
+    pooling: Optional[str] = field(
+        default=None,
+        metadata={"help": "Text classifier input: head (the stock transformers head) or a pooling mode ("
+                  f"{', '.join(CLASSIFIER_POOLINGS[1:])}; saved in sentence-transformers' format). Default: the "
+                  "pooling a sentence-transformers checkpoint ships (modules.json), else head."},
+    )  # fmt: skip
     run_baselines: bool = field(
         default=True,
         metadata={"help": "Score the probe and fine-tuning baselines on the meta-test episodes too. Default true."},
@@ -113,6 +124,8 @@ class MetaRecipeArguments:
             raise ConfigError(f"--image_size must be at least 16 pixels; got {self.image_size}.")
         if not self.probe_l2_grid or any(v < 0 for v in self.probe_l2_grid):
             raise ConfigError(f"--probe_l2_grid {self.probe_l2_grid} must be non-empty and non-negative.")
+        if self.pooling is not None and self.pooling not in CLASSIFIER_POOLINGS:
+            raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(CLASSIFIER_POOLINGS)}.")
 
 
 def main():
@@ -164,7 +177,7 @@ def main():
     way_names = [f"way_{i}" for i in range(episode_args.n_way)]  # episode labels are re-indexed 0..N-1
     loaded = load_transfer_model(
         model_args, way_names, infer_modality(raw_datasets), replace_head=True, image_size=recipe_args.image_size,
-        main_process_first=training_args.main_process_first,
+        main_process_first=training_args.main_process_first, pooling=recipe_args.pooling or "auto",
     )  # fmt: skip
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     if recipe_args.zero_init_head:
@@ -198,10 +211,13 @@ def main():
     )  # fmt: skip
     metrics = trainer.train(resume_from_checkpoint=checkpoint)
 
-    # 9. The meta-learned model: a plain transformers (or peft) folder, plus maml_config.json.
+    # 9. The meta-learned model: a plain transformers (or peft) folder, or a sentence-transformers one for a pooled
+    #    head (a LoRA initialisation also kept unmerged in adapter/), plus maml_config.json.
     if training_args.should_save:
-        publish_directory(training_args.output_dir,
-                          lambda tmp: (maml.save_pretrained(tmp), processor.save_pretrained(tmp)))  # fmt: skip
+        publish_directory(training_args.output_dir, lambda tmp: (
+            save_classifier(maml.model, processor, tmp, max_seq_length=recipe_args.max_seq_length,
+                            adapter_subdir=ADAPTER_SUBDIR),
+            maml.save_meta_state(tmp)))  # fmt: skip
     PartialState().wait_for_everyone()
 
     # 10. Meta-test: MAML and both baselines on the very same episodes.
@@ -211,7 +227,8 @@ def main():
         probe_l2_grid=recipe_args.probe_l2_grid if recipe_args.run_baselines else None,
         probe_max_iter=recipe_args.probe_max_iter,
     )  # fmt: skip
-    per_episode = results.pop("per_episode_accuracy")
+    per_episode = {**results.pop("per_episode_accuracy"),
+                   **{f"{k}_query_loss": v for k, v in results.pop("per_episode_query_loss").items()}}
 
     # 11. Results: all_results.json (and per-episode accuracies), written by the main process only.
     metrics.update(results)
@@ -224,7 +241,7 @@ def main():
         "meta_train_classes": class_splits.names_of("train"),
         "meta_validation_classes": class_splits.names_of("validation") or "held-out rows of the meta-train classes",
         "meta_test_classes": class_splits.names_of("test"),
-        "trainable_params": trainable, "total_params": total, "num_processes": training_args.world_size,
+        "pooling": classifier_pooling(model), "trainable_params": trainable, "total_params": total, "num_processes": training_args.world_size,
     })  # fmt: skip
     if training_args.should_save:
         write_json_atomic(os.path.join(training_args.output_dir, "meta_test_episodes.json"), per_episode)
@@ -245,7 +262,7 @@ def main():
             method=method, datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
             label_names=way_names, arguments=(model_args, data_args, episode_args, maml_config, recipe_args,
                                               training_args),
-            world_size=training_args.world_size,
+            world_size=training_args.world_size, extra=saved_format_info(model) or None,
         ),
     )  # fmt: skip
     PartialState().wait_for_everyone()

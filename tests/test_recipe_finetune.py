@@ -175,23 +175,33 @@ def test_resume_after_the_run_is_killed(tiny_bert, tmp_path):
 # ------------------------------------------------------------------------------------------------ DDP
 
 
-def test_two_process_ddp_gathers_every_sample_once(tiny_bert, tmp_path):
+@pytest.mark.parametrize("strategy, pooling", [("full", "head"), ("lora", "mean")])
+def test_two_process_ddp_gathers_every_sample_once(strategy, pooling, tiny_bert, tmp_path):
+    """Stock head, and a mean-pooled LoRA classifier (saved once, merged, in sentence-transformers' format)."""
     out = tmp_path / "out"
     # Exactly the documented command: accelerate runs --cpu with N > 1 as one process unless mpirun is set
     # up, so the recipe itself starts the N processes (torch.distributed.run, gloo).
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
-    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "full",
-                               "--dataset_name", "tweet_sentiment", "--max_train_samples", "64",
-                               "--max_eval_samples", "61", *TRAIN, output_dir=out, launcher=launcher))
+    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", strategy,
+                               "--pooling", pooling, "--dataset_name", "tweet_sentiment", "--max_train_samples", "64",
+                               "--max_eval_samples", "61", *TRAIN, output_dir=out, launcher=launcher))  # fmt: skip
     results = run.results
-    assert results["num_processes"] == 2
+    assert results["num_processes"] == 2 and results["pooling"] == pooling
     assert "Process rank: 1" in run.output
     # 61 validation rows over 2 processes: Trainer pads to 62 internally; gathered metrics must use 61.
-    model = AutoModelForSequenceClassification.from_pretrained(out)
     texts, labels = _validation_texts(max_eval=61)
     assert len(labels) == 61
-    accuracy, _ = _accuracy(model, AutoTokenizer.from_pretrained(out)(texts, truncation=True, max_length=128,
-                                                                     padding=True, return_tensors="pt"), labels)
+    if pooling == "head":
+        model = AutoModelForSequenceClassification.from_pretrained(out)
+        inputs = AutoTokenizer.from_pretrained(out)(texts, truncation=True, max_length=128, padding=True,
+                                                    return_tensors="pt")  # fmt: skip
+        accuracy, _ = _accuracy(model, inputs, labels)
+    else:
+        from sentence_transformers import SentenceTransformer
+
+        assert not (out / "adapter_config.json").exists()
+        logits = SentenceTransformer(str(out), device="cpu").encode(texts, batch_size=64)
+        accuracy = float((logits.argmax(-1) == np.asarray(labels)).mean())
     assert accuracy == pytest.approx(results["eval_accuracy"])
     assert results["eval_samples_per_second"] > 0
 

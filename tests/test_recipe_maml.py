@@ -45,8 +45,9 @@ def test_text_maml_writes_results_checkpoints_and_resumes(tiny_bert, text_run, t
     assert results["meta_test_classes"] == ["entertainment", "tech"]
     assert 0.0 <= results["meta_test_accuracy"] <= 1.0 and results["meta_test_ci95"] >= 0.0
     per_episode = json.loads((out / "meta_test_episodes.json").read_text())
-    assert {k: len(v) for k, v in per_episode.items()} == {"maml": 12, "finetune": 12, "probe": 12}
+    assert {k: len(v) for k, v in per_episode.items()} == {"maml": 12, "finetune": 12, "probe": 12, "maml_query_loss": 12}
     assert sum(per_episode["maml"]) / 12 == pytest.approx(results["meta_test_accuracy"])
+    assert sum(per_episode["maml_query_loss"]) / 12 == pytest.approx(results["meta_test_query_loss"])
     assert (out / "checkpoint-1" / "trainer_state.json").is_file() and (out / "checkpoint-2").is_dir()
     # The meta-learned model is a plain transformers checkpoint with an N-way head.
     model = AutoModelForSequenceClassification.from_pretrained(out)

@@ -84,33 +84,82 @@ MAML_TEXT = ["--dataset_name", "bbc_news", "--n_way", "2", "--k_shot", "2", "--q
              "--max_steps", "2", "--save_steps", "2", "--run_baselines", "false"]  # fmt: skip
 
 
-def test_maml_lora_on_roberta_reproduces_its_meta_test_episodes(tiny, tmp_path, one_torch_thread):
-    """The saved adapter (with the new two-layer head) plus maml_config.json adapts to the same query accuracies."""
-    from hf_transfer.meta import MAML, EpisodeDataset, EpisodeSampler, episode_accuracies, split_classes, split_meta_rows
+def _meta_test_episodes(tokenizer):
+    """The recipe's meta-test episodes for MAML_TEXT, rebuilt with the library (same seeds, same rows)."""
+    from hf_transfer.meta import EpisodeDataset, EpisodeSampler, split_classes, split_meta_rows
     from hf_transfer.processing import create_collator, preprocess_dataset
 
-    base = tiny("roberta")
-    out = tmp_path / "out"
-    assert_ok(run_recipe_in_process("maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", "lora_and_head",
-                         "--lora_r", "2", output_dir=out))  # fmt: skip
-    reported = json.loads((out / "meta_test_episodes.json").read_text())["maml"]
-
-    # The recipe's meta-test episodes, rebuilt with the library (same seeds, same rows).
     raw = load_transfer_dataset(DataArguments(dataset_name="bbc_news"))
     pool = concatenate_datasets([raw[split] for split in raw])
     splits = split_classes(pool.features["label"].names, 2, train=["business", "politics", "sports"],
                            test=["entertainment", "tech"], seed=0)  # fmt: skip
     rows = split_meta_rows(pool, splits, 0.2, None, seed=0)
     sampler = EpisodeSampler(pool, 2, 2, 2, rows=rows["test"], seed=0 + 2, split_name="test")
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    episodes = EpisodeDataset(sampler, preprocess_dataset(pool, tokenizer, "text", 16), create_collator(tokenizer, "text"), 6)
+    return EpisodeDataset(sampler, preprocess_dataset(pool, tokenizer, "text", 16), create_collator(tokenizer, "text"), 6)
 
+
+def _assert_reproduces(maml, episodes, reported: dict) -> None:
+    """Same query accuracy and loss on every meta-test episode (the loss tells weights apart where the few
+    queries of an episode tie the accuracy)."""
+    from hf_transfer.meta import episode_results
+
+    results = episode_results(maml, episodes, range(6))
+    assert [r.accuracy for r in results] == pytest.approx(reported["maml"])
+    assert [r.query_loss for r in results] == pytest.approx(reported["maml_query_loss"], rel=1e-4, abs=1e-6)
+
+
+def test_maml_lora_on_roberta_reproduces_its_meta_test_episodes(tiny, tmp_path, one_torch_thread):
+    """The saved adapter (with the new two-layer head) plus maml_config.json adapts to the same query accuracies."""
+    from hf_transfer.meta import MAML
+
+    base = tiny("roberta")
+    out = tmp_path / "out"
+    assert_ok(run_recipe_in_process("maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", "lora_and_head",
+                         "--lora_r", "2", output_dir=out))  # fmt: skip
+    reported = json.loads((out / "meta_test_episodes.json").read_text())
+    episodes = _meta_test_episodes(AutoTokenizer.from_pretrained(out))
     model = PeftModel.from_pretrained(
         AutoModelForSequenceClassification.from_pretrained(base, num_labels=2, id2label={0: "way_0", 1: "way_1"}), out,
         is_trainable=True,  # the inner loop adapts the LoRA weights
     )
-    maml = MAML.from_pretrained(out, model)
-    assert episode_accuracies(maml, episodes, range(6)) == pytest.approx(reported)
+    _assert_reproduces(MAML.from_pretrained(out, model), episodes, reported)
+
+
+@pytest.mark.parametrize("adapt", ["all", "lora_and_head"])
+def test_maml_on_a_sentence_transformers_checkpoint_meta_learns_its_pooling(adapt, tiny, tmp_path, one_torch_thread):
+    """A mean-pooled checkpoint is meta-learned on mean pooling by default; the folder loads in sentence-transformers
+    (N-way logits) and, as the README says, back into MAML to the reported meta-test accuracies."""
+    from sentence_transformers import SentenceTransformer
+
+    from hf_transfer.meta import MAML
+    from hf_transfer.pooled_classifier import load_pooled_classifier, load_saved_pooled_classifier
+
+    base = tiny("sentence-bert")
+    out = tmp_path / adapt
+    run = run_recipe_in_process("maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", adapt, "--lora_r", "2",
+                                output_dir=out)  # fmt: skip
+    assert_ok(run)
+    assert run.results["pooling"] == "mean"
+    reported = json.loads((out / "meta_test_episodes.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    episodes = _meta_test_episodes(tokenizer)
+
+    if adapt == "all":
+        model = load_saved_pooled_classifier(out)
+    else:  # the meta-learned LoRA initialisation, unmerged
+        model = PeftModel.from_pretrained(load_pooled_classifier(base, "mean", ["way_0", "way_1"]), out / "adapter",
+                                          is_trainable=True)  # fmt: skip
+    _assert_reproduces(MAML.from_pretrained(out, model), episodes, reported)
+
+    # Without adaptation, sentence-transformers computes the meta-learned model's own logits (for LoRA: the merged
+    # folder computes what the unmerged adapter does).
+    texts = ["shares fell sharply", "the film won an award"]
+    inputs = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model.eval()(**inputs).logits.numpy()
+    logits = SentenceTransformer(str(out), device="cpu").encode(texts)
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
+    assert "SentenceTransformer" in (out / "README.md").read_text()
 
 
 @pytest.mark.parametrize("architecture", ["distilbert", "roberta"])

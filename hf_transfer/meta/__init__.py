@@ -16,7 +16,7 @@ from .episodes import (
     split_classes,
     split_meta_rows,
 )
-from .evaluation import episode_accuracies, mean_confidence_interval, probe_accuracies
+from .evaluation import EpisodeResult, episode_accuracies, episode_results, mean_confidence_interval, probe_accuracies
 from .model import MAML, MAMLOutput, zero_init_head
 from .trainer import MAMLTrainer
 
@@ -32,7 +32,9 @@ __all__ = [
     "MAMLOutput",
     "MAMLTrainer",
     "Task",
+    "EpisodeResult",
     "episode_accuracies",
+    "episode_results",
     "mean_confidence_interval",
     "probe_accuracies",
     "split_classes",

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..probing import fit_linear_probe
 from .episodes import Episode, EpisodeDataset, collate_rows
 from .model import MAML
 
-__all__ = ["mean_confidence_interval", "episode_accuracies", "probe_accuracies", "distributed_map"]
+__all__ = ["mean_confidence_interval", "EpisodeResult", "episode_results", "episode_accuracies", "probe_accuracies", "distributed_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,15 @@ def _episode_features(
         yield episode, support, query
 
 
-def episode_accuracies(
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One meta-test episode after adaptation on its support set: query accuracy and mean query cross-entropy."""
+
+    accuracy: float
+    query_loss: float
+
+
+def episode_results(
     maml: MAML,
     episodes: EpisodeDataset,
     indices: Sequence[int],
@@ -94,28 +104,38 @@ def episode_accuracies(
     batch_size: int = 64,
     desc: str = "Episodes",
     disable_tqdm: bool = False,
-) -> list[float]:
-    """Query accuracy after adapting on the support set, per episode (no meta-gradient kept)."""
+) -> list[EpisodeResult]:
+    """Query accuracy and loss after adapting on the support set, per episode (no meta-gradient kept).
+
+    The loss tells two models apart where accuracy cannot (a few queries per episode, many ties), so a reloaded
+    model is checked against the run on it too."""
     device = device or next(maml.parameters()).device
     steps = maml.config.num_eval_inner_steps if steps is None else steps
-    accuracies = []
+    results = []
     if maml.uses_feature_path:
         features = _episode_features(maml, episodes, indices, device, batch_size, desc, disable_tqdm)
         for episode, support, query in features:
             labels = torch.as_tensor(episode.support_labels, device=device)
+            query_labels = torch.as_tensor(episode.query_labels, device=device)
             with torch.no_grad():
                 head = maml.adapt_head(support, labels, steps)
-                predicted = maml.head_logits(query, head).argmax(-1).cpu().numpy()
-            accuracies.append(float((predicted == episode.query_labels).mean()))
+                logits = maml.head_logits(query, head)
+            results.append(EpisodeResult(float((logits.argmax(-1) == query_labels).float().mean()),
+                                         float(F.cross_entropy(logits, query_labels))))  # fmt: skip
         if maml.uses_feature_path:  # the first batch may have found the head is not the last layer
-            return accuracies
-        accuracies = []
+            return results
+        results = []
     for index in tqdm(list(indices), desc=desc, unit="episode", disable=disable_tqdm):
         task = episodes[index].to(device)
         with torch.no_grad():
             out = maml(task.support, task.support_labels, task.query, task.query_labels, steps=steps)
-        accuracies.append(out.accuracy)
-    return accuracies
+        results.append(EpisodeResult(out.accuracy, float(out.loss)))
+    return results
+
+
+def episode_accuracies(maml: MAML, episodes: EpisodeDataset, indices: Sequence[int], **kwargs) -> list[float]:
+    """Query accuracy after adapting on the support set, per episode (`episode_results` without the losses)."""
+    return [result.accuracy for result in episode_results(maml, episodes, indices, **kwargs)]
 
 
 def probe_accuracies(

@@ -406,16 +406,21 @@ class MAML(nn.Module):
     # Saving
 
     def save_pretrained(self, directory: str | os.PathLike, **kwargs: Any) -> None:
-        """The model with its own `save_pretrained` (plain transformers / peft folder), plus the MAML config
-        and, with Meta-SGD, the learned inner learning rates by parameter name."""
-        from safetensors.torch import save_file
-
+        """The model with its own `save_pretrained` (plain transformers / peft folder), plus `save_meta_state`."""
         os.makedirs(directory, exist_ok=True)
         save = getattr(self.model, "save_pretrained", None)
         if callable(save):
             save(directory, **kwargs)
         else:
             torch.save(self.model.state_dict(), os.path.join(directory, "pytorch_model.bin"))
+        self.save_meta_state(directory)
+
+    def save_meta_state(self, directory: str | os.PathLike) -> None:
+        """What MAML adds to a saved model: its config with the adapted parameter names and, with Meta-SGD, the
+        learned inner learning rates by parameter name (for models saved in another format than `save_pretrained`'s)."""
+        from safetensors.torch import save_file
+
+        os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, MAML_CONFIG_NAME), "w") as f:
             json.dump({**asdict(self.config), "adapted_parameters": list(self.adapted_names)}, f, indent=2)
         if self.inner_lrs is not None:
@@ -435,7 +440,12 @@ class MAML(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, model: nn.Module) -> "MAML":
-        """Rebuild the wrapper around `model` (already loaded from `directory`, e.g. with `from_pretrained`)."""
+        """Rebuild the wrapper around `model` (already loaded from `directory`, e.g. with `from_pretrained`).
+
+        A sentence-transformers folder (a pooled head, `hf_transfer.pooled_classifier`) gives `model` through
+        `load_saved_pooled_classifier(directory)`; its meta-learned LoRA, unmerged, through
+        `PeftModel.from_pretrained(load_pooled_classifier(base, pooling, labels), directory / "adapter")`.
+        """
         with open(os.path.join(directory, MAML_CONFIG_NAME)) as f:
             saved = json.load(f)
         saved.pop("adapted_parameters", None)

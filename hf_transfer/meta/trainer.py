@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_model, save_model
@@ -35,7 +36,7 @@ from transformers import TrainingArguments, get_scheduler
 from ..errors import ConfigError
 from ..outputs import publish_directory, write_json_atomic
 from .episodes import EpisodeDataset
-from .evaluation import episode_accuracies, mean_confidence_interval, probe_accuracies
+from .evaluation import episode_accuracies, episode_results, mean_confidence_interval, probe_accuracies
 from .model import MAML
 
 __all__ = ["MAMLTrainer", "TRAINER_STATE_NAME"]
@@ -186,9 +187,11 @@ class MAMLTrainer:
         local = indices[rank::world]
         start = time.time()
         self.maml.eval()
-        per_episode = {"maml": self._gather(local, episode_accuracies(
-            self.maml, test_episodes, local, device=self.device, desc="Meta-test: MAML", disable_tqdm=disable))}
-        results: dict = {}
+        maml_results = episode_results(self.maml, test_episodes, local, device=self.device, desc="Meta-test: MAML",
+                                       disable_tqdm=disable)  # fmt: skip
+        per_episode = {"maml": self._gather(local, [r.accuracy for r in maml_results])}
+        query_losses = self._gather(local, [r.query_loss for r in maml_results])
+        results: dict = {"meta_test_query_loss": float(np.mean(query_losses))}
         if baseline is not None:
             baseline.to(self.device).eval()
             per_episode["finetune"] = self._gather(local, episode_accuracies(
@@ -218,6 +221,7 @@ class MAMLTrainer:
         results["num_episodes"] = num_episodes
         results["meta_test_runtime"] = time.time() - start
         results["per_episode_accuracy"] = per_episode
+        results["per_episode_query_loss"] = {"maml": query_losses}
         return results
 
     # ----------------------------------------------------------------------------------------------
