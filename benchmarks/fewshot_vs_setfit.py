@@ -1,45 +1,52 @@
 #!/usr/bin/env python
-"""Benchmark: few-shot classification, SupCon fine-tuning + probe (hf_transfer) vs. SetFit itself.
+"""Benchmark: few-shot classification through the recipes (probe, SupCon + probe) vs. SetFit itself.
 
-Both start from the same MiniLM (all-MiniLM-L6-v2) and see the very same K labelled examples per class
-(seeded draws from the train split, one per seed), on tweet sentiment (3 classes) and BBC news (5).
+Every contestant sees the very same K labelled examples per class (seeded draws from the training pool, one
+per seed), written to a file, and is scored on the same test file, exactly as a user with those files would
+run the toolkit:
 
-- `setfit`: `setfit.Trainer` with its defaults (contrastive pairs by oversampling, CosineSimilarityLoss,
-  1 epoch, batch 16, body learning rate 2e-5), then its LogisticRegression head.
-- `ours`: `ContrastiveTrainer` + `SupConLoss` on two dropout views of every example (the whole K x C
-  examples in one batch, `--steps` steps), then the same LogisticRegression on the normalised mean-pooled
-  embeddings of the K x C examples.
-- `frozen`: no fine-tuning, LogisticRegression on MiniLM's embeddings (context: what fine-tuning adds).
+- `probe`: `recipes/finetune.py --strategy linear_probe --train_file shots.json --test_file test.json` on the
+  pretrained backbone. On a sentence-transformers checkpoint the probe reads the pooling it was trained with.
+  With no `--validation_file` the recipe holds out `--validation_split_percentage` of the shots (stratified) to
+  choose the L2 strength, as it does for a user who only has the K x C rows (its default 0.1 cannot hold out a
+  row per class from 8-shot data and says so; this benchmark passes 0.25, 2 rows per class at K = 8).
+- `supcon_probe`: `recipes/contrastive_pretrain.py --contrastive_loss supcon --views dropout` on the same shots
+  (the same held-out rows left out; the whole training part in one batch, `--steps` steps), then the same
+  `finetune.py` probe on its output folder.
+- `setfit`: `setfit.Trainer` with its defaults (contrastive pairs by oversampling, CosineSimilarityLoss, 1 epoch,
+  batch 16, body learning rate 2e-5), then its LogisticRegression head, on all K x C rows.
 
-Training time is the fine-tuning plus the head fit (model loading and test encoding are outside the clock
-for both); accuracy is on a seeded stratified subset of the test split (`--max_test_samples`). Contestants
-alternate order from seed to seed. Results go to `benchmarks/results/fewshot_vs_setfit.json`; the last
-printed lines are per-dataset mean accuracies and time ratios.
+Times are the recipes' own `train_runtime` (for supcon_probe: pretraining plus probe) and SetFit's
+`trainer.train()`; process start and model loading are outside the clock for all. Contestants alternate order
+from seed to seed. Results go to `benchmarks/results/fewshot_vs_setfit.json`; the last printed lines are the
+per-dataset mean accuracies and time ratios.
 
-    python benchmarks/fewshot_vs_setfit.py                          # ~30 minutes on 2 busy CPU cores
-    python benchmarks/fewshot_vs_setfit.py --datasets tweet_sentiment --seeds 0
+    python benchmarks/fewshot_vs_setfit.py                                   # built-ins: tweets and BBC news
+    python benchmarks/fewshot_vs_setfit.py --train_file pool.csv --test_file test.csv --shots 8 --seeds 0 1 2
 
-Needs `pip install -r requirements-bench.txt` (setfit, sentence-transformers).
+Needs `pip install -r requirements-bench.txt` (setfit) for the `setfit` contestant.
 """
 
+import json
 import logging
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import datasets
 import numpy as np
 import torch
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import HfArgumentParser, set_seed
 
-from hf_transfer.backbones import create_backbone, resolve_model_path
+from hf_transfer.backbones import resolve_model_path
 from hf_transfer.cli import run_recipe, setup_quiet_logging
-from hf_transfer.contrastive import ContrastiveModel, ContrastiveTextCollator, ContrastiveTrainer, SupConLoss
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
 from hf_transfer.outputs import write_json_atomic
@@ -47,6 +54,8 @@ from hf_transfer.outputs import write_json_atomic
 logger = logging.getLogger(__name__)
 
 NAME = "fewshot_vs_setfit"
+ROOT = Path(__file__).resolve().parent.parent
+CONTESTANTS = ("probe", "supcon_probe", "setfit")
 
 
 @dataclass
@@ -55,16 +64,18 @@ class FewShotArguments:
 
     Args:
         model_name_or_path (`str`): the shared starting point (a built-in alias or a sentence-transformers folder).
-        datasets (`list[str]`): built-in text data sets to run.
+        datasets (`list[str]`): built-in text data sets to run (ignored with `--train_file`).
+        train_file, test_file, validation_file (`str`, *optional*): your own CSV / JSON files instead: the K-shot
+            draws come from `train_file`, accuracy from `test_file`; `validation_file` (optional) is handed to the
+            probe for its L2 choice instead of a held-out part of the shots.
+        text_column, label_column (`str`, *optional*): column names of your files (default: detected).
         shots (`int`): labelled examples per class (K).
         seeds (`list[int]`): one K-shot draw (and training seed) per value.
-        max_seq_length (`int`): tokens per text for both contestants.
-        max_test_samples (`int`): seeded stratified subset of the evaluation split used for accuracy.
-        eval_split (`str`): `test` for the reported numbers; `validation` to choose `steps` / `temperature`
-            without looking at the test split.
-        steps (`int`): optimizer steps of `ours` (each over all K x C examples, two views each).
-        learning_rate (`float`): learning rate of `ours` (SetFit's body default is 2e-5).
-        temperature (`float`): SupCon temperature of `ours`.
+        max_seq_length (`int`): tokens per text for every contestant.
+        max_test_samples (`int`): seeded stratified subset of the test split used for accuracy.
+        validation_split_percentage (`float`): part of the shots the recipes hold out (without `validation_file`).
+        steps, learning_rate, temperature: SupCon pretraining of `supcon_probe`.
+        contestants (`list[str]`): who runs (probe, supcon_probe, setfit).
         output_file (`str`, *optional*): JSON results file.
     """
 
@@ -72,27 +83,31 @@ class FewShotArguments:
     datasets: list[str] = field(
         default_factory=lambda: ["tweet_sentiment", "bbc_news"], metadata={"help": "Built-in text data sets."}
     )
+    train_file: Optional[str] = field(default=None, metadata={"help": "Your labelled pool (CSV/JSON) to draw from."})
+    test_file: Optional[str] = field(default=None, metadata={"help": "Your test rows (CSV/JSON); with --train_file."})
+    validation_file: Optional[str] = field(
+        default=None, metadata={"help": "Optional validation rows for the probe's L2 choice (else held out of the shots)."}
+    )
+    text_column: Optional[str] = field(default=None, metadata={"help": "Text column of your files."})
+    label_column: Optional[str] = field(default=None, metadata={"help": "Label column of your files."})
     shots: int = field(default=8, metadata={"help": "Labelled examples per class (K)."})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One K-shot draw per seed."})
-    max_seq_length: int = field(default=128, metadata={"help": "Tokens per text (both contestants)."})
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per text (every contestant)."})
     max_test_samples: int = field(default=600, metadata={"help": "Stratified test subset for accuracy."})
-    eval_split: str = field(
-        default="test", metadata={"help": "test (reported numbers) or validation (for choosing --steps, --temperature)."}
+    validation_split_percentage: float = field(
+        default=0.25, metadata={"help": "Part of the shots the recipes hold out for their choices (no --validation_file)."}
     )
-    steps: int = field(default=10, metadata={"help": "Optimizer steps of ours (whole K x C set per step)."})
-    learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of ours."})
-    temperature: float = field(default=0.1, metadata={"help": "SupCon temperature of ours."})
-    contestants: list[str] = field(
-        default_factory=lambda: ["ours", "setfit"],
-        metadata={"help": "Who runs (ours, setfit); `--eval_split validation --contestants ours` to tune ours."},
-    )
+    steps: int = field(default=10, metadata={"help": "SupCon steps of supcon_probe (whole K x C set per step)."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "SupCon learning rate of supcon_probe."})
+    temperature: float = field(default=0.1, metadata={"help": "SupCon temperature of supcon_probe."})
+    contestants: list[str] = field(default_factory=lambda: list(CONTESTANTS), metadata={"help": "Who runs."})
     output_file: Optional[str] = field(default=None, metadata={"help": f"Default: benchmarks/results/{NAME}.json."})
 
     def __post_init__(self) -> None:
-        if not self.contestants or set(self.contestants) - {"ours", "setfit"}:
-            raise ConfigError(f"--contestants takes ours and/or setfit; got {self.contestants}.")
-        if self.eval_split not in ("test", "validation"):
-            raise ConfigError(f"--eval_split must be test or validation; got {self.eval_split!r}.")
+        if not self.contestants or set(self.contestants) - set(CONTESTANTS):
+            raise ConfigError(f"--contestants takes {', '.join(CONTESTANTS)}; got {self.contestants}.")
+        if (self.train_file is None) != (self.test_file is None):
+            raise ConfigError("--train_file and --test_file go together: the shots are drawn from one, scored on the other.")
         for flag in ("shots", "max_seq_length", "max_test_samples", "steps"):
             if getattr(self, flag) <= 0:
                 raise ConfigError(f"--{flag} must be positive; got {getattr(self, flag)}.")
@@ -100,123 +115,163 @@ class FewShotArguments:
             self.output_file = os.path.join("benchmarks", "results", f"{NAME}.json")
 
 
+def load_pool_and_test(args: FewShotArguments, name: Optional[str]) -> tuple[datasets.Dataset, datasets.Dataset, Optional[datasets.Dataset]]:
+    """The training pool, the test rows and the optional validation rows, read the way the recipes read them."""
+    data_args = DataArguments(dataset_name=name, train_file=args.train_file, test_file=args.test_file,
+                              validation_file=args.validation_file, text_column=args.text_column,
+                              label_column=args.label_column, max_eval_samples=args.max_test_samples)  # fmt: skip
+    data = load_transfer_dataset(data_args)
+    validation = data["validation"] if args.validation_file else None
+    return data["train"], data["test"], validation
+
+
 def sample_shots(train: datasets.Dataset, shots: int, seed: int) -> datasets.Dataset:
     """K rows per class, drawn with `seed` (the very same rows for every contestant)."""
     labels = np.asarray(train["label"])
     rng = np.random.default_rng(seed)
-    rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), shots, replace=False) for c in np.unique(labels)])
+    classes = np.unique(labels)
+    small = [train.features["label"].names[c] for c in classes if (labels == c).sum() < shots]
+    if small:
+        raise ConfigError(f"Classes {small} have fewer than --shots {shots} rows in the training pool; lower --shots.")
+    rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), shots, replace=False) for c in classes])
     return train.select(sorted(rows.tolist()))
 
 
-def logistic_regression():
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression()  # SetFit's default head
-
-
-@torch.no_grad()
-def encode(backbone, texts: list[str], max_seq_length: int, batch_size: int = 64) -> np.ndarray:
-    backbone.eval()
-    out = []
-    for begin in range(0, len(texts), batch_size):
-        inputs = backbone.processor(texts[begin:begin + batch_size], padding=True, truncation=True,
-                                    max_length=max_seq_length, return_tensors="pt")  # fmt: skip
-        out.append(torch.nn.functional.normalize(backbone.embed(**inputs), dim=-1))
-    return torch.cat(out).numpy()
+def write_rows(rows: datasets.Dataset, path: Path) -> str:
+    """`text` and `label` (names, as in a user's file) as JSON lines: tweets hold quotes and line breaks that a
+    CSV round trip does not keep."""
+    names = rows.features["label"].names
+    rows.map(lambda r: {"label": names[r["label"]]}, features=datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.Value("string")}),
+        remove_columns=[c for c in rows.column_names if c not in ("text", "label")]).to_json(str(path), lines=True)  # fmt: skip
+    return str(path)
 
 
-def run_setfit(path: str, shots: datasets.Dataset, test: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
+def run_script(script: str, *flags: str) -> dict:
+    """One recipe run in its own process, as a user starts it; its `all_results.json`."""
+    with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{NAME}-") as out:
+        command = [sys.executable, str(ROOT / "recipes" / script), *flags, "--output_dir", out, "--report_to", "none",
+                   "--save_strategy", "no", "--disable_tqdm", "true"]  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"{script} {' '.join(flags)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+        results = json.loads((Path(out) / "all_results.json").read_text())
+        results["_output_dir_files"] = sorted(os.listdir(out))
+        return results
+
+
+def validation_flags(files: dict, args: FewShotArguments) -> list[str]:
+    if "validation" in files:
+        return ["--validation_file", files["validation"]]
+    return ["--validation_split_percentage", str(args.validation_split_percentage)]
+
+
+def probe_flags(model: str, files: dict, args: FewShotArguments, seed: int) -> list[str]:
+    return ["--model_name_or_path", model, "--strategy", "linear_probe", "--train_file", files["shots"],
+            "--test_file", files["test"], "--max_seq_length", str(args.max_seq_length), "--seed", str(seed),
+            "--per_device_eval_batch_size", "64", *validation_flags(files, args)]  # fmt: skip
+
+
+def run_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
+    results = run_script("finetune.py", *probe_flags(path, files, args, seed))
+    return {"accuracy": results["test_accuracy"], "train_time_s": results["train_runtime"],
+            "pooling": results.get("pooling"), "probe_l2": results.get("probe_l2")}  # fmt: skip
+
+
+def run_supcon_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{NAME}-supcon-") as encoder:
+        command = [sys.executable, str(ROOT / "recipes" / "contrastive_pretrain.py"), "--model_name_or_path", path,
+                   "--train_file", files["shots"], "--contrastive_loss", "supcon", "--views", "dropout",
+                   "--temperature", str(args.temperature), "--projection_dim", "0",
+                   "--max_seq_length", str(args.max_seq_length), "--learning_rate", str(args.learning_rate),
+                   "--max_steps", str(args.steps), "--per_device_train_batch_size", str(len(shots)),
+                   "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
+                   "--seed", str(seed), *validation_flags(files, args), "--output_dir", encoder]  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"contrastive_pretrain.py failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+        pretrain = json.loads((Path(encoder) / "all_results.json").read_text())
+        probe = run_probe(encoder, files, shots, args, seed)
+    return {**probe, "train_time_s": pretrain["train_runtime"] + probe["train_time_s"],
+            "pretrain_time_s": pretrain["train_runtime"], "pretrain_rows": pretrain.get("train_samples")}  # fmt: skip
+
+
+def run_setfit(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
     from setfit import SetFitModel, Trainer
     from setfit import TrainingArguments as SetFitArguments
 
     set_seed(seed)
+    test = datasets.load_dataset("json", data_files=files["test"], split="train")
+    names = shots.features["label"].names
     model = SetFitModel.from_pretrained(path)
     model.model_body.max_seq_length = args.max_seq_length
     with tempfile.TemporaryDirectory() as tmp:
         setfit_args = SetFitArguments(output_dir=tmp, seed=seed, save_strategy="no", report_to="none",
                                       show_progress_bar=False)  # fmt: skip
-        trainer = Trainer(model=model, args=setfit_args, train_dataset=shots)
+        trainer = Trainer(model=model, args=setfit_args, train_dataset=shots.select_columns(["text", "label"]))
         start = time.perf_counter()
         trainer.train()
         train_time = time.perf_counter() - start
     predictions = np.asarray(model.predict(list(test["text"]), batch_size=64, show_progress_bar=False))
-    return {"accuracy": float((predictions == np.asarray(test["label"])).mean()), "train_time_s": train_time}
+    truth = np.asarray([names.index(label) for label in test["label"]])
+    return {"accuracy": float((predictions == truth).mean()), "train_time_s": train_time}
 
 
-def run_ours(path: str, shots: datasets.Dataset, test: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
-    set_seed(seed)
-    backbone = create_backbone(path, pooling="mean")
-    model = ContrastiveModel(backbone, projection_dim=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        training_args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=len(shots), max_steps=args.steps,
-            learning_rate=args.learning_rate, warmup_steps=0, save_strategy="no", logging_strategy="no",
-            report_to="none", disable_tqdm=True, seed=seed,
-        )  # fmt: skip
-        trainer = ContrastiveTrainer(
-            model, training_args, loss=SupConLoss(temperature=args.temperature), train_dataset=shots,
-            data_collator=ContrastiveTextCollator(backbone.processor, views="dropout",
-                                                  max_seq_length=args.max_seq_length, return_labels=True),
-        )  # fmt: skip
-        start = time.perf_counter()
-        trainer.train()
-        head = logistic_regression().fit(encode(backbone, list(shots["text"]), args.max_seq_length), shots["label"])
-        train_time = time.perf_counter() - start
-    predictions = head.predict(encode(backbone, list(test["text"]), args.max_seq_length))
-    return {"accuracy": float((predictions == np.asarray(test["label"])).mean()), "train_time_s": train_time}
+RUNNERS = {"probe": run_probe, "supcon_probe": run_supcon_probe, "setfit": run_setfit}
 
 
 def main():
     (args,) = HfArgumentParser((FewShotArguments,)).parse_args_into_dataclasses()
     setup_quiet_logging(logger)
     logging.getLogger("setfit").setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     path = resolve_model_path(args.model_name_or_path)
     start = time.time()
     results: dict = {"arguments": asdict(args), "datasets": {}}
-    for name in args.datasets:
-        data = load_transfer_dataset(DataArguments(dataset_name=name, max_eval_samples=args.max_test_samples))
-        test = data[args.eval_split]
-        frozen = create_backbone(path, pooling="mean")
-        test_features = encode(frozen, list(test["text"]), args.max_seq_length)
+    for name in [None] if args.train_file else args.datasets:
+        label = name or Path(args.train_file).name
+        pool, test, validation = load_pool_and_test(args, name)
         runs = []
-        for index, seed in enumerate(args.seeds):
-            shots = sample_shots(data["train"], args.shots, seed)
-            row = {"seed": seed, "rows": len(shots)}
-            start_frozen = time.perf_counter()
-            head = logistic_regression().fit(encode(frozen, list(shots["text"]), args.max_seq_length), shots["label"])
-            row["frozen"] = {"accuracy": float((head.predict(test_features) == np.asarray(test["label"])).mean()),
-                             "train_time_s": time.perf_counter() - start_frozen}  # fmt: skip
-            order = [(c, run) for c, run in (("ours", run_ours), ("setfit", run_setfit)) if c in args.contestants]
-            for contestant, run in order if index % 2 == 0 else order[::-1]:
-                row[contestant] = run(path, shots, test, args, seed)
-                logger.info("%s seed %d %s: %s", name, seed, contestant, row[contestant])
-            runs.append(row)
-        summary = {
+        with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{NAME}-data-") as tmp:
+            files = {"test": write_rows(test, Path(tmp) / "test.json")}
+            if validation is not None:
+                files["validation"] = write_rows(validation, Path(tmp) / "validation.json")
+            for index, seed in enumerate(args.seeds):
+                shots = sample_shots(pool, args.shots, seed)
+                files["shots"] = write_rows(shots, Path(tmp) / f"shots_{seed}.json")
+                row: dict = {"seed": seed, "rows": len(shots)}
+                order = [c for c in CONTESTANTS if c in args.contestants]
+                for contestant in order if index % 2 == 0 else order[::-1]:
+                    row[contestant] = RUNNERS[contestant](path, files, shots, args, seed)
+                    logger.info("%s seed %d %s: %s", label, seed, contestant, row[contestant])
+                runs.append(row)
+        summary: dict = {
             contestant: {
                 "accuracy_mean": statistics.mean(r[contestant]["accuracy"] for r in runs),
                 "accuracy_std": statistics.pstdev(r[contestant]["accuracy"] for r in runs),
                 "train_time_s_mean": statistics.mean(r[contestant]["train_time_s"] for r in runs),
             }
-            for contestant in (*args.contestants, "frozen")
+            for contestant in args.contestants
         }
-        if len(args.contestants) == 2:
-            summary["time_ratio_ours_over_setfit"] = (
-                summary["ours"]["train_time_s_mean"] / summary["setfit"]["train_time_s_mean"]
-            )
-        results["datasets"][name] = {"test_samples": len(test), "runs": runs, "summary": summary}
+        for ours in ("probe", "supcon_probe"):
+            if ours in summary and "setfit" in summary:
+                summary[f"time_ratio_{ours}_over_setfit"] = (
+                    summary[ours]["train_time_s_mean"] / summary["setfit"]["train_time_s_mean"]
+                )
+        results["datasets"][label] = {"test_samples": len(test), "runs": runs, "summary": summary}
     results["machine"] = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                           "python": sys.version.split()[0]}  # fmt: skip
     results["wall_time_s"] = time.time() - start
     write_json_atomic(args.output_file, results)
-    for name, result in results["datasets"].items():
+    for label, result in results["datasets"].items():
         s = result["summary"]
         parts = [f"{c} {s[c]['accuracy_mean']:.3f} +- {s[c]['accuracy_std']:.3f} in {s[c]['train_time_s_mean']:.0f} s"
                  for c in args.contestants]  # fmt: skip
-        parts.append(f"frozen {s['frozen']['accuracy_mean']:.3f}")
-        if "time_ratio_ours_over_setfit" in s:
-            parts.append(f"time ratio ours/setfit {s['time_ratio_ours_over_setfit']:.2f}")
-        print(f"{name} ({args.shots}-shot, {len(args.seeds)} seeds, {args.eval_split} {result['test_samples']} rows): "
+        parts += [f"{k} {v:.2f}" for k, v in s.items() if k.startswith("time_ratio")]
+        print(f"{label} ({args.shots}-shot, {len(args.seeds)} seeds, test {result['test_samples']} rows): "
               + " | ".join(parts))
+
 
 if __name__ == "__main__":
     run_recipe(main)
