@@ -280,6 +280,8 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
             f"(recipe `recipes/{info['recipe']}.py`)."
         ),
         "",
+        *(["> **Untrained:** this run trained nothing (`--num_train_epochs 0`); the weights are the starting point "
+           "and the results are a baseline.", ""] if results.get("trained") is False else []),
         "## Results",
         "",
         "| metric | value |",

@@ -9,6 +9,7 @@ processor's settings therefore enter the feature-cache key explicitly (`describe
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Callable, Literal, Optional
 
 import torch
@@ -17,9 +18,51 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from .errors import DataError
 
-__all__ = ["preprocess_dataset", "create_collator", "sample_inputs", "describe_preprocessing", "set_image_size"]
+__all__ = [
+    "preprocess_dataset",
+    "create_collator",
+    "sample_inputs",
+    "describe_preprocessing",
+    "set_image_size",
+    "model_max_length",
+    "cap_max_seq_length",
+]
 
 Modality = Literal["text", "vision"]
+
+logger = logging.getLogger(__name__)
+
+_UNBOUNDED = 10**6  # tokenizers without a limit report int(1e30)
+
+
+def model_max_length(model: torch.nn.Module, tokenizer: Any = None) -> Optional[int]:
+    """The most tokens `model` can read: its absolute position table (less RoBERTa-style offsets, found from the
+    table's `padding_idx`), else the tokenizer's `model_max_length`, else `config.max_position_embeddings`;
+    None when nothing bounds it (relative or rotary positions without a declared limit)."""
+    limits = []
+    for name, module in model.named_modules():
+        if name.endswith("position_embeddings") and isinstance(module, torch.nn.Embedding):
+            offset = module.padding_idx + 1 if module.padding_idx is not None else 0
+            limits.append(module.num_embeddings - offset)
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < _UNBOUNDED:
+        limits.append(tokenizer_limit)
+    if not limits:
+        declared = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        if isinstance(declared, int) and declared > 0:
+            limits.append(declared)
+    return min(limits) if limits else None
+
+
+def cap_max_seq_length(max_seq_length: int, model: torch.nn.Module, tokenizer: Any = None) -> int:
+    """`--max_seq_length`, lowered with a warning to what the model can read (beyond it a long text fails inside
+    the model's embeddings, possibly only at evaluation after the whole training)."""
+    limit = model_max_length(model, tokenizer)
+    if limit is not None and max_seq_length > limit:
+        logger.warning("--max_seq_length %d is more than %s reads (%d tokens); using %d.", max_seq_length,
+                       type(model).__name__, limit, limit)  # fmt: skip
+        return limit
+    return max_seq_length
 
 
 def _tokenize_fn(tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> Callable[[dict], dict]:

@@ -42,7 +42,7 @@ from hf_transfer.data import DataArguments, infer_modality
 from hf_transfer.errors import DataError
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
-from hf_transfer.processing import set_image_size
+from hf_transfer.processing import cap_max_seq_length, set_image_size
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,9 @@ def main():
             f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(raw_datasets)}; "
             "pick a model and a dataset of the same modality."
         )
+    if modality == "text":
+        contrastive_args.max_seq_length = cap_max_seq_length(contrastive_args.max_seq_length, backbone.model,
+                                                             backbone.processor)  # fmt: skip
     if modality == "vision" and contrastive_args.image_size:
         backbone.processor = set_image_size(backbone.processor, backbone.model, contrastive_args.image_size)
     model = ContrastiveModel(backbone, contrastive_args.projection_dim, contrastive_args.projection_hidden_dim)
@@ -150,6 +153,7 @@ def main():
         "num_processes": training_args.world_size,
         "global_batch_size": training_args.per_device_train_batch_size * training_args.world_size,
         **train_result.metrics,
+        "trained": trainer.state.global_step > 0,
     }
     if eval_dataset is not None:
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))

@@ -51,7 +51,7 @@ from hf_transfer.outputs import find_last_checkpoint, write_json_atomic
 from hf_transfer.data import infer_modality
 from hf_transfer.errors import ConfigError
 from hf_transfer.probing import locate_probe_features
-from hf_transfer.processing import create_collator, preprocess_dataset, sample_inputs
+from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset, sample_inputs
 from hf_transfer.saving import classifier_pooling, publish_merged_lora, publish_trained_model, saved_format_info
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def main():
         main_process_first=training_args.main_process_first, pooling=transfer_args.classifier_pooling,
     )  # fmt: skip
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
+    if modality == "text":
+        transfer_args.max_seq_length = cap_max_seq_length(transfer_args.max_seq_length, model, processor)
 
     # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
     with training_args.main_process_first(desc="preprocessing"):
@@ -181,6 +183,7 @@ def main():
     publish_trained_model(trainer, processor, training_args.output_dir, max_seq_length=transfer_args.max_seq_length)
     trainer.save_state()
     metrics.update(train_result.metrics)
+    metrics["trained"] = trainer.state.global_step > 0
 
     # 9. Evaluation on both domains (target labels are read only here).
     for domain, processed in (("source", processed_source), ("target", processed_target)):

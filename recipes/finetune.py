@@ -37,7 +37,13 @@ from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
-from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
+from hf_transfer.processing import (
+    cap_max_seq_length,
+    create_collator,
+    describe_preprocessing,
+    preprocess_dataset,
+    sample_inputs,
+)
 from hf_transfer.saving import (
     classifier_pooling,
     publish_merged_lora,
@@ -84,6 +90,8 @@ def main():
     )  # fmt: skip
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     logger.info(f"Newly initialised layers: {loaded.new_modules}; task head (trained in full): {loaded.head_modules}")
+    if modality == "text":
+        transfer_args.max_seq_length = cap_max_seq_length(transfer_args.max_seq_length, model, processor)
 
     # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
     with training_args.main_process_first(desc="preprocessing"):
@@ -135,6 +143,7 @@ def main():
                 metrics[f"{prefix}{split_name}_{key}"] = value
 
     if transfer_args.strategy == "linear_probe":
+        metrics["trained"] = True
         metrics["train_runtime"] = time.time() - start
         metrics["trainable_params"] = probe.weight.numel() + probe.bias.numel()
         metrics["total_params"] = count_parameters(model)[1]
@@ -166,6 +175,7 @@ def main():
         publish_trained_model(trainer, processor, training_args.output_dir, **save_kwargs)
         trainer.save_state()
         metrics.update(train_result.metrics)
+        metrics["trained"] = trainer.state.global_step > 0 or transfer_args.strategy == "lp_ft"
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
         if "test" in processed:
             metrics.update(trainer.predict(processed["test"], metric_key_prefix="test").metrics)

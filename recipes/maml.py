@@ -51,7 +51,7 @@ from hf_transfer.meta import (
 )
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
-from hf_transfer.processing import create_collator, preprocess_dataset
+from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset
 from hf_transfer.saving import classifier_pooling, save_classifier, saved_format_info
 
 logger = logging.getLogger(__name__)
@@ -180,6 +180,8 @@ def main():
         main_process_first=training_args.main_process_first, pooling=recipe_args.pooling or "auto",
     )  # fmt: skip
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
+    if modality == "text":
+        recipe_args.max_seq_length = cap_max_seq_length(recipe_args.max_seq_length, model, processor)
     if recipe_args.zero_init_head:
         zero_init_head(model, maml_config.head_module)
     if recipe_args.use_lora or maml_config.adapt in ("lora", "lora_and_head"):

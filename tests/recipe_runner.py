@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -63,6 +64,9 @@ def run_recipe_in_process(script: str, *args: str, output_dir: Optional[Path] = 
     buffer = io.StringIO()
     saved_argv, sys.argv = sys.argv, argv
     returncode = 0
+    # Log records too: the root handler of an earlier in-process run still writes to that run's stream.
+    capture = logging.StreamHandler(buffer)
+    logging.getLogger().addHandler(capture)
     try:
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             runpy.run_path(argv[0], run_name="__main__")
@@ -70,4 +74,5 @@ def run_recipe_in_process(script: str, *args: str, output_dir: Optional[Path] = 
         returncode = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     finally:
         sys.argv = saved_argv
+        logging.getLogger().removeHandler(capture)
     return RecipeRun(returncode, buffer.getvalue(), output_dir)

@@ -1,0 +1,70 @@
+"""Checks of the arguments that can be made before any data or model is loaded.
+
+transformers checks some training arguments only when they are used: a negative learning rate fails when the
+optimizer is built, a batch size of 0 in the first `DataLoader`, a missing `--resume_from_checkpoint` after the
+model is loaded, an `--output_dir` that is a file when the first checkpoint is written. Each of those is a
+minutes-late traceback; here each is one line naming the fix, at the start of the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from transformers import TrainingArguments
+
+from .errors import ConfigError
+
+__all__ = ["check_training_arguments", "check_output_dir", "trains_nothing", "training_warnings"]
+
+logger = logging.getLogger(__name__)
+
+
+def trains_nothing(args: TrainingArguments) -> bool:
+    """`--num_train_epochs 0` without `--max_steps`: the run saves its starting point (a legitimate baseline)."""
+    return args.max_steps <= 0 and args.num_train_epochs == 0
+
+
+def training_warnings(args: TrainingArguments) -> list[str]:
+    """Legitimate settings whose result a user may not expect (logged once logging is set up)."""
+    warnings = []
+    if trains_nothing(args):
+        warnings.append("--num_train_epochs 0: nothing is trained; the saved model is the starting point and the "
+                        "results say trained: false.")  # fmt: skip
+    return warnings
+
+
+def check_output_dir(output_dir: str | os.PathLike) -> None:
+    """`output_dir` is a folder, or can be created, and can be written to."""
+    path = Path(output_dir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output_dir {output_dir} is a file, not a folder; pass a folder path.")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--output_dir {output_dir} lies under the file {existing}; pass a folder path.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output_dir {output_dir} cannot be written ({existing} is read-only for this user); "
+                          "pass a folder you can write to.")  # fmt: skip
+
+
+def check_training_arguments(args: TrainingArguments) -> None:
+    """Values transformers accepts at parse time but fails on later (see the module docstring)."""
+    if args.learning_rate < 0:
+        raise ConfigError(f"--learning_rate must be positive (or 0 to train nothing); got {args.learning_rate}.")
+    for flag in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, flag) <= 0:
+            raise ConfigError(f"--{flag} must be a positive integer; got {getattr(args, flag)}.")
+    if args.num_train_epochs < 0:
+        raise ConfigError(f"--num_train_epochs must be 0 or more; got {args.num_train_epochs}.")
+    checkpoint = args.resume_from_checkpoint
+    if checkpoint:
+        if not Path(checkpoint).is_dir():
+            raise ConfigError(f"--resume_from_checkpoint {checkpoint} does not exist; pass a checkpoint-N folder of "
+                              "an earlier run, or leave the flag out to resume from the newest one in --output_dir.")  # fmt: skip
+        if not (Path(checkpoint) / "trainer_state.json").is_file():
+            raise ConfigError(f"--resume_from_checkpoint {checkpoint} is no complete checkpoint (no trainer_state.json); "
+                              "pass a checkpoint-N folder written by a run.")  # fmt: skip
+    check_output_dir(args.output_dir)

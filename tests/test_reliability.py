@@ -1,0 +1,122 @@
+"""Reliability: bad inputs get one clear line (exit 2) before any model is loaded, runs that train nothing or read
+too long texts say so, and nothing ends in a traceback or a silent wrong result.
+
+Each case here failed on the code before it was handled (a traceback, exit 1, or exit 0 with a wrong result).
+"""
+
+import json
+
+import pytest
+from transformers import AutoModel, AutoTokenizer
+
+from hf_transfer.processing import model_max_length
+from recipe_runner import assert_ok, run_recipe, run_recipe_in_process
+from tiny_models import make_tiny
+
+TINY_RUN = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "32", "--max_eval_samples", "16",
+            "--strategy", "full", "--num_train_epochs", "1", "--save_strategy", "no"]  # fmt: skip
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+# ------------------------------------------------------------------------------------- arguments, early
+
+
+def _argument_cases(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    read_only = tmp_path / "read-only"
+    read_only.mkdir(mode=0o555)
+    unknown_key = tmp_path / "unknown-key.yaml"
+    unknown_key.write_text("dataset_name: tweet_sentiment\nlerning_rate: 0.001\n")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("dataset_name: [tweet_sentiment\n")
+    return {
+        "misspelled flag": (["--lerning_rate", "1e-3"], "Unknown argument --lerning_rate on the command line. Did you mean --learning_rate"),
+        "unknown config key": ([str(unknown_key)], f"Unknown key lerning_rate in {unknown_key}. Did you mean learning_rate"),
+        "yaml syntax": ([str(bad_yaml)], f"Config file {bad_yaml} is not valid YAML at line 2"),
+        "negative learning rate": (["--learning_rate", "-1"], "--learning_rate must be positive"),
+        "batch size 0": (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be a positive integer"),
+        "missing checkpoint": (["--resume_from_checkpoint", str(tmp_path / "nope")],
+                               f"--resume_from_checkpoint {tmp_path / 'nope'} does not exist"),
+        "output_dir is a file": (["--output_dir", str(a_file)], f"--output_dir {a_file} is a file"),
+        "read-only output_dir": (["--output_dir", str(read_only / "run")], "cannot be written"),
+        "bad TrainingArguments value": (["--lr_scheduler_type", "sideways"], "sideways"),
+    }
+
+
+def test_bad_arguments_stop_before_the_model_is_loaded(tmp_path, offline):
+    """The model path does not exist: an argument error that wins over it is checked before any loading."""
+    import os
+
+    for name, (args, message) in _argument_cases(tmp_path).items():
+        if name == "read-only output_dir" and os.geteuid() == 0:
+            continue  # root writes anywhere
+        config_first = args[0].endswith(".yaml")
+        argv = [*args, "--model_name_or_path", str(tmp_path / "no-model")] if config_first else [
+            "--model_name_or_path", str(tmp_path / "no-model"), *TINY_RUN, *args]  # fmt: skip
+        if "--output_dir" not in args:
+            argv += ["--output_dir", str(tmp_path / name.replace(" ", "-"))]
+        run = run_recipe_in_process("finetune.py", *argv)
+        assert run.returncode == 2, f"{name}: {run.output[-3000:]}"
+        assert message in run.output, f"{name}: {run.output[-3000:]}"
+        assert "no-model" not in run.output.split("error:")[-1], f"{name}: the model was looked at first"
+
+
+def test_a_misspelled_flag_under_every_recipe_is_one_line(tmp_path, offline):
+    for recipe in ("finetune.py", "domain_adapt.py", "maml.py", "contrastive_pretrain.py"):
+        run = run_recipe_in_process(recipe, "--max_stepz", "3", output_dir=tmp_path / recipe)
+        assert run.returncode == 2, f"{recipe}: {run.output[-2000:]}"
+        assert "Unknown argument --max_stepz on the command line. Did you mean --max_steps" in run.output, recipe
+
+
+def test_bad_argument_on_the_command_line_has_no_traceback(tmp_path):
+    run = run_recipe("finetune.py", "--lerning_rate", "1e-3", output_dir=tmp_path / "out")
+    assert run.returncode == 2 and "Did you mean --learning_rate" in run.output and "Traceback" not in run.output
+
+
+# ------------------------------------------------------------------------------ runs that train nothing
+
+
+def test_zero_epochs_is_a_marked_baseline(tiny_bert, tmp_path, offline):
+    out = tmp_path / "out"
+    run = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN,
+                                          "--num_train_epochs", "0", output_dir=out))  # fmt: skip
+    assert "--num_train_epochs 0: nothing is trained" in run.output
+    assert run.results["trained"] is False
+    assert "**Untrained:**" in (out / "README.md").read_text()
+    trained = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN,
+                                              output_dir=tmp_path / "trained"))  # fmt: skip
+    assert trained.results["trained"] is True
+    assert "**Untrained:**" not in (tmp_path / "trained" / "README.md").read_text()
+
+
+# -------------------------------------------------------------------------------------- sequence length
+
+
+def test_max_seq_length_is_capped_at_what_the_model_reads(tiny_bert, tmp_path, offline):
+    """tiny_bert has 128 positions; BBC articles are longer. Uncapped, evaluation crashed after training."""
+    run = assert_ok(run_recipe_in_process(
+        "finetune.py", "--model_name_or_path", tiny_bert, "--dataset_name", "bbc_news", "--max_train_samples", "16",
+        "--max_eval_samples", "10", "--strategy", "full", "--num_train_epochs", "1", "--save_strategy", "no",
+        "--max_seq_length", "100000", output_dir=tmp_path / "out"))  # fmt: skip
+    assert "--max_seq_length 100000 is more than BertForSequenceClassification reads (128 tokens); using 128" in run.output
+    assert json.loads((tmp_path / "out" / "transfer_run.json").read_text())
+    assert run.results["eval_samples"] == 10
+
+
+@pytest.mark.parametrize("architecture, limit", [("bert", 160), ("roberta", 159), ("modernbert", 160)])
+def test_model_max_length_reads_each_family_position_limit(architecture, limit, tmp_path):
+    """BERT: its position table (160); RoBERTa: the table less its padding offset (positions start at pad + 1;
+    the tiny one pads with id 0, so 159); ModernBERT (rotary): the declared maximum."""
+    path = make_tiny(architecture, tmp_path / architecture)
+    model = AutoModel.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.model_max_length = int(1e30)  # no bound from the tokenizer: the model's own limit decides
+    assert model_max_length(model, tokenizer) == limit
+    tokenizer.model_max_length = 64
+    assert model_max_length(model, tokenizer) == 64
