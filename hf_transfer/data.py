@@ -802,8 +802,46 @@ def _classlabel_ids(ds: Dataset) -> np.ndarray:
     return np.asarray(ds.with_format("arrow")["label"].to_numpy(zero_copy_only=False))
 
 
+def _is_string_label(ds: Dataset) -> bool:
+    feature = ds.features["label"]
+    return isinstance(feature, Value) and (pa.types.is_string(feature.pa_type) or pa.types.is_large_string(feature.pa_type))
+
+
+def _strip_labels(batch: dict[str, list]) -> dict[str, list]:
+    return {"label": [v.strip() if isinstance(v, str) else v for v in batch["label"]]}
+
+
+def _normalize_label_names(splits: DatasetDict, description: str) -> DatasetDict:
+    """Label names without surrounding whitespace (`' pos'`, `'pos '` and `'pos'` are one class), and a stop when
+    two names differ only in letter case: merging them or not is the data's decision, not ours."""
+    out = {}
+    for split, ds in splits.items():
+        if _is_string_label(ds):
+            values = [v for v in pc.unique(ds.with_format("arrow")["label"]).to_pylist() if isinstance(v, str)]
+            padded = sorted(repr(v) for v in values if v != v.strip())
+            if padded:
+                logger.warning("Split '%s' of %s: stripped surrounding whitespace from labels %s.", split,
+                               description, ", ".join(padded[:5]))  # fmt: skip
+                ds = ds.map(_strip_labels, batched=True, desc=f"Stripping {split} labels")
+        out[split] = ds
+    names = {v for ds in out.values() if _is_string_label(ds)
+             for v in pc.unique(ds.with_format("arrow")["label"]).to_pylist() if isinstance(v, str)}  # fmt: skip
+    by_case: dict[str, list[str]] = {}
+    for name in sorted(names):
+        by_case.setdefault(name.casefold(), []).append(name)
+    clashes = [group for group in by_case.values() if len(group) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(repr(n) for n in group) for group in clashes[:3])
+        raise DataError(
+            f"Labels {shown} of {description} differ only in letter case. Make them one label in the data, or "
+            "rename one if they are different classes."
+        )
+    return DatasetDict(out)
+
+
 def _encode_labels(splits: DatasetDict, description: str) -> DatasetDict:
     """Give every split the same `ClassLabel`, built from train, and reject labels train never saw."""
+    splits = _normalize_label_names(splits, description)
     train_feature = splits["train"].features["label"]
     if isinstance(train_feature, ClassLabel):
         class_label = ClassLabel(names=list(train_feature.names))

@@ -17,6 +17,7 @@ from datasets import Dataset, DatasetDict
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from .errors import DataError
+from .images import to_rgb
 
 __all__ = [
     "preprocess_dataset",
@@ -74,7 +75,7 @@ def _tokenize_fn(tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> Cal
 
 def _image_transform(image_processor: Any) -> Callable[[dict], dict]:
     def transform(batch: dict) -> dict:
-        images = [image.convert("RGB") for image in batch["image"]]
+        images = [to_rgb(image) for image in batch["image"]]
         pixel_values = image_processor(images, return_tensors="pt")["pixel_values"]  # (B, 3, H, W)
         out = {"pixel_values": list(pixel_values)}
         if "label" in batch:

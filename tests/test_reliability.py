@@ -120,3 +120,87 @@ def test_model_max_length_reads_each_family_position_limit(architecture, limit, 
     assert model_max_length(model, tokenizer) == limit
     tokenizer.model_max_length = 64
     assert model_max_length(model, tokenizer) == 64
+
+
+# ----------------------------------------------------------------------------------------------- images
+
+
+def _saved(image, path):
+    image.save(path)
+    from PIL import Image
+
+    return Image.open(path)
+
+
+def test_every_pil_mode_reaches_the_model_as_the_picture_it_shows(tmp_path):
+    """A mid-grey (about 120 of 255) in each mode a folder can hold; convert("RGB") made 16-bit greys white."""
+    import numpy as np
+    from PIL import Image
+
+    from hf_transfer.images import to_rgb
+
+    grey16 = _saved(Image.fromarray(np.full((4, 4), 120 * 257, dtype=np.uint16)), tmp_path / "grey16.png")
+    assert grey16.mode in ("I;16", "I")  # what Pillow makes of a 16-bit greyscale PNG
+    assert np.asarray(grey16.convert("RGB")).mean() > 250  # the bug: clipped to white
+    rgba = Image.new("RGBA", (4, 4), (120, 120, 120, 255))
+    rgba.putpixel((0, 0), (0, 0, 0, 0))  # transparent: shows the background
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([120, 120, 120] + [0, 0, 0] * 255)
+    palette.info["transparency"] = 1  # index 1 (unused) is transparent: still a palette image with transparency
+    cases = {
+        "I;16 png": grey16,
+        "I;16": Image.frombytes("I;16", (4, 4), np.full((4, 4), 120 * 257, dtype="<u2").tobytes()),
+        "I (16-bit data)": Image.fromarray(np.full((4, 4), 120 * 257, dtype=np.int32), mode="I"),
+        "I (8-bit data)": Image.fromarray(np.full((4, 4), 120, dtype=np.int32), mode="I"),
+        "F in [0, 1]": Image.fromarray(np.full((4, 4), 120 / 255, dtype=np.float32), mode="F"),
+        "F in [0, 255]": Image.fromarray(np.full((4, 4), 120.0, dtype=np.float32), mode="F"),
+        "L": Image.new("L", (4, 4), 120),
+        "LA": Image.new("LA", (4, 4), (120, 255)),
+        "P": palette,
+        "RGBA": rgba,
+        "CMYK": Image.new("RGB", (4, 4), (120, 120, 120)).convert("CMYK"),
+    }
+    for mode, image in cases.items():
+        rgb = np.asarray(to_rgb(image)).astype(int)
+        assert rgb.shape == (4, 4, 3), mode
+        assert abs(rgb[1:, 1:].mean() - 120) <= 1, (mode, rgb[1:, 1:].mean())
+    assert tuple(np.asarray(to_rgb(rgba))[0, 0]) == (255, 255, 255)  # transparent pixel: white background
+    assert np.asarray(to_rgb(Image.new("1", (4, 4), 1))).min() == 255
+
+
+def test_a_16_bit_image_folder_trains_on_grey_not_white(tmp_path):
+    """The data path a user takes: an image folder of 16-bit PNGs through the recipes' preprocessing."""
+    import numpy as np
+    from PIL import Image
+    from transformers import ViTImageProcessor
+
+    from hf_transfer.data import DataArguments, load_transfer_dataset
+    from hf_transfer.processing import preprocess_dataset
+
+    for label, level in (("dark", 60), ("light", 180)):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((8, 8), level * 257, dtype=np.uint16)).save(tmp_path / "images" / label / f"{i}.png")
+    data = load_transfer_dataset(DataArguments(train_dir=str(tmp_path / "images"), validation_split_percentage=0.34))
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0, 0, 0], image_std=[1, 1, 1])
+    processed = preprocess_dataset(data, processor, "vision", 0)
+    for row in processed["train"]:
+        expected = (60 if data["train"].features["label"].int2str(row["label"]) == "dark" else 180) / 255
+        assert float(np.mean(np.asarray(row["pixel_values"]))) == pytest.approx(expected, abs=0.01)
+
+
+# ----------------------------------------------------------------------------------------------- labels
+
+
+def test_label_whitespace_is_stripped_and_case_twins_stop(tmp_path, offline):
+    from hf_transfer.data import DataArguments, load_transfer_dataset
+    from hf_transfer.errors import DataError
+
+    padded = tmp_path / "padded.csv"
+    padded.write_text("text,label\n" + "".join(f"t{i},{[' pos', 'pos', 'pos ', 'neg'][i % 4]}\n" for i in range(40)))
+    data = load_transfer_dataset(DataArguments(train_file=str(padded)))
+    assert data["train"].features["label"].names == ["neg", "pos"]
+    twins = tmp_path / "twins.csv"
+    twins.write_text("text,label\n" + "".join(f"t{i},{['Pos', 'pos', 'neg'][i % 3]}\n" for i in range(30)))
+    with pytest.raises(DataError, match="Labels 'Pos' and 'pos' .* differ only in letter case"):
+        load_transfer_dataset(DataArguments(train_file=str(twins)))

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
+from ..images import to_rgb
 
 __all__ = [
     "SimCLRAugmentation",
@@ -183,7 +184,7 @@ def images_to_tensor(images: list[Any], side: int) -> torch.Tensor:
     """PIL images -> (N, 3, side, side) floats in [0, 1]; images of another size are resized (antialiased) first."""
     out = []
     for image in images:
-        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)  # (3, h, w)
+        pixels = torch.from_numpy(np.asarray(to_rgb(image), dtype=np.uint8).copy()).permute(2, 0, 1)  # (3, h, w)
         pixels = pixels.float().div_(255.0)
         if pixels.shape[1:] != (side, side):
             pixels = F.interpolate(pixels[None], size=(side, side), mode="bilinear", antialias=True,
@@ -229,7 +230,7 @@ class ContrastiveImageCollator:
             pixels = images_to_tensor(images, self.augmentation.size)  # (B, 3, S, S)
             views = self.augmentation(torch.cat([pixels, pixels]))  # (2B, 3, S, S), independent draws
         else:
-            rgb = [image.convert("RGB") for image in images]
+            rgb = [to_rgb(image) for image in images]
             first, second = [self.augmentation(image) for image in rgb], [self.augmentation(image) for image in rgb]
             views = torch.stack(first + second)  # (2B, 3, H, W)
         batch = {"pixel_values": views}
