@@ -204,3 +204,29 @@ def test_label_whitespace_is_stripped_and_case_twins_stop(tmp_path, offline):
     twins.write_text("text,label\n" + "".join(f"t{i},{['Pos', 'pos', 'neg'][i % 3]}\n" for i in range(30)))
     with pytest.raises(DataError, match="Labels 'Pos' and 'pos' .* differ only in letter case"):
         load_transfer_dataset(DataArguments(train_file=str(twins)))
+
+
+# ------------------------------------------------------------------------------------------------- maml
+
+
+def test_maml_default_class_split_works_when_classes_are_few():
+    """10 classes at 5-way used to give meta-train 0 classes; now 5 / 0 / 5 (validation on held-out rows)."""
+    from hf_transfer.meta import default_class_split, split_classes
+
+    assert default_class_split(10, 5) == (5, 0, 5)
+    assert default_class_split(20, 5) == (10, 5, 5)
+    assert default_class_split(5, 2) == (3, 0, 2)
+    splits = split_classes([f"c{i}" for i in range(10)], 5, seed=0)
+    assert len(splits.train) == 5 and len(splits.test) == 5 and not splits.validation
+
+
+def test_the_interval_of_one_episode_is_undefined_not_zero(tmp_path):
+    import math
+
+    from hf_transfer.meta import mean_confidence_interval
+    from hf_transfer.outputs import write_json_atomic
+
+    mean, ci = mean_confidence_interval([0.6])
+    assert mean == 0.6 and math.isnan(ci)
+    path = write_json_atomic(tmp_path / "r.json", {"meta_test_ci95": ci, "nested": [float("inf"), 1.0]})
+    assert json.loads(path.read_text()) == {"meta_test_ci95": None, "nested": [None, 1.0]}  # strict JSON

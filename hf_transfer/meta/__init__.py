@@ -13,6 +13,7 @@ from .episodes import (
     EpisodeDataset,
     EpisodeSampler,
     Task,
+    default_class_split,
     split_classes,
     split_meta_rows,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "episode_results",
     "mean_confidence_interval",
     "probe_accuracies",
+    "default_class_split",
     "split_classes",
     "split_meta_rows",
     "zero_init_head",

@@ -70,6 +70,15 @@ def _class_ids(names: Sequence[str], wanted: Optional[Sequence[str]], flag: str)
     return tuple(index[w] for w in wanted)
 
 
+def default_class_split(num_classes: int, n_way: int) -> tuple[int, int, int]:
+    """(train, validation, test) class counts: meta-test max(n_way, C // 4) classes, meta-validation as many when
+    meta-train keeps at least n_way classes (else none: held-out rows of the meta-train classes), the rest
+    meta-train. 10 classes at 5-way: 5 / 0 / 5."""
+    held = max(n_way, num_classes // 4)
+    validation = held if num_classes - 2 * held >= n_way else 0
+    return num_classes - held - validation, validation, held
+
+
 def split_classes(
     label_names: Sequence[str],
     n_way: int,
@@ -83,7 +92,7 @@ def split_classes(
     """Disjoint meta-train / meta-validation / meta-test classes, by name or by a seeded random split.
 
     With names, the classes named are used and the others left out. Otherwise `sizes` (train, validation,
-    test) classes are drawn in a seeded order; by default validation = test = max(n_way, C // 4).
+    test) classes are drawn in a seeded order; by default `default_class_split`.
     Meta-train and meta-test need at least `n_way` classes; meta-validation either as many or none.
     """
     names = tuple(str(n) for n in label_names)
@@ -96,8 +105,7 @@ def split_classes(
         }
     else:
         if sizes is None:
-            held = max(n_way, num_classes // 4)
-            sizes = (num_classes - 2 * held, held, held)
+            sizes = default_class_split(num_classes, n_way)
         if sum(sizes) > num_classes:
             raise ConfigError(
                 f"--class_split {list(sizes)} needs {sum(sizes)} classes but the data has {num_classes}; "

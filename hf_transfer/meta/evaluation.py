@@ -33,8 +33,8 @@ def mean_confidence_interval(values: Sequence[float]) -> tuple[float, float]:
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:
         return float("nan"), float("nan")
-    if array.size == 1:
-        return float(array.mean()), 0.0
+    if array.size == 1:  # one value: the interval is undefined, not zero
+        return float(array.mean()), float("nan")
     return float(array.mean()), float(1.96 * array.std(ddof=1) / math.sqrt(array.size))
 
 
