@@ -24,7 +24,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     push.add_argument("--private", action="store_true", help="Create the repository as private.")
     push.add_argument("--token", default=None, help="Hub token; default: HF_TOKEN or the saved login.")
     push.add_argument("--commit_message", default=None, help="Commit message of the upload.")
-    push.add_argument("--max_retries", type=int, default=3, help="Attempts for transient Hub errors.")
+    push.add_argument("--max_retries", type=int, default=2,
+                      help="Attempts for transient Hub errors (huggingface_hub already retries file uploads).")
+    push.add_argument("--timeout", type=float, default=60.0, help="Seconds per Hub request (connect, send, answer).")
+    push.add_argument("--deadline", type=float, default=1800.0, help="Seconds for the whole push.")
     args = parser.parse_args(argv)
 
     logging.basicConfig(format="%(levelname)s - %(name)s - %(message)s", level=logging.INFO)
@@ -36,6 +39,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             private=args.private or None,
             commit_message=args.commit_message,
             max_retries=args.max_retries,
+            request_timeout=args.timeout,
+            deadline=args.deadline,
+            flags={"token": "--token", "repo_id": "--repo_id"},
         )
     except HfTransferError as err:
         print(f"error: {err}", file=sys.stderr)

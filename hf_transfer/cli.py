@@ -232,6 +232,8 @@ def run_recipe(main: Callable[[], Any]) -> None:
             file=sys.stderr,
         )
         sys.exit(relaunch_cpu_processes(requested))
+    from .run_guard import release_output_dirs
+
     try:
         main()
     except HfTransferError as err:
@@ -239,6 +241,8 @@ def run_recipe(main: Callable[[], Any]) -> None:
         if rank == "0":
             print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        release_output_dirs()
     _release_process_group()
 
 

@@ -7,13 +7,18 @@ in the uploaded copy to the base model's Hub id, so it resolves for anyone who h
 
 The local directory is never modified by a push. A failed push raises `HubPushError`, which says
 what went wrong, how to fix it, and how to retry later (`python -m hf_transfer push OUTPUT_DIR`).
-huggingface_hub already retries uploads of large files; repository creation and the final commit are
-not retried there, so transient failures (HTTP 5xx, 408, 429, connection errors) get a bounded number
-of retries with exponential back-off here.
+huggingface_hub already retries file uploads (5 attempts); repository creation and the final commit are
+not retried there, so transient failures (HTTP 5xx, 408, 429, connection errors) get one retry here by
+default (`--hub_max_retries 2` attempts), with back-off.
+
+Every push is bounded in time: huggingface_hub's HTTP client has no timeout of its own (a server that accepts
+the connection and never answers hung a push forever), so each request gets `request_timeout` seconds
+(connect, read, write) and the whole push `deadline` seconds; past either, the usual error, output intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,15 +27,23 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Iterator, Optional, TypeVar
 
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from .errors import HfTransferError
+from .errors import ConfigError, HfTransferError
 from .model_card import RUN_INFO_FILE, create_model_card
 
-__all__ = ["HubArguments", "HubPushError", "push_output_dir", "take_hub_token", "publish_run"]
+__all__ = [
+    "HubArguments",
+    "HubPushError",
+    "bounded_hub_requests",
+    "check_repo_id",
+    "push_output_dir",
+    "take_hub_token",
+    "publish_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +63,8 @@ class HubArguments:
     Args:
         push_merged (`bool`): with LoRA and `--merge_lora`, also push the merged model to `<hub_model_id>-merged`.
         hub_max_retries (`int`): attempts for transient Hub errors (5xx, timeouts, connection errors).
+        hub_request_timeout (`float`): seconds per Hub request (connect, send, answer).
+        hub_deadline (`float`): seconds for the whole push.
     """
 
     push_merged: bool = field(
@@ -57,8 +72,18 @@ class HubArguments:
         metadata={"help": "With --merge_lora and --push_to_hub: also push the merged model to `<hub_model_id>-merged`."},
     )
     hub_max_retries: int = field(
-        default=3, metadata={"help": "How many times to try a Hub call that fails with a transient error (5xx, timeout)."}
+        default=2,
+        metadata={"help": "Attempts of a Hub call that fails with a transient error (5xx, timeout); huggingface_hub "
+                  "already retries file uploads, so 2 (one retry) by default."},
+    )  # fmt: skip
+    hub_request_timeout: float = field(
+        default=60.0, metadata={"help": "Seconds one Hub request may take to connect, send or answer."}
     )
+    hub_deadline: float = field(default=1800.0, metadata={"help": "Seconds the whole push may take."})
+
+    def __post_init__(self) -> None:
+        if self.hub_max_retries < 1 or self.hub_request_timeout <= 0 or self.hub_deadline <= 0:
+            raise ConfigError("--hub_max_retries must be at least 1, --hub_request_timeout and --hub_deadline positive.")
 
 
 def _is_transient(err: Exception) -> bool:
@@ -120,6 +145,58 @@ def _stage(output_dir: Path, staging: Path, repo_id: str) -> None:
         create_model_card(output_dir, repo_id).save(staging / "README.md")
 
 
+@contextlib.contextmanager
+def bounded_hub_requests(timeout: float) -> Iterator[None]:
+    """huggingface_hub's shared HTTP client with `timeout` seconds per connect / read / write (its default client
+    waits forever), restored afterwards."""
+    import httpx2
+    from huggingface_hub.utils import _http
+
+    previous = _http._GLOBAL_CLIENT_FACTORY
+
+    def factory():
+        client = previous()
+        client.timeout = httpx2.Timeout(timeout)
+        return client
+
+    _http.set_client_factory(factory)
+    try:
+        yield
+    finally:
+        _http.set_client_factory(previous)
+
+
+def _within_deadline(call: Callable[[], T], deadline: float, what: str) -> T:
+    """`call()` in a worker thread, given up after `deadline` seconds (the thread is left to its request timeout)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-transfer-push")
+    try:
+        return pool.submit(call).result(timeout=deadline)
+    except FutureTimeout:
+        raise TimeoutError(f"{what} did not finish within {deadline:.0f} s") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def check_repo_id(repo_id: str, flag: str = "--hub_model_id") -> None:
+    """A Hub repository id (`name` or `namespace/name`), checked before anything is trained or uploaded."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ConfigError(f"{flag} {repo_id!r} is not a valid Hub repository id ({str(err).splitlines()[0]}); use "
+                          "`your-name/model-name` with letters, digits, '-', '_' and '.'.") from err  # fmt: skip
+
+
+def hub_is_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
 def push_output_dir(
     output_dir: str | os.PathLike,
     repo_id: str,
@@ -127,9 +204,17 @@ def push_output_dir(
     token: Optional[str] = None,
     private: Optional[bool] = None,
     commit_message: Optional[str] = None,
-    max_retries: int = 3,
+    max_retries: int = 2,
+    request_timeout: float = 60.0,
+    deadline: float = 1800.0,
+    flags: Optional[dict[str, str]] = None,
 ) -> str:
-    """Create `repo_id` if needed and upload the publishable content of `output_dir`; returns the commit URL."""
+    """Create `repo_id` if needed and upload the publishable content of `output_dir`; returns the commit URL.
+
+    `flags` names the options of the caller in messages (`token`, `repo_id`): a recipe's `--hub_token` /
+    `--hub_model_id`, or `python -m hf_transfer push`'s `--token` / `--repo_id`.
+    """
+    flags = {"token": "--hub_token", "repo_id": "--hub_model_id", **(flags or {})}
     output_dir = Path(output_dir)
     retry_hint = f"The local output in {output_dir} is intact: push it later with `python -m hf_transfer push {output_dir} --repo_id {repo_id}`."
     if not output_dir.is_dir() or not any(
@@ -138,13 +223,13 @@ def push_output_dir(
         raise HubPushError(
             f"{output_dir} holds no saved model (config.json or adapter_config.json); run a recipe with --output_dir {output_dir} first."
         )
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
+    check_repo_id(repo_id, flags["repo_id"])
+    if hub_is_offline():
         raise HubPushError(f"HF_HUB_OFFLINE is set, so nothing can be pushed: set HF_HUB_OFFLINE=0. {retry_hint}")
     api = HfApi(token=token)
     attempts = max(1, max_retries)
-    try:
+
+    def push() -> object:
         _with_retries(
             lambda: api.create_repo(repo_id, private=private, exist_ok=True, token=token),
             f"Creating {repo_id}",
@@ -152,7 +237,7 @@ def push_output_dir(
         )
         with tempfile.TemporaryDirectory(prefix="hf-transfer-push-") as staging:
             _stage(output_dir, Path(staging), repo_id)
-            commit = _with_retries(
+            return _with_retries(
                 lambda: api.upload_folder(
                     repo_id=repo_id,
                     folder_path=staging,
@@ -162,26 +247,31 @@ def push_output_dir(
                 f"Uploading to {repo_id}",
                 attempts,
             )
+
+    try:
+        with bounded_hub_requests(request_timeout):
+            commit = _within_deadline(push, deadline, f"Pushing to {repo_id}")
     except HfHubHTTPError as err:
         status = _status(err)
         if status == 401:
-            fix = "The Hub token is missing or invalid: run `hf auth login` or pass a valid --hub_token (or set HF_TOKEN)."
+            fix = f"The Hub token is missing or invalid: run `hf auth login` or pass a valid {flags['token']} (or set HF_TOKEN)."
         elif status == 403:
             fix = f"The token may not write to {repo_id}: use a token with write access, or a repo in your namespace."
         elif status == 409:
-            fix = f"{repo_id} conflicts with an existing repository of another type or owner: choose another --hub_model_id."
+            fix = f"{repo_id} conflicts with an existing repository of another type or owner: choose another {flags['repo_id']}."
         elif status in _TRANSIENT_STATUS:
             fix = f"The Hub kept failing after {attempts} attempt(s); try again later."
         else:
-            fix = "Check --hub_model_id and the token."
+            fix = f"Check {flags['repo_id']} and the token."
         raise HubPushError(f"Pushing to {repo_id} failed ({_describe(err)}). {fix} {retry_hint}") from err
     except Exception as err:
         if not _is_transient(err):
             raise
         endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
         raise HubPushError(
-            f"Pushing to {repo_id} failed: the Hub at {endpoint} could not be reached after {attempts} attempt(s) "
-            f"({_describe(err)}). Check the network (HF_HUB_OFFLINE must be unset to push). {retry_hint}"
+            f"Pushing to {repo_id} failed: the Hub at {endpoint} did not answer in time or could not be reached "
+            f"(after {attempts} attempt(s), {request_timeout:.0f} s per request, {deadline:.0f} s in all; "
+            f"{_describe(err)}). Check the network (HF_HUB_OFFLINE must be unset to push). {retry_hint}"
         ) from err
     url = getattr(commit, "commit_url", None) or str(commit)
     logger.info("Pushed %s to %s", output_dir, url)
@@ -196,6 +286,12 @@ def take_hub_token(training_args) -> tuple[bool, Optional[str]]:
     Returns `(push_requested, token)`.
     """
     push, token = bool(training_args.push_to_hub), training_args.hub_token
+    if push:  # what would fail at the end of the run fails now, before any training
+        if hub_is_offline():
+            raise ConfigError("--push_to_hub with HF_HUB_OFFLINE=1 could push nothing at the end of the run: unset "
+                              "HF_HUB_OFFLINE, or drop --push_to_hub and push later with `python -m hf_transfer push`.")  # fmt: skip
+        repo_id = training_args.hub_model_id or Path(training_args.output_dir).resolve().name
+        check_repo_id(repo_id, "--hub_model_id" if training_args.hub_model_id else "--hub_model_id (default: the --output_dir name)")
     training_args.push_to_hub = False
     training_args.hub_token = None
     return push, token
@@ -237,10 +333,13 @@ def publish_run(
         token=token,
         private=training_args.hub_private_repo,
         max_retries=hub_args.hub_max_retries,
+        request_timeout=hub_args.hub_request_timeout,
+        deadline=hub_args.hub_deadline,
     )
     if hub_args.push_merged:
         if not merged.is_dir():
             raise HubPushError("--push_merged needs a merged model: add --merge_lora true to the LoRA run.")
         push_output_dir(merged, f"{repo_id}-merged", token=token, private=training_args.hub_private_repo,
-                        max_retries=hub_args.hub_max_retries)
+                        max_retries=hub_args.hub_max_retries, request_timeout=hub_args.hub_request_timeout,
+                        deadline=hub_args.hub_deadline)  # fmt: skip
     return url

@@ -19,6 +19,12 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _finite_or_none(obj: Any) -> Any:
     """NaN / inf (an undefined statistic, e.g. the interval of one value) as JSON null: strict parsers reject NaN."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -35,6 +41,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are as readable as any file the user writes
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(_finite_or_none(obj), f, indent=2, sort_keys=True, default=str)

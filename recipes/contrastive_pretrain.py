@@ -41,8 +41,10 @@ from hf_transfer.contrastive import (
 from hf_transfer.data import DataArguments, infer_modality
 from hf_transfer.errors import DataError
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
-from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
+from hf_transfer.outputs import publish_directory, write_json_atomic
 from hf_transfer.processing import cap_max_seq_length, set_image_size
+from hf_transfer.run_guard import claim_output_dir, run_identity
+from hf_transfer.run_totals import train_whole_run
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +63,9 @@ def main():
     setup_logging(training_args)
     logger.info(f"Contrastive arguments {contrastive_args}")
 
-    # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
-    checkpoint = training_args.resume_from_checkpoint or find_last_checkpoint(training_args.output_dir)
+    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
+    #    unless one is named explicitly (a checkpoint of another run is an error).
+    checkpoint = claim_output_dir(training_args, run_identity(model_args, data_args, contrastive_args, training_args))
     if checkpoint is not None:
         logger.info(f"Resuming training from {checkpoint}")
 
@@ -130,7 +133,7 @@ def main():
         save_sentence_transformers=contrastive_args.save_sentence_transformers,
     )
     start = time.time()
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_metrics = train_whole_run(trainer, checkpoint)  # train_loss / train_runtime over all resumes
     # The backbone alone (no projection head): AutoModel / SentenceTransformer folder.
     publish_directory(training_args.output_dir, trainer.save_model)
     trainer.save_state()
@@ -152,7 +155,7 @@ def main():
         "base_model": base_model,
         "num_processes": training_args.world_size,
         "global_batch_size": training_args.per_device_train_batch_size * training_args.world_size,
-        **train_result.metrics,
+        **train_metrics,
         "trained": trainer.state.global_step > 0,
     }
     if eval_dataset is not None:

@@ -47,11 +47,13 @@ from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.finetuning import TransferArguments, create_lora_model
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
-from hf_transfer.outputs import find_last_checkpoint, write_json_atomic
+from hf_transfer.outputs import write_json_atomic
 from hf_transfer.data import infer_modality
 from hf_transfer.errors import ConfigError
 from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset, sample_inputs
+from hf_transfer.run_guard import claim_output_dir, run_identity
+from hf_transfer.run_totals import train_whole_run
 from hf_transfer.saving import classifier_pooling, publish_merged_lora, publish_trained_model, saved_format_info
 
 logger = logging.getLogger(__name__)
@@ -76,8 +78,10 @@ def main():
     setup_logging(training_args)
     logger.info(f"Domain adaptation arguments {da_args}")
 
-    # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
-    checkpoint = training_args.resume_from_checkpoint or find_last_checkpoint(training_args.output_dir)
+    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
+    #    unless one is named explicitly (a checkpoint of another run is an error).
+    checkpoint = claim_output_dir(training_args, run_identity(model_args, source_args, target_args, da_args,
+                                                              transfer_args, training_args))  # fmt: skip
     if checkpoint is not None:
         logger.info(f"Resuming training from {checkpoint}")
 
@@ -179,10 +183,9 @@ def main():
         schedule_gamma=da_args.schedule_gamma,
         alignment_learning_rate=da_args.alignment_learning_rate,
     )
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics.update(train_whole_run(trainer, checkpoint))  # train_loss / train_runtime over all resumes
     publish_trained_model(trainer, processor, training_args.output_dir, max_seq_length=transfer_args.max_seq_length)
     trainer.save_state()
-    metrics.update(train_result.metrics)
     metrics["trained"] = trainer.state.global_step > 0
 
     # 9. Evaluation on both domains (target labels are read only here).

@@ -35,7 +35,7 @@ from hf_transfer.data import DataArguments, infer_modality, load_transfer_datase
 from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lora_model
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
-from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
+from hf_transfer.outputs import publish_directory, write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
 from hf_transfer.processing import (
     cap_max_seq_length,
@@ -44,6 +44,8 @@ from hf_transfer.processing import (
     preprocess_dataset,
     sample_inputs,
 )
+from hf_transfer.run_guard import claim_output_dir, run_identity
+from hf_transfer.run_totals import train_whole_run
 from hf_transfer.saving import (
     classifier_pooling,
     publish_merged_lora,
@@ -70,9 +72,11 @@ def main():
     setup_logging(training_args)
     logger.info(f"Transfer arguments {transfer_args}")
 
-    # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
-    checkpoint = training_args.resume_from_checkpoint or find_last_checkpoint(training_args.output_dir)
-    if checkpoint is not None and transfer_args.strategy != "linear_probe":
+    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
+    #    unless one is named explicitly (a checkpoint of another run is an error).
+    checkpoint = claim_output_dir(training_args, run_identity(model_args, data_args, transfer_args, training_args),
+                                  resumes=transfer_args.strategy != "linear_probe")  # fmt: skip
+    if checkpoint is not None:
         logger.info(f"Resuming training from {checkpoint}")
 
     set_seed(training_args.seed)
@@ -171,10 +175,9 @@ def main():
             layer_decay=transfer_args.layer_decay,
             head_modules=loaded.head_modules,
         )
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics.update(train_whole_run(trainer, checkpoint))  # train_loss / train_runtime over all resumes
         publish_trained_model(trainer, processor, training_args.output_dir, **save_kwargs)
         trainer.save_state()
-        metrics.update(train_result.metrics)
         metrics["trained"] = trainer.state.global_step > 0 or transfer_args.strategy == "lp_ft"
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
         if "test" in processed:

@@ -50,8 +50,9 @@ from hf_transfer.meta import (
     zero_init_head,
 )
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
-from hf_transfer.outputs import find_last_checkpoint, publish_directory, write_json_atomic
+from hf_transfer.outputs import publish_directory, write_json_atomic
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset
+from hf_transfer.run_guard import claim_output_dir, run_identity
 from hf_transfer.saving import classifier_pooling, save_classifier, saved_format_info
 
 logger = logging.getLogger(__name__)
@@ -144,8 +145,10 @@ def main():
     logger.info(f"MAML config {maml_config}")
     logger.info(f"Episode arguments {episode_args}")
 
-    # 3. Resume: a complete checkpoint in output_dir is picked up unless one is named explicitly.
-    checkpoint = training_args.resume_from_checkpoint or find_last_checkpoint(training_args.output_dir)
+    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
+    #    unless one is named explicitly (a checkpoint of another run is an error).
+    checkpoint = claim_output_dir(training_args, run_identity(model_args, data_args, episode_args, maml_config,
+                                                              recipe_args, training_args))  # fmt: skip
     if checkpoint is not None:
         logger.info(f"Resuming meta-training from {checkpoint}")
 

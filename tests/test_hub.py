@@ -173,7 +173,7 @@ def test_wrong_token_is_a_clear_error_and_never_printed(probe_output, hub_server
 
 def test_server_not_listening(probe_output, hub_server):
     hub_server.stop()
-    with pytest.raises(HubPushError, match="could not be reached after 2 attempt"):
+    with pytest.raises(HubPushError, match="could not be reached \\(after 2 attempt"):
         push_output_dir(probe_output, "test-user/down", max_retries=2)
 
 

@@ -230,3 +230,184 @@ def test_the_interval_of_one_episode_is_undefined_not_zero(tmp_path):
     assert mean == 0.6 and math.isnan(ci)
     path = write_json_atomic(tmp_path / "r.json", {"meta_test_ci95": ci, "nested": [float("inf"), 1.0]})
     assert json.loads(path.read_text()) == {"meta_test_ci95": None, "nested": [None, 1.0]}  # strict JSON
+
+
+# ------------------------------------------------------------------------------ output folder and resume
+
+
+SAVING_RUN = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "32", "--max_eval_samples", "16",
+              "--strategy", "full", "--per_device_train_batch_size", "8", "--save_strategy", "steps",
+              "--save_steps", "2", "--logging_steps", "1", "--seed", "3"]  # fmt: skip
+
+
+def test_a_rerun_with_other_data_does_not_resume_another_runs_checkpoint(tiny_bert, tmp_path, offline):
+    """It used to train 0 steps, save the old weights under the new labels and exit 0 with train_loss 0.0."""
+    out = tmp_path / "out"
+    assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "4",
+                                    output_dir=out))  # fmt: skip
+    other = [a if a != "tweet_sentiment" else "bbc_news" for a in SAVING_RUN]
+    run = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *other, "--max_steps", "4",
+                                output_dir=out)  # fmt: skip
+    assert run.returncode == 2, run.output[-3000:]
+    assert f"--output_dir {out} holds checkpoints of another run" in run.output
+    assert "DataArguments.dataset_name: 'tweet_sentiment' -> 'bbc_news'" in run.output
+
+
+def test_a_resumed_run_reports_the_whole_runs_loss_and_a_finished_one_says_so(tiny_bert, tmp_path, offline):
+    """Killed after step 4 of 6 (here: stopped by --max_steps) and resumed: train_loss is the mean over all 6
+    steps, as in the run that was never interrupted; rerunning the finished run trains nothing and says so."""
+    straight = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN,
+                                               "--max_steps", "6", output_dir=tmp_path / "straight")).results  # fmt: skip
+    out = tmp_path / "resumed"
+    first = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN,
+                                            "--max_steps", "4", output_dir=out)).results  # fmt: skip
+    resumed = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN,
+                                              "--max_steps", "6", output_dir=out))  # fmt: skip
+    assert "Resuming training from" in resumed.output and resumed.results["resumed_from_step"] == 4
+    assert resumed.results["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-3)
+    assert resumed.results["train_runtime"] > first["train_runtime"]
+    again = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN,
+                                            "--max_steps", "6", output_dir=out))  # fmt: skip
+    assert "had already finished (step 6): nothing was trained now" in again.output
+    assert not (out / "checkpoint-7").exists()  # transformers alone would train a 7th step past --max_steps 6
+    assert again.results["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-3)
+    assert again.results["eval_accuracy"] == pytest.approx(resumed.results["eval_accuracy"])
+
+
+def test_two_runs_into_one_output_dir_the_second_stops(tiny_bert, tmp_path, offline):
+    import subprocess
+    import sys
+
+    from hf_transfer.run_guard import LOCK_FILE
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "f.write('pid 4242\\n'); f.flush(); print('locked', flush=True); time.sleep(120)", str(out / LOCK_FILE)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        run = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, output_dir=out)
+        assert run.returncode == 2, run.output[-3000:]
+        assert f"--output_dir {out} is in use by another run (pid 4242)" in run.output
+        assert not (out / "all_results.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, output_dir=out))
+
+
+def test_staging_leftovers_of_a_killed_run_are_removed(tiny_bert, tmp_path, offline):
+    out = tmp_path / "out"
+    (out / ".staging-abc123").mkdir(parents=True)
+    (out / ".staging-abc123" / "model.safetensors").write_bytes(b"half")
+    assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, output_dir=out))
+    assert not list(out.glob(".staging-*"))
+
+
+def test_results_files_are_as_readable_as_the_users_other_files(tmp_path):
+    """mkstemp made them 0600: a shared results folder could not be read by the rest of the team."""
+    import os
+    import stat
+
+    from hf_transfer.outputs import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "all_results.json", {"eval_accuracy": 0.5})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# -------------------------------------------------------------------------------------------------- hub
+
+
+@pytest.fixture
+def silent_hub(hub_online, monkeypatch):
+    """A server that accepts connections and never answers (it used to hang a push forever)."""
+    import socket
+    import threading
+
+    from huggingface_hub import constants
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    yield url
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+def test_a_push_to_a_server_that_never_answers_ends_with_the_fix(probe_output_dir, silent_hub):
+    import time
+
+    from hf_transfer.hub import HubPushError, push_output_dir
+
+    start = time.monotonic()
+    with pytest.raises(HubPushError, match="did not answer in time") as err:
+        push_output_dir(probe_output_dir, "test-user/silent", request_timeout=1, max_retries=2)
+    assert time.monotonic() - start < 30
+    assert f"python -m hf_transfer push {probe_output_dir}" in str(err.value)
+    start = time.monotonic()
+    with pytest.raises(HubPushError, match="did not finish within 2 s"):  # the overall deadline
+        push_output_dir(probe_output_dir, "test-user/silent", request_timeout=600, deadline=2, max_retries=1)
+    assert time.monotonic() - start < 30
+    assert (probe_output_dir / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def probe_output_dir(tiny_bert, tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe") / "out"
+    assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN[:6], "--strategy",
+                                    "linear_probe", output_dir=out))  # fmt: skip
+    return out
+
+
+def test_push_to_hub_problems_stop_before_training(tiny_bert, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    offline = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, "--push_to_hub", "true",
+                                    "--hub_model_id", "test-user/x", output_dir=tmp_path / "offline")  # fmt: skip
+    assert offline.returncode == 2 and "--push_to_hub with HF_HUB_OFFLINE=1" in offline.output
+    assert "Running training" not in offline.output and not (tmp_path / "offline" / "all_results.json").exists()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    bad = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, "--push_to_hub", "true",
+                                "--hub_model_id", "not a/valid//id", output_dir=tmp_path / "bad")  # fmt: skip
+    assert bad.returncode == 2 and "--hub_model_id 'not a/valid//id' is not a valid Hub repository id" in bad.output
+    assert not (tmp_path / "bad" / "all_results.json").exists()
+
+
+def test_the_push_command_names_its_own_flags(probe_output_dir, hub_server):
+    import subprocess
+    import sys
+
+    from recipe_runner import ROOT
+
+    push = subprocess.run([sys.executable, "-m", "hf_transfer", "push", str(probe_output_dir), "--repo_id",
+                           "test-user/flags", "--token", "hf_wrong"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)  # fmt: skip
+    assert push.returncode == 2, push.stderr
+    assert "pass a valid --token" in push.stderr and "--hub_token" not in push.stderr
+    bad = subprocess.run([sys.executable, "-m", "hf_transfer", "push", str(probe_output_dir), "--repo_id", "a b"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "--repo_id 'a b' is not a valid Hub repository id" in bad.stderr
+    assert "Traceback" not in bad.stderr
