@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Iterator, Literal, Optional
 
 import torch
 from torch import nn
@@ -240,9 +240,18 @@ def resolve_model_path(
     if name_or_path in _BUILTIN_RESOLVERS:
         return _BUILTIN_RESOLVERS[name_or_path]()
     if os.path.isdir(name_or_path):
-        if not os.path.isfile(os.path.join(name_or_path, "config.json")) and not os.path.isfile(
-            os.path.join(name_or_path, "adapter_config.json")
-        ):
+        adapter = os.path.join(name_or_path, "adapter_config.json")
+        if not os.path.isfile(os.path.join(name_or_path, "config.json")) and os.path.isfile(adapter):
+            try:
+                base = json.loads(Path(adapter).read_text()).get("base_model_name_or_path")
+            except (OSError, ValueError):
+                base = None
+            raise ModelLoadError(
+                f"--model_name_or_path {name_or_path!r} is a peft adapter, not a model: pass its base model"
+                + (f" ({base!r})" if base else "") + " and load the adapter with PeftModel.from_pretrained, or the "
+                "merged/ folder of that run (--merge_lora true)."
+            )
+        if not os.path.isfile(os.path.join(name_or_path, "config.json")):
             raise ModelLoadError(
                 f"--model_name_or_path {name_or_path!r} is a directory without config.json; "
                 "point it at a folder written by `save_pretrained`."
@@ -340,6 +349,24 @@ def create_classification_model(
     return load_classification_model(path, label_names, model_args, replace_head=replace_head)[0]
 
 
+@contextlib.contextmanager
+def readable_weights(path: str) -> Iterator[None]:
+    """A weights file that cannot be read (truncated by an interrupted copy or download, or not safetensors at
+    all) is one `ModelLoadError` naming the file, not safetensors' deserialisation traceback."""
+    try:
+        yield
+    except Exception as err:
+        from safetensors import SafetensorError
+
+        if not isinstance(err, SafetensorError) and "safetensors" not in type(err).__module__:
+            raise
+        files = sorted(Path(path).glob("*.safetensors")) if os.path.isdir(path) else []
+        raise ModelLoadError(
+            f"The weights of {path!r} cannot be read ({err}): {', '.join(f.name for f in files) or 'the file'} is "
+            "truncated or corrupt. Copy or download it again, or save the model again with save_pretrained."
+        ) from err
+
+
 def load_classification_model(
     path: str,
     label_names: list[str],
@@ -372,18 +399,19 @@ def load_classification_model(
     id2label = {i: name for i, name in enumerate(label_names)}
     label2id = {name: i for i, name in id2label.items()}
     auto_cls = AutoModelForSequenceClassification if modality == "text" else AutoModelForImageClassification
-    model, loading_info = auto_cls.from_pretrained(
-        path,
-        output_loading_info=True,
-        num_labels=num_labels,
-        id2label=id2label,
-        label2id=label2id,
-        ignore_mismatched_sizes=replace_head,
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        token=model_args.token,
-        trust_remote_code=model_args.trust_remote_code,
-    )
+    with readable_weights(path):
+        model, loading_info = auto_cls.from_pretrained(
+            path,
+            output_loading_info=True,
+            num_labels=num_labels,
+            id2label=id2label,
+            label2id=label2id,
+            ignore_mismatched_sizes=replace_head,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+        )
     if getattr(model.config, "model_type", None) == "timm_wrapper":
         # timm keeps its own copy of the class names; keep it in step with id2label.
         model.config.label_names = list(label_names)
@@ -596,13 +624,14 @@ def create_backbone(
     )
     config = load_config(path, model_args)
     modality = infer_model_modality(config)
-    model = AutoModel.from_pretrained(
-        path,
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        token=model_args.token,
-        trust_remote_code=model_args.trust_remote_code,
-    )
+    with readable_weights(path):
+        model = AutoModel.from_pretrained(
+            path,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+        )
     processor = load_processor(path, modality, model_args)
     if pooling is not None and pooling not in POOLING_MODES:
         raise ModelLoadError(f"--pooling {pooling!r} is not one of {', '.join(POOLING_MODES)}.")

@@ -45,6 +45,7 @@ __all__ = [
     "BUILTIN_DATASETS",
     "DataArguments",
     "load_transfer_dataset",
+    "read_data_files",
     "infer_modality",
     "verify_images",
 ]
@@ -407,7 +408,33 @@ def _load_hub(args: DataArguments, cache_dir: Optional[str]) -> _RawSource:
     return _RawSource(loaded, f"dataset '{name}'", args.text_column, args.image_column, args.label_column)
 
 
-def _load_files(args: DataArguments, cache_dir: Optional[str]) -> _RawSource:
+def _root_cause(err: BaseException) -> BaseException:
+    """The innermost exception behind `err` (datasets wraps the reader's error in `DatasetGenerationError`)."""
+    seen = set()
+    while id(err) not in seen:
+        seen.add(id(err))
+        inner = err.__cause__ or err.__context__
+        if inner is None:
+            break
+        err = inner
+    return err
+
+
+def _utf8_problem(path: str, limit: int = 1 << 28) -> Optional[str]:
+    """Where `path` stops being UTF-8 (the readers say only "invalid UTF8" or nothing), or None."""
+    data = Path(path).read_bytes()[:limit]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return f"byte {data[err.start:err.start + 1]!r} on line {line}: {err.reason}"
+    return None
+
+
+def read_data_files(args: DataArguments, cache_dir: Optional[str] = None) -> DatasetDict:
+    """`--train_file` / `--validation_file` / `--test_file` as they are (all columns), each checked: an empty or
+    header-only file, one that is not UTF-8 text, and one the format's reader rejects are one `DataError` each.
+    The one file reader of every recipe (`load_transfer_dataset` continues from here)."""
     splits = {}
     for split in _SPLIT_ORDER:
         path = getattr(args, f"{split}_file")
@@ -422,22 +449,37 @@ def _load_files(args: DataArguments, cache_dir: Optional[str]) -> _RawSource:
                 builder, data_files={split: path}, cache_dir=cache_dir, **kwargs
             )[split]
         except Exception as err:
+            cause = _root_cause(err)
             if "corresponds to no data" in str(err):
                 raise DataError(
                     f"{flag} '{path}' has no data rows, so split '{split}' is empty. Give it some rows."
                 ) from err
+            problem = _utf8_problem(path) if "://" not in path else None
+            if problem is not None:
+                raise DataError(
+                    f"{flag} '{path}' is not UTF-8 text ({problem}). Save it as UTF-8, e.g. "
+                    f"`iconv -f latin1 -t utf-8 {path} > fixed{Path(path).suffix}`."
+                ) from err
             raise DataError(
-                f"Could not read {flag} '{path}' as {builder} ({type(err).__name__}: {err}). "
+                f"Could not read {flag} '{path}' as {builder} ({type(cause).__name__}: {cause}). "
                 f"Check that the file is valid {Path(path).suffix.lower()}."
             ) from err
+    return DatasetDict(splits)
+
+
+def _load_files(args: DataArguments, cache_dir: Optional[str]) -> _RawSource:
     description = f"--train_file '{args.train_file}'"
-    return _RawSource(DatasetDict(splits), description, args.text_column, args.image_column, args.label_column,
-                      verify=True)  # fmt: skip
+    return _RawSource(read_data_files(args, cache_dir), description, args.text_column, args.image_column,
+                      args.label_column, verify=True)  # fmt: skip
 
 
 def _load_image_dirs(args: DataArguments, cache_dir: Optional[str]) -> _RawSource:
     data_files = {split: [os.path.join(getattr(args, f"{split}_dir"), "**")]
                   for split in _SPLIT_ORDER if getattr(args, f"{split}_dir")}  # fmt: skip
+    classes = sorted(p.name for p in Path(args.train_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) == 1:  # `imagefolder` labels nothing then, which read as a missing label column
+        raise DataError(f"--train_dir '{args.train_dir}' has one class folder ({classes[0]}); a classifier needs at "
+                        "least 2. Add a sub-folder of images per other class (train_dir/<class>/<image>).")  # fmt: skip
     try:
         loaded = datasets.load_dataset("imagefolder", data_files=data_files, cache_dir=cache_dir)
     except Exception as err:

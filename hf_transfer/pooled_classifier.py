@@ -84,10 +84,13 @@ def load_pooled_classifier(path: str, pooling: str, label_names: list[str], **fr
     """The backbone at `path` (`AutoModel`, without the pooler layer it would not use) under a new classifier."""
     from transformers import AutoModel
 
-    try:  # a pooler nobody reads gets no gradient, which DDP would report as an unused parameter
-        backbone = AutoModel.from_pretrained(path, add_pooling_layer=False, **from_pretrained_kwargs)
-    except TypeError:
-        backbone = AutoModel.from_pretrained(path, **from_pretrained_kwargs)
+    from .backbones import readable_weights
+
+    with readable_weights(path):
+        try:  # a pooler nobody reads gets no gradient, which DDP would report as an unused parameter
+            backbone = AutoModel.from_pretrained(path, add_pooling_layer=False, **from_pretrained_kwargs)
+        except TypeError:
+            backbone = AutoModel.from_pretrained(path, **from_pretrained_kwargs)
     return PooledClassifier(backbone, pooling, label_names)
 
 

@@ -24,6 +24,7 @@ from accelerate import PartialState
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_transfer.adaptation import (
+    MIN_A_DISTANCE_ROWS,
     DomainAdaptationArguments,
     DomainAdaptationTrainer,
     DomainPairCollator,
@@ -130,7 +131,11 @@ def main():
     sample = sample_inputs(processed_source["train"], data_collator, model.device)
     # The A-distance reads what reaches the first new head layer: pretrained weights alone compute it.
     a_distance_layer = None
-    if da_args.compute_a_distance:
+    held_out_rows = min(len(held_out["source"]), len(held_out["target"]))
+    if da_args.compute_a_distance and held_out_rows < MIN_A_DISTANCE_ROWS:
+        logger.warning(f"Skipping the proxy A-distance: it needs {MIN_A_DISTANCE_ROWS} held-out rows per domain "
+                       f"(validation + test), and one domain has {held_out_rows}.")  # fmt: skip
+    elif da_args.compute_a_distance:
         try:
             a_distance_layer = locate_probe_features(model, loaded.new_modules, sample).feature_module
         except ConfigError as err:

@@ -411,3 +411,63 @@ def test_the_push_command_names_its_own_flags(probe_output_dir, hub_server):
                          capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "--repo_id 'a b' is not a valid Hub repository id" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------------------------- data and model files
+
+
+def test_bad_files_are_one_clear_line_in_every_recipe(tiny_bert, tmp_path, offline):
+    """The contrastive recipe had its own file reader without finetune's checks (tracebacks); a non-UTF-8 csv hid
+    its cause; a one-class image folder read as a missing label column; a truncated weights file or a peft adapter
+    as the model ended in a traceback."""
+    import shutil
+
+    from PIL import Image
+
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(b"text,label\ncaf\xe9 bon,pos\nmauvais,neg\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    header = tmp_path / "header.csv"
+    header.write_text("text,label\n")
+    good = tmp_path / "good.csv"
+    good.write_text("text,label\n" + "".join(f"text {i},{'pos' if i % 2 else 'neg'}\n" for i in range(40)))
+    (tmp_path / "one-class" / "cat").mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (8, 8)).save(tmp_path / "one-class" / "cat" / f"{i}.png")
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_bert, truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "minilm", "peft_type": "LORA"}))
+
+    not_utf8 = f"--train_file '{latin1}' is not UTF-8 text (byte b'\\xe9' on line 2"
+    cases = [
+        ("finetune.py", ["--train_file", str(latin1)], not_utf8),
+        ("contrastive_pretrain.py", ["--train_file", str(latin1)], not_utf8),
+        ("contrastive_pretrain.py", ["--train_file", str(empty)], f"--train_file '{empty}' is empty"),
+        ("contrastive_pretrain.py", ["--train_file", str(header)], f"--train_file '{header}' has no data rows"),
+        ("finetune.py", ["--train_dir", str(tmp_path / "one-class")], "has one class folder (cat); a classifier needs at least 2"),
+        ("finetune.py", ["--train_file", str(good), "--model_name_or_path", str(truncated)],
+         "model.safetensors is truncated or corrupt"),
+        ("finetune.py", ["--train_file", str(good), "--model_name_or_path", str(adapter)],
+         "is a peft adapter, not a model: pass its base model ('minilm')"),
+    ]  # fmt: skip
+    for index, (recipe, args, message) in enumerate(cases):
+        model = [] if "--model_name_or_path" in args else ["--model_name_or_path", tiny_bert]
+        run = run_recipe_in_process(recipe, *model, *args, "--max_steps", "1", output_dir=tmp_path / f"out{index}")
+        assert run.returncode == 2, f"{recipe} {args}: {run.output[-3000:]}"
+        assert message in run.output, f"{recipe} {args}: {run.output[-3000:]}"
+
+
+def test_domain_adapt_with_few_held_out_rows_skips_the_a_distance(tiny_bert, tmp_path, offline):
+    """It crashed after loading: the proxy A-distance needs 8 held-out rows per domain."""
+    run = assert_ok(run_recipe_in_process(
+        "domain_adapt.py", "--model_name_or_path", tiny_bert, "--source_dataset_name", "tweet_sentiment",
+        "--source_max_train_samples", "24", "--source_max_eval_samples", "3", "--target_dataset_name", "drug_reviews",
+        "--target_max_train_samples", "24", "--target_max_eval_samples", "3", "--method", "coral", "--strategy",
+        "full", "--max_seq_length", "16", "--max_steps", "1", "--save_strategy", "no", output_dir=tmp_path / "out"))  # fmt: skip
+    assert "Skipping the proxy A-distance: it needs 8 held-out rows per domain" in run.output
+    assert "a_distance_before" not in run.results and "target_eval_accuracy" in run.results

@@ -15,7 +15,7 @@ from .config import (
     create_prefixed_data_arguments,
 )
 from .data import DomainPairCollator, DomainPairDataset
-from .diagnostics import ProxyADistance, compute_proxy_a_distance, held_out_split, proxy_a_distance
+from .diagnostics import MIN_A_DISTANCE_ROWS, ProxyADistance, compute_proxy_a_distance, held_out_split, proxy_a_distance
 from .domains import DERIVED_DATASETS, align_domains, create_digits_m, load_domain_dataset
 from .losses import (
     ALIGNMENT_METHODS,
@@ -47,6 +47,7 @@ __all__ = [
     "TargetDataArguments",
     "align_domains",
     "check_transfer_strategy",
+    "MIN_A_DISTANCE_ROWS",
     "compute_proxy_a_distance",
     "create_alignment_loss",
     "create_digits_m",

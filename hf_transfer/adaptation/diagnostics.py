@@ -43,6 +43,9 @@ class ProxyADistance:
     num_test: int
 
 
+MIN_A_DISTANCE_ROWS = 8  # per domain: a domain classifier's train / validation / test split of them
+
+
 def proxy_a_distance(
     source_features: torch.Tensor,
     target_features: torch.Tensor,
@@ -55,8 +58,8 @@ def proxy_a_distance(
     Both sets are subsampled (seeded) to the same size n = min(N_s, N_t, max_samples) so that chance is 0.5.
     """
     n = min(len(source_features), len(target_features), max_samples or len(source_features))
-    if n < 8:
-        raise ValueError(f"The proxy A-distance needs at least 8 rows per domain; got {n}.")
+    if n < MIN_A_DISTANCE_ROWS:
+        raise ValueError(f"The proxy A-distance needs at least {MIN_A_DISTANCE_ROWS} rows per domain; got {n}.")
     generator = torch.Generator().manual_seed(seed)
     parts: dict[str, list[torch.Tensor]] = {"train": [], "validation": [], "test": []}
     labels: dict[str, list[torch.Tensor]] = {"train": [], "validation": [], "test": []}

@@ -9,14 +9,12 @@ columns `text` (and `positive`), with the same seeded `--max_train_samples` subs
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Optional
 
-import datasets
 import numpy as np
 from datasets import DatasetDict
 
-from ..data import LABEL_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, DataArguments, load_transfer_dataset
+from ..data import LABEL_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, DataArguments, load_transfer_dataset, read_data_files
 from ..errors import ConfigError, DataError
 
 __all__ = ["load_contrastive_dataset", "PAIR_COLUMN"]
@@ -24,10 +22,6 @@ __all__ = ["load_contrastive_dataset", "PAIR_COLUMN"]
 logger = logging.getLogger(__name__)
 
 PAIR_COLUMN = "positive"  # canonical name of the pair column in the loaded data
-_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
-    ".csv": ("csv", {}), ".tsv": ("csv", {"sep": "\t"}), ".json": ("json", {}), ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
-}  # fmt: skip
 
 
 def _find(columns: list[str], requested: Optional[str], candidates: tuple[str, ...]) -> Optional[str]:
@@ -35,16 +29,6 @@ def _find(columns: list[str], requested: Optional[str], candidates: tuple[str, .
         return requested if requested in columns else None
     by_lower = {c.lower(): c for c in columns}
     return next((by_lower[c] for c in candidates if c in by_lower), None)
-
-
-def _read_files(data_args: DataArguments, cache_dir: Optional[str]) -> DatasetDict:
-    files = {split: getattr(data_args, f"{split}_file") for split in ("train", "validation", "test")}
-    files = {split: path for split, path in files.items() if path}
-    suffixes = {Path(path).suffix.lower() for path in files.values()}
-    if len(suffixes) > 1:
-        raise DataError(f"Give every data file the same format; got {sorted(suffixes)}.")
-    builder, kwargs = _BUILDERS[suffixes.pop()]
-    return datasets.load_dataset(builder, data_files=files, cache_dir=cache_dir, **kwargs)
 
 
 def load_contrastive_dataset(
@@ -64,7 +48,7 @@ def load_contrastive_dataset(
             )
         return load_transfer_dataset(data_args, cache_dir=cache_dir)
 
-    raw = _read_files(data_args, cache_dir)
+    raw = read_data_files(data_args, cache_dir)  # the recipes' one file reader, with its checks
     columns = raw["train"].column_names
     label = _find(columns, data_args.label_column, LABEL_COLUMN_CANDIDATES)
     if label is not None and not contrastive_args.pair_column:
