@@ -188,22 +188,55 @@ def _requested_cpu_processes() -> int:
 
 
 def relaunch_cpu_processes(num_processes: int) -> int:
-    """Start `num_processes` copies of this script with torch's launcher (DDP over gloo on CPU)."""
+    """Start `num_processes` copies of this script as one DDP group over gloo and return their exit status.
+
+    torch's launcher (`torch.distributed.run`) would do, but it turns a worker's clear user error (exit 2) into
+    its own exit 1 and a `ChildFailedError` traceback. Here each rank gets torch's environment contract (RANK,
+    LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); when one fails the others are stopped, and the status is
+    the first failure's, so a bad input still exits 2 with its one line (printed by rank 0).
+    """
+    import signal
     import subprocess
+    import time
 
     # accelerate always exports MASTER_PORT (29500 unless --main_process_port is given); keep a port the user
     # chose, otherwise take a free one so that two runs on one machine do not collide.
     chose_port = any(a.startswith("--main_process_port") for a in _launcher_command_line())
     port = os.environ["MASTER_PORT"] if chose_port and os.environ.get("MASTER_PORT") else str(_free_port())
-    command = [
-        sys.executable, "-m", "torch.distributed.run",
-        "--nproc_per_node", str(num_processes),
-        "--master_addr", os.environ.get("MASTER_ADDR", "127.0.0.1"),
-        "--master_port", port,
-        sys.argv[0], *sys.argv[1:],
-    ]  # fmt: skip
-    env = {**os.environ, "ACCELERATE_USE_CPU": "True"}
-    return subprocess.call(command, env=env)
+    base_env = {**os.environ, "ACCELERATE_USE_CPU": "True", "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
+                "MASTER_PORT": port, "WORLD_SIZE": str(num_processes), "LOCAL_WORLD_SIZE": str(num_processes)}  # fmt: skip
+    workers = [
+        subprocess.Popen([sys.executable, sys.argv[0], *sys.argv[1:]],
+                         env={**base_env, "RANK": str(rank), "LOCAL_RANK": str(rank)})  # fmt: skip
+        for rank in range(num_processes)
+    ]
+
+    def stop(signum=signal.SIGTERM, _frame=None) -> None:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        status = 0
+        while any(w.poll() is None for w in workers):
+            failed = [w.returncode for w in workers if w.returncode not in (None, 0)]
+            if failed and not status:
+                status = failed[0]
+                stop()  # the others may wait forever in a collective for the rank that left
+                deadline = time.time() + 10
+                while time.time() < deadline and any(w.poll() is None for w in workers):
+                    time.sleep(0.1)
+                for w in workers:
+                    if w.poll() is None:
+                        w.kill()
+            time.sleep(0.1)
+        failed = [w.returncode for w in workers if w.returncode != 0]
+        status = status or (failed[0] if failed else 0)
+        return 128 - status if status < 0 else status  # killed by a signal: the shell's 128 + n
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def setup_quiet_logging(script_logger: logging.Logger) -> None:
@@ -228,7 +261,7 @@ def run_recipe(main: Callable[[], Any]) -> None:
     if requested > 1:
         print(
             f"accelerate started 1 process for --cpu --num_processes {requested}; "
-            f"starting {requested} CPU processes with torch.distributed.run (DDP over gloo).",
+            f"starting {requested} CPU processes (DDP over gloo).",
             file=sys.stderr,
         )
         sys.exit(relaunch_cpu_processes(requested))

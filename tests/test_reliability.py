@@ -471,3 +471,23 @@ def test_domain_adapt_with_few_held_out_rows_skips_the_a_distance(tiny_bert, tmp
         "full", "--max_seq_length", "16", "--max_steps", "1", "--save_strategy", "no", output_dir=tmp_path / "out"))  # fmt: skip
     assert "Skipping the proxy A-distance: it needs 8 held-out rows per domain" in run.output
     assert "a_distance_before" not in run.results and "target_eval_accuracy" in run.results
+
+
+# ------------------------------------------------------------------------------------ accelerate launch
+
+
+@pytest.mark.parametrize("num_processes", [1, 2])
+def test_under_accelerate_launch_a_bad_input_is_one_line(num_processes, tmp_path):
+    """The README's way to run: the user sees the one line, whatever the process count. accelerate's launcher
+    itself exits 1 on any failure of its child (with --quiet it adds no traceback of its own); the recipe's own
+    process group exits 2, where torch's launcher used to print a ChildFailedError traceback and exit 1."""
+    import sys
+    from pathlib import Path
+
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet", "--num_processes",
+                str(num_processes), "--cpu"]  # fmt: skip
+    run = run_recipe("finetune.py", "--lerning_rate", "1e-3", output_dir=tmp_path / "out", launcher=launcher)
+    assert run.returncode != 0
+    assert run.output.count("error: Unknown argument --lerning_rate") == 1, run.output[-3000:]
+    assert "Traceback" not in run.output and "ChildFailedError" not in run.output, run.output[-3000:]
+    assert run.output.strip().splitlines()[-1].startswith("error: Unknown argument --lerning_rate")
