@@ -6,6 +6,7 @@ otherwise repeat lives here.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -24,6 +25,7 @@ __all__ = ["parse_recipe_args", "setup_logging", "setup_quiet_logging", "run_rec
 logger = logging.getLogger(__name__)
 
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # no space, quota, read-only: the disk, not the code
 
 
 def config_to_argv(config: dict[str, Any]) -> list[str]:
@@ -265,15 +267,31 @@ def run_recipe(main: Callable[[], Any]) -> None:
             file=sys.stderr,
         )
         sys.exit(relaunch_cpu_processes(requested))
-    from .run_guard import release_output_dirs
+    from .run_guard import release_output_dirs, where_the_work_is
 
+    rank = os.environ.get("RANK", "0")
     try:
         main()
     except HfTransferError as err:
-        rank = os.environ.get("RANK", "0")
         if rank == "0":
             print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:
+        if err.errno not in _DISK_ERRNOS:
+            raise
+        if rank == "0":
+            work = where_the_work_is()
+            print(f"error: {os.strerror(err.errno)} while writing {err.filename or 'the output'}: free space (or pass "
+                  f"--output_dir on another disk) and run the command again" + (f"; {work}." if work else "."),
+                  file=sys.stderr)  # fmt: skip
+        sys.exit(1)
+    except BaseException as err:
+        if isinstance(err, (SystemExit, KeyboardInterrupt)) or rank != "0":
+            raise
+        work = where_the_work_is()
+        if work:  # a bug after training: the traceback follows, but the user learns the training is not lost
+            print(f"note: {work}; the failure below came after that.", file=sys.stderr)
+        raise
     finally:
         release_output_dirs()
     _release_process_group()

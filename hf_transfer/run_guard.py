@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +27,7 @@ from transformers import TrainingArguments
 from .errors import ConfigError
 from .outputs import find_last_checkpoint, write_json_atomic
 
-__all__ = ["claim_output_dir", "release_output_dirs", "run_identity", "IDENTITY_FILE", "LOCK_FILE"]
+__all__ = ["claim_output_dir", "release_output_dirs", "run_identity", "where_the_work_is", "IDENTITY_FILE", "LOCK_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ IGNORED_FIELDS = frozenset({
 FILE_FIELDS = ("train_file", "validation_file", "test_file", "train_dir", "validation_dir", "test_dir")
 
 _held_locks: dict[str, Any] = {}  # output_dir -> open lock file, kept for the life of the process
+_claimed: dict[str, float] = {}  # output_dir -> when this process claimed it (for `where_the_work_is`)
 
 
 def _stamp(path: str) -> str:
@@ -113,11 +115,26 @@ def _lock(output_dir: Path) -> None:
     _held_locks[key] = handle
 
 
+def where_the_work_is() -> Optional[str]:
+    """After a failure: what of this run is safe on disk (a model saved by it, else its newest checkpoint), so the
+    message can say that the training is not lost, and where it is."""
+    for output_dir, started in _claimed.items():
+        root = Path(output_dir)
+        saved = [root / name for name in ("model.safetensors", "adapter_model.safetensors") if (root / name).is_file()]
+        if any(f.stat().st_mtime >= started for f in saved):
+            return f"the model this run trained is saved in {root} (complete: files are moved into place whole)"
+        checkpoint = find_last_checkpoint(root)
+        if checkpoint is not None:
+            return f"the newest complete checkpoint is {checkpoint}; rerun the same command to resume from it"
+    return None
+
+
 def release_output_dirs() -> None:
     """Drop the locks this process holds (`hf_transfer.cli.run_recipe` calls it when a recipe ends)."""
     while _held_locks:
         _, handle = _held_locks.popitem()
         handle.close()  # closing the file releases its flock
+    _claimed.clear()
 
 
 def _remove_staging_leftovers(output_dir: Path) -> None:
@@ -139,6 +156,7 @@ def claim_output_dir(training_args: TrainingArguments, identity: dict[str, Any],
     Every process calls it; only the main process locks and writes.
     """
     output_dir = Path(training_args.output_dir)
+    _claimed.setdefault(str(output_dir), time.time())
     if training_args.should_save:
         _lock(output_dir)
         _remove_staging_leftovers(output_dir)

@@ -491,3 +491,29 @@ def test_under_accelerate_launch_a_bad_input_is_one_line(num_processes, tmp_path
     assert run.output.count("error: Unknown argument --lerning_rate") == 1, run.output[-3000:]
     assert "Traceback" not in run.output and "ChildFailedError" not in run.output, run.output[-3000:]
     assert run.output.strip().splitlines()[-1].startswith("error: Unknown argument --lerning_rate")
+
+
+# ---------------------------------------------------------------------------------- failures after training
+
+
+def test_a_full_disk_after_training_says_where_the_model_is(tiny_bert, tmp_path, offline, monkeypatch):
+    """Disk full while writing the results: one line naming the cause, the fix, and the saved model."""
+    import errno
+
+    import hf_transfer.outputs as outputs
+
+    original = outputs.write_json_atomic
+
+    def full_disk(path, obj):
+        if str(path).endswith("all_results.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return original(path, obj)
+
+    monkeypatch.setattr(outputs, "write_json_atomic", full_disk)
+    out = tmp_path / "out"
+    run = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, output_dir=out)
+    assert run.returncode == 1, run.output[-3000:]
+    line = next(line for line in run.output.splitlines() if line.startswith("error:"))
+    assert f"No space left on device while writing {out / 'all_results.json'}: free space" in line
+    assert f"the model this run trained is saved in {out}" in line
+    assert (out / "model.safetensors").is_file()
