@@ -100,7 +100,7 @@ def main():
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
     loaded = load_transfer_model(
         model_args, label_names, infer_modality(source), image_size=transfer_args.image_size,
-        main_process_first=training_args.main_process_first, pooling=transfer_args.classifier_pooling,
+        main_process_first=training_args.main_process_first, pooling=transfer_args.resolve_pooling(aligns_features=True),
     )  # fmt: skip
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     if modality == "text":

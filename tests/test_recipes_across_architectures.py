@@ -208,14 +208,15 @@ def test_a_distance_does_not_read_a_random_head_layer(tiny):
 
 
 def test_domain_adapt_on_the_trained_pooling_reloads_with_sentence_transformers(tiny, tmp_path, one_torch_thread):
-    """`--pooling mean`: the adapted classifier (LoRA folded in) is a sentence-transformers model whose logits give
-    the reported target accuracy."""
+    """By default domain adaptation aligns the embedding a sentence-transformers checkpoint was trained for (mean
+    pooling here): the adapted classifier (LoRA folded in) is a sentence-transformers model whose logits give the
+    reported target accuracy."""
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "out"
     run = assert_ok(run_recipe_in_process(
         "domain_adapt.py", "--model_name_or_path", tiny("sentence-bert"), "--method", "coral", "--strategy", "lora",
-        "--pooling", "mean", "--source_dataset_name", "tweet_sentiment", "--source_max_train_samples", "40",
+        "--source_dataset_name", "tweet_sentiment", "--source_max_train_samples", "40",
         "--source_max_eval_samples", "24", "--target_dataset_name", "drug_reviews", "--target_max_train_samples",
         "40", "--target_max_eval_samples", "24", "--max_seq_length", "48", *TRAIN, output_dir=out,
     ))  # fmt: skip

@@ -43,7 +43,8 @@ class TransferArguments:
             pooler, RoBERTa's first token). A pooling mode (`mean`, `cls`, `max`, ...): `AutoModel` + that pooling +
             a Linear, saved in sentence-transformers' format (`hf_transfer.pooled_classifier`). Default: the
             pooling a sentence-transformers checkpoint ships (`modules.json`) for the strategies that start from
-            frozen features (`linear_probe`, `lp_ft`), `head` for `full` and `lora` (which train the head's pooler).
+            frozen features (`linear_probe`, `lp_ft`) and in domain adaptation, `head` for `full` and `lora`
+            fine-tuning (`resolve_pooling` says why).
     """
 
     strategy: Literal["linear_probe", "full", "lora", "lp_ft"] = field(
@@ -105,7 +106,8 @@ class TransferArguments:
         metadata={
             "help": "Text classifier input: head (the stock transformers head) or a pooling mode "
             f"({', '.join(CLASSIFIER_POOLINGS[1:])}; saved in sentence-transformers' format). Default: the pooling "
-            "a sentence-transformers checkpoint ships for linear_probe and lp_ft, head for full and lora."
+            "a sentence-transformers checkpoint ships for linear_probe, lp_ft and domain_adapt, head for full and lora "
+            "fine-tuning."
         },
     )
 
@@ -139,11 +141,18 @@ class TransferArguments:
 
     @property
     def classifier_pooling(self) -> str:
-        """`--pooling`, or its default: `auto` (the checkpoint's sentence-transformers pooling) for the strategies
-        that start from frozen features, `head` for those that fine-tune the head's own pooler."""
+        """`--pooling`, or finetune's default (`resolve_pooling`)."""
+        return self.resolve_pooling()
+
+    def resolve_pooling(self, *, aligns_features: bool = False) -> str:
+        """`--pooling`, or its default: `auto` (the checkpoint's sentence-transformers pooling) where the
+        pretrained embedding is used as it is: the strategies that start from frozen features, and domain
+        adaptation (`aligns_features`), which aligns the embedding across domains. `head` for full and LoRA
+        fine-tuning: there the trained pooling gains little for full (+0.2 / 0 points) and +3.5 / +0.8 for LoRA
+        (tweets / BBC, 3 seeds, benchmarks/RESULTS.md), but it would save LoRA merged, without its adapter."""
         if self.pooling is not None:
             return self.pooling
-        return "auto" if self.strategy in ("linear_probe", "lp_ft") else "head"
+        return "auto" if aligns_features or self.strategy in ("linear_probe", "lp_ft") else "head"
 
     @property
     def finetune_method(self) -> Optional[str]:
