@@ -58,7 +58,8 @@ def test_text_maml_writes_results_checkpoints_and_resumes(tiny_bert, text_run, t
     again = assert_ok(run_recipe("maml.py", "--model_name_or_path", tiny_bert, *TEXT, "--max_steps", "3",
                                  "--save_steps", "1", "--run_baselines", "false", output_dir=out, env=ENV))  # fmt: skip
     assert "Resuming meta-training from" in again.output and "checkpoint-2" in again.output
-    assert again.results["meta_iterations"] == 3
+    assert again.results["meta_iterations"] == 3 and again.results["resumed_from_step"] == 2
+    assert again.results["meta_train_runtime"] > results["meta_train_runtime"]  # the whole run, not the last step
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     assert [e["step"] for e in state["log_history"] if "meta_loss" in e] == [1, 2, 3]
     assert "finetune_baseline_accuracy" not in again.results

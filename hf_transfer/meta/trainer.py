@@ -300,6 +300,10 @@ class MAMLTrainer:
             self.state["meta_validation_accuracy_at_init"] = self._validate(0)
         save_every = max(1, args.save_steps if args.save_steps and args.save_steps >= 1 else args.max_steps)
         start_step, start = self.state["global_step"], time.time()
+        runtime_before = float(self.state.get("meta_train_runtime", 0.0))  # earlier sessions of a resumed run
+        if resume_from_checkpoint and start_step >= args.max_steps:
+            logger.warning(f"The run in this --output_dir had already finished (meta-iteration {start_step}): nothing "
+                           "was trained now. Raise --max_steps to train further.")  # fmt: skip
         progress = tqdm(total=args.max_steps, initial=start_step, desc="Meta-training", unit="it",
                         disable=args.disable_tqdm or not self.accelerator.is_main_process)  # fmt: skip
         running: list[dict[str, float]] = []
@@ -324,11 +328,13 @@ class MAMLTrainer:
                         self._best_weights = {k: v.detach().clone() for k, v in self.maml.state_dict().items()}
                     else:
                         self.state["best_checkpoint"] = str(self._checkpoint_dir(step + 1))
+                self.state["meta_train_runtime"] = runtime_before + time.time() - start
                 self._save_checkpoint(step + 1)
         progress.close()
         self.load_best()
         return {
-            "meta_train_runtime": time.time() - start,
+            "meta_train_runtime": runtime_before + time.time() - start,  # the whole run, across resumes
+            **({"resumed_from_step": start_step} if resume_from_checkpoint else {}),
             "meta_iterations": self.state["global_step"],
             "best_meta_validation_accuracy": self.state["best_metric"],
             "best_step": self.state["best_step"],
