@@ -175,9 +175,10 @@ def test_resume_after_the_run_is_killed(tiny_bert, tmp_path):
 # ------------------------------------------------------------------------------------------------ DDP
 
 
-@pytest.mark.parametrize("strategy, pooling", [("full", "head"), ("lora", "mean")])
+@pytest.mark.parametrize("strategy, pooling", [("lora", "mean")])
 def test_two_process_ddp_gathers_every_sample_once(strategy, pooling, tiny_bert, tmp_path):
-    """Stock head, and a mean-pooled LoRA classifier (saved once, merged, in sentence-transformers' format)."""
+    """A mean-pooled LoRA classifier, the riskiest combination under DDP (peft around a custom module, saved once,
+    merged, in sentence-transformers' format); the stock head under DDP is domain_adapt's and maml's 2-process test."""
     out = tmp_path / "out"
     # Exactly the documented command: accelerate runs --cpu with N > 1 as one process unless mpirun is set
     # up, so the recipe itself starts the N processes (torch.distributed.run, gloo).

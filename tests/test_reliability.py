@@ -74,11 +74,6 @@ def test_a_misspelled_flag_under_every_recipe_is_one_line(tmp_path, offline):
         assert "Unknown argument --max_stepz on the command line. Did you mean --max_steps" in run.output, recipe
 
 
-def test_bad_argument_on_the_command_line_has_no_traceback(tmp_path):
-    run = run_recipe("finetune.py", "--lerning_rate", "1e-3", output_dir=tmp_path / "out")
-    assert run.returncode == 2 and "Did you mean --learning_rate" in run.output and "Traceback" not in run.output
-
-
 # ------------------------------------------------------------------------------ runs that train nothing
 
 
