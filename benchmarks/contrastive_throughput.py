@@ -28,8 +28,6 @@ Needs `pip install -r requirements-bench.txt` (sentence-transformers) for the th
 import json
 import logging
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,8 +38,7 @@ from typing import Literal, Optional
 
 import datasets
 import torch
-import transformers
-from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_transfer.backbones import ModelArguments, create_backbone, resolve_model_path
 from hf_transfer.cli import run_recipe, setup_quiet_logging
@@ -49,6 +46,8 @@ from hf_transfer.contrastive import ContrastiveModel, ContrastiveTextCollator, C
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
 from hf_transfer.outputs import write_json_atomic
+
+from _common import StepTimer, current_rss_mib, machine_info, peak_rss_mib
 
 logger = logging.getLogger(__name__)
 
@@ -110,26 +109,6 @@ class BenchmarkArguments:
         if self.output_file is None:
             suffix = "" if self.mode == "throughput" else "_memory"
             self.output_file = os.path.join("benchmarks", "results", f"{NAME}{suffix}.json")
-
-
-class StepTimer(TrainerCallback):
-    """Wall time and process CPU time (all threads) of every optimizer step, `on_step_begin` to `on_step_end`."""
-
-    def __init__(self):
-        self.durations: list[float] = []
-        self.cpu_durations: list[float] = []
-        self._start = self._cpu_start = 0.0
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self._start, self._cpu_start = time.perf_counter(), time.process_time()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.durations.append(time.perf_counter() - self._start)
-        self.cpu_durations.append(time.process_time() - self._cpu_start)
 
 
 def training_args(output_dir: str, bench: BenchmarkArguments, batch_size: int, cls=TrainingArguments, **extra):
@@ -203,19 +182,6 @@ def load_texts(data_args: DataArguments, bench: BenchmarkArguments, rows: int) -
     return datasets.Dataset.from_dict({"text": texts, "positive": texts})
 
 
-def machine_info() -> dict:
-    import importlib.metadata as md
-
-    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch": torch.__version__, "transformers": transformers.__version__}  # fmt: skip
-    try:
-        info["sentence_transformers"] = md.version("sentence-transformers")
-    except md.PackageNotFoundError:
-        pass
-    return info
-
-
 def run_throughput(path: str, data_args: DataArguments, bench: BenchmarkArguments) -> dict:
     texts = load_texts(data_args, bench, bench.batch_size * bench.max_steps)
     runners = {
@@ -256,11 +222,6 @@ def run_throughput(path: str, data_args: DataArguments, bench: BenchmarkArgument
     }
 
 
-def current_rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def run_memory_point(path: str, data_args: DataArguments, bench: BenchmarkArguments) -> dict:
     """Peak memory added by `--max_steps` training steps of one (variant, batch size), in this process."""
     texts = load_texts(data_args, bench, bench.batch_size * bench.max_steps)
@@ -273,7 +234,7 @@ def run_memory_point(path: str, data_args: DataArguments, bench: BenchmarkArgume
         before = current_rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         durations = train_ours(path, texts, bench, bench.batch_size, cached, tmp).durations
-    peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else peak_rss_mib()
     return {"variant": bench.memory_variant, "batch_size": bench.batch_size, "peak_added_mib": peak - before,
             "median_step_s": statistics.median(durations), "measure": "cuda_allocated" if gpu else "process_rss"}  # fmt: skip
 
@@ -313,7 +274,7 @@ def main():
     start = time.time()
     results = run_memory(model_args, data_args, bench) if bench.mode == "memory" else run_throughput(path, data_args, bench)
     results.update(arguments={**asdict(bench), "model": model_args.model_name_or_path,
-                              "dataset": data_args.dataset_name}, machine=machine_info(),
+                              "dataset": data_args.dataset_name}, machine=machine_info("sentence-transformers"),
                    wall_time_s=time.time() - start)  # fmt: skip
     write_json_atomic(bench.output_file, results)
     print(json.dumps({k: v for k, v in results.items() if k not in ("rounds", "points", "machine")}, indent=2))

@@ -30,21 +30,15 @@ import gc
 import json
 import logging
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Optional
 
-import datasets
-import peft
 import torch
-import transformers
-from transformers import HfArgumentParser, TrainerCallback, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from hf_transfer.backbones import (
     ModelArguments,
@@ -63,6 +57,8 @@ from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lo
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import write_json_atomic
 from hf_transfer.processing import create_collator, preprocess_dataset
+
+from _common import StepTimer, current_rss_mib, machine_info, peak_rss_mib
 
 logger = logging.getLogger(__name__)
 
@@ -127,53 +123,6 @@ class BenchmarkArguments:
             raise ConfigError(f"--timing_warmup_steps must be >= 0; got {self.timing_warmup_steps}.")
         if self.output_file is None:
             self.output_file = os.path.join("benchmarks", "results", f"{NAME}.json")
-
-
-class StepTimer(TrainerCallback):
-    """Wall time and process CPU time (all threads) of every optimizer step, `on_step_begin` to `on_step_end`."""
-
-    def __init__(self):
-        self.durations: list[float] = []
-        self.cpu_durations: list[float] = []
-        self._start = self._cpu_start = 0.0
-
-    @staticmethod
-    def _sync() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._sync()
-        self._start, self._cpu_start = time.perf_counter(), time.process_time()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self._sync()
-        self.durations.append(time.perf_counter() - self._start)
-        self.cpu_durations.append(time.process_time() - self._cpu_start)
-
-
-def current_rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        resident_pages = int(f.read().split()[1])
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def machine_info() -> dict:
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "datasets": datasets.__version__,
-        "python": sys.version.split()[0],
-    }
 
 
 def run_variant(variant: str, model_args: ModelArguments, data_args: DataArguments, bench_args) -> dict:
@@ -345,7 +294,7 @@ def main():
         "train_samples": data_args.max_train_samples,
         "eval_samples": data_args.max_eval_samples,
         "arguments": asdict(bench_args),
-        "machine": machine_info(),
+        "machine": machine_info("peft"),
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
         "runs": runs,

@@ -36,8 +36,6 @@ import gc
 import json
 import logging
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,6 +53,8 @@ from hf_transfer.cli import run_recipe
 from hf_transfer.errors import ConfigError
 from hf_transfer.meta import MAML, MAMLConfig
 from hf_transfer.outputs import write_json_atomic
+
+from _common import current_rss_mib, machine_info, peak_rss_mib
 
 logger = logging.getLogger(__name__)
 
@@ -190,15 +190,6 @@ def make_meta_step(variant: str, model: nn.Module, tasks, steps: int, inner_lr: 
     return step, params, outer
 
 
-def current_rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def run_variant(args: BenchmarkArguments, gradient_file: Optional[str] = None) -> dict:
     torch.set_num_threads(args.threads)
     model, tasks = make_model_and_tasks(args.model, args.meta_batch_size)
@@ -236,15 +227,6 @@ def run_in_subprocess(model: str, steps: int, variant: str, tmp: str, index: int
     subprocess.run(command, check=True, env={**os.environ, "MAML_BENCH_GRADIENT_FILE": gradient})
     with open(output) as f:
         return json.load(f)
-
-
-def machine_info(threads: int) -> dict:
-    import higher
-    import transformers
-
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": threads,
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "higher": getattr(higher, "__version__", "0.2.1"), "python": sys.version.split()[0]}  # fmt: skip
 
 
 def main():
@@ -289,7 +271,7 @@ def main():
             cell["memory_ratio"] = cell["maml"]["train_peak_mib"] / max(cell["higher"]["train_peak_mib"], 1e-9)
             cell["max_relative_gradient_difference"] = gradient_diff[f"{model}/{steps}"]
             summary[f"{model}/{steps}"] = cell
-    results = {"benchmark": NAME, "arguments": asdict(args), "machine": machine_info(args.threads),
+    results = {"benchmark": NAME, "arguments": asdict(args), "machine": machine_info("higher", torch_threads=args.threads),
                "load_average_start": load_start, "load_average_end": os.getloadavg(), "runs": runs,
                "summary": summary}  # fmt: skip
     write_json_atomic(args.output_file, results)

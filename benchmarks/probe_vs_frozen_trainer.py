@@ -26,17 +26,13 @@ The last printed line is `speedup: X (epochs: E)` (median over `--repeats`).
 
 import logging
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-import datasets
 import torch
-import transformers
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
 from hf_transfer.backbones import (
@@ -65,6 +61,8 @@ from hf_transfer.probing import (
     probe_classification_model,
 )
 from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
+
+from _common import machine_info
 
 logger = logging.getLogger(__name__)
 
@@ -141,19 +139,6 @@ def timed_probe(model, splits, data_collator, tmp_dir: str, name: str, probe_kwa
         times[f"{label}_s"] = time.perf_counter() - start
         times[f"{label}_cpu_s"] = time.process_time() - cpu_start
     return probe, scores, times
-
-
-def machine_info() -> dict:
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "python": sys.version.split()[0],
-    }
 
 
 def main():
