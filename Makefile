@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM ?= false
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist worksteal
 
-.PHONY: install demo test test-fast fashion-mnist clean
+.PHONY: install demo test test-fast lint fashion-mnist clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ demo: install
 
 test: install fashion-mnist
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest $(XDIST) tests
+
+# ruff's lint rules from pyproject.toml ([tool.ruff]); CI runs it before the tests.
+lint: install
+	$(VENV)/bin/ruff check hf_transfer recipes tests benchmarks
 
 # Unit tests only (tiny random models), for a quick check while editing.
 test-fast: install

@@ -40,14 +40,13 @@ import datasets
 import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
+from _common import StepTimer, current_rss_mib, machine_info, peak_rss_mib
 from hf_transfer.backbones import ModelArguments, create_backbone, resolve_model_path
 from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.contrastive import ContrastiveModel, ContrastiveTextCollator, ContrastiveTrainer, InBatchNegativesLoss
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
 from hf_transfer.outputs import write_json_atomic
-
-from _common import StepTimer, current_rss_mib, machine_info, peak_rss_mib
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +148,11 @@ def train_ours(path: str, texts: datasets.Dataset, bench: BenchmarkArguments, ba
 
 def train_sentence_transformers(path: str, texts: datasets.Dataset, bench: BenchmarkArguments, batch_size: int,
                                 cached: bool, tmp: str):  # fmt: skip
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.sentence_transformer.losses import (
         CachedMultipleNegativesRankingLoss,
         MultipleNegativesRankingLoss,

@@ -29,7 +29,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfAr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from domain_adaptation import PAIRS, run_domain_adapt  # noqa: E402
-
 from hf_transfer.data import DataArguments, load_transfer_dataset  # noqa: E402
 from hf_transfer.outputs import write_json_atomic  # noqa: E402
 

@@ -40,6 +40,7 @@ from typing import Literal, Optional
 import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
+from _common import StepTimer, current_rss_mib, machine_info, peak_rss_mib
 from hf_transfer.backbones import (
     ModelArguments,
     count_parameters,
@@ -57,8 +58,6 @@ from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lo
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import write_json_atomic
 from hf_transfer.processing import create_collator, preprocess_dataset
-
-from _common import StepTimer, current_rss_mib, machine_info, peak_rss_mib
 
 logger = logging.getLogger(__name__)
 

@@ -28,9 +28,8 @@ from torch.func import grad, vmap
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from maml_vs_higher import MODELS, make_model_and_tasks  # noqa: E402
-
 from hf_transfer.meta import MAML, MAMLConfig  # noqa: E402
+from maml_vs_higher import MODELS, make_model_and_tasks  # noqa: E402
 
 
 @dataclass

@@ -49,12 +49,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, HfArgumentParser
 
+from _common import current_rss_mib, machine_info, peak_rss_mib
 from hf_transfer.cli import run_recipe
 from hf_transfer.errors import ConfigError
 from hf_transfer.meta import MAML, MAMLConfig
 from hf_transfer.outputs import write_json_atomic
-
-from _common import current_rss_mib, machine_info, peak_rss_mib
 
 logger = logging.getLogger(__name__)
 

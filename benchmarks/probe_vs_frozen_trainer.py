@@ -35,6 +35,7 @@ from typing import Optional
 import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
+from _common import machine_info
 from hf_transfer.backbones import (
     ModelArguments,
     count_parameters,
@@ -61,8 +62,6 @@ from hf_transfer.probing import (
     probe_classification_model,
 )
 from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
-
-from _common import machine_info
 
 logger = logging.getLogger(__name__)
 

@@ -203,8 +203,8 @@ def _efficientnet_lite0_path() -> str:
 
 def _verify_efficientnet(path: Path) -> None:
     """The conversion must classify scikit-learn's sample photos as the ImageNet classes they show."""
-    from sklearn.datasets import load_sample_image
     from PIL import Image
+    from sklearn.datasets import load_sample_image
 
     model = AutoModelForImageClassification.from_pretrained(str(path)).eval()
     processor = AutoImageProcessor.from_pretrained(str(path))

@@ -151,7 +151,7 @@ def _loss_table(output_dir: Path, max_rows: int = 20) -> str:
         rows = [rows[int(i * step)] for i in range(max_rows - 1)] + [rows[-1]]
     lines = ["| epoch | step | training loss | validation loss | validation accuracy |", "|---|---|---|---|---|"]
     for h in rows:
-        fmt = lambda k: f"{h[k]:.4f}" if isinstance(h.get(k), (int, float)) else "-"  # noqa: E731
+        fmt = lambda k, h=h: f"{h[k]:.4f}" if isinstance(h.get(k), (int, float)) else "-"  # noqa: E731
         lines.append(f"| {h.get('epoch', 0):.2f} | {h.get('step', '-')} | {fmt('loss')} | {fmt('eval_loss')} | {fmt('eval_accuracy')} |")
     return "\n".join(lines)
 

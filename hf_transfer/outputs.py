@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import os
 import re
 import shutil
@@ -88,7 +88,7 @@ def find_last_checkpoint(output_dir: str | os.PathLike) -> Optional[str]:
     candidates = sorted(
         (int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CHECKPOINT_RE.match(p.name))
     )
-    for step, path in reversed(candidates):
+    for _step, path in reversed(candidates):
         state = path / "trainer_state.json"
         try:
             json.loads(state.read_text())

@@ -45,12 +45,12 @@ from hf_transfer.backbones import (
     load_transfer_model,
 )
 from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
+from hf_transfer.data import infer_modality
+from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import TransferArguments, create_lora_model
 from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.outputs import write_json_atomic
-from hf_transfer.data import infer_modality
-from hf_transfer.errors import ConfigError
 from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset, sample_inputs
 from hf_transfer.run_guard import claim_output_dir, run_identity

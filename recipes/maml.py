@@ -38,6 +38,7 @@ from hf_transfer.data import DataArguments, infer_modality, load_transfer_datase
 from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import TransferArguments, create_lora_model
 from hf_transfer.finetuning.config import CLASSIFIER_POOLINGS
+from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.meta import (
     MAML,
     EpisodeArguments,
@@ -49,7 +50,6 @@ from hf_transfer.meta import (
     split_meta_rows,
     zero_init_head,
 )
-from hf_transfer.hub import HubArguments, publish_run, take_hub_token
 from hf_transfer.outputs import publish_directory, write_json_atomic
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset
 from hf_transfer.run_guard import claim_output_dir, run_identity

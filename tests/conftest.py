@@ -17,7 +17,8 @@ HUB_URL = f"http://127.0.0.1:{HUB_PORT}"
 os.environ["HF_ENDPOINT"] = HUB_URL
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 if "huggingface_hub" in sys.modules:  # imported early (e.g. by a plugin): patch its configuration too
-    from huggingface_hub import constants as _hf_constants, hf_api as _hf_api
+    from huggingface_hub import constants as _hf_constants
+    from huggingface_hub import hf_api as _hf_api
 
     _hf_constants.ENDPOINT = HUB_URL
     _hf_constants.HUGGINGFACE_CO_URL_TEMPLATE = HUB_URL + "/{repo_id}/resolve/{revision}/{filename}"

@@ -609,7 +609,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             return json.loads(self._read_body() or b"null")
         except ValueError:
-            raise _HTTPError(400, "Invalid JSON body")
+            raise _HTTPError(400, "Invalid JSON body") from None
 
     def _send(self, status: int, body: bytes = b"", headers: dict | None = None,
               content_type: str = "application/json") -> None:
@@ -748,7 +748,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _HTTPError(400, "Missing 'content'", extra={"errors": [{"message": "Missing 'content'"}]})
         errors = []
         lines = content.splitlines()
-        if lines and lines[0].strip() == "---" and not any(l.strip() == "---" for l in lines[1:]):
+        if lines and lines[0].strip() == "---" and not any(line.strip() == "---" for line in lines[1:]):
             errors.append({"message": "Unterminated YAML front matter"})
         if errors:
             raise _HTTPError(400, "Invalid metadata", extra={"errors": errors, "warnings": []})
@@ -922,7 +922,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 try:
                     sample = base64.b64decode(f.get("sample") or "")
                 except ValueError:
-                    raise _HTTPError(400, f"Invalid sample for {path}")
+                    raise _HTTPError(400, f"Invalid sample for {path}") from None
                 lfs = hub._matches_lfs(path, patterns) or size >= LFS_SIZE_THRESHOLD or b"\0" in sample
                 existing = commit.files.get(path) if commit else None
                 remote_oid = None
@@ -970,11 +970,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         hub = self.hub
         if "create_pr" in self.query:
             raise _HTTPError(501, "hub_server does not support create_pr")
-        lines = [l for l in self._read_body().splitlines() if l.strip()]
+        lines = [line for line in self._read_body().splitlines() if line.strip()]
         try:
-            items = [json.loads(l) for l in lines]
+            items = [json.loads(line) for line in lines]
         except ValueError:
-            raise _HTTPError(400, "Invalid NDJSON payload")
+            raise _HTTPError(400, "Invalid NDJSON payload") from None
         if not items or items[0].get("key") != "header":
             raise _HTTPError(400, "First NDJSON line must be the commit header")
         header = items[0].get("value") or {}

@@ -6,12 +6,12 @@ from transformers import AutoModelForSequenceClassification, BertConfig, TimmWra
 
 from hf_transfer.backbones import (
     ModelArguments,
-    load_transfer_model,
     create_backbone,
     create_classification_model,
     get_classifier,
     get_classifier_name,
     infer_model_modality,
+    load_transfer_model,
     model_fingerprint,
     resolve_model_path,
 )

@@ -217,7 +217,7 @@ def test_non_contiguous_int_and_integral_float_labels(cache_dir, tmp_path):
 
 
 def test_column_flags_pick_columns(cache_dir, tmp_path):
-    frame = pd.DataFrame({"body": [t for t, _ in ROWS], "y": [l for _, l in ROWS], "text": "decoy"})
+    frame = pd.DataFrame({"body": [t for t, _ in ROWS], "y": [label for _, label in ROWS], "text": "decoy"})
     path = write_table(tmp_path / "train.csv", frame)
     dd = load(cache_dir, train_file=path, text_column="body", label_column="y")
     assert dd["train"].column_names == ["text", "label"]

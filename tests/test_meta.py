@@ -117,7 +117,7 @@ def assert_same_gradients(ours, reference):
     assert set(ours) == set(reference)
     for name, expected in reference.items():
         assert ours[name] is not None, f"no gradient for {name}"
-        torch.testing.assert_close(ours[name], expected, **TOL, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(ours[name], expected, **TOL, msg=lambda m, name=name: f"{name}: {m}")
         assert expected.abs().sum() > 0, f"the reference gradient of {name} is zero: the test would prove nothing"
 
 

@@ -9,7 +9,6 @@ from hf_transfer.backbones import create_backbone, resolve_model_path
 from hf_transfer.pooling import POOLING_MODES, pool_tokens, read_sentence_transformers_pooling
 from tiny_models import make_tiny_bert
 
-
 # sentence-transformers weights `weightedmean` by absolute position, so it is compared under right padding only.
 CASES = [(m, side) for m in POOLING_MODES if m != "pooler" for side in ("right", "left")
          if not (m == "weightedmean" and side == "left")]  # fmt: skip

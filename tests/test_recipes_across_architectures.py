@@ -13,7 +13,13 @@ import pytest
 import torch
 from datasets import concatenate_datasets
 from peft import PeftModel
-from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
 from hf_transfer.adaptation import load_domain_dataset
 from hf_transfer.data import DataArguments, load_transfer_dataset

@@ -145,7 +145,7 @@ class DomainAdaptationArguments:
                 "classifier; use at least 20, or --compute_a_distance false."
             )
         if not self.uses_alignment and self.alignment_weight != 1.0:
-            warnings.warn(f"--alignment_weight is ignored by --method {self.method} (it trains without alignment).")
+            warnings.warn(f"--alignment_weight is ignored by --method {self.method} (it trains without alignment).", stacklevel=2)
 
     @property
     def uses_alignment(self) -> bool:
