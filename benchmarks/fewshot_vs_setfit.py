@@ -155,9 +155,7 @@ def run_script(script: str, *flags: str) -> dict:
         proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"{script} {' '.join(flags)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
-        results = json.loads((Path(out) / "all_results.json").read_text())
-        results["_output_dir_files"] = sorted(os.listdir(out))
-        return results
+        return json.loads((Path(out) / "all_results.json").read_text())
 
 
 def validation_flags(files: dict, args: FewShotArguments) -> list[str]:

@@ -73,16 +73,16 @@ def _check_flags(parser: HfArgumentParser, argv: Sequence[str], config_keys: Seq
     known = _known_flags(parser)
     names = sorted({option[2:].replace("-", "_") for option in known if option.startswith("--")})
     unknown = [key for key in config_keys if f"--{key}" not in known]
-    where = f"key {{}} in {config}" if unknown else "argument --{} on the command line"
-    if not unknown:
+    in_config = bool(unknown)  # config keys are named as keys, command-line ones as flags
+    if not in_config:
         unknown = [arg.split("=", 1)[0][2:] for arg in argv if arg.startswith("--") and arg.split("=", 1)[0] not in known]
     if unknown:
-        key = unknown[0]
+        key, prefix = unknown[0], "" if in_config else "--"
+        where = f"key {key} in {config}" if in_config else f"argument --{key} on the command line"
         close = difflib.get_close_matches(key.replace("-", "_"), names, n=3, cutoff=0.6)
-        prefix = "" if config_keys and where.startswith("key") else "--"
         hint = f" Did you mean {' or '.join(prefix + c for c in close)}?" if close else " Run with --help for the list."
         more = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
-        raise ConfigError(f"Unknown {where.format(key)}{more}.{hint}")
+        raise ConfigError(f"Unknown {where}{more}.{hint}")
 
 
 def parse_recipe_args(

@@ -27,6 +27,14 @@ __all__ = ["RunTotalsCallback", "checkpoint_is_finished", "train_whole_run"]
 logger = logging.getLogger(__name__)
 
 
+def _saved_totals(state: TrainerState) -> dict:
+    """The totals a checkpoint's `trainer_state.json` holds for `RunTotalsCallback` (empty when it has none)."""
+    saved = state.stateful_callbacks.get("RunTotalsCallback")
+    if isinstance(saved, list):
+        saved = saved[-1] if saved else None
+    return (saved or {}).get("attributes", {})
+
+
 class RunTotalsCallback(TrainerCallback, ExportableState):
     """Sums of training loss (per step) and training seconds since step 0, saved with each checkpoint.
 
@@ -51,10 +59,7 @@ class RunTotalsCallback(TrainerCallback, ExportableState):
         }}  # fmt: skip
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        saved = state.stateful_callbacks.get(type(self).__name__)  # restored from the checkpoint, when resuming
-        if isinstance(saved, list):
-            saved = saved[-1] if saved else None
-        attributes = (saved or {}).get("attributes", {})
+        attributes = _saved_totals(state)  # restored from the checkpoint, when resuming
         if state.global_step and attributes.get("steps_before") == state.global_step:
             self.runtime_before = float(attributes["runtime_before"])
             self.loss_sum_before = float(attributes["loss_sum_before"])
@@ -110,8 +115,7 @@ def train_whole_run(trainer: Any, checkpoint: Optional[str]) -> dict:
     if checkpoint is not None and checkpoint_is_finished(checkpoint, trainer.args):
         trainer._load_from_checkpoint(checkpoint)  # the weights (or adapter) Trainer's own resume would load
         trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
-        saved = trainer.state.stateful_callbacks.get(type(totals).__name__) or {}
-        attributes = (saved[-1] if isinstance(saved, list) and saved else saved or {}).get("attributes", {})
+        attributes = _saved_totals(trainer.state)
         step = trainer.state.global_step
         logger.warning("The run in this --output_dir had already finished (step %d): nothing was trained now; the "
                        "results are those of its last checkpoint. Raise --num_train_epochs or --max_steps to train "
