@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM ?= false
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist worksteal
 
-.PHONY: install demo test test-fast lint fashion-mnist clean
+.PHONY: install demo test test-fast lint format fashion-mnist clean
 
 install: $(STAMP)
 
@@ -44,9 +44,16 @@ demo: install
 test: install fashion-mnist
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest $(XDIST) tests
 
-# ruff's lint rules from pyproject.toml ([tool.ruff]); CI runs it before the tests.
+# ruff's formatter and lint rules from pyproject.toml ([tool.ruff]); CI runs it before the tests.
+# `make format` rewrites the files the way `make lint` checks them.
+LINTED := hf_transfer recipes tests benchmarks
 lint: install
-	$(VENV)/bin/ruff check hf_transfer recipes tests benchmarks
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/ruff check $(LINTED)
+
+format: install
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
 # Unit tests only (tiny random models), for a quick check while editing.
 test-fast: install

@@ -78,9 +78,11 @@ class BenchmarkArguments:
 
     mode: Literal["throughput", "memory", "memory_one"] = field(
         default="throughput",
-        metadata={"help": "throughput: ours vs sentence-transformers (plain and cached), interleaved. memory: peak "
-                  "memory vs batch size, plain vs GradCache, a subprocess per point. memory_one: one point here."},
-    )  # fmt: skip
+        metadata={
+            "help": "throughput: ours vs sentence-transformers (plain and cached), interleaved. memory: peak "
+            "memory vs batch size, plain vs GradCache, a subprocess per point. memory_one: one point here."
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "Pairs per optimizer step (both views: 2x rows)."})
     mini_batch_size: int = field(default=16, metadata={"help": "Rows embedded at once by both cached variants."})
     max_steps: int = field(default=12, metadata={"help": "Optimizer steps per contestant and round."})
@@ -146,8 +148,9 @@ def train_ours(path: str, texts: datasets.Dataset, bench: BenchmarkArguments, ba
     return timer
 
 
-def train_sentence_transformers(path: str, texts: datasets.Dataset, bench: BenchmarkArguments, batch_size: int,
-                                cached: bool, tmp: str):  # fmt: skip
+def train_sentence_transformers(
+    path: str, texts: datasets.Dataset, bench: BenchmarkArguments, batch_size: int, cached: bool, tmp: str
+):
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
@@ -161,8 +164,11 @@ def train_sentence_transformers(path: str, texts: datasets.Dataset, bench: Bench
     set_seed(bench.seed)
     model = SentenceTransformer(path, device="cuda" if torch.cuda.is_available() else "cpu")
     model.max_seq_length = bench.max_seq_length
-    loss = (CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=bench.mini_batch_size) if cached
-            else MultipleNegativesRankingLoss(model, scale=20.0))  # fmt: skip
+    loss = (
+        CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=bench.mini_batch_size)
+        if cached
+        else MultipleNegativesRankingLoss(model, scale=20.0)
+    )
     timer = StepTimer()
     trainer = SentenceTransformerTrainer(
         model=model,
@@ -189,7 +195,9 @@ def run_throughput(path: str, data_args: DataArguments, bench: BenchmarkArgument
     texts = load_texts(data_args, bench, bench.batch_size * bench.max_steps)
     runners = {
         "ours": lambda tmp: train_ours(path, texts, bench, bench.batch_size, False, tmp),
-        "sentence_transformers": lambda tmp: train_sentence_transformers(path, texts, bench, bench.batch_size, False, tmp),
+        "sentence_transformers": lambda tmp: train_sentence_transformers(
+            path, texts, bench, bench.batch_size, False, tmp
+        ),
         "ours_cached": lambda tmp: train_ours(path, texts, bench, bench.batch_size, True, tmp),
         "sentence_transformers_cached": lambda tmp: train_sentence_transformers(
             path, texts, bench, bench.batch_size, True, tmp
@@ -201,20 +209,30 @@ def run_throughput(path: str, data_args: DataArguments, bench: BenchmarkArgument
         for name, run in runners.items():
             with tempfile.TemporaryDirectory() as tmp:
                 timer = run(tmp)
-            step = statistics.median(timer.durations[bench.timing_warmup_steps:])
-            cpu_step = statistics.median(timer.cpu_durations[bench.timing_warmup_steps:])
-            numbers[name] = {"median_step_s": step, "pairs_per_s": bench.batch_size / step,
-                             "median_step_cpu_s": cpu_step, "steps": len(timer.durations)}  # fmt: skip
-            logger.info("round %d %s: %.3f s/step (%.3f CPU s), %.1f pairs/s", round_index, name, step, cpu_step,
-                        bench.batch_size / step)  # fmt: skip
-        for key, ours, theirs in (("ratio", "ours", "sentence_transformers"),
-                                  ("cached_ratio", "ours_cached", "sentence_transformers_cached")):  # fmt: skip
+            step = statistics.median(timer.durations[bench.timing_warmup_steps :])
+            cpu_step = statistics.median(timer.cpu_durations[bench.timing_warmup_steps :])
+            numbers[name] = {
+                "median_step_s": step,
+                "pairs_per_s": bench.batch_size / step,
+                "median_step_cpu_s": cpu_step,
+                "steps": len(timer.durations),
+            }
+            logger.info(
+                "round %d %s: %.3f s/step (%.3f CPU s), %.1f pairs/s",
+                round_index,
+                name,
+                step,
+                cpu_step,
+                bench.batch_size / step,
+            )
+        for key, ours, theirs in (
+            ("ratio", "ours", "sentence_transformers"),
+            ("cached_ratio", "ours_cached", "sentence_transformers_cached"),
+        ):
             numbers[key] = numbers[ours]["pairs_per_s"] / numbers[theirs]["pairs_per_s"]
             numbers[f"{key}_cpu"] = numbers[theirs]["median_step_cpu_s"] / numbers[ours]["median_step_cpu_s"]
         per_round.append(numbers)
-    summary = {
-        name: statistics.median(r[name]["pairs_per_s"] for r in per_round) for name in CONTESTANTS
-    }
+    summary = {name: statistics.median(r[name]["pairs_per_s"] for r in per_round) for name in CONTESTANTS}
     return {
         "pairs_per_s_median": summary,
         "ratio_vs_sentence_transformers": statistics.median(r["ratio"] for r in per_round),
@@ -238,8 +256,13 @@ def run_memory_point(path: str, data_args: DataArguments, bench: BenchmarkArgume
     with tempfile.TemporaryDirectory() as tmp:
         durations = train_ours(path, texts, bench, bench.batch_size, cached, tmp).durations
     peak = torch.cuda.max_memory_allocated() / 2**20 if gpu else peak_rss_mib()
-    return {"variant": bench.memory_variant, "batch_size": bench.batch_size, "peak_added_mib": peak - before,
-            "median_step_s": statistics.median(durations), "measure": "cuda_allocated" if gpu else "process_rss"}  # fmt: skip
+    return {
+        "variant": bench.memory_variant,
+        "batch_size": bench.batch_size,
+        "peak_added_mib": peak - before,
+        "median_step_s": statistics.median(durations),
+        "measure": "cuda_allocated" if gpu else "process_rss",
+    }
 
 
 def run_memory(model_args: ModelArguments, data_args: DataArguments, bench: BenchmarkArguments) -> dict:
@@ -248,12 +271,32 @@ def run_memory(model_args: ModelArguments, data_args: DataArguments, bench: Benc
     for batch_size in bench.batch_sizes:
         for variant in ("plain", "cached"):
             with tempfile.NamedTemporaryFile(suffix=".json") as out:
-                command = [sys.executable, __file__, "--mode", "memory_one", "--memory_variant", variant,
-                           "--model_name_or_path", model_args.model_name_or_path,
-                           "--dataset_name", data_args.dataset_name, "--batch_size", str(batch_size),
-                           "--mini_batch_size", str(bench.mini_batch_size), "--max_steps", str(bench.max_steps),
-                           "--max_seq_length", str(bench.max_seq_length), "--timing_warmup_steps", "0",
-                           "--seed", str(bench.seed), "--output_file", out.name]  # fmt: skip
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--mode",
+                    "memory_one",
+                    "--memory_variant",
+                    variant,
+                    "--model_name_or_path",
+                    model_args.model_name_or_path,
+                    "--dataset_name",
+                    data_args.dataset_name,
+                    "--batch_size",
+                    str(batch_size),
+                    "--mini_batch_size",
+                    str(bench.mini_batch_size),
+                    "--max_steps",
+                    str(bench.max_steps),
+                    "--max_seq_length",
+                    str(bench.max_seq_length),
+                    "--timing_warmup_steps",
+                    "0",
+                    "--seed",
+                    str(bench.seed),
+                    "--output_file",
+                    out.name,
+                ]
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
                 with open(out.name) as f:
                     point = json.load(f)
@@ -275,16 +318,22 @@ def main():
         write_json_atomic(bench.output_file, run_memory_point(path, data_args, bench))
         return
     start = time.time()
-    results = run_memory(model_args, data_args, bench) if bench.mode == "memory" else run_throughput(path, data_args, bench)
-    results.update(arguments={**asdict(bench), "model": model_args.model_name_or_path,
-                              "dataset": data_args.dataset_name}, machine=machine_info("sentence-transformers"),
-                   wall_time_s=time.time() - start)  # fmt: skip
+    results = (
+        run_memory(model_args, data_args, bench) if bench.mode == "memory" else run_throughput(path, data_args, bench)
+    )
+    results.update(
+        arguments={**asdict(bench), "model": model_args.model_name_or_path, "dataset": data_args.dataset_name},
+        machine=machine_info("sentence-transformers"),
+        wall_time_s=time.time() - start,
+    )
     write_json_atomic(bench.output_file, results)
     print(json.dumps({k: v for k, v in results.items() if k not in ("rounds", "points", "machine")}, indent=2))
     if bench.mode == "memory":
         for point in results["points"]:
-            print(f"{point['variant']:>6} batch {point['batch_size']:>4}: +{point['peak_added_mib']:.0f} MiB, "
-                  f"{point['median_step_s']:.2f} s/step")  # fmt: skip
+            print(
+                f"{point['variant']:>6} batch {point['batch_size']:>4}: +{point['peak_added_mib']:.0f} MiB, "
+                f"{point['median_step_s']:.2f} s/step"
+            )
         return
     print(f"cached_ratio_vs_sentence_transformers: {results['cached_ratio_vs_sentence_transformers']:.3f}")
     print(f"ratio_vs_sentence_transformers: {results['ratio_vs_sentence_transformers']:.3f}")

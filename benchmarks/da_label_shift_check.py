@@ -53,8 +53,9 @@ def posteriors(model_dir: str, texts: list[str], max_seq_length: int) -> torch.T
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     out = []
     for start in range(0, len(texts), 64):
-        batch = tokenizer(texts[start : start + 64], truncation=True, max_length=max_seq_length, padding=True,
-                          return_tensors="pt")  # fmt: skip
+        batch = tokenizer(
+            texts[start : start + 64], truncation=True, max_length=max_seq_length, padding=True, return_tensors="pt"
+        )
         out.append(model(**batch).logits.softmax(-1))
     return torch.cat(out).double()  # (N, C)
 
@@ -106,8 +107,13 @@ def main() -> None:
         }
         print(json.dumps(run), flush=True)
         runs.append(run)
-    summary = {"labels": names, "source_prior": source_prior.tolist(), "target_test_prior": target_prior.tolist(),
-               "config": PAIRS["text"][0], "runs": runs}  # fmt: skip
+    summary = {
+        "labels": names,
+        "source_prior": source_prior.tolist(),
+        "target_test_prior": target_prior.tolist(),
+        "config": PAIRS["text"][0],
+        "runs": runs,
+    }
     write_json_atomic(Path(args.output_file), summary)
     for key in ("accuracy", "accuracy_after_em", "accuracy_with_true_target_prior"):
         values = [run[key] for run in runs]

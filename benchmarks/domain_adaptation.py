@@ -47,7 +47,10 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = {
     "text": ("recipes/configs/domain_adapt_text.yaml", "MiniLM (full fine-tuning), tweet_sentiment -> drug_reviews"),
-    "vision": ("recipes/configs/domain_adapt_vision.yaml", "EfficientNet-Lite0 (full fine-tuning, 64x64), digits -> digits_m"),
+    "vision": (
+        "recipes/configs/domain_adapt_vision.yaml",
+        "EfficientNet-Lite0 (full fine-tuning, 64x64), digits -> digits_m",
+    ),
 }
 # Extra cells (not run by default; `--methods` may name them) and the recipe flags that define them.
 EXTRA_CELLS = {
@@ -66,10 +69,15 @@ PAIR_FLAGS = {
     ("vision", "coral"): ["--alignment_weight", "10"],
     ("text", "coral"): ["--alignment_weight", "1e5"],
 }
-METHOD_NAMES = {"source_only": "source only", "dann": "DANN", "coral": "Deep CORAL", "mmd": "MK-MMD (DAN)",
-                "target_oracle": "target oracle (labelled target)",
-                "target_oracle_3x": "target oracle, 3 epochs",
-                "bn_control": "control: target rows through BatchNorm, no alignment"}  # fmt: skip
+METHOD_NAMES = {
+    "source_only": "source only",
+    "dann": "DANN",
+    "coral": "Deep CORAL",
+    "mmd": "MK-MMD (DAN)",
+    "target_oracle": "target oracle (labelled target)",
+    "target_oracle_3x": "target oracle, 3 epochs",
+    "bn_control": "control: target rows through BatchNorm, no alignment",
+}
 
 
 @dataclass
@@ -90,7 +98,9 @@ class BenchmarkArguments:
     pairs: list[str] = field(default_factory=lambda: list(PAIRS), metadata={"help": "Domain pairs: text, vision."})
     methods: list[str] = field(
         default_factory=lambda: list(METHODS),
-        metadata={"help": f"Methods: {', '.join(METHODS)}, and the extra cells {', '.join(EXTRA_CELLS)} (not run by default)."},
+        metadata={
+            "help": f"Methods: {', '.join(METHODS)}, and the extra cells {', '.join(EXTRA_CELLS)} (not run by default)."
+        },
     )
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Training seeds (at least one)."})
     workers: int = field(default=2, metadata={"help": "Recipe runs in parallel."})
@@ -100,24 +110,42 @@ class BenchmarkArguments:
     )
     summarize_only: bool = field(default=False, metadata={"help": "Only rebuild summary.json and table.md."})
     extra_args: str = field(
-        default="", metadata={"help": 'Flags appended to every run, e.g. --extra_args="--max_steps 5" for a smoke test.'}
+        default="",
+        metadata={"help": 'Flags appended to every run, e.g. --extra_args="--max_steps 5" for a smoke test.'},
     )
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.pairs if p not in PAIRS] + [m for m in self.methods if m not in METHOD_NAMES]
         if unknown:
-            raise ConfigError(f"Unknown pairs or methods {unknown}: pairs are {list(PAIRS)}, methods {list(METHOD_NAMES)}.")
+            raise ConfigError(
+                f"Unknown pairs or methods {unknown}: pairs are {list(PAIRS)}, methods {list(METHOD_NAMES)}."
+            )
         if not self.seeds or self.workers < 1 or self.threads_per_worker < 1:
             raise ConfigError("--seeds needs at least one seed; --workers and --threads_per_worker must be positive.")
 
 
-def run_domain_adapt(pair: str, method_flags: list[str], seed: int, output_dir: str, threads: Optional[int] = None,
-                     extra_args: str = "") -> subprocess.CompletedProcess:
+def run_domain_adapt(
+    pair: str, method_flags: list[str], seed: int, output_dir: str, threads: Optional[int] = None, extra_args: str = ""
+) -> subprocess.CompletedProcess:
     """`recipes/domain_adapt.py <pair's config> <method_flags> --seed S` offline in a fresh subprocess (no
     checkpoints), writing to `output_dir`; `threads` sets OMP_NUM_THREADS (inherited when None)."""
-    command = [sys.executable, str(ROOT / "recipes" / "domain_adapt.py"), str(ROOT / PAIRS[pair][0]),
-               *method_flags, "--seed", str(seed), "--pair_seed", str(seed), "--output_dir", output_dir,
-               "--save_strategy", "no", "--disable_tqdm", "true", *shlex.split(extra_args)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "recipes" / "domain_adapt.py"),
+        str(ROOT / PAIRS[pair][0]),
+        *method_flags,
+        "--seed",
+        str(seed),
+        "--pair_seed",
+        str(seed),
+        "--output_dir",
+        output_dir,
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        *shlex.split(extra_args),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -142,8 +170,10 @@ def run_cell(pair: str, method: str, seed: int, bench_args: BenchmarkArguments) 
         results = json.loads((Path(tmp) / "all_results.json").read_text())
     results.update(pair=pair, method=method, seed=seed, flags=method_flags, wall_time_s=time.time() - start)
     write_json_atomic(result_file, results)
-    logger.info(f"{pair} {method} seed {seed}: target test accuracy {results.get('target_test_accuracy'):.4f} "
-                f"({results['wall_time_s']:.0f} s)")  # fmt: skip
+    logger.info(
+        f"{pair} {method} seed {seed}: target test accuracy {results.get('target_test_accuracy'):.4f} "
+        f"({results['wall_time_s']:.0f} s)"
+    )
     return results
 
 
@@ -153,8 +183,15 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def summarize(runs: list[dict]) -> dict:
     """Mean and sample standard deviation over seeds, per (pair, method)."""
-    keys = ("target_test_accuracy", "target_eval_accuracy", "target_test_f1", "source_test_accuracy",
-            "a_distance_before", "a_distance_after", "train_runtime")  # fmt: skip
+    keys = (
+        "target_test_accuracy",
+        "target_eval_accuracy",
+        "target_test_f1",
+        "source_test_accuracy",
+        "a_distance_before",
+        "a_distance_after",
+        "train_runtime",
+    )
     summary: dict[str, dict] = {}
     for pair in PAIRS:
         for method in METHOD_NAMES:
@@ -189,8 +226,11 @@ def markdown_table(summary: dict, runs: list[dict]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for method, stats in methods.items():
-            a_distance = (f"{stats['a_distance_before'][0]:.2f} → {stats['a_distance_after'][0]:.2f}"
-                          if "a_distance_after" in stats else "-")  # fmt: skip
+            a_distance = (
+                f"{stats['a_distance_before'][0]:.2f} → {stats['a_distance_after'][0]:.2f}"
+                if "a_distance_after" in stats
+                else "-"
+            )
             lines.append(
                 f"| {METHOD_NAMES[method]} | {_cell(stats, 'target_test_accuracy')} | {_cell(stats, 'target_test_f1')} "
                 f"| {_cell(stats, 'target_eval_accuracy')} | {_cell(stats, 'source_test_accuracy')} | {a_distance} "
@@ -205,8 +245,9 @@ def main():
     (bench_args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
 
     # 2. Logging: this script's progress only (each recipe run logs to its own captured output).
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
-                        level=logging.INFO)  # fmt: skip
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.INFO
+    )
     results_dir = Path(bench_args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
 
@@ -220,11 +261,15 @@ def main():
     # 4. Summary and table from every run JSON present.
     runs = [json.loads(f.read_text()) for f in sorted(results_dir.glob("*-seed*.json"))]
     summary = summarize(runs)
-    write_json_atomic(results_dir / "summary.json", {
-        "benchmark": "domain_adaptation", "summary": summary,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0]},
-        "arguments": asdict(bench_args),
-    })  # fmt: skip
+    write_json_atomic(
+        results_dir / "summary.json",
+        {
+            "benchmark": "domain_adaptation",
+            "summary": summary,
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0]},
+            "arguments": asdict(bench_args),
+        },
+    )
     table = markdown_table(summary, runs)
     (results_dir / "table.md").write_text(table)
     print(table)

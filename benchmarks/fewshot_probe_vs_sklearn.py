@@ -37,8 +37,12 @@ NAME = "fewshot_probe_vs_sklearn"
 class DiagnosticArguments:
     """Args: the backbone, data sets, shots K, held-out H per class, seeds, tokens, test rows, output file."""
 
-    model_name_or_path: str = field(default="minilm", metadata={"help": "Backbone (mean pooling, as the probe reads it)."})
-    datasets: list[str] = field(default_factory=lambda: ["tweet_sentiment", "bbc_news"], metadata={"help": "Built-ins."})
+    model_name_or_path: str = field(
+        default="minilm", metadata={"help": "Backbone (mean pooling, as the probe reads it)."}
+    )
+    datasets: list[str] = field(
+        default_factory=lambda: ["tweet_sentiment", "bbc_news"], metadata={"help": "Built-ins."}
+    )
     shots: int = field(default=8, metadata={"help": "Labelled rows per class (K)."})
     held_out: int = field(default=2, metadata={"help": "Of those, rows per class held out for the L2 choice (H)."})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4], metadata={"help": "One draw per seed."})
@@ -51,8 +55,9 @@ class DiagnosticArguments:
 def embed(backbone, texts: list[str], max_seq_length: int) -> torch.Tensor:
     out = []
     for begin in range(0, len(texts), 64):
-        inputs = backbone.processor(texts[begin:begin + 64], padding=True, truncation=True,
-                                    max_length=max_seq_length, return_tensors="pt")  # fmt: skip
+        inputs = backbone.processor(
+            texts[begin : begin + 64], padding=True, truncation=True, max_length=max_seq_length, return_tensors="pt"
+        )
         out.append(backbone.embed(**inputs))
     return torch.cat(out)
 
@@ -72,14 +77,17 @@ def main() -> None:
     results: dict = {"arguments": asdict(args), "datasets": {}}
     for name in args.datasets:
         data = load_transfer_dataset(DataArguments(dataset_name=name, max_eval_samples=args.max_test_samples))
-        x_test, y_test = embed(backbone, list(data["test"]["text"]), args.max_seq_length), torch.tensor(data["test"]["label"])
+        x_test, y_test = (
+            embed(backbone, list(data["test"]["text"]), args.max_seq_length),
+            torch.tensor(data["test"]["label"]),
+        )
         labels = np.asarray(data["train"]["label"])
         runs = []
         for seed in args.seeds:
             rng = np.random.default_rng(seed)
             draws = [rng.choice(np.flatnonzero(labels == c), args.shots, replace=False) for c in np.unique(labels)]
-            fit_rows = np.concatenate([d[args.held_out:] for d in draws])
-            held_rows = np.concatenate([d[:args.held_out] for d in draws])
+            fit_rows = np.concatenate([d[args.held_out :] for d in draws])
+            held_rows = np.concatenate([d[: args.held_out] for d in draws])
             rows = np.concatenate([fit_rows, held_rows]).tolist()
             x = embed(backbone, [data["train"][int(i)]["text"] for i in rows], args.max_seq_length)
             y = torch.tensor(labels[rows])
@@ -94,11 +102,15 @@ def main() -> None:
             }
             logger.info("%s %s", name, run)
             runs.append(run)
-        summary = {key: statistics.mean(r[key] for r in runs)
-                   for key in ("probe_on_fit_rows", "sklearn_on_fit_rows", "sklearn_on_all_rows")}  # fmt: skip
+        summary = {
+            key: statistics.mean(r[key] for r in runs)
+            for key in ("probe_on_fit_rows", "sklearn_on_fit_rows", "sklearn_on_all_rows")
+        }
         results["datasets"][name] = {"runs": runs, "summary": summary, "test_samples": len(y_test)}
-        print(f"{name} ({args.shots}-shot, {args.held_out} held out, {len(args.seeds)} seeds): "
-              + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
+        print(
+            f"{name} ({args.shots}-shot, {args.held_out} held out, {len(args.seeds)} seeds): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in summary.items())
+        )
     write_json_atomic(args.output_file or os.path.join("benchmarks", "results", f"{NAME}.json"), results)
 
 

@@ -86,7 +86,8 @@ class FewShotArguments:
     train_file: Optional[str] = field(default=None, metadata={"help": "Your labelled pool (CSV/JSON) to draw from."})
     test_file: Optional[str] = field(default=None, metadata={"help": "Your test rows (CSV/JSON); with --train_file."})
     validation_file: Optional[str] = field(
-        default=None, metadata={"help": "Optional validation rows for the probe's L2 choice (else held out of the shots)."}
+        default=None,
+        metadata={"help": "Optional validation rows for the probe's L2 choice (else held out of the shots)."},
     )
     text_column: Optional[str] = field(default=None, metadata={"help": "Text column of your files."})
     label_column: Optional[str] = field(default=None, metadata={"help": "Label column of your files."})
@@ -95,7 +96,8 @@ class FewShotArguments:
     max_seq_length: int = field(default=128, metadata={"help": "Tokens per text (every contestant)."})
     max_test_samples: int = field(default=600, metadata={"help": "Stratified test subset for accuracy."})
     validation_split_percentage: float = field(
-        default=0.25, metadata={"help": "Part of the shots the recipes hold out for their choices (no --validation_file)."}
+        default=0.25,
+        metadata={"help": "Part of the shots the recipes hold out for their choices (no --validation_file)."},
     )
     steps: int = field(default=10, metadata={"help": "SupCon steps of supcon_probe (whole K x C set per step)."})
     learning_rate: float = field(default=2e-5, metadata={"help": "SupCon learning rate of supcon_probe."})
@@ -107,7 +109,9 @@ class FewShotArguments:
         if not self.contestants or set(self.contestants) - set(CONTESTANTS):
             raise ConfigError(f"--contestants takes {', '.join(CONTESTANTS)}; got {self.contestants}.")
         if (self.train_file is None) != (self.test_file is None):
-            raise ConfigError("--train_file and --test_file go together: the shots are drawn from one, scored on the other.")
+            raise ConfigError(
+                "--train_file and --test_file go together: the shots are drawn from one, scored on the other."
+            )
         for flag in ("shots", "max_seq_length", "max_test_samples", "steps"):
             if getattr(self, flag) <= 0:
                 raise ConfigError(f"--{flag} must be positive; got {getattr(self, flag)}.")
@@ -115,11 +119,19 @@ class FewShotArguments:
             self.output_file = os.path.join("benchmarks", "results", f"{NAME}.json")
 
 
-def load_pool_and_test(args: FewShotArguments, name: Optional[str]) -> tuple[datasets.Dataset, datasets.Dataset, Optional[datasets.Dataset]]:
+def load_pool_and_test(
+    args: FewShotArguments, name: Optional[str]
+) -> tuple[datasets.Dataset, datasets.Dataset, Optional[datasets.Dataset]]:
     """The training pool, the test rows and the optional validation rows, read the way the recipes read them."""
-    data_args = DataArguments(dataset_name=name, train_file=args.train_file, test_file=args.test_file,
-                              validation_file=args.validation_file, text_column=args.text_column,
-                              label_column=args.label_column, max_eval_samples=args.max_test_samples)  # fmt: skip
+    data_args = DataArguments(
+        dataset_name=name,
+        train_file=args.train_file,
+        test_file=args.test_file,
+        validation_file=args.validation_file,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        max_eval_samples=args.max_test_samples,
+    )
     data = load_transfer_dataset(data_args)
     validation = data["validation"] if args.validation_file else None
     return data["train"], data["test"], validation
@@ -141,17 +153,30 @@ def write_rows(rows: datasets.Dataset, path: Path) -> str:
     """`text` and `label` (names, as in a user's file) as JSON lines: tweets hold quotes and line breaks that a
     CSV round trip does not keep."""
     names = rows.features["label"].names
-    rows.map(lambda r: {"label": names[r["label"]]}, features=datasets.Features(
-        {"text": datasets.Value("string"), "label": datasets.Value("string")}),
-        remove_columns=[c for c in rows.column_names if c not in ("text", "label")]).to_json(str(path), lines=True)  # fmt: skip
+    rows.map(
+        lambda r: {"label": names[r["label"]]},
+        features=datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("string")}),
+        remove_columns=[c for c in rows.column_names if c not in ("text", "label")],
+    ).to_json(str(path), lines=True)
     return str(path)
 
 
 def run_script(script: str, *flags: str) -> dict:
     """One recipe run in its own process, as a user starts it; its `all_results.json`."""
     with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{NAME}-") as out:
-        command = [sys.executable, str(ROOT / "recipes" / script), *flags, "--output_dir", out, "--report_to", "none",
-                   "--save_strategy", "no", "--disable_tqdm", "true"]  # fmt: skip
+        command = [
+            sys.executable,
+            str(ROOT / "recipes" / script),
+            *flags,
+            "--output_dir",
+            out,
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ]
         proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"{script} {' '.join(flags)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
@@ -165,33 +190,85 @@ def validation_flags(files: dict, args: FewShotArguments) -> list[str]:
 
 
 def probe_flags(model: str, files: dict, args: FewShotArguments, seed: int) -> list[str]:
-    return ["--model_name_or_path", model, "--strategy", "linear_probe", "--train_file", files["shots"],
-            "--test_file", files["test"], "--max_seq_length", str(args.max_seq_length), "--seed", str(seed),
-            "--per_device_eval_batch_size", "64", *validation_flags(files, args)]  # fmt: skip
+    return [
+        "--model_name_or_path",
+        model,
+        "--strategy",
+        "linear_probe",
+        "--train_file",
+        files["shots"],
+        "--test_file",
+        files["test"],
+        "--max_seq_length",
+        str(args.max_seq_length),
+        "--seed",
+        str(seed),
+        "--per_device_eval_batch_size",
+        "64",
+        *validation_flags(files, args),
+    ]
 
 
 def run_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
     results = run_script("finetune.py", *probe_flags(path, files, args, seed))
-    return {"accuracy": results["test_accuracy"], "train_time_s": results["train_runtime"],
-            "pooling": results.get("pooling"), "probe_l2": results.get("probe_l2")}  # fmt: skip
+    return {
+        "accuracy": results["test_accuracy"],
+        "train_time_s": results["train_runtime"],
+        "pooling": results.get("pooling"),
+        "probe_l2": results.get("probe_l2"),
+    }
 
 
 def run_supcon_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{NAME}-supcon-") as encoder:
-        command = [sys.executable, str(ROOT / "recipes" / "contrastive_pretrain.py"), "--model_name_or_path", path,
-                   "--train_file", files["shots"], "--contrastive_loss", "supcon", "--views", "dropout",
-                   "--temperature", str(args.temperature), "--projection_dim", "0",
-                   "--max_seq_length", str(args.max_seq_length), "--learning_rate", str(args.learning_rate),
-                   "--max_steps", str(args.steps), "--per_device_train_batch_size", str(len(shots)),
-                   "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
-                   "--seed", str(seed), *validation_flags(files, args), "--output_dir", encoder]  # fmt: skip
+        command = [
+            sys.executable,
+            str(ROOT / "recipes" / "contrastive_pretrain.py"),
+            "--model_name_or_path",
+            path,
+            "--train_file",
+            files["shots"],
+            "--contrastive_loss",
+            "supcon",
+            "--views",
+            "dropout",
+            "--temperature",
+            str(args.temperature),
+            "--projection_dim",
+            "0",
+            "--max_seq_length",
+            str(args.max_seq_length),
+            "--learning_rate",
+            str(args.learning_rate),
+            "--max_steps",
+            str(args.steps),
+            "--per_device_train_batch_size",
+            str(len(shots)),
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--seed",
+            str(seed),
+            *validation_flags(files, args),
+            "--output_dir",
+            encoder,
+        ]
         proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"contrastive_pretrain.py failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
         pretrain = json.loads((Path(encoder) / "all_results.json").read_text())
         probe = run_probe(encoder, files, shots, args, seed)
-    return {**probe, "train_time_s": pretrain["train_runtime"] + probe["train_time_s"],
-            "pretrain_time_s": pretrain["train_runtime"], "pretrain_rows": pretrain.get("train_samples")}  # fmt: skip
+    return {
+        **probe,
+        "train_time_s": pretrain["train_runtime"] + probe["train_time_s"],
+        "pretrain_time_s": pretrain["train_runtime"],
+        "pretrain_rows": pretrain.get("train_samples"),
+    }
 
 
 def run_setfit(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
@@ -204,8 +281,9 @@ def run_setfit(path: str, files: dict, shots: datasets.Dataset, args: FewShotArg
     model = SetFitModel.from_pretrained(path)
     model.model_body.max_seq_length = args.max_seq_length
     with tempfile.TemporaryDirectory() as tmp:
-        setfit_args = SetFitArguments(output_dir=tmp, seed=seed, save_strategy="no", report_to="none",
-                                      show_progress_bar=False)  # fmt: skip
+        setfit_args = SetFitArguments(
+            output_dir=tmp, seed=seed, save_strategy="no", report_to="none", show_progress_bar=False
+        )
         trainer = Trainer(model=model, args=setfit_args, train_dataset=shots.select_columns(["text", "label"]))
         start = time.perf_counter()
         trainer.train()
@@ -258,17 +336,25 @@ def main():
                     summary[ours]["train_time_s_mean"] / summary["setfit"]["train_time_s_mean"]
                 )
         results["datasets"][label] = {"test_samples": len(test), "runs": runs, "summary": summary}
-    results["machine"] = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                          "python": sys.version.split()[0]}  # fmt: skip
+    results["machine"] = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+    }
     results["wall_time_s"] = time.time() - start
     write_json_atomic(args.output_file, results)
     for label, result in results["datasets"].items():
         s = result["summary"]
-        parts = [f"{c} {s[c]['accuracy_mean']:.3f} +- {s[c]['accuracy_std']:.3f} in {s[c]['train_time_s_mean']:.0f} s"
-                 for c in args.contestants]  # fmt: skip
+        parts = [
+            f"{c} {s[c]['accuracy_mean']:.3f} +- {s[c]['accuracy_std']:.3f} in {s[c]['train_time_s_mean']:.0f} s"
+            for c in args.contestants
+        ]
         parts += [f"{k} {v:.2f}" for k, v in s.items() if k.startswith("time_ratio")]
-        print(f"{label} ({args.shots}-shot, {len(args.seeds)} seeds, test {result['test_samples']} rows): "
-              + " | ".join(parts))
+        print(
+            f"{label} ({args.shots}-shot, {len(args.seeds)} seeds, test {result['test_samples']} rows): "
+            + " | ".join(parts)
+        )
 
 
 if __name__ == "__main__":

@@ -89,9 +89,11 @@ class BenchmarkArguments:
 
     variant: Literal["both", "full", "lora"] = field(
         default="both",
-        metadata={"help": "both: run full and lora alternately, each in a fresh subprocess, and compare them. "
-                  "full / lora: run that one variant in this process (what each subprocess does)."},
-    )  # fmt: skip
+        metadata={
+            "help": "both: run full and lora alternately, each in a fresh subprocess, and compare them. "
+            "full / lora: run that one variant in this process (what each subprocess does)."
+        },
+    )
     repeats: int = field(
         default=2, metadata={"help": "(full, lora) pairs run by --variant both, interleaved: full, lora, full, ..."}
     )
@@ -243,8 +245,15 @@ def run_in_subprocess(variant: str, tmp_dir: str, index: int) -> dict:
     """This script again, in a fresh interpreter, with `--variant <variant>`; returns its JSON."""
     output_file = os.path.join(tmp_dir, f"{index}-{variant}.json")
     # Later flags win in argparse, so appending overrides whatever the user passed.
-    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:],
-               "--variant", variant, "--output_file", output_file]  # fmt: skip
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        *sys.argv[1:],
+        "--variant",
+        variant,
+        "--output_file",
+        output_file,
+    ]
     logger.info(f"Run {index}: {variant} in a fresh subprocess")
     subprocess.run(command, check=True)
     with open(output_file) as f:
@@ -264,8 +273,10 @@ def main():
     if bench_args.variant != "both":
         result = run_variant(bench_args.variant, model_args, data_args, bench_args)
         write_json_atomic(bench_args.output_file, result)
-        logger.info(f"{bench_args.variant}: {result['median_step_s']:.3f} s/step, peak +{result['train_peak_mib']:.0f} "
-                    f"MiB, accuracy {result['eval_accuracy']:.4f}")  # fmt: skip
+        logger.info(
+            f"{bench_args.variant}: {result['median_step_s']:.3f} s/step, peak +{result['train_peak_mib']:.0f} "
+            f"MiB, accuracy {result['eval_accuracy']:.4f}"
+        )
         return
 
     # 4. Both: alternate fresh subprocesses, full, lora, full, lora, ...
@@ -278,8 +289,17 @@ def main():
                 runs.append({"repeat": repeat, **run_in_subprocess(variant, tmp, len(runs))})
 
     # 5. Summary: per-variant medians and per-pair ratios lora / full.
-    keys = ("trainable_params", "trainable_fraction", "train_peak_mib", "peak_mib", "median_step_s", "min_step_s",
-            "median_step_cpu_s", "train_runtime_s", "eval_accuracy")  # fmt: skip
+    keys = (
+        "trainable_params",
+        "trainable_fraction",
+        "train_peak_mib",
+        "peak_mib",
+        "median_step_s",
+        "min_step_s",
+        "median_step_cpu_s",
+        "train_runtime_s",
+        "eval_accuracy",
+    )
     median = {v: {k: statistics.median(r[k] for r in runs if r["variant"] == v) for k in keys} for v in VARIANTS}
     ratio_keys = ("train_peak_mib", "peak_mib", "median_step_s", "min_step_s", "median_step_cpu_s", "train_runtime_s")
     pairs = [{k: lora[k] / full[k] for k in ratio_keys} for full, lora in zip(runs[0::2], runs[1::2])]
@@ -303,23 +323,34 @@ def main():
     }
     write_json_atomic(bench_args.output_file, results)
 
-    print(f"{NAME}: {results['model']} on {results['dataset']}, {runs[0]['steps']} steps of batch "
-          f"{bench_args.batch_size}, {bench_args.repeats} x (full, lora) in fresh subprocesses, "
-          f"{results['machine']['cpu_count']} CPUs, load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print(f"  {'':6} {'trainable':>12} {'fraction':>9} {'train peak MiB':>15} {'peak MiB':>9} {'s/step':>7} "
-          f"{'min s':>6} {'CPU s/step':>10} {'val acc':>8}")  # fmt: skip
+    print(
+        f"{NAME}: {results['model']} on {results['dataset']}, {runs[0]['steps']} steps of batch "
+        f"{bench_args.batch_size}, {bench_args.repeats} x (full, lora) in fresh subprocesses, "
+        f"{results['machine']['cpu_count']} CPUs, load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"  {'':6} {'trainable':>12} {'fraction':>9} {'train peak MiB':>15} {'peak MiB':>9} {'s/step':>7} "
+        f"{'min s':>6} {'CPU s/step':>10} {'val acc':>8}"
+    )
     for v in VARIANTS:
         m = median[v]
-        print(f"  {v:6} {m['trainable_params']:>12,.0f} {m['trainable_fraction']:>9.4f} {m['train_peak_mib']:>15.0f} "
-              f"{m['peak_mib']:>9.0f} {m['median_step_s']:>7.2f} {m['min_step_s']:>6.2f} {m['median_step_cpu_s']:>10.2f} "
-              f"{m['eval_accuracy']:>8.4f}")  # fmt: skip
-    print("  (medians over runs; s/step is the median wall time of a step, CPU s/step the process CPU time, all threads)")
+        print(
+            f"  {v:6} {m['trainable_params']:>12,.0f} {m['trainable_fraction']:>9.4f} {m['train_peak_mib']:>15.0f} "
+            f"{m['peak_mib']:>9.0f} {m['median_step_s']:>7.2f} {m['min_step_s']:>6.2f} {m['median_step_cpu_s']:>10.2f} "
+            f"{m['eval_accuracy']:>8.4f}"
+        )
+    print(
+        "  (medians over runs; s/step is the median wall time of a step, CPU s/step the process CPU time, all threads)"
+    )
     if any(r["train_peak_is_lower_bound"] for r in runs):
         print("  note: in some runs training did not exceed the loading peak; their train peak is a lower bound")
     print(f"  results: {bench_args.output_file}")
-    print(f"lora/full: params {ratios['trainable_params']:.4f}, train peak memory {ratios['train_peak_mib']:.2f}, "
-          f"step time {ratios['median_step_s']:.2f} (CPU {ratios['median_step_cpu_s']:.2f}), "
-          f"accuracy {ratios['eval_accuracy_difference']:+.4f} (lora - full)")
+    print(
+        f"lora/full: params {ratios['trainable_params']:.4f}, train peak memory {ratios['train_peak_mib']:.2f}, "
+        f"step time {ratios['median_step_s']:.2f} (CPU {ratios['median_step_cpu_s']:.2f}), "
+        f"accuracy {ratios['eval_accuracy_difference']:+.4f} (lora - full)"
+    )
+
 
 if __name__ == "__main__":
     run_recipe(main)

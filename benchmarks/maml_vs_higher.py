@@ -124,9 +124,17 @@ def conv4(channels: int = 32, n_way: int = 5) -> nn.Module:
 
 
 def tiny_bert(n_way: int = 5) -> nn.Module:
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=64, num_labels=n_way,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        num_labels=n_way,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     model = BertForSequenceClassification(config)
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     return model
@@ -139,12 +147,22 @@ def make_model_and_tasks(name: str, num_tasks: int, seed: int = 0):
     n_way = 5
     if name == "conv4":
         model, k, q = conv4(n_way=n_way), 1, 15
-        inputs = lambda n: {"input": torch.randn(n, 1, 28, 28, generator=g)}  # noqa: E731
+
+        def inputs(n):
+            return {"input": torch.randn(n, 1, 28, 28, generator=g)}
+
     else:
         model, k, q = tiny_bert(n_way), 1, 5
-        inputs = lambda n: {"input_ids": torch.randint(1000, 29000, (n, 32), generator=g),  # noqa: E731
-                            "attention_mask": torch.ones(n, 32, dtype=torch.long)}  # fmt: skip
-    labels = lambda m: torch.arange(n_way).repeat_interleave(m)  # noqa: E731
+
+        def inputs(n):
+            return {
+                "input_ids": torch.randint(1000, 29000, (n, 32), generator=g),
+                "attention_mask": torch.ones(n, 32, dtype=torch.long),
+            }
+
+    def labels(m):
+        return torch.arange(n_way).repeat_interleave(m)
+
     tasks = [(inputs(n_way * k), labels(k), inputs(n_way * q), labels(q)) for _ in range(num_tasks)]
     return model, tasks
 
@@ -221,8 +239,19 @@ def run_variant(args: BenchmarkArguments, gradient_file: Optional[str] = None) -
 def run_in_subprocess(model: str, steps: int, variant: str, tmp: str, index: int) -> dict:
     output = os.path.join(tmp, f"{index}.json")
     gradient = os.path.join(tmp, f"{model}-{steps}-{variant}.pt")
-    command = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--variant", variant, "--model", model,
-               "--inner_steps", str(steps), "--output_file", output]  # fmt: skip
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        *sys.argv[1:],
+        "--variant",
+        variant,
+        "--model",
+        model,
+        "--inner_steps",
+        str(steps),
+        "--output_file",
+        output,
+    ]
     subprocess.run(command, check=True, env={**os.environ, "MAML_BENCH_GRADIENT_FILE": gradient})
     with open(output) as f:
         return json.load(f)
@@ -231,16 +260,19 @@ def run_in_subprocess(model: str, steps: int, variant: str, tmp: str, index: int
 def main():
     # 1. Arguments
     (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
-                        level=logging.WARNING)  # fmt: skip
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.WARNING
+    )
     logger.setLevel(logging.INFO)
 
     # 2. One variant: run it here (what each subprocess does).
     if args.variant != "both":
         result = run_variant(args, os.environ.get("MAML_BENCH_GRADIENT_FILE"))
         write_json_atomic(args.output_file, result)
-        logger.info(f"{args.model} {args.variant} {args.inner_steps} steps: {result['median_step_s']:.4f} s/step, "
-                    f"+{result['train_peak_mib']:.0f} MiB")  # fmt: skip
+        logger.info(
+            f"{args.model} {args.variant} {args.inner_steps} steps: {result['median_step_s']:.4f} s/step, "
+            f"+{result['train_peak_mib']:.0f} MiB"
+        )
         return
 
     # 3. Both: fresh subprocesses, maml and higher interleaved.
@@ -270,21 +302,33 @@ def main():
             cell["memory_ratio"] = cell["maml"]["train_peak_mib"] / max(cell["higher"]["train_peak_mib"], 1e-9)
             cell["max_relative_gradient_difference"] = gradient_diff[f"{model}/{steps}"]
             summary[f"{model}/{steps}"] = cell
-    results = {"benchmark": NAME, "arguments": asdict(args), "machine": machine_info("higher", torch_threads=args.threads),
-               "load_average_start": load_start, "load_average_end": os.getloadavg(), "runs": runs,
-               "summary": summary}  # fmt: skip
+    results = {
+        "benchmark": NAME,
+        "arguments": asdict(args),
+        "machine": machine_info("higher", torch_threads=args.threads),
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
+        "runs": runs,
+        "summary": summary,
+    }
     write_json_atomic(args.output_file, results)
 
-    print(f"{NAME}: second-order MAML meta-step, {args.meta_batch_size} tasks, {args.repeats} interleaved repeats "
-          f"in fresh subprocesses, {args.threads} torch thread(s), {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"  {'model':10} {'steps':>5} {'maml s/step':>12} {'higher s/step':>14} {'speedup':>8} "
-          f"{'maml MiB':>9} {'higher MiB':>11} {'grad diff':>10}")  # fmt: skip
+    print(
+        f"{NAME}: second-order MAML meta-step, {args.meta_batch_size} tasks, {args.repeats} interleaved repeats "
+        f"in fresh subprocesses, {args.threads} torch thread(s), {os.cpu_count()} CPUs"
+    )
+    print(
+        f"  {'model':10} {'steps':>5} {'maml s/step':>12} {'higher s/step':>14} {'speedup':>8} "
+        f"{'maml MiB':>9} {'higher MiB':>11} {'grad diff':>10}"
+    )
     for key, cell in summary.items():
         model, steps = key.split("/")
         ours, theirs = cell["maml"], cell["higher"]
-        print(f"  {model:10} {steps:>5} {ours['median_step_s']:>12.4f} {theirs['median_step_s']:>14.4f} "
-              f"{cell['speedup']:>8.2f} {ours['train_peak_mib']:>9.1f} {theirs['train_peak_mib']:>11.1f} "
-              f"{cell['max_relative_gradient_difference']:>10.1e}")  # fmt: skip
+        print(
+            f"  {model:10} {steps:>5} {ours['median_step_s']:>12.4f} {theirs['median_step_s']:>14.4f} "
+            f"{cell['speedup']:>8.2f} {ours['train_peak_mib']:>9.1f} {theirs['train_peak_mib']:>11.1f} "
+            f"{cell['max_relative_gradient_difference']:>10.1e}"
+        )
     print(f"  results: {args.output_file}")
     at_five = [cell["speedup"] for key, cell in summary.items() if key.endswith("/5")] or [
         cell["speedup"] for cell in summary.values()

@@ -38,15 +38,43 @@ STRATEGIES = {  # the integration tests' one-epoch settings
     "full": ["--learning_rate", "1e-4", "--head_learning_rate", "1e-3", "--num_train_epochs", "1"],
     "lora": ["--learning_rate", "3e-3", "--head_learning_rate", "5e-3", "--num_train_epochs", "1"],
 }
-COMMON = ["--model_name_or_path", "minilm", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size",
-          "64", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none"]
+COMMON = [
+    "--model_name_or_path",
+    "minilm",
+    "--per_device_train_batch_size",
+    "16",
+    "--per_device_eval_batch_size",
+    "64",
+    "--save_strategy",
+    "no",
+    "--eval_strategy",
+    "no",
+    "--report_to",
+    "none",
+]
 
 
 def run_cell(dataset: str, strategy: str, pooling: str, cache: str, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="hf_transfer-pooling-") as out:
-        command = [sys.executable, str(ROOT / "recipes" / "finetune.py"), *COMMON, "--dataset_name", dataset,
-                   *DATASETS[dataset], "--strategy", strategy, *STRATEGIES[strategy], "--pooling", pooling,
-                   "--seed", str(seed), "--feature_cache_dir", cache, "--output_dir", out]  # fmt: skip
+        command = [
+            sys.executable,
+            str(ROOT / "recipes" / "finetune.py"),
+            *COMMON,
+            "--dataset_name",
+            dataset,
+            *DATASETS[dataset],
+            "--strategy",
+            strategy,
+            *STRATEGIES[strategy],
+            "--pooling",
+            pooling,
+            "--seed",
+            str(seed),
+            "--feature_cache_dir",
+            cache,
+            "--output_dir",
+            out,
+        ]
         proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"{dataset} {strategy} {pooling} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
@@ -59,7 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="one run per seed; the table shows mean ± sd")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[42], help="one run per seed; the table shows mean ± sd"
+    )
     parser.add_argument("--output_file", default=str(ROOT / "benchmarks" / "results" / "pooling_head_vs_trained.json"))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -70,15 +100,22 @@ def main() -> None:
             for strategy in args.strategies:
                 for seed in args.seeds:
                     for pooling in ("head", "mean"):  # alternate within a cell, so load drifts hit both alike
-                        cell = {"dataset": dataset, "strategy": strategy, "pooling": pooling, "seed": seed,
-                                **run_cell(dataset, strategy, pooling, cache, seed)}  # fmt: skip
+                        cell = {
+                            "dataset": dataset,
+                            "strategy": strategy,
+                            "pooling": pooling,
+                            "seed": seed,
+                            **run_cell(dataset, strategy, pooling, cache, seed),
+                        }
                         print(json.dumps(cell), flush=True)
                         cells.append(cell)
     Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()[0], "python": sys.version.split()[0]}
     Path(args.output_file).write_text(json.dumps({"machine": machine, "cells": cells}, indent=2) + "\n")
     print(f"seeds {args.seeds}; mean ± sd over seeds (sd 0 for one seed)")
-    print("| data | strategy | head (pooler) val / test acc | mean val / test acc | mean - head test, per seed | head / mean train s |")
+    print(
+        "| data | strategy | head (pooler) val / test acc | mean val / test acc | mean - head test, per seed | head / mean train s |"
+    )
     print("|---|---|---|---|---|---|")
     ratios = []
 
@@ -88,14 +125,18 @@ def main() -> None:
 
     for dataset in args.datasets:
         for strategy in args.strategies:
-            head, mean = ([c for c in cells if c["dataset"] == dataset and c["strategy"] == strategy
-                           and c["pooling"] == p] for p in ("head", "mean"))  # fmt: skip
+            head, mean = (
+                [c for c in cells if c["dataset"] == dataset and c["strategy"] == strategy and c["pooling"] == p]
+                for p in ("head", "mean")
+            )
             diffs = [m["test_accuracy"] - h["test_accuracy"] for h, m in zip(head, mean)]
             ratios.extend(m["test_accuracy"] / h["test_accuracy"] for h, m in zip(head, mean))
-            print(f"| {dataset} | {strategy} | {stat(head, 'eval_accuracy')} / {stat(head, 'test_accuracy')} | "
-                  f"{stat(mean, 'eval_accuracy')} / {stat(mean, 'test_accuracy')} | "
-                  f"{' '.join(f'{d:+.3f}' for d in diffs)} | "
-                  f"{np.mean([h['train_runtime'] for h in head]):.0f} / {np.mean([m['train_runtime'] for m in mean]):.0f} |")
+            print(
+                f"| {dataset} | {strategy} | {stat(head, 'eval_accuracy')} / {stat(head, 'test_accuracy')} | "
+                f"{stat(mean, 'eval_accuracy')} / {stat(mean, 'test_accuracy')} | "
+                f"{' '.join(f'{d:+.3f}' for d in diffs)} | "
+                f"{np.mean([h['train_runtime'] for h in head]):.0f} / {np.mean([m['train_runtime'] for m in mean]):.0f} |"
+            )
     print(f"test accuracy ratio mean/head: {sum(ratios) / len(ratios):.3f}")
 
 

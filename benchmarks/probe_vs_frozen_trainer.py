@@ -98,14 +98,18 @@ class BenchmarkArguments:
     probe_max_iter: int = field(default=200, metadata={"help": "L-BFGS iterations per L2 value of the probe."})
     repeats: int = field(
         default=1,
-        metadata={"help": "Run the (probe, Trainer, probe) sequence this many times; medians are reported. "
-                  "1 keeps the default run at a few minutes on 2 CPU cores."},
-    )  # fmt: skip
+        metadata={
+            "help": "Run the (probe, Trainer, probe) sequence this many times; medians are reported. "
+            "1 keeps the default run at a few minutes on 2 CPU cores."
+        },
+    )
     test_accuracy: bool = field(
         default=True,
-        metadata={"help": "Also score both models on the test split (untimed), when the data has one. The probe "
-                  "chooses its L2 strength on validation, so test is the unbiased comparison."},
-    )  # fmt: skip
+        metadata={
+            "help": "Also score both models on the test split (untimed), when the data has one. The probe "
+            "chooses its L2 strength on validation, so test is the unbiased comparison."
+        },
+    )
     seed: int = field(default=42, metadata={"help": "Seed of the head initialisation and of the Trainer."})
     output_file: Optional[str] = field(
         default=None, metadata={"help": f"JSON results file. Default: benchmarks/results/{NAME}.json."}
@@ -190,15 +194,22 @@ def main():
         "revision": model_args.model_revision,
         "preprocessing": describe_preprocessing(processor, modality, bench_args.max_seq_length),
     }
-    model, new_modules = load_classification_model(model_path, label_names, model_args,
-                                                   replace_head=is_builtin_model(model_args.model_name_or_path))
+    model, new_modules = load_classification_model(
+        model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
+    )
     if locate_probe_features(model, new_modules, sample_inputs(processed["train"], data_collator)).has_hidden_layers:
-        raise ConfigError(f"{model_args.model_name_or_path} has new hidden head layers; the frozen-backbone peer "
-                          "trains the final Linear alone, another model than the probe. Pick another "
-                          "--model_name_or_path.")  # fmt: skip
+        raise ConfigError(
+            f"{model_args.model_name_or_path} has new hidden head layers; the frozen-backbone peer "
+            "trains the final Linear alone, another model than the probe. Pick another "
+            "--model_name_or_path."
+        )
 
-    probe_kwargs = dict(cache_identity=cache_identity, l2_grid=DEFAULT_L2_GRID, max_iter=bench_args.probe_max_iter,
-                        batch_size=bench_args.batch_size)  # fmt: skip
+    probe_kwargs = dict(
+        cache_identity=cache_identity,
+        l2_grid=DEFAULT_L2_GRID,
+        max_iter=bench_args.probe_max_iter,
+        batch_size=bench_args.batch_size,
+    )
     runs = []
     for repeat in range(bench_args.repeats):
         run = {"repeat": repeat, "load_average": {}}
@@ -264,9 +275,14 @@ def main():
         # 7. Untimed: both models on the test split, scored the same way.
         if bench_args.test_accuracy and "test" in processed:
             test_x, test_y = extract_features(
-                probe_model, processed["test"], data_collator, cache=None, cache_key=None,
-                batch_size=bench_args.batch_size, desc="Extracting test features",
-            )  # fmt: skip
+                probe_model,
+                processed["test"],
+                data_collator,
+                cache=None,
+                cache_key=None,
+                batch_size=bench_args.batch_size,
+                desc="Extracting test features",
+            )
             run["probe_test_accuracy"] = compute_classification_metrics(probe.predict(test_x).numpy(), test_y.numpy())[
                 "accuracy"
             ]
@@ -300,23 +316,34 @@ def main():
     write_json_atomic(bench_args.output_file, results)
 
     m = results["median"]
-    print(f"{NAME}: {results['model']} on {results['dataset']}, {n_train} train / {n_eval} validation, "
-          f"batch {bench_args.batch_size}, {bench_args.repeats} repeat(s), {results['machine']['cpu_count']} CPUs, "
-          f"load average {load_start[0]:.1f} -> {results['load_average_end'][0]:.1f}")  # fmt: skip
+    print(
+        f"{NAME}: {results['model']} on {results['dataset']}, {n_train} train / {n_eval} validation, "
+        f"batch {bench_args.batch_size}, {bench_args.repeats} repeat(s), {results['machine']['cpu_count']} CPUs, "
+        f"load average {load_start[0]:.1f} -> {results['load_average_end'][0]:.1f}"
+    )
     print(f"  {'':42} {'wall s':>8} {'CPU s':>8} {'val acc':>8} {'test acc':>9}")
-    rows = (("(a)  cold probe (extract + L-BFGS sweep)", "probe_cold", "probe"),
-            ("(a') warm probe (cached features)", "probe_warm", None),
-            (f"(b)  frozen-backbone Trainer, E={bench_args.epochs}", "trainer", "trainer"))  # fmt: skip
+    rows = (
+        ("(a)  cold probe (extract + L-BFGS sweep)", "probe_cold", "probe"),
+        ("(a') warm probe (cached features)", "probe_warm", None),
+        (f"(b)  frozen-backbone Trainer, E={bench_args.epochs}", "trainer", "trainer"),
+    )
     for label, timing, scored in rows:
         val = f"{m[f'{scored}_eval_accuracy']:.4f}" if scored else ""
         test = m.get(f"{scored}_test_accuracy") if scored else None
-        print(f"  {label:42} {m[f'{timing}_s']:>8.1f} {m[f'{timing}_cpu_s']:>8.1f} {val:>8} "
-              f"{'' if test is None else f'{test:.4f}':>9}")  # fmt: skip
-    print(f"  cold probe before / after the Trainer: {m['probe_cold_s_before']:.1f} s / {m['probe_cold_s_after']:.1f} s")
-    print(f"  forward-pass ratio (E*N_train + N_val) / (N_train + N_val): {results['forward_pass_ratio']:.2f}; "
-          f"CPU-time speedup {m['speedup_cpu']:.2f}; warm speedup {m['speedup_warm']:.1f}")  # fmt: skip
+        print(
+            f"  {label:42} {m[f'{timing}_s']:>8.1f} {m[f'{timing}_cpu_s']:>8.1f} {val:>8} "
+            f"{'' if test is None else f'{test:.4f}':>9}"
+        )
+    print(
+        f"  cold probe before / after the Trainer: {m['probe_cold_s_before']:.1f} s / {m['probe_cold_s_after']:.1f} s"
+    )
+    print(
+        f"  forward-pass ratio (E*N_train + N_val) / (N_train + N_val): {results['forward_pass_ratio']:.2f}; "
+        f"CPU-time speedup {m['speedup_cpu']:.2f}; warm speedup {m['speedup_warm']:.1f}"
+    )
     print(f"  results: {bench_args.output_file}")
     print(f"speedup: {m['speedup']:.2f} (epochs: {bench_args.epochs})")
+
 
 if __name__ == "__main__":
     run_recipe(main)

@@ -24,8 +24,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     push.add_argument("--private", action="store_true", help="Create the repository as private.")
     push.add_argument("--token", default=None, help="Hub token; default: HF_TOKEN or the saved login.")
     push.add_argument("--commit_message", default=None, help="Commit message of the upload.")
-    push.add_argument("--max_retries", type=int, default=2,
-                      help="Attempts for transient Hub errors (huggingface_hub already retries file uploads).")
+    push.add_argument(
+        "--max_retries",
+        type=int,
+        default=2,
+        help="Attempts for transient Hub errors (huggingface_hub already retries file uploads).",
+    )
     push.add_argument("--timeout", type=float, default=60.0, help="Seconds per Hub request (connect, send, answer).")
     push.add_argument("--deadline", type=float, default=1800.0, help="Seconds for the whole push.")
     args = parser.parse_args(argv)

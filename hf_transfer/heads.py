@@ -52,8 +52,9 @@ def newly_initialized_modules(model: nn.Module, loading_info: Mapping[str, Itera
     RoBERTa's two-layer head, `pooler` for DeBERTa-v2's, `timm_model.classifier` for a timm model.
     """
     new_params = set(loading_info.get("missing_keys") or ())
-    new_params |= {entry[0] if isinstance(entry, (tuple, list)) else entry
-                   for entry in loading_info.get("mismatched_keys") or ()}  # fmt: skip
+    new_params |= {
+        entry[0] if isinstance(entry, (tuple, list)) else entry for entry in loading_info.get("mismatched_keys") or ()
+    }
     own_params = {name for name, _ in model.named_parameters()}
     new_params &= own_params  # buffers and tied names are not layers to train
     if not new_params:

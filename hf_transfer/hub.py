@@ -69,13 +69,17 @@ class HubArguments:
 
     push_merged: bool = field(
         default=False,
-        metadata={"help": "With --merge_lora and --push_to_hub: also push the merged model to `<hub_model_id>-merged`."},
+        metadata={
+            "help": "With --merge_lora and --push_to_hub: also push the merged model to `<hub_model_id>-merged`."
+        },
     )
     hub_max_retries: int = field(
         default=2,
-        metadata={"help": "Attempts of a Hub call that fails with a transient error (5xx, timeout); huggingface_hub "
-                  "already retries file uploads, so 2 (one retry) by default."},
-    )  # fmt: skip
+        metadata={
+            "help": "Attempts of a Hub call that fails with a transient error (5xx, timeout); huggingface_hub "
+            "already retries file uploads, so 2 (one retry) by default."
+        },
+    )
     hub_request_timeout: float = field(
         default=60.0, metadata={"help": "Seconds one Hub request may take to connect, send or answer."}
     )
@@ -83,7 +87,9 @@ class HubArguments:
 
     def __post_init__(self) -> None:
         if self.hub_max_retries < 1 or self.hub_request_timeout <= 0 or self.hub_deadline <= 0:
-            raise ConfigError("--hub_max_retries must be at least 1, --hub_request_timeout and --hub_deadline positive.")
+            raise ConfigError(
+                "--hub_max_retries must be at least 1, --hub_request_timeout and --hub_deadline positive."
+            )
 
 
 def _is_transient(err: Exception) -> bool:
@@ -129,7 +135,11 @@ def _is_sentence_transformers_module(output_dir: Path, name: str) -> bool:
 def _stage(output_dir: Path, staging: Path, repo_id: str) -> None:
     """Copy what should be published, rewrite the adapter's base path, add the card."""
     for src in output_dir.iterdir():
-        if src.name.startswith(".") or src.name.startswith("checkpoint-") or src.name in ("training_args.bin", "runs", "merged"):
+        if (
+            src.name.startswith(".")
+            or src.name.startswith("checkpoint-")
+            or src.name in ("training_args.bin", "runs", "merged")
+        ):
             continue
         if src.is_file():
             shutil.copy2(src, staging / src.name)
@@ -187,8 +197,10 @@ def check_repo_id(repo_id: str, flag: str = "--hub_model_id") -> None:
     try:
         validate_repo_id(repo_id)
     except HFValidationError as err:
-        raise ConfigError(f"{flag} {repo_id!r} is not a valid Hub repository id ({str(err).splitlines()[0]}); use "
-                          "`your-name/model-name` with letters, digits, '-', '_' and '.'.") from err  # fmt: skip
+        raise ConfigError(
+            f"{flag} {repo_id!r} is not a valid Hub repository id ({str(err).splitlines()[0]}); use "
+            "`your-name/model-name` with letters, digits, '-', '_' and '.'."
+        ) from err
 
 
 def hub_is_offline() -> bool:
@@ -288,10 +300,15 @@ def take_hub_token(training_args) -> tuple[bool, Optional[str]]:
     push, token = bool(training_args.push_to_hub), training_args.hub_token
     if push:  # what would fail at the end of the run fails now, before any training
         if hub_is_offline():
-            raise ConfigError("--push_to_hub with HF_HUB_OFFLINE=1 could push nothing at the end of the run: unset "
-                              "HF_HUB_OFFLINE, or drop --push_to_hub and push later with `python -m hf_transfer push`.")  # fmt: skip
+            raise ConfigError(
+                "--push_to_hub with HF_HUB_OFFLINE=1 could push nothing at the end of the run: unset "
+                "HF_HUB_OFFLINE, or drop --push_to_hub and push later with `python -m hf_transfer push`."
+            )
         repo_id = training_args.hub_model_id or Path(training_args.output_dir).resolve().name
-        check_repo_id(repo_id, "--hub_model_id" if training_args.hub_model_id else "--hub_model_id (default: the --output_dir name)")
+        check_repo_id(
+            repo_id,
+            "--hub_model_id" if training_args.hub_model_id else "--hub_model_id (default: the --output_dir name)",
+        )
     training_args.push_to_hub = False
     training_args.hub_token = None
     return push, token
@@ -339,7 +356,13 @@ def publish_run(
     if hub_args.push_merged:
         if not merged.is_dir():
             raise HubPushError("--push_merged needs a merged model: add --merge_lora true to the LoRA run.")
-        push_output_dir(merged, f"{repo_id}-merged", token=token, private=training_args.hub_private_repo,
-                        max_retries=hub_args.hub_max_retries, request_timeout=hub_args.hub_request_timeout,
-                        deadline=hub_args.hub_deadline)  # fmt: skip
+        push_output_dir(
+            merged,
+            f"{repo_id}-merged",
+            token=token,
+            private=training_args.hub_private_repo,
+            max_retries=hub_args.hub_max_retries,
+            request_timeout=hub_args.hub_request_timeout,
+            deadline=hub_args.hub_deadline,
+        )
     return url

@@ -58,4 +58,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     try:
         return image.convert("RGB")  # 1, L, CMYK, YCbCr, RGBX, ...
     except ValueError as err:
-        raise DataError(f"An image in mode {mode} cannot be converted to RGB ({err}); convert the files to PNG or JPEG.") from err
+        raise DataError(
+            f"An image in mode {mode} cannot be converted to RGB ({err}); convert the files to PNG or JPEG."
+        ) from err

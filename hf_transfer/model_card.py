@@ -35,8 +35,18 @@ BUILTIN_HUB_IDS = {
 # Built-in datasets with a Hub counterpart (others are named in the card text only).
 BUILTIN_DATASET_HUB_IDS = {"fashion_mnist": "zalando-datasets/fashion_mnist"}
 
-_NOT_HYPERPARAMETERS = ("output_dir", "logging_dir", "report_to", "hub_model_id", "push_to_hub", "hub_private_repo",
-                        "cache_dir", "feature_cache_dir", "label_names", "remove_unused_columns")
+_NOT_HYPERPARAMETERS = (
+    "output_dir",
+    "logging_dir",
+    "report_to",
+    "hub_model_id",
+    "push_to_hub",
+    "hub_private_repo",
+    "cache_dir",
+    "feature_cache_dir",
+    "label_names",
+    "remove_unused_columns",
+)
 
 
 def _fresh_instance(obj: Any) -> Any:
@@ -69,7 +79,9 @@ def non_default_arguments(*argument_objects: Any) -> dict[str, Any]:
             else:
                 default = dataclasses.MISSING
             if value != default and _is_plain(value):
-                changed[f.name] = value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value
+                changed[f.name] = (
+                    value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value
+                )
     return changed
 
 
@@ -152,7 +164,9 @@ def _loss_table(output_dir: Path, max_rows: int = 20) -> str:
     lines = ["| epoch | step | training loss | validation loss | validation accuracy |", "|---|---|---|---|---|"]
     for h in rows:
         fmt = lambda k, h=h: f"{h[k]:.4f}" if isinstance(h.get(k), (int, float)) else "-"  # noqa: E731
-        lines.append(f"| {h.get('epoch', 0):.2f} | {h.get('step', '-')} | {fmt('loss')} | {fmt('eval_loss')} | {fmt('eval_accuracy')} |")
+        lines.append(
+            f"| {h.get('epoch', 0):.2f} | {h.get('step', '-')} | {fmt('loss')} | {fmt('eval_loss')} | {fmt('eval_accuracy')} |"
+        )
     return "\n".join(lines)
 
 
@@ -161,20 +175,20 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
         processor = "AutoTokenizer" if info["modality"] == "text" else "AutoImageProcessor"
         snippet = (
             f"from transformers import AutoModel, {processor}\n\n"
-            f"model = AutoModel.from_pretrained(\"{repo_id}\")\n"
-            f"processor = {processor}.from_pretrained(\"{repo_id}\")"
+            f'model = AutoModel.from_pretrained("{repo_id}")\n'
+            f'processor = {processor}.from_pretrained("{repo_id}")'
         )
         if info.get("sentence_transformers"):
             snippet += (
                 "\n\n# or, as sentence embeddings:\nfrom sentence_transformers import SentenceTransformer\n\n"
-                f"model = SentenceTransformer(\"{repo_id}\")\nembeddings = model.encode([\"a sentence\"])"
+                f'model = SentenceTransformer("{repo_id}")\nembeddings = model.encode(["a sentence"])'
             )
         return snippet
     if info.get("sentence_transformers"):  # a classifier on a trained pooling (`hf_transfer.pooled_classifier`)
         return (
             "from sentence_transformers import SentenceTransformer\n\n"
-            f"model = SentenceTransformer(\"{repo_id}\")\n"
-            "logits = model.encode([\"a sentence\"])  # (N, num_labels)\n"
+            f'model = SentenceTransformer("{repo_id}")\n'
+            'logits = model.encode(["a sentence"])  # (N, num_labels)\n'
             "labels = [model[0].auto_model.config.id2label[int(i)] for i in logits.argmax(-1)]"
         )
     auto = "AutoModelForSequenceClassification" if info["modality"] == "text" else "AutoModelForImageClassification"
@@ -183,15 +197,15 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
         id2label = {i: n for i, n in enumerate(info["label_names"])}
         return (
             f"from peft import PeftModel\nfrom transformers import {auto}, {processor}\n\n"
-            f"base = {auto}.from_pretrained(\n    \"{base_reference}\", num_labels={len(id2label)}, id2label={id2label},\n"
+            f'base = {auto}.from_pretrained(\n    "{base_reference}", num_labels={len(id2label)}, id2label={id2label},\n'
             f"    ignore_mismatched_sizes=True,\n)\n"
-            f"model = PeftModel.from_pretrained(base, \"{repo_id}\")\n"
-            f"processor = {processor}.from_pretrained(\"{repo_id}\")"
+            f'model = PeftModel.from_pretrained(base, "{repo_id}")\n'
+            f'processor = {processor}.from_pretrained("{repo_id}")'
         )
     return (
         f"from transformers import {auto}, {processor}\n\n"
-        f"model = {auto}.from_pretrained(\"{repo_id}\")\n"
-        f"processor = {processor}.from_pretrained(\"{repo_id}\")"
+        f'model = {auto}.from_pretrained("{repo_id}")\n'
+        f'processor = {processor}.from_pretrained("{repo_id}")'
     )
 
 
@@ -200,7 +214,9 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     output_dir = Path(output_dir)
     info = _read_json(output_dir / RUN_INFO_FILE)
     if not info:
-        raise FileNotFoundError(f"{output_dir / RUN_INFO_FILE} is missing: it is written by the recipes at the end of a run.")
+        raise FileNotFoundError(
+            f"{output_dir / RUN_INFO_FILE} is missing: it is written by the recipes at the end of a run."
+        )
     results = _read_json(output_dir / "all_results.json")
     is_adapter = (output_dir / "adapter_config.json").is_file()
     repo_id = repo_id or output_dir.name
@@ -212,8 +228,11 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     dataset_ids = [BUILTIN_DATASET_HUB_IDS.get(d, d) for d in info["datasets"]]
     hub_datasets = [d for d in dataset_ids if _looks_like_hub_id(d)]
 
-    metric_rows = [(key, value) for key, value in sorted(results.items())
-                   if isinstance(value, (int, float)) and key.split("_")[-1] in ("accuracy", "f1")]
+    metric_rows = [
+        (key, value)
+        for key, value in sorted(results.items())
+        if isinstance(value, (int, float)) and key.split("_")[-1] in ("accuracy", "f1")
+    ]
     eval_results = []
     dataset_name = ", ".join(info["datasets"]) or "custom"
     # Domain adaptation scores two datasets: `source_eval_accuracy` belongs to the source, `target_*` to the target.
@@ -241,9 +260,12 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         )
     card_data = ModelCardData(
         base_model=info.get("base_model_hub_id"),
-        library_name="peft" if is_adapter else ("sentence-transformers" if info.get("sentence_transformers") else "transformers"),
+        library_name="peft"
+        if is_adapter
+        else ("sentence-transformers" if info.get("sentence_transformers") else "transformers"),
         pipeline_tag=pipeline_tag,
-        tags=["hf_transfer", info["recipe"], info["method"].split(" ")[0], info["modality"]] + (["lora"] if is_adapter else []),
+        tags=["hf_transfer", info["recipe"], info["method"].split(" ")[0], info["modality"]]
+        + (["lora"] if is_adapter else []),
         datasets=hub_datasets or None,
         metrics=sorted({key.rpartition("_")[2] for key, _ in metric_rows}) or None,
         model_name=repo_id,
@@ -280,8 +302,15 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
             f"(recipe `recipes/{info['recipe']}.py`)."
         ),
         "",
-        *(["> **Untrained:** this run trained nothing (`--num_train_epochs 0`); the weights are the starting point "
-           "and the results are a baseline.", ""] if results.get("trained") is False else []),
+        *(
+            [
+                "> **Untrained:** this run trained nothing (`--num_train_epochs 0`); the weights are the starting point "
+                "and the results are a baseline.",
+                "",
+            ]
+            if results.get("trained") is False
+            else []
+        ),
         "## Results",
         "",
         "| metric | value |",
@@ -303,8 +332,14 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     ]
     loss = info.get("loss")
     if isinstance(loss, dict) and loss.get("name"):
-        body += ["", f"### Loss: `{loss['name']}`", "", "```json",
-                 json.dumps(loss.get("config", {}), indent=2, sort_keys=True, default=str), "```"]
+        body += [
+            "",
+            f"### Loss: `{loss['name']}`",
+            "",
+            "```json",
+            json.dumps(loss.get("config", {}), indent=2, sort_keys=True, default=str),
+            "```",
+        ]
         if loss.get("citation"):
             body += ["", "```bibtex", loss["citation"].strip(), "```"]
     table = _loss_table(output_dir)

@@ -55,7 +55,9 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return path
 
 
-def publish_directory(output_dir: str | os.PathLike, write: Callable[[str], None], subdir: Optional[str] = None) -> Path:
+def publish_directory(
+    output_dir: str | os.PathLike, write: Callable[[str], None], subdir: Optional[str] = None
+) -> Path:
     """Let `write(tmp_dir)` fill a staging folder, then move each file into place with `os.replace`.
 
     A crash while writing leaves the previous files in `output_dir` untouched; each final file

@@ -80,7 +80,9 @@ class PooledClassifier(nn.Module):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-def load_pooled_classifier(path: str, pooling: str, label_names: list[str], **from_pretrained_kwargs: Any) -> PooledClassifier:
+def load_pooled_classifier(
+    path: str, pooling: str, label_names: list[str], **from_pretrained_kwargs: Any
+) -> PooledClassifier:
     """The backbone at `path` (`AutoModel`, without the pooler layer it would not use) under a new classifier."""
     from transformers import AutoModel
 
@@ -124,7 +126,12 @@ def unwrap_pooled_classifier(model: nn.Module) -> Optional[PooledClassifier]:
 
 
 def save_pooled_classifier(
-    model: nn.Module, tokenizer: Any, directory: str | Path, max_seq_length: int, *, adapter_subdir: Optional[str] = None
+    model: nn.Module,
+    tokenizer: Any,
+    directory: str | Path,
+    max_seq_length: int,
+    *,
+    adapter_subdir: Optional[str] = None,
 ) -> None:
     """Write `model` (a `PooledClassifier`, or a peft model around one: merged first) as a sentence-transformers
     folder whose `encode` returns the classifier's logits.
@@ -143,6 +150,10 @@ def save_pooled_classifier(
     model.backbone.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     write_sentence_transformers_files(
-        directory, embedding_dim=model.config.hidden_size, pooling=model.pooling, max_seq_length=max_seq_length,
-        dense=[(model.classifier, IDENTITY)], similarity_fn_name="dot",
-    )  # fmt: skip
+        directory,
+        embedding_dim=model.config.hidden_size,
+        pooling=model.pooling,
+        max_seq_length=max_seq_length,
+        dense=[(model.classifier, IDENTITY)],
+        similarity_fn_name="dot",
+    )

@@ -216,7 +216,9 @@ STANDARDIZE_PRIOR_ROWS = 32
 MAX_GRID_EXTENSIONS = 3
 
 
-def standardization(features: torch.Tensor, prior_rows: int = STANDARDIZE_PRIOR_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+def standardization(
+    features: torch.Tensor, prior_rows: int = STANDARDIZE_PRIOR_ROWS
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and scale per feature, with each variance shrunk towards the features' average variance.
 
     With n training rows, var_j = (n * s_j^2 + n0 * mean(s^2)) / (n + n0): on thousands of rows this is the
@@ -306,9 +308,7 @@ def load_probe_into_classifier(model: nn.Module, probe: ProbeResult) -> None:
     """Copy the probe into the model's final head layer (shapes must match)."""
     head = get_classifier(model)
     if tuple(head.weight.shape) != tuple(probe.weight.shape):
-        raise ValueError(
-            f"Probe weight {tuple(probe.weight.shape)} does not fit head {tuple(head.weight.shape)}."
-        )
+        raise ValueError(f"Probe weight {tuple(probe.weight.shape)} does not fit head {tuple(head.weight.shape)}.")
     with torch.no_grad():
         head.weight.copy_(probe.weight.to(head.weight.dtype))
         if head.bias is not None:
@@ -384,7 +384,11 @@ def locate_probe_features(model: nn.Module, new_modules: Sequence[str], sample: 
 
 def _is_norm(module: nn.Module) -> bool:
     params = dict(module.named_parameters(recurse=False))
-    return set(params) <= {"weight", "bias"} and all(p.dim() == 1 for p in params.values()) and "Norm" in type(module).__name__
+    return (
+        set(params) <= {"weight", "bias"}
+        and all(p.dim() == 1 for p in params.values())
+        and "Norm" in type(module).__name__
+    )
 
 
 # Shifts tried for the first hidden Linear (see `_set_hidden_layers`), chosen on validation accuracy.
@@ -495,19 +499,31 @@ def probe_classification_model(
     sample = sample_inputs(splits["train"], collate_fn, device)
     layout = locate_probe_features(model, new, sample)
     if layout.has_hidden_layers:
-        logger.info("Probe features: input of %s; hidden head layers %s set from them", layout.feature_module,
-                    layout.hidden)  # fmt: skip
+        logger.info(
+            "Probe features: input of %s; hidden head layers %s set from them", layout.feature_module, layout.hidden
+        )
 
     features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for name, dataset in splits.items():
         key = FeatureCache.make_key(
-            **cache_identity, model_class=type(model).__name__, new_modules=sorted(new),
-            feature_module=layout.feature_module, split=name, data=dataset._fingerprint, rows=len(dataset),
-        )  # fmt: skip
+            **cache_identity,
+            model_class=type(model).__name__,
+            new_modules=sorted(new),
+            feature_module=layout.feature_module,
+            split=name,
+            data=dataset._fingerprint,
+            rows=len(dataset),
+        )
         features[name] = extract_features(
-            model, dataset, collate_fn, cache=cache, cache_key=key, batch_size=batch_size,
-            desc=f"Extracting {name} features", module_name=layout.feature_module,
-        )  # fmt: skip
+            model,
+            dataset,
+            collate_fn,
+            cache=cache,
+            cache_key=key,
+            batch_size=batch_size,
+            desc=f"Extracting {name} features",
+            module_name=layout.feature_module,
+        )
     num_classes = get_classifier(model).out_features
 
     def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> ProbeResult:
@@ -524,7 +540,8 @@ def probe_classification_model(
             probe = fit(candidate)
             logger.info("hidden shift %.1f: validation accuracy %.4f", shift, probe.validation_accuracy)
             if best is None or (probe.validation_accuracy, -probe.validation_loss) > (
-                best[1].validation_accuracy, -best[1].validation_loss
+                best[1].validation_accuracy,
+                -best[1].validation_loss,
             ):
                 best = (shift, probe, candidate)
         shift, probe, head_features = best

@@ -60,8 +60,13 @@ def cap_max_seq_length(max_seq_length: int, model: torch.nn.Module, tokenizer: A
     the model's embeddings, possibly only at evaluation after the whole training)."""
     limit = model_max_length(model, tokenizer)
     if limit is not None and max_seq_length > limit:
-        logger.warning("--max_seq_length %d is more than %s reads (%d tokens); using %d.", max_seq_length,
-                       type(model).__name__, limit, limit)  # fmt: skip
+        logger.warning(
+            "--max_seq_length %d is more than %s reads (%d tokens); using %d.",
+            max_seq_length,
+            type(model).__name__,
+            limit,
+            limit,
+        )
         return limit
     return max_seq_length
 

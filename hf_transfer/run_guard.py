@@ -36,15 +36,40 @@ LOCK_FILE = ".hf_transfer.lock"
 
 # TrainingArguments fields that change what training computes (the rest: budget, logging, saving, hardware).
 TRAINING_FIELDS = (
-    "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "optim",
-    "lr_scheduler_type", "warmup_ratio", "warmup_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
-    "seed", "data_seed", "label_smoothing_factor", "fp16", "bf16",
-)  # fmt: skip
+    "learning_rate",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "optim",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "warmup_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "seed",
+    "data_seed",
+    "label_smoothing_factor",
+    "fp16",
+    "bf16",
+)
 # Fields of the recipes' own argument classes that do not change the result.
-IGNORED_FIELDS = frozenset({
-    "cache_dir", "token", "feature_cache_dir", "feature_batch_size", "trust_remote_code", "num_test_episodes",
-    "run_baselines", "probe_max_iter", "probe_l2_grid", "merge_lora", "per_device_eval_batch_size",
-})  # fmt: skip
+IGNORED_FIELDS = frozenset(
+    {
+        "cache_dir",
+        "token",
+        "feature_cache_dir",
+        "feature_batch_size",
+        "trust_remote_code",
+        "num_test_episodes",
+        "run_baselines",
+        "probe_max_iter",
+        "probe_l2_grid",
+        "merge_lora",
+        "per_device_eval_batch_size",
+    }
+)
 FILE_FIELDS = ("train_file", "validation_file", "test_file", "train_dir", "validation_dir", "test_dir")
 
 _held_locks: dict[str, Any] = {}  # output_dir -> open lock file, kept for the life of the process
@@ -106,8 +131,10 @@ def _lock(output_dir: Path) -> None:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise ConfigError(f"--output_dir {output_dir} is in use by another run ({holder}); wait for it to finish, or "
-                          "pass another --output_dir.") from None  # fmt: skip
+        raise ConfigError(
+            f"--output_dir {output_dir} is in use by another run ({holder}); wait for it to finish, or "
+            "pass another --output_dir."
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}\n")
@@ -149,7 +176,9 @@ def _differences(saved: dict, current: dict) -> list[str]:
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
 
 
-def claim_output_dir(training_args: TrainingArguments, identity: dict[str, Any], *, resumes: bool = True) -> Optional[str]:
+def claim_output_dir(
+    training_args: TrainingArguments, identity: dict[str, Any], *, resumes: bool = True
+) -> Optional[str]:
     """Lock `--output_dir` for this run (main process), clean leftovers, and return the checkpoint to resume from:
     `--resume_from_checkpoint`, else the newest complete one in `--output_dir` (None without, or with
     `resumes=False`). A checkpoint written by a run of another identity is a `ConfigError` naming the differences.
@@ -165,8 +194,10 @@ def claim_output_dir(training_args: TrainingArguments, identity: dict[str, Any],
         identity_file = Path(checkpoint).parent / IDENTITY_FILE
         saved = json.loads(identity_file.read_text()) if identity_file.is_file() else None
         if saved is None:
-            logger.warning("Resuming from %s, which records no run identity (an older run): cannot check that it is "
-                           "the same run.", checkpoint)  # fmt: skip
+            logger.warning(
+                "Resuming from %s, which records no run identity (an older run): cannot check that it is the same run.",
+                checkpoint,
+            )
         elif saved != identity:
             changes = _differences(saved, identity)
             more = f" (and {len(changes) - 3} more)" if len(changes) > 3 else ""

@@ -52,11 +52,14 @@ class RunTotalsCallback(TrainerCallback, ExportableState):
 
     # What a checkpoint stores: the totals up to the step it is written at.
     def state(self) -> dict:
-        return {"args": {}, "attributes": {
-            "runtime_before": self.runtime_before + (time.time() - self._start if self._start else 0.0),
-            "loss_sum_before": self.loss_sum_before + self._loss_sum,
-            "steps_before": self._last_step,
-        }}  # fmt: skip
+        return {
+            "args": {},
+            "attributes": {
+                "runtime_before": self.runtime_before + (time.time() - self._start if self._start else 0.0),
+                "loss_sum_before": self.loss_sum_before + self._loss_sum,
+                "steps_before": self._last_step,
+            },
+        }
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         attributes = _saved_totals(state)  # restored from the checkpoint, when resuming
@@ -65,8 +68,11 @@ class RunTotalsCallback(TrainerCallback, ExportableState):
             self.loss_sum_before = float(attributes["loss_sum_before"])
             self.steps_before = int(attributes["steps_before"])
         elif state.global_step:
-            logger.warning("The checkpoint at step %d has no whole-run totals (written by an older version): "
-                           "train_loss and train_runtime cover this session only.", state.global_step)  # fmt: skip
+            logger.warning(
+                "The checkpoint at step %d has no whole-run totals (written by an older version): "
+                "train_loss and train_runtime cover this session only.",
+                state.global_step,
+            )
             self.steps_before = state.global_step
         state.stateful_callbacks.setdefault(type(self).__name__, {})
         self._start = time.time()
@@ -77,8 +83,14 @@ class RunTotalsCallback(TrainerCallback, ExportableState):
         if control.should_save:
             control.should_log = True  # the loss up to the checkpoint is then logged, hence counted
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-               logs: Optional[dict] = None, **kwargs: Any):  # fmt: skip
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: Optional[dict] = None,
+        **kwargs: Any,
+    ):
         if logs and "loss" in logs and state.global_step > self._last_step:
             self._loss_sum += float(logs["loss"]) * (state.global_step - self._last_step)
             self._last_step = state.global_step
@@ -104,7 +116,8 @@ def checkpoint_is_finished(checkpoint: str, args: TrainingArguments) -> bool:
     if args.max_steps > 0:
         return state["global_step"] >= args.max_steps
     return state["global_step"] >= state.get("max_steps", float("inf")) and args.num_train_epochs <= state.get(
-        "num_train_epochs", 0)
+        "num_train_epochs", 0
+    )
 
 
 def train_whole_run(trainer: Any, checkpoint: Optional[str]) -> dict:
@@ -117,9 +130,12 @@ def train_whole_run(trainer: Any, checkpoint: Optional[str]) -> dict:
         trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
         attributes = _saved_totals(trainer.state)
         step = trainer.state.global_step
-        logger.warning("The run in this --output_dir had already finished (step %d): nothing was trained now; the "
-                       "results are those of its last checkpoint. Raise --num_train_epochs or --max_steps to train "
-                       "further.", step)  # fmt: skip
+        logger.warning(
+            "The run in this --output_dir had already finished (step %d): nothing was trained now; the "
+            "results are those of its last checkpoint. Raise --num_train_epochs or --max_steps to train "
+            "further.",
+            step,
+        )
         metrics: dict = {"resumed_from_step": step, "epoch": trainer.state.epoch}
         if attributes.get("steps_before") == step and step:
             metrics["train_loss"] = float(attributes["loss_sum_before"]) / step

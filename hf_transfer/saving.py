@@ -15,7 +15,14 @@ from torch import nn
 from .outputs import publish_directory
 from .pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
 
-__all__ = ["classifier_pooling", "saved_format_info", "save_classifier", "is_sentence_transformers_classifier", "publish_trained_model", "publish_merged_lora"]
+__all__ = [
+    "classifier_pooling",
+    "saved_format_info",
+    "save_classifier",
+    "is_sentence_transformers_classifier",
+    "publish_trained_model",
+    "publish_merged_lora",
+]
 
 
 def is_sentence_transformers_classifier(model: nn.Module) -> bool:
@@ -37,7 +44,12 @@ def saved_format_info(model: nn.Module) -> dict:
 
 
 def save_classifier(
-    model: nn.Module, processor: Any, directory: str | Path, *, max_seq_length: int = 128, adapter_subdir: str | None = None
+    model: nn.Module,
+    processor: Any,
+    directory: str | Path,
+    *,
+    max_seq_length: int = 128,
+    adapter_subdir: str | None = None,
 ) -> None:
     """`model` and `processor` into `directory`: `save_pretrained`, or sentence-transformers' format (a LoRA model
     merged, its adapter also kept in `adapter_subdir` when given)."""
@@ -57,8 +69,9 @@ def publish_trained_model(trainer: Any, processor: Any, output_dir: str | Path, 
     should_save = trainer.args.should_save
     if is_sentence_transformers_classifier(trainer.model):
         if should_save:
-            publish_directory(output_dir,
-                              lambda tmp: save_classifier(trainer.model, processor, tmp, max_seq_length=max_seq_length))
+            publish_directory(
+                output_dir, lambda tmp: save_classifier(trainer.model, processor, tmp, max_seq_length=max_seq_length)
+            )
         return
     publish_directory(output_dir, trainer.save_model)
     if should_save:
@@ -71,5 +84,6 @@ def publish_merged_lora(model: nn.Module, processor: Any, output_dir: str | Path
     if is_sentence_transformers_classifier(model):
         return
     merged = model.merge_and_unload()
-    publish_directory(output_dir, lambda tmp: (merged.save_pretrained(tmp), processor.save_pretrained(tmp)),
-                      subdir="merged")
+    publish_directory(
+        output_dir, lambda tmp: (merged.save_pretrained(tmp), processor.save_pretrained(tmp)), subdir="merged"
+    )

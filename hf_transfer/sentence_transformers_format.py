@@ -75,22 +75,40 @@ def write_sentence_transformers_files(
     for linear, activation in dense:
         index = len(modules)
         folder = output_dir / f"{index}_Dense"
-        _write_json(folder / "config.json", {"in_features": linear.in_features, "out_features": linear.out_features,
-                                             "bias": linear.bias is not None, "activation_function": activation})
+        _write_json(
+            folder / "config.json",
+            {
+                "in_features": linear.in_features,
+                "out_features": linear.out_features,
+                "bias": linear.bias is not None,
+                "activation_function": activation,
+            },
+        )
         state = {"linear.weight": linear.weight.detach().float().cpu().contiguous()}
         if linear.bias is not None:
             state["linear.bias"] = linear.bias.detach().float().cpu().contiguous()
         save_file(state, str(folder / "model.safetensors"))
-        modules.append({"idx": index, "name": str(index), "path": folder.name,
-                        "type": "sentence_transformers.models.Dense"})  # fmt: skip
+        modules.append(
+            {"idx": index, "name": str(index), "path": folder.name, "type": "sentence_transformers.models.Dense"}
+        )
     if normalize:
         index = len(modules)
-        modules.append({"idx": index, "name": str(index), "path": f"{index}_Normalize",
-                        "type": "sentence_transformers.models.Normalize"})  # fmt: skip
+        modules.append(
+            {
+                "idx": index,
+                "name": str(index),
+                "path": f"{index}_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            }
+        )
     _write_json(output_dir / "modules.json", modules)
     _write_json(output_dir / "sentence_bert_config.json", {"max_seq_length": max_seq_length, "do_lower_case": False})
     _write_json(
         output_dir / "config_sentence_transformers.json",
-        {"__version__": _versions(), "prompts": {}, "default_prompt_name": None,
-         "similarity_fn_name": similarity_fn_name},  # fmt: skip
+        {
+            "__version__": _versions(),
+            "prompts": {},
+            "default_prompt_name": None,
+            "similarity_fn_name": similarity_fn_name,
+        },
     )

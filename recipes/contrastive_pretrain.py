@@ -95,8 +95,9 @@ def main():
             "pick a model and a dataset of the same modality."
         )
     if modality == "text":
-        contrastive_args.max_seq_length = cap_max_seq_length(contrastive_args.max_seq_length, backbone.model,
-                                                             backbone.processor)  # fmt: skip
+        contrastive_args.max_seq_length = cap_max_seq_length(
+            contrastive_args.max_seq_length, backbone.model, backbone.processor
+        )
     if modality == "vision" and contrastive_args.image_size:
         backbone.processor = set_image_size(backbone.processor, backbone.model, contrastive_args.image_size)
     model = ContrastiveModel(backbone, contrastive_args.projection_dim, contrastive_args.projection_hidden_dim)
@@ -139,8 +140,9 @@ def main():
     trainer.save_state()
 
     # 8. Results (all_results.json), model card, and the Hub push: main process only.
-    base_model = (f"{contrastive_args.model_type} (random init)" if contrastive_args.model_type
-                  else model_args.model_name_or_path)  # fmt: skip
+    base_model = (
+        f"{contrastive_args.model_type} (random init)" if contrastive_args.model_type else model_args.model_name_or_path
+    )
     metrics = {
         "method": f"contrastive_{contrastive_args.contrastive_loss}",
         "views": contrastive_args.resolve_views(modality),

@@ -65,9 +65,16 @@ DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "domain_adapt
 def main():
     # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
     parser = HfArgumentParser(
-        (ModelArguments, SourceDataArguments, TargetDataArguments, DomainAdaptationArguments, TransferArguments,
-         HubArguments, TrainingArguments)
-    )  # fmt: skip
+        (
+            ModelArguments,
+            SourceDataArguments,
+            TargetDataArguments,
+            DomainAdaptationArguments,
+            TransferArguments,
+            HubArguments,
+            TrainingArguments,
+        )
+    )
     model_args, source_args, target_args, da_args, transfer_args, hub_args, training_args = parse_recipe_args(
         parser, default_config=DEFAULT_CONFIG
     )
@@ -81,8 +88,9 @@ def main():
 
     # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
     #    unless one is named explicitly (a checkpoint of another run is an error).
-    checkpoint = claim_output_dir(training_args, run_identity(model_args, source_args, target_args, da_args,
-                                                              transfer_args, training_args))  # fmt: skip
+    checkpoint = claim_output_dir(
+        training_args, run_identity(model_args, source_args, target_args, da_args, transfer_args, training_args)
+    )
     if checkpoint is not None:
         logger.info(f"Resuming training from {checkpoint}")
 
@@ -94,14 +102,20 @@ def main():
         target = load_domain_dataset(target_args.to_data_arguments(), model_args.cache_dir, prefix="target")
         target = align_domains(source, target)
     label_names = source["train"].features["label"].names
-    logger.info(f"{len(label_names)} labels: {label_names}; source splits: { {k: len(v) for k, v in source.items()} }, "
-                f"target splits: { {k: len(v) for k, v in target.items()} }")  # fmt: skip
+    logger.info(
+        f"{len(label_names)} labels: {label_names}; source splits: { {k: len(v) for k, v in source.items()} }, "
+        f"target splits: { {k: len(v) for k, v in target.items()} }"
+    )
 
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
     loaded = load_transfer_model(
-        model_args, label_names, infer_modality(source), image_size=transfer_args.image_size,
-        main_process_first=training_args.main_process_first, pooling=transfer_args.resolve_pooling(aligns_features=True),
-    )  # fmt: skip
+        model_args,
+        label_names,
+        infer_modality(source),
+        image_size=transfer_args.image_size,
+        main_process_first=training_args.main_process_first,
+        pooling=transfer_args.resolve_pooling(aligns_features=True),
+    )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     if modality == "text":
         transfer_args.max_seq_length = cap_max_seq_length(transfer_args.max_seq_length, model, processor)
@@ -111,9 +125,12 @@ def main():
         processed_source = preprocess_dataset(source, processor, modality, transfer_args.max_seq_length, "Source: ")
         processed_target = preprocess_dataset(target, processor, modality, transfer_args.max_seq_length, "Target: ")
         # Held-out rows of each domain (validation + test), for the A-distance before and after training.
-        held_out = {domain: preprocess_dataset(held_out_split(raw), processor, modality, transfer_args.max_seq_length,
-                                               f"Held-out {domain}: ")
-                    for domain, raw in (("source", source), ("target", target))}  # fmt: skip
+        held_out = {
+            domain: preprocess_dataset(
+                held_out_split(raw), processor, modality, transfer_args.max_seq_length, f"Held-out {domain}: "
+            )
+            for domain, raw in (("source", source), ("target", target))
+        }
     data_collator = create_collator(processor, modality)
     if modality == "vision":
         training_args.remove_unused_columns = False  # the transform needs the `image` column
@@ -133,8 +150,10 @@ def main():
     a_distance_layer = None
     held_out_rows = min(len(held_out["source"]), len(held_out["target"]))
     if da_args.compute_a_distance and held_out_rows < MIN_A_DISTANCE_ROWS:
-        logger.warning(f"Skipping the proxy A-distance: it needs {MIN_A_DISTANCE_ROWS} held-out rows per domain "
-                       f"(validation + test), and one domain has {held_out_rows}.")  # fmt: skip
+        logger.warning(
+            f"Skipping the proxy A-distance: it needs {MIN_A_DISTANCE_ROWS} held-out rows per domain "
+            f"(validation + test), and one domain has {held_out_rows}."
+        )
     elif da_args.compute_a_distance:
         try:
             a_distance_layer = locate_probe_features(model, loaded.new_modules, sample).feature_module
@@ -142,10 +161,15 @@ def main():
             logger.warning(f"Skipping the proxy A-distance: {err}")
     if a_distance_layer is not None and is_main:
         metrics["a_distance_before"] = compute_proxy_a_distance(
-            model, held_out["source"], held_out["target"], data_collator,
-            max_samples=da_args.a_distance_max_samples, batch_size=transfer_args.feature_batch_size,
-            seed=training_args.seed, module_name=a_distance_layer,
-        ).value  # fmt: skip
+            model,
+            held_out["source"],
+            held_out["target"],
+            data_collator,
+            max_samples=da_args.a_distance_max_samples,
+            batch_size=transfer_args.feature_batch_size,
+            seed=training_args.seed,
+            module_name=a_distance_layer,
+        ).value
 
     # 7. Training data per method: source pairs with unlabelled target rows, or one labelled domain alone.
     if da_args.uses_alignment:
@@ -200,10 +224,15 @@ def main():
                 metrics.update(trainer.evaluate(processed[split], metric_key_prefix=f"{domain}_{name}"))
     if a_distance_layer is not None and is_main:
         metrics["a_distance_after"] = compute_proxy_a_distance(
-            trainer.model, held_out["source"], held_out["target"], data_collator,
-            max_samples=da_args.a_distance_max_samples, batch_size=transfer_args.feature_batch_size,
-            seed=training_args.seed, module_name=a_distance_layer,
-        ).value  # fmt: skip
+            trainer.model,
+            held_out["source"],
+            held_out["target"],
+            data_collator,
+            max_samples=da_args.a_distance_max_samples,
+            batch_size=transfer_args.feature_batch_size,
+            seed=training_args.seed,
+            module_name=a_distance_layer,
+        ).value
     metrics["trainable_params"], metrics["total_params"] = trainable, total
     if alignment_loss is not None:
         metrics["alignment_loss_config"] = {"name": type(alignment_loss).__name__, **alignment_loss.get_config_dict()}
@@ -222,18 +251,26 @@ def main():
         write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
     logger.info(f"Results: {metrics}")
     publish_run(
-        training_args, hub_args, push=push_to_hub, token=hub_token,
+        training_args,
+        hub_args,
+        push=push_to_hub,
+        token=hub_token,
         run_info=dict(
-            recipe="domain_adapt", base_model=model_args.model_name_or_path, base_model_path=model_path,
-            modality=modality, method=f"{da_args.method} ({transfer_args.strategy})",
-            datasets=[source_name, target_name], label_names=label_names,
+            recipe="domain_adapt",
+            base_model=model_args.model_name_or_path,
+            base_model_path=model_path,
+            modality=modality,
+            method=f"{da_args.method} ({transfer_args.strategy})",
+            datasets=[source_name, target_name],
+            label_names=label_names,
             arguments=(model_args, source_args, target_args, da_args, transfer_args, training_args),
-            world_size=training_args.world_size, extra={
+            world_size=training_args.world_size,
+            extra={
                 "domains": {"source": source_name, "target": target_name},
                 **saved_format_info(model),
             },
         ),
-    )  # fmt: skip
+    )
     PartialState().wait_for_everyone()
 
 

@@ -74,8 +74,11 @@ def main():
 
     # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
     #    unless one is named explicitly (a checkpoint of another run is an error).
-    checkpoint = claim_output_dir(training_args, run_identity(model_args, data_args, transfer_args, training_args),
-                                  resumes=transfer_args.strategy != "linear_probe")  # fmt: skip
+    checkpoint = claim_output_dir(
+        training_args,
+        run_identity(model_args, data_args, transfer_args, training_args),
+        resumes=transfer_args.strategy != "linear_probe",
+    )
     if checkpoint is not None:
         logger.info(f"Resuming training from {checkpoint}")
 
@@ -89,9 +92,13 @@ def main():
 
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
     loaded = load_transfer_model(
-        model_args, label_names, infer_modality(raw_datasets), image_size=transfer_args.image_size,
-        main_process_first=training_args.main_process_first, pooling=transfer_args.classifier_pooling,
-    )  # fmt: skip
+        model_args,
+        label_names,
+        infer_modality(raw_datasets),
+        image_size=transfer_args.image_size,
+        main_process_first=training_args.main_process_first,
+        pooling=transfer_args.classifier_pooling,
+    )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     logger.info(f"Newly initialised layers: {loaded.new_modules}; task head (trained in full): {loaded.head_modules}")
     if modality == "text":
@@ -152,13 +159,19 @@ def main():
         metrics["trainable_params"] = probe.weight.numel() + probe.bias.numel()
         metrics["total_params"] = count_parameters(model)[1]
         if training_args.should_save:
-            publish_directory(training_args.output_dir, lambda tmp: save_classifier(model, processor, tmp, **save_kwargs))
+            publish_directory(
+                training_args.output_dir, lambda tmp: save_classifier(model, processor, tmp, **save_kwargs)
+            )
 
     # 7b. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
     else:
         if transfer_args.finetune_method == "lora":
-            model = create_lora_model(model, transfer_args, new_modules=loaded.new_modules,
-                                      sample_inputs={k: v.to(model.device) for k, v in sample.items()})
+            model = create_lora_model(
+                model,
+                transfer_args,
+                new_modules=loaded.new_modules,
+                sample_inputs={k: v.to(model.device) for k, v in sample.items()},
+            )
             training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
         trainable, total = count_parameters(model)
         logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")

@@ -82,19 +82,25 @@ class MetaRecipeArguments:
     max_seq_length: int = field(default=128, metadata={"help": "Maximum tokens per text (text models)."})
     image_size: Optional[int] = field(
         default=None,
-        metadata={"help": "Resize images to IMAGE_SIZE x IMAGE_SIZE (vision models): smaller is much faster on CPU. "
-                  "Default: the image processor's own size."},
-    )  # fmt: skip
+        metadata={
+            "help": "Resize images to IMAGE_SIZE x IMAGE_SIZE (vision models): smaller is much faster on CPU. "
+            "Default: the image processor's own size."
+        },
+    )
     zero_init_head: bool = field(
         default=True,
-        metadata={"help": "Start the N-way head at zero so no class is favoured before adaptation (labels are "
-                  "shuffled in every episode). Default true."},
-    )  # fmt: skip
+        metadata={
+            "help": "Start the N-way head at zero so no class is favoured before adaptation (labels are "
+            "shuffled in every episode). Default true."
+        },
+    )
     use_lora: bool = field(
         default=False,
-        metadata={"help": "Meta-train peft LoRA adapters and the head instead of every weight. Implied by --adapt "
-                  "lora or lora_and_head."},
-    )  # fmt: skip
+        metadata={
+            "help": "Meta-train peft LoRA adapters and the head instead of every weight. Implied by --adapt "
+            "lora or lora_and_head."
+        },
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
     lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input (off by default)."})
@@ -103,16 +109,20 @@ class MetaRecipeArguments:
     )
     probe_l2_grid: list[float] = field(
         default_factory=lambda: [10.0, 1.0, 0.1, 0.01, 0.001],
-        metadata={"help": "L2 strengths of the probe baseline (on standardised features); the best on "
-                  "meta-validation episodes is used at meta-test."},
-    )  # fmt: skip
+        metadata={
+            "help": "L2 strengths of the probe baseline (on standardised features); the best on "
+            "meta-validation episodes is used at meta-test."
+        },
+    )
     probe_max_iter: int = field(default=100, metadata={"help": "L-BFGS iterations per probe fit."})
     pooling: Optional[str] = field(
         default=None,
-        metadata={"help": "Text classifier input: head (the stock transformers head) or a pooling mode ("
-                  f"{', '.join(CLASSIFIER_POOLINGS[1:])}; saved in sentence-transformers' format). Default: the "
-                  "pooling a sentence-transformers checkpoint ships (modules.json), else head."},
-    )  # fmt: skip
+        metadata={
+            "help": "Text classifier input: head (the stock transformers head) or a pooling mode ("
+            f"{', '.join(CLASSIFIER_POOLINGS[1:])}; saved in sentence-transformers' format). Default: the "
+            "pooling a sentence-transformers checkpoint ships (modules.json), else head."
+        },
+    )
     run_baselines: bool = field(
         default=True,
         metadata={"help": "Score the probe and fine-tuning baselines on the meta-test episodes too. Default true."},
@@ -132,7 +142,15 @@ class MetaRecipeArguments:
 def main():
     # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
     parser = HfArgumentParser(
-        (ModelArguments, DataArguments, EpisodeArguments, MAMLConfig, MetaRecipeArguments, HubArguments, TrainingArguments)
+        (
+            ModelArguments,
+            DataArguments,
+            EpisodeArguments,
+            MAMLConfig,
+            MetaRecipeArguments,
+            HubArguments,
+            TrainingArguments,
+        )
     )
     model_args, data_args, episode_args, maml_config, recipe_args, hub_args, training_args = parse_recipe_args(
         parser, default_config=DEFAULT_CONFIG
@@ -147,8 +165,9 @@ def main():
 
     # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
     #    unless one is named explicitly (a checkpoint of another run is an error).
-    checkpoint = claim_output_dir(training_args, run_identity(model_args, data_args, episode_args, maml_config,
-                                                              recipe_args, training_args))  # fmt: skip
+    checkpoint = claim_output_dir(
+        training_args, run_identity(model_args, data_args, episode_args, maml_config, recipe_args, training_args)
+    )
     if checkpoint is not None:
         logger.info(f"Resuming meta-training from {checkpoint}")
 
@@ -160,38 +179,64 @@ def main():
     pool = concatenate_datasets([raw_datasets[split] for split in raw_datasets])
     label_names = pool.features["label"].names
     class_splits = split_classes(
-        label_names, episode_args.n_way, train=episode_args.meta_train_classes,
-        validation=episode_args.meta_validation_classes, test=episode_args.meta_test_classes,
-        sizes=episode_args.class_split, seed=episode_args.episode_seed,
-    )  # fmt: skip
-    rows = split_meta_rows(pool, class_splits, episode_args.meta_validation_fraction,
-                           episode_args.max_samples_per_class, seed=episode_args.episode_seed)  # fmt: skip
+        label_names,
+        episode_args.n_way,
+        train=episode_args.meta_train_classes,
+        validation=episode_args.meta_validation_classes,
+        test=episode_args.meta_test_classes,
+        sizes=episode_args.class_split,
+        seed=episode_args.episode_seed,
+    )
+    rows = split_meta_rows(
+        pool,
+        class_splits,
+        episode_args.meta_validation_fraction,
+        episode_args.max_samples_per_class,
+        seed=episode_args.episode_seed,
+    )
     # Episodes are seeded by (episode_seed, index): every process and every resume sees the same ones.
     # The samplers check here, before any model is loaded, that each class has K + Q examples.
     samplers = {
         split: EpisodeSampler(
-            pool, episode_args.n_way, episode_args.k_shot, episode_args.q_queries, rows=rows[split],
-            seed=episode_args.episode_seed + offset, split_name=split,
-        )  # fmt: skip
+            pool,
+            episode_args.n_way,
+            episode_args.k_shot,
+            episode_args.q_queries,
+            rows=rows[split],
+            seed=episode_args.episode_seed + offset,
+            split_name=split,
+        )
         for offset, split in enumerate(("train", "validation", "test"))
     }
 
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with an N-way head.
     way_names = [f"way_{i}" for i in range(episode_args.n_way)]  # episode labels are re-indexed 0..N-1
     loaded = load_transfer_model(
-        model_args, way_names, infer_modality(raw_datasets), replace_head=True, image_size=recipe_args.image_size,
-        main_process_first=training_args.main_process_first, pooling=recipe_args.pooling or "auto",
-    )  # fmt: skip
+        model_args,
+        way_names,
+        infer_modality(raw_datasets),
+        replace_head=True,
+        image_size=recipe_args.image_size,
+        main_process_first=training_args.main_process_first,
+        pooling=recipe_args.pooling or "auto",
+    )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     if modality == "text":
         recipe_args.max_seq_length = cap_max_seq_length(recipe_args.max_seq_length, model, processor)
     if recipe_args.zero_init_head:
         zero_init_head(model, maml_config.head_module)
     if recipe_args.use_lora or maml_config.adapt in ("lora", "lora_and_head"):
-        model = create_lora_model(model, TransferArguments(
-            strategy="lora", lora_r=recipe_args.lora_r, lora_alpha=recipe_args.lora_alpha,
-            lora_dropout=recipe_args.lora_dropout, lora_target_modules=recipe_args.lora_target_modules),
-            new_modules=loaded.new_modules)  # fmt: skip
+        model = create_lora_model(
+            model,
+            TransferArguments(
+                strategy="lora",
+                lora_r=recipe_args.lora_r,
+                lora_alpha=recipe_args.lora_alpha,
+                lora_dropout=recipe_args.lora_dropout,
+                lora_target_modules=recipe_args.lora_target_modules,
+            ),
+            new_modules=loaded.new_modules,
+        )
     pretrained = copy.deepcopy(model)  # the baselines start from these non-meta-learned weights
     trainable, total = count_parameters(model)
     logger.info(f"Meta-trained parameters: {trainable:,} of {total:,}")
@@ -202,52 +247,80 @@ def main():
     collate_fn = create_collator(processor, modality)
 
     # 7. Episodes as model inputs.
-    train_episodes = EpisodeDataset(samplers["train"], processed, collate_fn,
-                                    training_args.max_steps * episode_args.meta_batch_size)  # fmt: skip
-    validation_episodes = EpisodeDataset(samplers["validation"], processed, collate_fn,
-                                         episode_args.num_validation_episodes)  # fmt: skip
+    train_episodes = EpisodeDataset(
+        samplers["train"], processed, collate_fn, training_args.max_steps * episode_args.meta_batch_size
+    )
+    validation_episodes = EpisodeDataset(
+        samplers["validation"], processed, collate_fn, episode_args.num_validation_episodes
+    )
     test_episodes = EpisodeDataset(samplers["test"], processed, collate_fn, episode_args.num_test_episodes)
 
     # 8. Meta-training; the best checkpoint on meta-validation episodes is restored at the end.
     maml = MAML(model, maml_config)
     trainer = MAMLTrainer(
-        maml, training_args, train_episodes, validation_episodes, episode_args.meta_batch_size,
+        maml,
+        training_args,
+        train_episodes,
+        validation_episodes,
+        episode_args.meta_batch_size,
         episode_args.num_validation_episodes,
-    )  # fmt: skip
+    )
     metrics = trainer.train(resume_from_checkpoint=checkpoint)
 
     # 9. The meta-learned model: a plain transformers (or peft) folder, or a sentence-transformers one for a pooled
     #    head (a LoRA initialisation also kept unmerged in adapter/), plus maml_config.json.
     if training_args.should_save:
-        publish_directory(training_args.output_dir, lambda tmp: (
-            save_classifier(maml.model, processor, tmp, max_seq_length=recipe_args.max_seq_length,
-                            adapter_subdir=ADAPTER_SUBDIR),
-            maml.save_meta_state(tmp)))  # fmt: skip
+        publish_directory(
+            training_args.output_dir,
+            lambda tmp: (
+                save_classifier(
+                    maml.model, processor, tmp, max_seq_length=recipe_args.max_seq_length, adapter_subdir=ADAPTER_SUBDIR
+                ),
+                maml.save_meta_state(tmp),
+            ),
+        )
     PartialState().wait_for_everyone()
 
     # 10. Meta-test: MAML and both baselines on the very same episodes.
     baseline = MAML(pretrained, replace(maml_config, learn_inner_lr=False)) if recipe_args.run_baselines else None
     results = trainer.meta_test(
-        test_episodes, episode_args.num_test_episodes, baseline=baseline,
+        test_episodes,
+        episode_args.num_test_episodes,
+        baseline=baseline,
         probe_l2_grid=recipe_args.probe_l2_grid if recipe_args.run_baselines else None,
         probe_max_iter=recipe_args.probe_max_iter,
-    )  # fmt: skip
-    per_episode = {**results.pop("per_episode_accuracy"),
-                   **{f"{k}_query_loss": v for k, v in results.pop("per_episode_query_loss").items()}}
+    )
+    per_episode = {
+        **results.pop("per_episode_accuracy"),
+        **{f"{k}_query_loss": v for k, v in results.pop("per_episode_query_loss").items()},
+    }
 
     # 11. Results: all_results.json (and per-episode accuracies), written by the main process only.
     metrics.update(results)
-    metrics.update({
-        "base_model": model_args.model_name_or_path, "dataset": data_args.dataset_name, "modality": modality,
-        "n_way": episode_args.n_way, "k_shot": episode_args.k_shot, "q_queries": episode_args.q_queries,
-        "adapt": maml_config.adapt, "first_order": maml_config.first_order, "inner_steps": maml_config.inner_steps,
-        "eval_inner_steps": maml_config.num_eval_inner_steps, "inner_lr": maml_config.inner_lr,
-        "meta_sgd": maml_config.learn_inner_lr, "batch_norm": maml_config.batch_norm,
-        "meta_train_classes": class_splits.names_of("train"),
-        "meta_validation_classes": class_splits.names_of("validation") or "held-out rows of the meta-train classes",
-        "meta_test_classes": class_splits.names_of("test"),
-        "pooling": classifier_pooling(model), "trainable_params": trainable, "total_params": total, "num_processes": training_args.world_size,
-    })  # fmt: skip
+    metrics.update(
+        {
+            "base_model": model_args.model_name_or_path,
+            "dataset": data_args.dataset_name,
+            "modality": modality,
+            "n_way": episode_args.n_way,
+            "k_shot": episode_args.k_shot,
+            "q_queries": episode_args.q_queries,
+            "adapt": maml_config.adapt,
+            "first_order": maml_config.first_order,
+            "inner_steps": maml_config.inner_steps,
+            "eval_inner_steps": maml_config.num_eval_inner_steps,
+            "inner_lr": maml_config.inner_lr,
+            "meta_sgd": maml_config.learn_inner_lr,
+            "batch_norm": maml_config.batch_norm,
+            "meta_train_classes": class_splits.names_of("train"),
+            "meta_validation_classes": class_splits.names_of("validation") or "held-out rows of the meta-train classes",
+            "meta_test_classes": class_splits.names_of("test"),
+            "pooling": classifier_pooling(model),
+            "trainable_params": trainable,
+            "total_params": total,
+            "num_processes": training_args.world_size,
+        }
+    )
     if training_args.should_save:
         write_json_atomic(os.path.join(training_args.output_dir, "meta_test_episodes.json"), per_episode)
         write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
@@ -261,15 +334,23 @@ def main():
     # 12. Model card and Hub push (main process only).
     method = f"maml ({'first' if maml_config.first_order else 'second'}-order, adapt={maml_config.adapt})"
     publish_run(
-        training_args, hub_args, push=push_to_hub, token=hub_token,
+        training_args,
+        hub_args,
+        push=push_to_hub,
+        token=hub_token,
         run_info=dict(
-            recipe="maml", base_model=model_args.model_name_or_path, base_model_path=model_path, modality=modality,
-            method=method, datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
-            label_names=way_names, arguments=(model_args, data_args, episode_args, maml_config, recipe_args,
-                                              training_args),
-            world_size=training_args.world_size, extra=saved_format_info(model) or None,
+            recipe="maml",
+            base_model=model_args.model_name_or_path,
+            base_model_path=model_path,
+            modality=modality,
+            method=method,
+            datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
+            label_names=way_names,
+            arguments=(model_args, data_args, episode_args, maml_config, recipe_args, training_args),
+            world_size=training_args.world_size,
+            extra=saved_format_info(model) or None,
         ),
-    )  # fmt: skip
+    )
     PartialState().wait_for_everyone()
 
 

@@ -37,16 +37,26 @@ def hub_online(tmp_path, monkeypatch):
 
     hf_home = tmp_path / "hf_home"
     cache = hf_home / "hub"
-    env = {"HF_ENDPOINT": HUB_URL, "HF_HUB_DISABLE_XET": "1",
-           "HF_HOME": str(hf_home), "HF_HUB_CACHE": str(cache), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env = {
+        "HF_ENDPOINT": HUB_URL,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
         monkeypatch.delenv(key, raising=False)
-    for name, value in {"ENDPOINT": HUB_URL, "HF_HUB_DISABLE_XET": True, "HF_HUB_OFFLINE": False,
-                        "HF_HOME": str(hf_home), "HF_HUB_CACHE": str(cache),
-                        "HF_TOKEN_PATH": str(hf_home / "token"),
-                        "HF_STORED_TOKENS_PATH": str(hf_home / "stored_tokens")}.items():
+    for name, value in {
+        "ENDPOINT": HUB_URL,
+        "HF_HUB_DISABLE_XET": True,
+        "HF_HUB_OFFLINE": False,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": str(cache),
+        "HF_TOKEN_PATH": str(hf_home / "token"),
+        "HF_STORED_TOKENS_PATH": str(hf_home / "stored_tokens"),
+    }.items():
         if hasattr(constants, name):
             monkeypatch.setattr(constants, name, value)
     yield

@@ -157,15 +157,49 @@ LFS_SIZE_THRESHOLD = 10 * 1024 * 1024  # the Hub stores files >= 10 MB with LFS
 LFS_POINTER_SIZE = 134
 
 # The default .gitattributes the Hub puts in every new model repo (abridged).
-DEFAULT_GITATTRIBUTES = "\n".join(
-    f"{pattern} filter=lfs diff=lfs merge=lfs -text"
-    for pattern in [
-        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.lfs.*",
-        "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb",
-        "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors", "saved_model/**/*", "*.tar.*",
-        "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip", "*.zst", "*tfevents*",
-    ]
-) + "\n"
+DEFAULT_GITATTRIBUTES = (
+    "\n".join(
+        f"{pattern} filter=lfs diff=lfs merge=lfs -text"
+        for pattern in [
+            "*.7z",
+            "*.arrow",
+            "*.bin",
+            "*.bz2",
+            "*.ckpt",
+            "*.ftz",
+            "*.gz",
+            "*.h5",
+            "*.joblib",
+            "*.lfs.*",
+            "*.mlmodel",
+            "*.model",
+            "*.msgpack",
+            "*.npy",
+            "*.npz",
+            "*.onnx",
+            "*.ot",
+            "*.parquet",
+            "*.pb",
+            "*.pickle",
+            "*.pkl",
+            "*.pt",
+            "*.pth",
+            "*.rar",
+            "*.safetensors",
+            "saved_model/**/*",
+            "*.tar.*",
+            "*.tar",
+            "*.tflite",
+            "*.tgz",
+            "*.wasm",
+            "*.xz",
+            "*.zip",
+            "*.zst",
+            "*tfevents*",
+        ]
+    )
+    + "\n"
+)
 
 _REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
@@ -309,8 +343,14 @@ class RequestRecord:
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, message: str, error_code: str | None = None, extra: dict | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error_code: str | None = None,
+        extra: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.error_code = status, message, error_code
         self.extra, self.headers = extra or {}, headers or {}
@@ -400,8 +440,9 @@ class HubServer:
         httpd.daemon_threads = True
         self.port = httpd.server_address[1]  # keep the port: a restart binds the same one
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"HubServer:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"HubServer:{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -429,9 +470,17 @@ class HubServer:
         self.cleanup()
 
     # ------------------------------------------------------------------ test helpers
-    def fail_next(self, n: int = 1, status: int = 500, *, route: str | Iterable[str] | None = None,
-                  method: str | None = None, writes_only: bool = False, headers: dict | None = None,
-                  message: str = "Injected failure (hub_server.fail_next)") -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        *,
+        route: str | Iterable[str] | None = None,
+        method: str | None = None,
+        writes_only: bool = False,
+        headers: dict | None = None,
+        message: str = "Injected failure (hub_server.fail_next)",
+    ) -> None:
         """Make the next ``n`` requests matching (route name / method / write routes only) answer ``status``."""
         with self._lock:
             self._faults.append(_Fault(n, status, route, method, writes_only, headers, message))
@@ -443,8 +492,10 @@ class HubServer:
     def count(self, route: str | None = None, method: str | None = None, status: int | None = None) -> int:
         with self._lock:
             return sum(
-                1 for r in self.requests
-                if (route is None or r.route == route) and (method is None or r.method == method.upper())
+                1
+                for r in self.requests
+                if (route is None or r.route == route)
+                and (method is None or r.method == method.upper())
                 and (status is None or r.status == status)
             )
 
@@ -511,10 +562,13 @@ class HubServer:
 
     def _new_commit_oid(self, repo: _Repo, title: str) -> str:
         self._counter += 1
-        return hashlib.sha1(f"{repo.repo_type}/{repo.repo_id}:{self._counter}:{title}:{time.time()}".encode()).hexdigest()
+        return hashlib.sha1(
+            f"{repo.repo_type}/{repo.repo_id}:{self._counter}:{title}:{time.time()}".encode()
+        ).hexdigest()
 
-    def _commit(self, repo: _Repo, branch: str, files: dict[str, _Entry], title: str, message: str,
-                author: str) -> _Commit:
+    def _commit(
+        self, repo: _Repo, branch: str, files: dict[str, _Entry], title: str, message: str, author: str
+    ) -> _Commit:
         parent = repo.refs.get(branch)
         commit = _Commit(self._new_commit_oid(repo, title), parent, title, message, author, _now_iso(), files)
         repo.commits[commit.oid] = commit
@@ -611,8 +665,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             raise _HTTPError(400, "Invalid JSON body") from None
 
-    def _send(self, status: int, body: bytes = b"", headers: dict | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"
+    ) -> None:
         self._record(status)
         self.send_response(status)
         headers = dict(headers or {})
@@ -729,13 +784,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ routes
     def _route_whoami(self) -> None:
         name = self._user or self.hub.default_user
-        self._send_json({
-            "type": "user", "id": hashlib.md5(name.encode()).hexdigest()[:24], "name": name, "fullname": name,
-            "email": f"{name}@example.com", "emailVerified": True, "canPay": False, "isPro": False,
-            "periodEnd": None, "avatarUrl": "", "orgs": [],
-            "auth": {"type": "access_token", "accessToken": {"displayName": "hub_server", "role": "write",
-                                                             "createdAt": _now_iso()}},
-        })
+        self._send_json(
+            {
+                "type": "user",
+                "id": hashlib.md5(name.encode()).hexdigest()[:24],
+                "name": name,
+                "fullname": name,
+                "email": f"{name}@example.com",
+                "emailVerified": True,
+                "canPay": False,
+                "isPro": False,
+                "periodEnd": None,
+                "avatarUrl": "",
+                "orgs": [],
+                "auth": {
+                    "type": "access_token",
+                    "accessToken": {"displayName": "hub_server", "role": "write", "createdAt": _now_iso()},
+                },
+            }
+        )
 
     def _route_agent_harnesses(self) -> None:
         # huggingface_hub fetches this registry (user-agent "agent" detection) once a day per HF_HOME.
@@ -811,9 +878,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     s["lfs"] = {"size": e.size, "sha256": e.sha256, "pointerSize": LFS_POINTER_SIZE}
             siblings.append(s)
         info = {
-            "_id": hashlib.md5(r.repo_id.encode()).hexdigest()[:24], "id": r.repo_id, "author": r.author,
-            "sha": commit.oid, "lastModified": commit.date, "createdAt": r.created_at, "private": r.private,
-            "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
+            "_id": hashlib.md5(r.repo_id.encode()).hexdigest()[:24],
+            "id": r.repo_id,
+            "author": r.author,
+            "sha": commit.oid,
+            "lastModified": commit.date,
+            "createdAt": r.created_at,
+            "private": r.private,
+            "gated": False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": siblings,
             "usedStorage": sum(e.size for e in commit.files.values()),
         }
         if r.repo_type == "model":
@@ -839,10 +916,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with self.hub._lock:
             r = self._get_repo(rtype, repo)
             history = r.history(self._get_commit(r, rev))
-        self._send_json([
-            {"id": c.oid, "title": c.title, "message": c.message, "authors": [{"user": c.author}], "date": c.date}
-            for c in history
-        ])
+        self._send_json(
+            [
+                {"id": c.oid, "title": c.title, "message": c.message, "authors": [{"user": c.author}], "date": c.date}
+                for c in history
+            ]
+        )
 
     def _tree_items(self, commit: _Commit, prefix: str, recursive: bool, expand: bool) -> list[dict]:
         prefix = prefix.strip("/")
@@ -859,8 +938,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for i in range(1, len(parts)):  # parent directories
                 d = "/".join(([prefix] if prefix else []) + parts[:i])
                 if recursive or i == 1:
-                    items.setdefault(d, {"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(),
-                                         "size": 0, "path": d})
+                    items.setdefault(
+                        d, {"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0, "path": d}
+                    )
             if recursive or len(parts) == 1:
                 items[path] = entry.tree_json(path)
         out = [items[k] for k in sorted(items)]
@@ -928,8 +1008,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 remote_oid = None
                 if existing is not None:
                     remote_oid = existing.sha256 if existing.lfs else existing.git_oid
-                out.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
-                            "oid": remote_oid})
+                out.append(
+                    {"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": remote_oid}
+                )
         self._send_json({"files": out, "commitOid": commit.oid if commit else None})
 
     def _route_lfs_batch(self, repo: str, rtype: str | None = None) -> None:
@@ -948,10 +1029,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     objects.append({"oid": oid, "size": size})  # already uploaded: no action
                 else:
                     hub._pending_lfs.add(oid)
-                    objects.append({"oid": oid, "size": size, "authenticated": True, "actions": {
-                        "upload": {"href": f"{hub.url}/lfs-upload/{oid}", "header": {}, "expires_in": 3600}}})
-        self._send_json({"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
-                        headers={"Content-Type": "application/vnd.git-lfs+json"})
+                    objects.append(
+                        {
+                            "oid": oid,
+                            "size": size,
+                            "authenticated": True,
+                            "actions": {
+                                "upload": {"href": f"{hub.url}/lfs-upload/{oid}", "header": {}, "expires_in": 3600}
+                            },
+                        }
+                    )
+        self._send_json(
+            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"},
+            headers={"Content-Type": "application/vnd.git-lfs+json"},
+        )
 
     def _route_lfs_upload(self, oid: str) -> None:
         hub = self.hub
@@ -1000,8 +1091,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 elif key == "lfsFile":
                     oid = value.get("oid")
                     if not oid or not hub._has_blob(oid):
-                        raise _HTTPError(422, f"Your push was rejected because an LFS pointer pointed to a file "
-                                              f"that does not exist ({path}: {oid})")
+                        raise _HTTPError(
+                            422,
+                            f"Your push was rejected because an LFS pointer pointed to a file "
+                            f"that does not exist ({path}: {oid})",
+                        )
                     size = os.path.getsize(hub._blob_path(oid))
                     if value.get("size") is not None and int(value["size"]) != size:
                         raise _HTTPError(422, f"LFS object size mismatch for {path}")
@@ -1018,11 +1112,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         del files[p]
                 else:
                     raise _HTTPError(400, f"Unknown commit operation {key!r}")
-            commit = hub._commit(r, branch, files, header.get("summary") or "Commit",
-                                 header.get("description") or "", self._user or hub.default_user)
+            commit = hub._commit(
+                r,
+                branch,
+                files,
+                header.get("summary") or "Commit",
+                header.get("description") or "",
+                self._user or hub.default_user,
+            )
             commit_url = f"{hub.url}/{_URL_PREFIX[r.repo_type]}{r.repo_id}/commit/{commit.oid}"
-        self._send_json({"success": True, "commitOid": commit.oid, "commitUrl": commit_url, "hookOutput": "",
-                         "pullRequestUrl": None})
+        self._send_json(
+            {
+                "success": True,
+                "commitOid": commit.oid,
+                "commitUrl": commit_url,
+                "hookOutput": "",
+                "pullRequestUrl": None,
+            }
+        )
 
     def _route_resolve(self, repo: str, rev: str, path: str, rtype: str | None = None) -> None:
         hub = self.hub
@@ -1054,7 +1161,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:  # suffix range
                 start = max(entry.size - int(m.group(2)), 0)
             if start >= entry.size and entry.size > 0:
-                raise _HTTPError(416, f"Range {rng} not satisfiable", headers={"Content-Range": f"bytes */{entry.size}"})
+                raise _HTTPError(
+                    416, f"Range {rng} not satisfiable", headers={"Content-Range": f"bytes */{entry.size}"}
+                )
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
         length = max(end - start + 1, 0)

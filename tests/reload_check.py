@@ -37,8 +37,10 @@ from hf_transfer.data import DataArguments, load_transfer_dataset
 
 def _scores(predictions, labels) -> dict[str, float]:
     predictions, labels = np.asarray(predictions), np.asarray(labels)
-    return {"accuracy": float((predictions == labels).mean()),
-            "f1": float(f1_score(labels, predictions, average="macro"))}  # fmt: skip
+    return {
+        "accuracy": float((predictions == labels).mean()),
+        "f1": float(f1_score(labels, predictions, average="macro")),
+    }
 
 
 @torch.no_grad()
@@ -84,9 +86,12 @@ def check(run: dict) -> dict:
         return result
     if run["strategy"] == "lora":
         base = auto_cls.from_pretrained(
-            run["base_model"], num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
-        )  # fmt: skip
+            run["base_model"],
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            ignore_mismatched_sizes=True,
+        )
         model = PeftModel.from_pretrained(base, out)
         try:
             processor = load_processor.from_pretrained(out)
@@ -119,9 +124,13 @@ class ReloadChecker:
         from pathlib import Path
 
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1,
-        )  # fmt: skip
+            [sys.executable, str(Path(__file__).resolve()), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
 
     def __call__(self, runs: list[dict]) -> list[dict]:
         self.process.stdin.write(json.dumps(runs) + "\n")

@@ -119,7 +119,9 @@ def test_coral_loss_matches_the_paper_formula_and_invariants():
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(CORALLoss()(features[perm], labels[perm]), loss)
     # Zero for equal covariances; a shift of one domain changes nothing (covariances are centred).
-    assert float(CORALLoss()(torch.cat([source, source]), torch.tensor([0] * 7 + [1] * 7))) == pytest.approx(0.0, abs=1e-7)
+    assert float(CORALLoss()(torch.cat([source, source]), torch.tensor([0] * 7 + [1] * 7))) == pytest.approx(
+        0.0, abs=1e-7
+    )
     torch.testing.assert_close(CORALLoss()(torch.cat([source, target + 3.0]), labels), loss)
 
 
@@ -229,15 +231,19 @@ def test_prefixed_data_arguments_name_their_own_flags(tmp_path):
 def _text_domain(names, rows):
     features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
     data = {"text": [f"row {i}" for i in range(len(rows))], "label": rows}
-    return DatasetDict({"train": Dataset.from_dict(data, features=features),
-                        "validation": Dataset.from_dict(data, features=features)})  # fmt: skip
+    return DatasetDict(
+        {"train": Dataset.from_dict(data, features=features), "validation": Dataset.from_dict(data, features=features)}
+    )
 
 
 def test_mismatched_label_sets_fail_with_the_difference_and_the_fix():
     source = _text_domain(["negative", "neutral", "positive"], [0, 1, 2])
     target = _text_domain(["business", "neutral", "sport"], [0, 1, 2])
-    with pytest.raises(DataError, match=r"label sets differ: only in the source \['negative', 'positive'\], "
-                                        r"only in the target \['business', 'sport'\].*rename the target's labels"):
+    with pytest.raises(
+        DataError,
+        match=r"label sets differ: only in the source \['negative', 'positive'\], "
+        r"only in the target \['business', 'sport'\].*rename the target's labels",
+    ):
         align_domains(source, target)
 
 
@@ -320,20 +326,41 @@ def text_domains(tiny_bert):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     names = ["negative", "neutral", "positive"]
     source = _text_domain(names, [i % 3 for i in range(24)])
-    target = DatasetDict({split: ds.map(lambda b: {"text": [t + " with a longer tail of words" for t in b["text"]]},
-                                        batched=True) for split, ds in _text_domain(names, [0, 1, 2] * 4).items()})
-    return (tokenizer, preprocess_dataset(source, tokenizer, "text", 32), preprocess_dataset(target, tokenizer, "text", 32))
+    target = DatasetDict(
+        {
+            split: ds.map(lambda b: {"text": [t + " with a longer tail of words" for t in b["text"]]}, batched=True)
+            for split, ds in _text_domain(names, [0, 1, 2] * 4).items()
+        }
+    )
+    return (
+        tokenizer,
+        preprocess_dataset(source, tokenizer, "text", 32),
+        preprocess_dataset(target, tokenizer, "text", 32),
+    )
 
 
 def _trainer(model, tokenizer, source, target, tmp_path, alignment_loss, **kwargs):
-    args = TrainingArguments(**{"output_dir": str(tmp_path), "per_device_train_batch_size": 4, "learning_rate": 1e-2,
-                                "report_to": "none", "logging_steps": 1, "save_strategy": "no", "use_cpu": True,
-                                **kwargs})  # fmt: skip
+    args = TrainingArguments(
+        **{
+            "output_dir": str(tmp_path),
+            "per_device_train_batch_size": 4,
+            "learning_rate": 1e-2,
+            "report_to": "none",
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "use_cpu": True,
+            **kwargs,
+        }
+    )
     return DomainAdaptationTrainer(
-        model=model, args=args, train_dataset=DomainPairDataset(source["train"], target["train"]),
-        data_collator=create_collator(tokenizer, "text"), alignment_loss=alignment_loss,
-        alignment_schedule="constant", alignment_weight=0.5,
-    )  # fmt: skip
+        model=model,
+        args=args,
+        train_dataset=DomainPairDataset(source["train"], target["train"]),
+        data_collator=create_collator(tokenizer, "text"),
+        alignment_loss=alignment_loss,
+        alignment_schedule="constant",
+        alignment_weight=0.5,
+    )
 
 
 def test_trainer_loss_is_task_loss_plus_weighted_alignment_on_head_inputs(tiny_bert, text_domains, tmp_path):
@@ -364,8 +391,18 @@ def test_trainer_trains_model_and_discriminator_and_saves_its_state(tiny_bert, t
     dann = DANNLoss(32, hidden_size=8)
     discriminator_before = [p.detach().clone() for p in dann.parameters()]
     trainable_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    trainer = _trainer(model, tokenizer, source, target, tmp_path, dann, max_steps=3, save_strategy="steps",
-                       save_steps=3, label_names=["labels"])  # fmt: skip
+    trainer = _trainer(
+        model,
+        tokenizer,
+        source,
+        target,
+        tmp_path,
+        dann,
+        max_steps=3,
+        save_strategy="steps",
+        save_steps=3,
+        label_names=["labels"],
+    )
     trainer.train()
 
     logs = [entry for entry in trainer.state.log_history if "alignment_loss" in entry]

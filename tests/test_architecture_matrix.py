@@ -16,8 +16,20 @@ DATA = {
     "text": {"dataset_name": "tweet_sentiment", "max_train_samples": 48, "max_eval_samples": 30},
     "vision": {"dataset_name": "digits", "max_train_samples": 48, "max_eval_samples": 30},
 }
-TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "16",
-         "--learning_rate", "5e-3", "--save_strategy", "no", "--lora_r", "4"]  # fmt: skip
+TRAIN = [
+    "--num_train_epochs",
+    "1",
+    "--per_device_train_batch_size",
+    "16",
+    "--per_device_eval_batch_size",
+    "16",
+    "--learning_rate",
+    "5e-3",
+    "--save_strategy",
+    "no",
+    "--lora_r",
+    "4",
+]
 # strategy flags -> what the output folder holds
 STRATEGIES = {
     "linear_probe": (["--strategy", "linear_probe"], "probe"),
@@ -63,17 +75,31 @@ def test_every_strategy_reloads_to_the_reported_metrics(architecture, tmp_path, 
     for strategy, (flags, saved) in STRATEGIES.items():
         out = tmp_path / strategy
         run = run_recipe_in_process(
-            "finetune.py", "--model_name_or_path", base, *_data_flags(data), *flags,
-            *EXTRA_FLAGS.get(architecture, []), "--feature_cache_dir", str(tmp_path / "features"), output_dir=out,
-        )  # fmt: skip
+            "finetune.py",
+            "--model_name_or_path",
+            base,
+            *_data_flags(data),
+            *flags,
+            *EXTRA_FLAGS.get(architecture, []),
+            "--feature_cache_dir",
+            str(tmp_path / "features"),
+            output_dir=out,
+        )
         if (architecture, strategy) in UNSUPPORTED:
             assert run.returncode == 2 and UNSUPPORTED[architecture, strategy] in run.output, run.output[-3000:]
             assert "Traceback" not in run.output and not (out / "all_results.json").exists()
             continue
         assert_ok(run)
         reported[str(out)] = run.results
-        spec.append({"output_dir": str(out), "base_model": base, "strategy": SAVED_AS.get(architecture, saved),
-                     "modality": modality, "data": data})  # fmt: skip
+        spec.append(
+            {
+                "output_dir": str(out),
+                "base_model": base,
+                "strategy": SAVED_AS.get(architecture, saved),
+                "modality": modality,
+                "data": data,
+            }
+        )
     for result in reload_checker(spec):
         assert "error" not in result, result.get("traceback")
         expected = reported[result["output_dir"]]
@@ -85,8 +111,9 @@ def test_every_strategy_reloads_to_the_reported_metrics(architecture, tmp_path, 
 
 
 @pytest.mark.parametrize("architecture", ["distilbert", "deberta-v2"])
-def test_probe_rerun_with_another_seed_reuses_features_and_still_reloads(architecture, tmp_path, reload_checker,
-                                                                         one_torch_thread):
+def test_probe_rerun_with_another_seed_reuses_features_and_still_reloads(
+    architecture, tmp_path, reload_checker, one_torch_thread
+):
     """The cached features come from pretrained weights only, so another --seed may reuse them: the saved head is
     built from them (and from nothing random), and reloads to what the rerun reports."""
     base = make_tiny(architecture, tmp_path / "base")
@@ -94,10 +121,21 @@ def test_probe_rerun_with_another_seed_reuses_features_and_still_reloads(archite
     spec, reported, cached = [], {}, []
     for seed in ("1", "2"):
         out = tmp_path / f"seed{seed}"
-        run = assert_ok(run_recipe_in_process(
-            "finetune.py", "--model_name_or_path", base, *_data_flags(data), "--strategy", "linear_probe",
-            "--seed", seed, "--feature_cache_dir", str(tmp_path / "features"), output_dir=out,
-        ))  # fmt: skip
+        run = assert_ok(
+            run_recipe_in_process(
+                "finetune.py",
+                "--model_name_or_path",
+                base,
+                *_data_flags(data),
+                "--strategy",
+                "linear_probe",
+                "--seed",
+                seed,
+                "--feature_cache_dir",
+                str(tmp_path / "features"),
+                output_dir=out,
+            )
+        )
         reported[str(out)] = run.results
         spec.append({"output_dir": str(out), "base_model": base, "strategy": "probe", "modality": "text", "data": data})
         cached.append({f.name: f.stat().st_mtime_ns for f in (tmp_path / "features").iterdir()})

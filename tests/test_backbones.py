@@ -48,7 +48,9 @@ def test_mean_pooling_ignores_padding(tiny_bert):
     assert backbone.modality == "text" and backbone.pooling == "mean"
     backbone.eval()
     alone = backbone.processor(["short text"], return_tensors="pt")
-    padded = backbone.processor(["short text", "a much longer text with many more tokens in it"], padding=True, return_tensors="pt")
+    padded = backbone.processor(
+        ["short text", "a much longer text with many more tokens in it"], padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         a = backbone.embed(**alone)
         b = backbone.embed(**padded)

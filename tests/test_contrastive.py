@@ -62,8 +62,13 @@ def reference_in_batch(a, p, tau, symmetric=False):
     n = a.shape[0]
 
     def one_way(x, y):
-        return sum(-math.log(math.exp(_cos(x[i], y[i]) / tau) / sum(math.exp(_cos(x[i], y[j]) / tau) for j in range(n)))
-                   for i in range(n)) / n  # fmt: skip
+        return (
+            sum(
+                -math.log(math.exp(_cos(x[i], y[i]) / tau) / sum(math.exp(_cos(x[i], y[j]) / tau) for j in range(n)))
+                for i in range(n)
+            )
+            / n
+        )
 
     return (one_way(a, p) + one_way(p, a)) / 2 if symmetric else one_way(a, p)
 
@@ -125,8 +130,12 @@ def test_supcon_matches_reference_and_reduces_to_ntxent(views):
 
 def test_losses_describe_themselves_for_the_model_card():
     loss = InBatchNegativesLoss(temperature=0.05, symmetric=True)
-    assert loss.get_config_dict() == {"temperature": 0.05, "learnable_temperature": False,
-                                      "gather_across_processes": True, "symmetric": True}  # fmt: skip
+    assert loss.get_config_dict() == {
+        "temperature": 0.05,
+        "learnable_temperature": False,
+        "gather_across_processes": True,
+        "symmetric": True,
+    }
     for cls in (NTXentLoss, InBatchNegativesLoss, SupConLoss):
         assert "@" in cls().citation and "arxiv.org" in cls().citation
     args = ContrastiveArguments(contrastive_loss="supcon", learnable_temperature=True, temperature=0.2)
@@ -159,7 +168,10 @@ def test_learnable_temperature_is_clamped_like_clip(views):
         (lambda: Temperature(1e-6), "temperature must be a finite number >= 0.001"),
         (lambda: NTXentLoss(temperature=0.0), "temperature must be a finite number"),
         (lambda: SupConLoss(temperature=float("nan")), "temperature must be a finite number"),
-        (lambda: Temperature(0.05, learnable=True, min_temperature=0.1), r"min_temperature must be in \(0, temperature"),
+        (
+            lambda: Temperature(0.05, learnable=True, min_temperature=0.1),
+            r"min_temperature must be in \(0, temperature",
+        ),
     ],
 )
 def test_loss_constructors_reject_bad_temperatures(make, message):
@@ -208,7 +220,9 @@ def test_simclr_views_and_image_collator():
     augment = SimCLRAugmentation(16, mean=(0.5,) * 3, std=(0.5,) * 3, blur_probability=0.5)
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)) for _ in range(3)]  # grayscale
-    batch = ContrastiveImageCollator(augment, return_labels=True)([{"image": im, "label": i} for i, im in enumerate(images)])
+    batch = ContrastiveImageCollator(augment, return_labels=True)(
+        [{"image": im, "label": i} for i, im in enumerate(images)]
+    )
     assert batch["pixel_values"].shape == (6, 3, 16, 16) and batch["labels"].tolist() == [0, 1, 2]
     assert not torch.allclose(batch["pixel_values"][:3], batch["pixel_values"][3:])  # two independent draws
     with pytest.raises(DataError, match="needs labels but the batch has no 'label' column"):
@@ -219,8 +233,9 @@ def test_simclr_views_and_image_collator():
 
 def test_batched_simclr_augmentation():
     x = torch.rand(6, 3, 20, 20, generator=torch.Generator().manual_seed(0))
-    augment = BatchedSimCLRAugmentation(16, mean=(0.0,) * 3, std=(1.0,) * 3, color_jitter_strength=1.0,
-                                        grayscale_probability=0.5, blur_probability=0.5)  # fmt: skip
+    augment = BatchedSimCLRAugmentation(
+        16, mean=(0.0,) * 3, std=(1.0,) * 3, color_jitter_strength=1.0, grayscale_probability=0.5, blur_probability=0.5
+    )
     torch.manual_seed(0)
     views = augment(torch.cat([x, x]))
     assert views.shape == (12, 3, 16, 16) and views.min() >= 0 and views.max() <= 1
@@ -229,13 +244,20 @@ def test_batched_simclr_augmentation():
     torch.manual_seed(0)
     torch.testing.assert_close(augment(torch.cat([x, x])), views)  # seeded by torch's RNG
     # Normalisation uses the processor's statistics.
-    normalised = BatchedSimCLRAugmentation(20, mean=(0.5,) * 3, std=(0.25,) * 3, color_jitter_strength=0.0,
-                                           grayscale_probability=0.0, horizontal_flip=False)(x)  # fmt: skip
+    normalised = BatchedSimCLRAugmentation(
+        20,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        color_jitter_strength=0.0,
+        grayscale_probability=0.0,
+        horizontal_flip=False,
+    )(x)
     assert normalised.min() >= -2 - 1e-5 and normalised.max() <= 2 + 1e-5 and normalised.min() < -1
     # Hue rotation and saturation leave grey pixels grey.
     gray = torch.rand(4, 1, 8, 8).expand(4, 3, 8, 8)
-    jittered = BatchedSimCLRAugmentation(8, mean=(0.0,) * 3, std=(1.0,) * 3, horizontal_flip=False,
-                                         grayscale_probability=0.0, color_jitter_strength=1.0)(gray)  # fmt: skip
+    jittered = BatchedSimCLRAugmentation(
+        8, mean=(0.0,) * 3, std=(1.0,) * 3, horizontal_flip=False, grayscale_probability=0.0, color_jitter_strength=1.0
+    )(gray)
     torch.testing.assert_close(jittered[:, 0], jittered[:, 1], atol=1e-4, rtol=0)
 
 
@@ -245,7 +267,9 @@ def test_text_collators_dropout_and_pairs(tiny_bert):
     dropout = ContrastiveTextCollator(tokenizer, views="dropout")(rows)
     assert dropout["input_ids"].shape[0] == 4 and torch.equal(dropout["input_ids"][:2], dropout["input_ids"][2:])
     pair = ContrastiveTextCollator(tokenizer, views="pair")(rows)
-    expected = tokenizer(["short", "another text", "a much longer positive text", "x"], padding=True, return_tensors="pt")
+    expected = tokenizer(
+        ["short", "another text", "a much longer positive text", "x"], padding=True, return_tensors="pt"
+    )
     assert torch.equal(pair["input_ids"], expected["input_ids"])
     with pytest.raises(DataError, match="needs the column 'positive'"):
         ContrastiveTextCollator(tokenizer, views="pair")([{"text": "t"}])
@@ -262,9 +286,17 @@ def _text_model(path, dropout=0.0, projection_dim=8, loss=None):
 
 
 def _batch(tiny_bert, n=4):
-    texts = ["the drug worked well", "terrible side effects", "no change at all after weeks", "ok",
-             "headache and nausea", "felt better in days"][:n]  # fmt: skip
-    return ContrastiveTextCollator(AutoTokenizer.from_pretrained(tiny_bert), views="dropout")([{"text": t} for t in texts])
+    texts = [
+        "the drug worked well",
+        "terrible side effects",
+        "no change at all after weeks",
+        "ok",
+        "headache and nausea",
+        "felt better in days",
+    ][:n]
+    return ContrastiveTextCollator(AutoTokenizer.from_pretrained(tiny_bert), views="dropout")(
+        [{"text": t} for t in texts]
+    )
 
 
 def _grads(model):
@@ -283,7 +315,9 @@ def test_gradient_cache_gives_the_same_gradients(tiny_bert):
     plain.backward()
     expected = _grads(model)
     model.zero_grad()
-    cached = cached_contrastive_loss(model, batch, loss_of, mini_batch_size=3, loss_parameters=list(loss_fn.parameters()))
+    cached = cached_contrastive_loss(
+        model, batch, loss_of, mini_batch_size=3, loss_parameters=list(loss_fn.parameters())
+    )
     (cached / 2).backward()  # the backward scale (gradient accumulation) must reach every replayed mini-batch
     got = _grads(model)
     assert cached.item() == pytest.approx(plain.item(), rel=1e-6)
@@ -316,8 +350,9 @@ def test_trainer_gradient_cache_matches_plain_training_step(tiny_bert, tmp_path)
         torch.manual_seed(0)  # the same projection head
         model = _text_model(tiny_bert, dropout=0.0)
         args = TrainingArguments(str(tmp_path / str(mini_batch)), report_to="none", use_cpu=True)
-        trainer = ContrastiveTrainer(model, args, loss=NTXentLoss(0.1, learnable_temperature=True),
-                                     gradient_cache_mini_batch_size=mini_batch)  # fmt: skip
+        trainer = ContrastiveTrainer(
+            model, args, loss=NTXentLoss(0.1, learnable_temperature=True), gradient_cache_mini_batch_size=mini_batch
+        )
         trainer.current_gradient_accumulation_steps = 2  # set by the training loop; the backward scale
         trainer.training_step(trainer.model, dict(_batch(tiny_bert, n=4)))
         grads.append(_grads(model))
@@ -354,7 +389,9 @@ def test_saved_text_backbone_loads_with_automodel_and_sentence_transformers(tiny
     assert "projection" not in json.dumps(list(AutoModel.from_pretrained(tmp_path).state_dict()))
     modules = json.loads((tmp_path / "modules.json").read_text())
     assert [m["type"].rsplit(".", 1)[1] for m in modules] == (
-        ["Transformer", "Pooling", "Normalize"] if pooling == "mean" else ["Transformer", "Pooling", "Dense", "Normalize"]
+        ["Transformer", "Pooling", "Normalize"]
+        if pooling == "mean"
+        else ["Transformer", "Pooling", "Dense", "Normalize"]
     )
     sentence_transformers = pytest.importorskip("sentence_transformers")
     st_model = sentence_transformers.SentenceTransformer(str(tmp_path), device="cpu")
@@ -372,12 +409,22 @@ def test_vision_from_scratch_trains_and_saves_a_classifier_backbone(tmp_path):
     args = ContrastiveArguments(projection_dim=8)
     collator = create_contrastive_collator(backbone.processor, "vision", args)
     rng = np.random.default_rng(0)
-    data = Dataset.from_dict({"image": [Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)) for _ in range(8)]})
+    data = Dataset.from_dict(
+        {"image": [Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)) for _ in range(8)]}
+    )
     model = ContrastiveModel(backbone, projection_dim=8)
-    training_args = TrainingArguments(str(tmp_path / "run"), per_device_train_batch_size=4, max_steps=2, save_steps=2,
-                                      report_to="none", use_cpu=True, learning_rate=1e-3)  # fmt: skip
-    trainer = ContrastiveTrainer(model, training_args, loss=create_contrastive_loss(args), train_dataset=data,
-                                 data_collator=collator)  # fmt: skip
+    training_args = TrainingArguments(
+        str(tmp_path / "run"),
+        per_device_train_batch_size=4,
+        max_steps=2,
+        save_steps=2,
+        report_to="none",
+        use_cpu=True,
+        learning_rate=1e-3,
+    )
+    trainer = ContrastiveTrainer(
+        model, training_args, loss=create_contrastive_loss(args), train_dataset=data, data_collator=collator
+    )
     before = backbone.model.embeddings.cls_token.detach().clone()
     result = trainer.train()
     assert math.isfinite(result.training_loss) and not torch.equal(before, backbone.model.embeddings.cls_token)
@@ -398,10 +445,14 @@ def test_vision_from_scratch_trains_and_saves_a_classifier_backbone(tmp_path):
 def test_unlabelled_and_paired_text_files(tmp_path):
     corpus = tmp_path / "corpus.csv"
     corpus.write_text("sentence,paraphrase\nthe cat sat,a cat was sitting\nit rains,rain is falling\nhi,hello\n")
-    data = load_contrastive_dataset(DataArguments(train_file=str(corpus), text_column="sentence"), ContrastiveArguments())
+    data = load_contrastive_dataset(
+        DataArguments(train_file=str(corpus), text_column="sentence"), ContrastiveArguments()
+    )
     assert data["train"].column_names == ["text"] and len(data["train"]) == 3
-    pairs = load_contrastive_dataset(DataArguments(train_file=str(corpus), text_column="sentence", max_train_samples=2),
-                                     ContrastiveArguments(pair_column="paraphrase", contrastive_loss="in_batch"))  # fmt: skip
+    pairs = load_contrastive_dataset(
+        DataArguments(train_file=str(corpus), text_column="sentence", max_train_samples=2),
+        ContrastiveArguments(pair_column="paraphrase", contrastive_loss="in_batch"),
+    )
     assert pairs["train"].column_names == ["text", "positive"] and len(pairs["train"]) == 2
     with pytest.raises(ConfigError, match="supcon needs labels, but .* has no label column"):
         load_contrastive_dataset(DataArguments(train_file=str(corpus)), ContrastiveArguments(contrastive_loss="supcon"))
@@ -479,15 +530,22 @@ def test_negatives_are_gathered_from_all_processes_with_gradients(tmp_path):
     labels = torch.tensor([0, 1, 0, 2, 1, 0])
     torch.save({"embeddings": embeddings, "labels": labels}, tmp_path / "data.pt")
     workers = [
-        subprocess.Popen([sys.executable, "-c", _GATHER_WORKER, str(rank), str(world_size), str(tmp_path / "init"),
-                          str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _GATHER_WORKER, str(rank), str(world_size), str(tmp_path / "init"), str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for rank in range(world_size)
-    ]  # fmt: skip
+    ]
     outputs = [w.communicate(timeout=120)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), "\n".join(outputs)[-4000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
-    for name, loss in (("ntxent", NTXentLoss(0.1)), ("in_batch", InBatchNegativesLoss(0.05, symmetric=True)),
-                       ("supcon", SupConLoss(0.1))):  # fmt: skip
+    for name, loss in (
+        ("ntxent", NTXentLoss(0.1)),
+        ("in_batch", InBatchNegativesLoss(0.05, symmetric=True)),
+        ("supcon", SupConLoss(0.1)),
+    ):
         a, p = embeddings[0].clone().requires_grad_(), embeddings[1].clone().requires_grad_()
         full = loss(a, p, labels)
         full.backward()

@@ -59,11 +59,15 @@ SENTIMENT = ["negative", "neutral", "positive"]
     [
         ("tweet_sentiment", "text", SENTIMENT, {"train": 27473, "validation": 3053, "test": 7632}),
         ("drug_reviews", "text", SENTIMENT, {"train": 540, "validation": 60, "test": 379}),
-        ("bbc_news", "text", ["business", "entertainment", "politics", "sports", "tech"],
-         {"train": 1602, "validation": 178, "test": 445}),
+        (
+            "bbc_news",
+            "text",
+            ["business", "entertainment", "politics", "sports", "tech"],
+            {"train": 1602, "validation": 178, "test": 445},
+        ),
         ("digits", "vision", [str(i) for i in range(10)], {"train": 1293, "validation": 144, "test": 360}),
     ],
-)  # fmt: skip
+)
 def test_builtin_loads_canonical_and_stable(cache_dir, name, modality, names, sizes):
     dd = load(cache_dir, dataset_name=name)
     assert_canonical(dd, "text" if modality == "text" else "image", names)
@@ -123,10 +127,17 @@ def test_fingerprints_stable_across_processes(cache_dir):
         f"dd = l(DataArguments(dataset_name='digits', max_train_samples=100), cache_dir={cache_dir!r})\n"
         "print(sorted((k, v._fingerprint) for k, v in dd.items()))\n"
     )
-    run = lambda: subprocess.run(  # noqa: E731
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    ).stdout.strip().splitlines()[-1]  # fmt: skip
+
+    def run() -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        return result.stdout.strip().splitlines()[-1]
+
     here = load(cache_dir, dataset_name="digits", max_train_samples=100)
     assert run() == str(sorted(fingerprints(here).items()))
 
@@ -141,8 +152,9 @@ def test_max_samples_are_seeded_stratified_subsets(cache_dir):
     counts = label_counts(dd["train"])
     assert set(counts) == {0, 1, 2}  # the file is sorted by label: the first 30 rows are all negative
     assert counts[0] > counts[2]  # proportional: negatives outnumber positives about 2.3:1
-    assert fingerprints(load(cache_dir, dataset_name="tweet_sentiment", max_train_samples=30,
-                             max_eval_samples=12)) == fingerprints(dd)  # fmt: skip
+    assert fingerprints(
+        load(cache_dir, dataset_name="tweet_sentiment", max_train_samples=30, max_eval_samples=12)
+    ) == fingerprints(dd)
     other_seed = load(cache_dir, dataset_name="tweet_sentiment", max_train_samples=30, split_seed=7)
     assert other_seed["train"]._fingerprint != dd["train"]._fingerprint
     assert other_seed["train"]["text"] != dd["train"]["text"]
@@ -165,8 +177,14 @@ def test_validation_carving_is_stratified(cache_dir):
 # --------------------------------------------------------------------------------------------------
 # Local files
 
-ROWS = [("good film", "pos"), ("bad film", "neg"), ("great plot", "pos"), ("dull plot", "neg"),
-        ("fine cast", "neu"), ("okay cast", "neu")] * 5  # fmt: skip
+ROWS = [
+    ("good film", "pos"),
+    ("bad film", "neg"),
+    ("great plot", "pos"),
+    ("dull plot", "neg"),
+    ("fine cast", "neu"),
+    ("okay cast", "neu"),
+] * 5
 
 
 def write_table(path, frame: pd.DataFrame) -> str:
@@ -194,8 +212,9 @@ def test_files_with_string_labels(cache_dir, tmp_path, suffix):
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 24, "validation": 6, "test": 6}
     assert label_counts(dd["validation"]) == {0: 2, 1: 2, 2: 2}
     assert dd["test"][0] == {"text": "good film", "label": 2}
-    assert fingerprints(load(cache_dir, train_file=train, test_file=test, validation_split_percentage=0.2)) \
-        == fingerprints(dd)  # fmt: skip
+    assert fingerprints(
+        load(cache_dir, train_file=train, test_file=test, validation_split_percentage=0.2)
+    ) == fingerprints(dd)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
@@ -246,8 +265,12 @@ def test_image_folders(cache_dir, tmp_path):
     assert isinstance(dd["train"][0]["image"], PIL.Image.Image)
     assert infer_modality(dd) == "vision"
 
-    dd = load(cache_dir, train_dir=train, validation_dir=make_image_folder(tmp_path / "val", per_class=2),
-              test_dir=make_image_folder(tmp_path / "test", per_class=3))  # fmt: skip
+    dd = load(
+        cache_dir,
+        train_dir=train,
+        validation_dir=make_image_folder(tmp_path / "val", per_class=2),
+        test_dir=make_image_folder(tmp_path / "test", per_class=3),
+    )
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 20, "validation": 4, "test": 6}
 
 
@@ -303,8 +326,9 @@ def test_hub_dataset_splits_and_classlabel(cache_dir, monkeypatch):
         {"sentence": [f"s{i}" for i in range(len(labels))], "label": labels, "idx": list(range(len(labels)))},
         features=features,
     )
-    hub = DatasetDict({"train": make([0, 1] * 10), "dev": make([1, 0, 1, 0]), "test": make([-1] * 4),
-                       "unsupervised": make([-1] * 3)})  # fmt: skip
+    hub = DatasetDict(
+        {"train": make([0, 1] * 10), "dev": make([1, 0, 1, 0]), "test": make([-1] * 4), "unsupervised": make([-1] * 3)}
+    )
     monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: hub)
     dd = load(cache_dir, dataset_name="someone/glue-like")
     assert list(dd) == ["train", "validation"]
@@ -334,7 +358,7 @@ def test_hub_dataset_splits_and_classlabel(cache_dir, monkeypatch):
         ({"dataset_config_name": "sst2", "train_dir": "."}, r"--dataset_config_name needs --dataset_name"),
         ({"dataset_name": "x/y", "text_column": "a", "image_column": "b"}, r"--text_column or --image_column, not"),
     ],
-)  # fmt: skip
+)
 def test_argument_errors(kwargs, message):
     with pytest.raises(DataError, match=message):
         DataArguments(**kwargs)

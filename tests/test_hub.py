@@ -25,8 +25,11 @@ SENTENCES = ["what a lovely day", "this is terrible", "meh, it is fine"]
 def probe_output(tiny_bert, tmp_path_factory):
     """A finished linear-probe run, pushed by several tests."""
     out = tmp_path_factory.mktemp("probe") / "out"
-    assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "linear_probe", *TEXT,
-                         output_dir=out))
+    assert_ok(
+        run_recipe(
+            "finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "linear_probe", *TEXT, output_dir=out
+        )
+    )
     return out
 
 
@@ -50,7 +53,7 @@ def test_card_yaml_parses_and_carries_the_results(probe_output):
     reported = {m["name"]: m["value"] for r in data["model-index"][0]["results"] for m in r["metrics"]}
     assert reported["eval_accuracy"] == pytest.approx(results["eval_accuracy"])
     assert reported["test_f1"] == pytest.approx(results["test_f1"])
-    assert "AutoModelForSequenceClassification.from_pretrained(\"test-user/probe\")" in card.content
+    assert 'AutoModelForSequenceClassification.from_pretrained("test-user/probe")' in card.content
     assert ModelCard(card.content).data.to_dict()["library_name"] == "transformers"
 
 
@@ -66,9 +69,23 @@ def test_non_default_arguments_skip_secrets_and_derived_values():
 
 def test_text_full_round_trip(tiny_bert, tmp_path, hub_server):
     out = tmp_path / "out"
-    assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "full", *TEXT, *TRAIN,
-                         "--push_to_hub", "true", "--hub_model_id", "test-user/tiny-text-full",
-                         output_dir=out, env=ONLINE))
+    assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "full",
+            *TEXT,
+            *TRAIN,
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "test-user/tiny-text-full",
+            output_dir=out,
+            env=ONLINE,
+        )
+    )
     files = hub_server.list_files("test-user/tiny-text-full")
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "all_results.json"} <= set(files)
     assert not [f for f in files if f.startswith("checkpoint-") or f == "training_args.bin"]
@@ -88,11 +105,33 @@ def test_text_full_round_trip(tiny_bert, tmp_path, hub_server):
 
 def test_lora_adapter_round_trip(tiny_bert, tmp_path, hub_server):
     out = tmp_path / "out"
-    assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "lora", *TEXT, *TRAIN,
-                         "--merge_lora", "true", "--push_to_hub", "true", "--push_merged", "true",
-                         "--hub_model_id", "test-user/tiny-lora", output_dir=out, env=ONLINE))
+    assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "lora",
+            *TEXT,
+            *TRAIN,
+            "--merge_lora",
+            "true",
+            "--push_to_hub",
+            "true",
+            "--push_merged",
+            "true",
+            "--hub_model_id",
+            "test-user/tiny-lora",
+            output_dir=out,
+            env=ONLINE,
+        )
+    )
     files = set(hub_server.list_files("test-user/tiny-lora"))
-    assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= files and "model.safetensors" not in files
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "README.md",
+    } <= files and "model.safetensors" not in files
     adapter_config = json.loads(hub_server.read_file("test-user/tiny-lora", "adapter_config.json"))
     assert adapter_config["base_model_name_or_path"] == tiny_bert  # a local base stays a path users can have
     assert "library_name: peft" in hub_server.read_file("test-user/tiny-lora", "README.md").decode()
@@ -123,10 +162,27 @@ def test_lora_adapter_round_trip(tiny_bert, tmp_path, hub_server):
 def test_vision_round_trip(tmp_path, hub_server):
     vit = make_tiny_vit(tmp_path / "vit")
     out = tmp_path / "out"
-    assert_ok(run_recipe("finetune.py", "--model_name_or_path", vit, "--strategy", "linear_probe",
-                         "--dataset_name", "digits", "--max_train_samples", "100", "--max_eval_samples", "40",
-                         "--push_to_hub", "true", "--hub_model_id", "test-user/tiny-vit-probe",
-                         output_dir=out, env=ONLINE))
+    assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            vit,
+            "--strategy",
+            "linear_probe",
+            "--dataset_name",
+            "digits",
+            "--max_train_samples",
+            "100",
+            "--max_eval_samples",
+            "40",
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "test-user/tiny-vit-probe",
+            output_dir=out,
+            env=ONLINE,
+        )
+    )
     pixels = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         local = AutoModelForImageClassification.from_pretrained(out).eval()(pixel_values=pixels).logits
@@ -150,16 +206,34 @@ def test_transient_500_is_retried(probe_output, hub_server):
 def test_persistent_500_fails_clearly_and_output_stays_pushable(tiny_bert, tmp_path, hub_server):
     out = tmp_path / "out"
     hub_server.fail_next(100, 500, route="commit")
-    run = run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "linear_probe", *TEXT,
-                     "--push_to_hub", "true", "--hub_model_id", "test-user/later", "--hub_max_retries", "2",
-                     output_dir=out, env=ONLINE)
+    run = run_recipe(
+        "finetune.py",
+        "--model_name_or_path",
+        tiny_bert,
+        "--strategy",
+        "linear_probe",
+        *TEXT,
+        "--push_to_hub",
+        "true",
+        "--hub_model_id",
+        "test-user/later",
+        "--hub_max_retries",
+        "2",
+        output_dir=out,
+        env=ONLINE,
+    )
     assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
     assert "HTTP 500" in run.output and f"python -m hf_transfer push {out}" in run.output
     assert hub_server.count(route="commit") == 2  # bounded
     assert (out / "model.safetensors").is_file() and (out / "all_results.json").is_file()
     hub_server.clear_faults()
-    push = subprocess.run([sys.executable, "-m", "hf_transfer", "push", str(out), "--repo_id", "test-user/later"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    push = subprocess.run(
+        [sys.executable, "-m", "hf_transfer", "push", str(out), "--repo_id", "test-user/later"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert push.returncode == 0, push.stderr
     assert "model.safetensors" in hub_server.list_files("test-user/later")
 
@@ -179,7 +253,9 @@ def test_server_not_listening(probe_output, hub_server):
 
 def test_existing_repo_gets_a_new_commit(probe_output, hub_server):
     push_output_dir(probe_output, "test-user/twice")
-    (probe_output / "all_results.json").write_text(json.dumps({**json.loads((probe_output / "all_results.json").read_text()), "note": 1}))
+    (probe_output / "all_results.json").write_text(
+        json.dumps({**json.loads((probe_output / "all_results.json").read_text()), "note": 1})
+    )
     push_output_dir(probe_output, "test-user/twice")
     assert json.loads(hub_server.read_file("test-user/twice", "all_results.json"))["note"] == 1
 
@@ -188,9 +264,25 @@ def test_token_never_reaches_logs_or_saved_files(tiny_bert, tmp_path, hub_server
     from conftest import HUB_TEST_TOKEN
 
     out = tmp_path / "out"
-    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "full", *TEXT, *TRAIN,
-                               "--push_to_hub", "true", "--hub_model_id", "test-user/secret-check",
-                               "--hub_token", HUB_TEST_TOKEN, output_dir=out, env={**ONLINE, "HF_TOKEN": ""}))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "full",
+            *TEXT,
+            *TRAIN,
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "test-user/secret-check",
+            "--hub_token",
+            HUB_TEST_TOKEN,
+            output_dir=out,
+            env={**ONLINE, "HF_TOKEN": ""},
+        )
+    )
     assert HUB_TEST_TOKEN not in run.output
     for file in out.rglob("*"):
         if file.is_file():

@@ -40,8 +40,9 @@ def _tiny_bert():
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                        vocab_size=100, num_labels=3)
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, vocab_size=100, num_labels=3
+    )
     return BertForSequenceClassification(config).eval()
 
 
@@ -97,12 +98,16 @@ def test_upload_folder_roundtrip(hub_server, tmp_path):
         assert open(os.path.join(snap, rel), "rb").read() == (folder / rel).read_bytes()
     # the server keeps plain files per branch
     assert (tmp_path / "src" / "config.json").read_bytes() == open(
-        os.path.join(hub_server.repo_dir("test-user/folder"), "config.json"), "rb").read()
+        os.path.join(hub_server.repo_dir("test-user/folder"), "config.json"), "rb"
+    ).read()
 
     # a second identical upload sends no LFS bytes again; a missing file is EntryNotFound
     api.upload_file(path_or_fileobj=b"v2", path_in_repo="config.json", repo_id="test-user/folder")
     assert hub_server.read_file("test-user/folder", "config.json") == b"v2"
-    assert hub_server.read_file("test-user/folder", "config.json", revision=info.oid) == (folder / "config.json").read_bytes()
+    assert (
+        hub_server.read_file("test-user/folder", "config.json", revision=info.oid)
+        == (folder / "config.json").read_bytes()
+    )
     from huggingface_hub.errors import EntryNotFoundError
 
     with pytest.raises(EntryNotFoundError):
@@ -140,8 +145,9 @@ def test_peft_push_and_from_pretrained(hub_server):
     from peft import LoraConfig, PeftModel, get_peft_model
 
     base = _tiny_bert()
-    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"],
-                                                 init_lora_weights=False))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False)
+    )
     peft_model.eval()
     with torch.no_grad():
         expected = peft_model(**INPUTS).logits
@@ -160,9 +166,17 @@ def test_trainer_push_to_hub(hub_server, tmp_path):
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
 
     ds = Dataset.from_dict({"input_ids": [[1, 2, 3, 4]] * 4, "attention_mask": [[1] * 4] * 4, "labels": [0, 1] * 2})
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=4,
-                             push_to_hub=True, hub_model_id="test-user/trainer-model", report_to=[],
-                             save_strategy="no", use_cpu=True, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        per_device_train_batch_size=4,
+        push_to_hub=True,
+        hub_model_id="test-user/trainer-model",
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     trainer = Trainer(model=_tiny_bert(), args=args, train_dataset=ds)
     trainer.train()
     commit = trainer.push_to_hub()
@@ -305,8 +319,13 @@ def test_persistent_500_gives_up_after_bounded_retries(hub_server):
 def test_dataset_repo_refs_commits_paths_info(hub_server):
     api = HfApi()
     api.create_repo("test-user/data", repo_type="dataset")
-    api.upload_file(path_or_fileobj=b"a,b\n1,2\n", path_in_repo="data/train.csv", repo_id="test-user/data",
-                    repo_type="dataset", commit_message="add train")
+    api.upload_file(
+        path_or_fileobj=b"a,b\n1,2\n",
+        path_in_repo="data/train.csv",
+        repo_id="test-user/data",
+        repo_type="dataset",
+        commit_message="add train",
+    )
     path = hf_hub_download("test-user/data", "data/train.csv", repo_type="dataset")
     assert open(path, "rb").read() == b"a,b\n1,2\n"
     assert api.dataset_info("test-user/data").id == "test-user/data"

@@ -10,13 +10,48 @@ from recipe_runner import assert_ok, run_recipe
 
 pytestmark = pytest.mark.integration
 
-MINILM = ["--model_name_or_path", "minilm", "--dataset_name", "tweet_sentiment", "--max_train_samples", "800",
-          "--max_eval_samples", "300", "--max_seq_length", "64", "--per_device_train_batch_size", "16",
-          "--per_device_eval_batch_size", "64", "--save_strategy", "no", "--eval_strategy", "no"]
-EFFICIENTNET = ["--model_name_or_path", "efficientnet-lite0", "--dataset_name", "fashion_mnist",
-                "--max_train_samples", "240", "--max_eval_samples", "200", "--per_device_train_batch_size", "16",
-                "--per_device_eval_batch_size", "50", "--save_strategy", "no", "--eval_strategy", "no",
-                "--feature_batch_size", "50", "--image_size", "112"]
+MINILM = [
+    "--model_name_or_path",
+    "minilm",
+    "--dataset_name",
+    "tweet_sentiment",
+    "--max_train_samples",
+    "800",
+    "--max_eval_samples",
+    "300",
+    "--max_seq_length",
+    "64",
+    "--per_device_train_batch_size",
+    "16",
+    "--per_device_eval_batch_size",
+    "64",
+    "--save_strategy",
+    "no",
+    "--eval_strategy",
+    "no",
+]
+EFFICIENTNET = [
+    "--model_name_or_path",
+    "efficientnet-lite0",
+    "--dataset_name",
+    "fashion_mnist",
+    "--max_train_samples",
+    "240",
+    "--max_eval_samples",
+    "200",
+    "--per_device_train_batch_size",
+    "16",
+    "--per_device_eval_batch_size",
+    "50",
+    "--save_strategy",
+    "no",
+    "--eval_strategy",
+    "no",
+    "--feature_batch_size",
+    "50",
+    "--image_size",
+    "112",
+]
 
 TEXT_STRATEGIES = {
     "linear_probe": [],
@@ -30,8 +65,7 @@ TEXT_STRATEGIES = {
 VISION_STRATEGIES = {
     "linear_probe": [],
     "full": ["--learning_rate", "5e-4", "--head_learning_rate", "5e-3", "--num_train_epochs", "1"],
-    "lora": ["--learning_rate", "2e-3", "--head_learning_rate", "5e-3", "--num_train_epochs", "1",
-             "--lora_r", "4"],
+    "lora": ["--learning_rate", "2e-3", "--head_learning_rate", "5e-3", "--num_train_epochs", "1", "--lora_r", "4"],
     "lp_ft": ["--learning_rate", "1e-4", "--num_train_epochs", "1"],
 }
 
@@ -43,8 +77,17 @@ def cache_env(tmp_path_factory):
 
 @pytest.mark.parametrize("strategy", list(TEXT_STRATEGIES))
 def test_minilm_tweet_sentiment(strategy, tmp_path, cache_env):
-    run = assert_ok(run_recipe("finetune.py", *MINILM, "--strategy", strategy, *TEXT_STRATEGIES[strategy],
-                               output_dir=tmp_path / "out", env=cache_env))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            *MINILM,
+            "--strategy",
+            strategy,
+            *TEXT_STRATEGIES[strategy],
+            output_dir=tmp_path / "out",
+            env=cache_env,
+        )
+    )
     results = run.results
     assert results["eval_accuracy"] > 0.52, results
     assert results["test_accuracy"] > 0.52, results
@@ -52,8 +95,17 @@ def test_minilm_tweet_sentiment(strategy, tmp_path, cache_env):
 
 @pytest.mark.parametrize("strategy", list(VISION_STRATEGIES))
 def test_efficientnet_fashion_mnist(strategy, tmp_path, cache_env):
-    run = assert_ok(run_recipe("finetune.py", *EFFICIENTNET, "--strategy", strategy, *VISION_STRATEGIES[strategy],
-                               output_dir=tmp_path / "out", env=cache_env))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            *EFFICIENTNET,
+            "--strategy",
+            strategy,
+            *VISION_STRATEGIES[strategy],
+            output_dir=tmp_path / "out",
+            env=cache_env,
+        )
+    )
     results = run.results
     if strategy == "lp_ft":
         # The probe stage must be clearly above chance; one short fine-tuning epoch with BatchNorm in train

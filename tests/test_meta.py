@@ -66,8 +66,15 @@ def bn_reference(p, x, bn_mode="batch", buffers=None):
     if bn_mode == "batch":  # statistics of this batch, running buffers not involved
         h = F.batch_norm(h, None, None, p["bn.weight"], p["bn.bias"], training=True, eps=1e-5)
     else:
-        h = F.batch_norm(h, buffers["bn.running_mean"], buffers["bn.running_var"], p["bn.weight"], p["bn.bias"],
-                         training=False, eps=1e-5)  # fmt: skip
+        h = F.batch_norm(
+            h,
+            buffers["bn.running_mean"],
+            buffers["bn.running_var"],
+            p["bn.weight"],
+            p["bn.bias"],
+            training=False,
+            eps=1e-5,
+        )
     return F.linear(torch.tanh(h).flatten(1), p["classifier.weight"], p["classifier.bias"])
 
 
@@ -81,8 +88,9 @@ def make_tasks(input_shape, num_tasks=3, n_way=3, k=2, q=3, seed=1):
     return tasks
 
 
-def reference_meta_gradients(model, reference, tasks, *, steps, lr, first_order, adapted=None, lrs=None,
-                             bn_mode="batch"):  # fmt: skip
+def reference_meta_gradients(
+    model, reference, tasks, *, steps, lr, first_order, adapted=None, lrs=None, bn_mode="batch"
+):
     """Explicit unrolling with torch.autograd.grad(create_graph=True): d/d theta0 of the mean query loss."""
     theta = {n: p.detach().clone().requires_grad_(True) for n, p in model.named_parameters()}
     buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
@@ -160,8 +168,9 @@ def test_first_and_second_order_differ():
 def test_batch_norm_running_mode_matches_reference_and_leaves_buffers_alone():
     model, maml = build(BNNet, inner_steps=2, inner_lr=0.3, batch_norm="running")
     tasks = make_tasks((1, 6, 6))
-    expected = reference_meta_gradients(model, bn_reference, tasks, steps=2, lr=0.3, first_order=False,
-                                        bn_mode="running")  # fmt: skip
+    expected = reference_meta_gradients(
+        model, bn_reference, tasks, steps=2, lr=0.3, first_order=False, bn_mode="running"
+    )
     assert_same_gradients(maml_meta_gradients(maml, tasks), expected)
 
 
@@ -187,8 +196,9 @@ def test_meta_sgd_learned_rates_match_reference_and_get_gradients():
                 lr.uniform_(0.05, 0.4)
         tasks = make_tasks((1, 6, 6))
         ours = maml_meta_gradients(maml, tasks)
-        expected = reference_meta_gradients(model, bn_reference, tasks, steps=2, lr=None, first_order=False,
-                                            lrs=maml.named_inner_lrs())  # fmt: skip
+        expected = reference_meta_gradients(
+            model, bn_reference, tasks, steps=2, lr=None, first_order=False, lrs=maml.named_inner_lrs()
+        )
         assert_same_gradients(ours, expected)
         for name, lr in maml.named_inner_lrs().items():
             assert lr.shape == (model.get_parameter(name).shape if granularity == "element" else ())
@@ -246,8 +256,15 @@ def test_anil_body_parameters_untouched_by_the_inner_loop():
 
 def _tiny_lora_bert():
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=20, max_position_embeddings=16, num_labels=3)  # fmt: skip
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=20,
+        max_position_embeddings=16,
+        num_labels=3,
+    )
     model = BertForSequenceClassification(config)
     return create_lora_model(model, TransferArguments(strategy="lora", lora_r=2, lora_alpha=4, lora_dropout=0.0))
 
@@ -259,8 +276,10 @@ def test_lora_only_adapts_only_lora_weights():
     assert any("modules_to_save" in n for n in maml.meta_parameters())  # the head is meta-trained, not adapted
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     g = torch.Generator().manual_seed(0)
-    support = {"input_ids": torch.randint(0, 50, (6, 8), generator=g),
-               "attention_mask": torch.ones(6, 8, dtype=torch.long)}  # fmt: skip
+    support = {
+        "input_ids": torch.randint(0, 50, (6, 8), generator=g),
+        "attention_mask": torch.ones(6, 8, dtype=torch.long),
+    }
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     with maml.episode_mode():
         fast = maml.adapt(support, labels)
@@ -360,8 +379,11 @@ def test_class_splits_are_disjoint_and_rows_follow_their_class():
     names = [f"c{i}" for i in range(10)]
     splits = split_classes(names, n_way=3, seed=0)
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (4, 3, 3)
-    assert not (set(splits.train) & set(splits.validation) or set(splits.train) & set(splits.test)
-                or set(splits.validation) & set(splits.test))  # fmt: skip
+    assert not (
+        set(splits.train) & set(splits.validation)
+        or set(splits.train) & set(splits.test)
+        or set(splits.validation) & set(splits.test)
+    )
     assert split_classes(names, n_way=3, seed=0) == splits  # reproducible
     data = _labelled([12] * 10, names)
     rows = split_meta_rows(data, splits)

@@ -10,8 +10,13 @@ from hf_transfer.pooling import POOLING_MODES, pool_tokens, read_sentence_transf
 from tiny_models import make_tiny_bert
 
 # sentence-transformers weights `weightedmean` by absolute position, so it is compared under right padding only.
-CASES = [(m, side) for m in POOLING_MODES if m != "pooler" for side in ("right", "left")
-         if not (m == "weightedmean" and side == "left")]  # fmt: skip
+CASES = [
+    (m, side)
+    for m in POOLING_MODES
+    if m != "pooler"
+    for side in ("right", "left")
+    if not (m == "weightedmean" and side == "left")
+]
 
 
 @pytest.mark.parametrize("mode, padding_side", CASES)
@@ -31,10 +36,14 @@ def test_pool_tokens_matches_sentence_transformers(mode, padding_side):
 def _write_pooling(directory, **flags):
     (directory / "1_Pooling").mkdir(parents=True)
     (directory / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **flags}))
-    (directory / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]))  # fmt: skip
+    (directory / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ]
+        )
+    )
 
 
 def test_the_default_pooling_is_the_checkpoints_own(tmp_path):
@@ -63,11 +72,26 @@ def test_contrastive_pretraining_keeps_a_cls_pooled_checkpoints_pooling(tmp_path
     base = make_tiny_bert(tmp_path / "cls")
     _write_pooling(tmp_path / "cls", pooling_mode_cls_token=True)
     out = tmp_path / "out"
-    run = assert_ok(run_recipe_in_process(
-        "contrastive_pretrain.py", "--model_name_or_path", base, "--dataset_name", "drug_reviews",
-        "--max_train_samples", "16", "--max_eval_samples", "8", "--num_train_epochs", "1",
-        "--per_device_train_batch_size", "8", "--save_strategy", "no", output_dir=out,
-    ))  # fmt: skip
+    run = assert_ok(
+        run_recipe_in_process(
+            "contrastive_pretrain.py",
+            "--model_name_or_path",
+            base,
+            "--dataset_name",
+            "drug_reviews",
+            "--max_train_samples",
+            "16",
+            "--max_eval_samples",
+            "8",
+            "--num_train_epochs",
+            "1",
+            "--per_device_train_batch_size",
+            "8",
+            "--save_strategy",
+            "no",
+            output_dir=out,
+        )
+    )
     assert run.results["pooling"] == "cls"
     assert json.loads((out / "1_Pooling" / "config.json").read_text())["pooling_mode_cls_token"] is True
     texts = ["works well", "made me dizzy for days"]
@@ -85,26 +109,40 @@ def test_classifier_pooling_defaults_per_strategy(tmp_path, one_torch_thread):
     from tiny_models import make_tiny
 
     base = make_tiny("sentence-bert", tmp_path / "base")
-    data = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "30", "--max_eval_samples", "15",
-            "--feature_cache_dir", str(tmp_path / "features")]  # fmt: skip
+    data = [
+        "--dataset_name",
+        "tweet_sentiment",
+        "--max_train_samples",
+        "30",
+        "--max_eval_samples",
+        "15",
+        "--feature_cache_dir",
+        str(tmp_path / "features"),
+    ]
     train = ["--num_train_epochs", "1", "--save_strategy", "no"]
 
     def run(name, *flags):
         out = tmp_path / name
-        return assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", base, *data, *flags,
-                                               output_dir=out)).results, out  # fmt: skip
+        return assert_ok(
+            run_recipe_in_process("finetune.py", "--model_name_or_path", base, *data, *flags, output_dir=out)
+        ).results, out
 
     probe, out = run("probe", "--strategy", "linear_probe")
     assert probe["pooling"] == "mean"
     modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((out / "modules.json").read_text())]
     assert modules == ["Transformer", "Pooling", "Dense"]
-    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "negative", "1": "neutral", "2": "positive"}
+    assert json.loads((out / "config.json").read_text())["id2label"] == {
+        "0": "negative",
+        "1": "neutral",
+        "2": "positive",
+    }
 
     stock_probe, out = run("stock-probe", "--strategy", "linear_probe", "--pooling", "head")
     assert stock_probe["pooling"] == "head" and not (out / "modules.json").exists()
     full, out = run("full", "--strategy", "full", *train)
     assert full["pooling"] == "head" and "BertForSequenceClassification" in (out / "config.json").read_text()
 
-    bad = run_recipe_in_process("finetune.py", "--model_name_or_path", base, *data, "--pooling", "average",
-                                output_dir=tmp_path / "bad")  # fmt: skip
+    bad = run_recipe_in_process(
+        "finetune.py", "--model_name_or_path", base, *data, "--pooling", "average", output_dir=tmp_path / "bad"
+    )
     assert bad.returncode == 2 and "--pooling 'average' is not one of head, mean" in bad.output

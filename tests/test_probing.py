@@ -66,7 +66,11 @@ class _Rows(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return {"input_ids": self.encodings["input_ids"][i], "attention_mask": self.encodings["attention_mask"][i], "labels": self.labels[i]}
+        return {
+            "input_ids": self.encodings["input_ids"][i],
+            "attention_mask": self.encodings["attention_mask"][i],
+            "labels": self.labels[i],
+        }
 
 
 def _collate(rows):

@@ -13,21 +13,49 @@ from hf_transfer.hub import push_output_dir
 from recipe_runner import assert_ok, run_recipe
 
 TEXT_DATA = ["--dataset_name", "drug_reviews", "--max_train_samples", "32", "--max_eval_samples", "16"]
-TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--save_strategy", "epoch",
-         "--learning_rate", "1e-3", "--logging_steps", "1"]  # fmt: skip
+TRAIN = [
+    "--num_train_epochs",
+    "1",
+    "--per_device_train_batch_size",
+    "8",
+    "--save_strategy",
+    "epoch",
+    "--learning_rate",
+    "1e-3",
+    "--logging_steps",
+    "1",
+]
 
 
 def test_simcse_pretraining_then_linear_probe_transfer(tiny_bert, tmp_path, hub_server):
     out = tmp_path / "pretrained"
-    run = assert_ok(run_recipe(
-        "contrastive_pretrain.py", "--model_name_or_path", tiny_bert, *TEXT_DATA, *TRAIN,
-        "--temperature", "0.1", "--learnable_temperature", "true", "--gradient_cache", "true",
-        "--gradient_cache_mini_batch_size", "6", "--linear_eval", "true", output_dir=out,
-    ))  # fmt: skip
+    run = assert_ok(
+        run_recipe(
+            "contrastive_pretrain.py",
+            "--model_name_or_path",
+            tiny_bert,
+            *TEXT_DATA,
+            *TRAIN,
+            "--temperature",
+            "0.1",
+            "--learnable_temperature",
+            "true",
+            "--gradient_cache",
+            "true",
+            "--gradient_cache_mini_batch_size",
+            "6",
+            "--linear_eval",
+            "true",
+            output_dir=out,
+        )
+    )
     results = run.results
     for stage in ("linear_eval_before_", "linear_eval_"):  # the probe on the embedding, before and after
-        assert all(0.0 <= results[f"{stage}{split}_{m}"] <= 1.0 for split in ("train", "validation", "test")
-                   for m in ("accuracy", "f1"))  # fmt: skip
+        assert all(
+            0.0 <= results[f"{stage}{split}_{m}"] <= 1.0
+            for split in ("train", "validation", "test")
+            for m in ("accuracy", "f1")
+        )
     assert results["method"] == "contrastive_ntxent" and results["views"] == "dropout"
     assert results["train_loss"] > 0 and 0.01 <= results["temperature"] <= 0.1 and results["gradient_cache"]
     # The final folder is the backbone alone; the checkpoint keeps head and temperature for resuming.
@@ -35,8 +63,9 @@ def test_simcse_pretraining_then_linear_probe_transfer(tiny_bert, tmp_path, hub_
     checkpoint = load_file(out / "checkpoint-4" / "model.safetensors")
     assert "loss.temperature.logit_scale" in checkpoint and any(k.startswith("projection.") for k in checkpoint)
     backbone = AutoModel.from_pretrained(out)
-    torch.testing.assert_close(backbone.embeddings.word_embeddings.weight,
-                               checkpoint["backbone.model.embeddings.word_embeddings.weight"])  # fmt: skip
+    torch.testing.assert_close(
+        backbone.embeddings.word_embeddings.weight, checkpoint["backbone.model.embeddings.word_embeddings.weight"]
+    )
     assert [m["path"] for m in json.loads((out / "modules.json").read_text())] == ["", "1_Pooling", "2_Normalize"]
     card = (out / "README.md").read_text()
     assert "pipeline_tag: sentence-similarity" in card and "NTXentLoss" in card and "SentenceTransformer(" in card
@@ -47,16 +76,35 @@ def test_simcse_pretraining_then_linear_probe_transfer(tiny_bert, tmp_path, hub_
     assert not any(f.startswith("checkpoint-") for f in files)
 
     # Transfer: the fine-tuning recipe takes the pretrained folder like any backbone.
-    probe = assert_ok(run_recipe(
-        "finetune.py", "--model_name_or_path", str(out), "--strategy", "linear_probe", *TEXT_DATA,
-        "--probe_l2_grid", "1.0", "--probe_max_iter", "50", output_dir=tmp_path / "probe",
-    ))  # fmt: skip
+    probe = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            str(out),
+            "--strategy",
+            "linear_probe",
+            *TEXT_DATA,
+            "--probe_l2_grid",
+            "1.0",
+            "--probe_max_iter",
+            "50",
+            output_dir=tmp_path / "probe",
+        )
+    )
     assert probe.results["strategy"] == "linear_probe" and 0.0 <= probe.results["eval_accuracy"] <= 1.0
 
 
 def test_bad_combination_stops_before_training(tmp_path):
-    run = run_recipe("contrastive_pretrain.py", "--model_name_or_path", "minilm", "--dataset_name", "drug_reviews",
-                     "--views", "pair", output_dir=tmp_path / "out")  # fmt: skip
+    run = run_recipe(
+        "contrastive_pretrain.py",
+        "--model_name_or_path",
+        "minilm",
+        "--dataset_name",
+        "drug_reviews",
+        "--views",
+        "pair",
+        output_dir=tmp_path / "out",
+    )
     assert run.returncode == 2, run.output[-3000:]
     assert "error: --views pair needs --pair_column NAME" in run.output
     assert not (tmp_path / "out" / "all_results.json").exists()
@@ -67,12 +115,25 @@ def test_two_processes_gather_negatives_and_resume(tiny_bert, tmp_path):
     out = tmp_path / "ddp"
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
     # A projection head and a learnable temperature: parameters outside the backbone are synchronised too.
-    args = ["--model_name_or_path", tiny_bert, *TEXT_DATA, *TRAIN, "--contrastive_loss", "in_batch",
-            "--symmetric", "true", "--learnable_temperature", "true", "--projection_dim", "16"]  # fmt: skip
+    args = [
+        "--model_name_or_path",
+        tiny_bert,
+        *TEXT_DATA,
+        *TRAIN,
+        "--contrastive_loss",
+        "in_batch",
+        "--symmetric",
+        "true",
+        "--learnable_temperature",
+        "true",
+        "--projection_dim",
+        "16",
+    ]
     run = assert_ok(run_recipe("contrastive_pretrain.py", *args, output_dir=out, launcher=launcher))
     assert run.results["num_processes"] == 2 and run.results["global_batch_size"] == 16
     assert (out / "checkpoint-2" / "trainer_state.json").is_file()
     # Rerun with a second epoch: resumes from checkpoint-2 instead of starting over.
-    again = assert_ok(run_recipe("contrastive_pretrain.py", *args, "--num_train_epochs", "2", output_dir=out,
-                                 launcher=launcher))  # fmt: skip
+    again = assert_ok(
+        run_recipe("contrastive_pretrain.py", *args, "--num_train_epochs", "2", output_dir=out, launcher=launcher)
+    )
     assert "Resuming training from" in again.output and (out / "checkpoint-4").is_dir()

@@ -16,21 +16,68 @@ from recipe_runner import assert_ok, run_recipe
 
 # One torch thread per recipe process: on a shared, oversubscribed CPU two spinning threads are many times slower.
 ENV = {"OMP_NUM_THREADS": "1"}
-TEXT = ["--source_dataset_name", "tweet_sentiment", "--source_max_train_samples", "48", "--source_max_eval_samples", "30",
-        "--target_dataset_name", "drug_reviews", "--target_max_train_samples", "40", "--target_max_eval_samples", "30"]
-TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "32",
-         "--save_strategy", "epoch", "--learning_rate", "1e-3", "--logging_steps", "2", "--max_seq_length", "48",
-         "--a_distance_max_samples", "40"]  # fmt: skip
+TEXT = [
+    "--source_dataset_name",
+    "tweet_sentiment",
+    "--source_max_train_samples",
+    "48",
+    "--source_max_eval_samples",
+    "30",
+    "--target_dataset_name",
+    "drug_reviews",
+    "--target_max_train_samples",
+    "40",
+    "--target_max_eval_samples",
+    "30",
+]
+TRAIN = [
+    "--num_train_epochs",
+    "1",
+    "--per_device_train_batch_size",
+    "8",
+    "--per_device_eval_batch_size",
+    "32",
+    "--save_strategy",
+    "epoch",
+    "--learning_rate",
+    "1e-3",
+    "--logging_steps",
+    "2",
+    "--max_seq_length",
+    "48",
+    "--a_distance_max_samples",
+    "40",
+]
 
 
 def test_text_dann_writes_results_checkpoint_and_a_plain_model(tiny_bert, tmp_path):
     out = tmp_path / "out"
-    run = assert_ok(run_recipe("domain_adapt.py", "--model_name_or_path", tiny_bert, "--method", "dann",
-                               "--strategy", "full", *TEXT, *TRAIN, output_dir=out, env=ENV))
+    run = assert_ok(
+        run_recipe(
+            "domain_adapt.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--method",
+            "dann",
+            "--strategy",
+            "full",
+            *TEXT,
+            *TRAIN,
+            output_dir=out,
+            env=ENV,
+        )
+    )
     results = run.results
     assert results["method"] == "dann" and results["modality"] == "text"
-    for key in ("target_eval_accuracy", "target_test_accuracy", "source_eval_accuracy", "a_distance_before",
-                "a_distance_after", "alignment_params", "train_runtime"):
+    for key in (
+        "target_eval_accuracy",
+        "target_test_accuracy",
+        "source_eval_accuracy",
+        "a_distance_before",
+        "a_distance_after",
+        "alignment_params",
+        "train_runtime",
+    ):
         assert key in results, key
     assert 0.0 <= results["a_distance_before"] <= 2.0 and results["source_train_samples"] == 48
     assert results["alignment_loss_config"]["name"] == "DANNLoss"
@@ -39,10 +86,13 @@ def test_text_dann_writes_results_checkpoint_and_a_plain_model(tiny_bert, tmp_pa
     assert not (out / ALIGNMENT_STATE_NAME).exists()  # the final model folder is a plain checkpoint
 
     # The saved model reproduces the reported target accuracy (target labels are only read to score).
-    target = load_transfer_dataset(DataArguments(dataset_name="drug_reviews", max_train_samples=40, max_eval_samples=30))
+    target = load_transfer_dataset(
+        DataArguments(dataset_name="drug_reviews", max_train_samples=40, max_eval_samples=30)
+    )
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
-    inputs = AutoTokenizer.from_pretrained(out)(list(target["validation"]["text"]), truncation=True, max_length=48,
-                                                padding=True, return_tensors="pt")  # fmt: skip
+    inputs = AutoTokenizer.from_pretrained(out)(
+        list(target["validation"]["text"]), truncation=True, max_length=48, padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         predictions = model(**inputs).logits.argmax(-1).numpy()
     assert float((predictions == np.array(target["validation"]["label"])).mean()) == pytest.approx(
@@ -52,11 +102,34 @@ def test_text_dann_writes_results_checkpoint_and_a_plain_model(tiny_bert, tmp_pa
 
 def test_vision_mmd_with_lora_on_digits_m(tiny_vit, tmp_path):
     out = tmp_path / "out"
-    run = assert_ok(run_recipe("domain_adapt.py", "--model_name_or_path", tiny_vit, "--method", "mmd",
-                               "--strategy", "lora", "--source_dataset_name", "digits", "--source_max_train_samples",
-                               "40", "--source_max_eval_samples", "30", "--target_dataset_name", "digits_m",
-                               "--target_max_train_samples", "40", "--target_max_eval_samples", "30",
-                               "--image_size", "32", *TRAIN, output_dir=out, env=ENV))  # fmt: skip
+    run = assert_ok(
+        run_recipe(
+            "domain_adapt.py",
+            "--model_name_or_path",
+            tiny_vit,
+            "--method",
+            "mmd",
+            "--strategy",
+            "lora",
+            "--source_dataset_name",
+            "digits",
+            "--source_max_train_samples",
+            "40",
+            "--source_max_eval_samples",
+            "30",
+            "--target_dataset_name",
+            "digits_m",
+            "--target_max_train_samples",
+            "40",
+            "--target_max_eval_samples",
+            "30",
+            "--image_size",
+            "32",
+            *TRAIN,
+            output_dir=out,
+            env=ENV,
+        )
+    )
     results = run.results
     assert results["modality"] == "vision" and results["method"] == "mmd" and results["strategy"] == "lora"
     assert results["alignment_params"] == 0 and 0.0 <= results["target_test_accuracy"] <= 1.0
@@ -65,15 +138,34 @@ def test_vision_mmd_with_lora_on_digits_m(tiny_vit, tmp_path):
 
 
 def test_target_oracle_trains_on_target_rows_and_pushes_a_card_per_domain(tiny_bert, tmp_path, hub_server):
-    run = assert_ok(run_recipe("domain_adapt.py", "--model_name_or_path", tiny_bert, "--method", "target_oracle",
-                               "--strategy", "full", *TEXT, *TRAIN, "--compute_a_distance", "false",
-                               "--push_to_hub", "true", "--hub_model_id", "test-user/tweets-to-drugs",
-                               output_dir=tmp_path / "out", env={**ENV, "HF_HUB_OFFLINE": "0"}))  # fmt: skip
+    run = assert_ok(
+        run_recipe(
+            "domain_adapt.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--method",
+            "target_oracle",
+            "--strategy",
+            "full",
+            *TEXT,
+            *TRAIN,
+            "--compute_a_distance",
+            "false",
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "test-user/tweets-to-drugs",
+            output_dir=tmp_path / "out",
+            env={**ENV, "HF_HUB_OFFLINE": "0"},
+        )
+    )
     results = run.results
     assert results["method"] == "target_oracle" and "a_distance_before" not in results
     assert "Num examples = 40" in run.output  # the 40 target train rows, not the 48 source rows
     assert "alignment_loss_config" not in results
-    assert {"model.safetensors", "README.md", "all_results.json"} <= set(hub_server.list_files("test-user/tweets-to-drugs"))
+    assert {"model.safetensors", "README.md", "all_results.json"} <= set(
+        hub_server.list_files("test-user/tweets-to-drugs")
+    )
     card = ModelCard.load("test-user/tweets-to-drugs")
     by_name = {r.metric_name: r for r in card.data.eval_results}
     assert by_name["target_eval_accuracy"].dataset_name == "drug_reviews"
@@ -86,14 +178,19 @@ def test_target_oracle_trains_on_target_rows_and_pushes_a_card_per_domain(tiny_b
 
 def test_mismatched_domains_fail_early_with_the_fix(tiny_bert, tmp_path):
     cases = {
-        "labels": (["--source_dataset_name", "tweet_sentiment", "--target_dataset_name", "bbc_news"],
-                   "The source and target label sets differ"),
-        "modalities": (["--source_dataset_name", "digits", "--target_dataset_name", "drug_reviews"],
-                       "The source domain is vision but the target domain is text"),
-    }  # fmt: skip
+        "labels": (
+            ["--source_dataset_name", "tweet_sentiment", "--target_dataset_name", "bbc_news"],
+            "The source and target label sets differ",
+        ),
+        "modalities": (
+            ["--source_dataset_name", "digits", "--target_dataset_name", "drug_reviews"],
+            "The source domain is vision but the target domain is text",
+        ),
+    }
     for name, (args, message) in cases.items():
-        run = run_recipe("domain_adapt.py", "--model_name_or_path", tiny_bert, *args, output_dir=tmp_path / name,
-                         env=ENV)
+        run = run_recipe(
+            "domain_adapt.py", "--model_name_or_path", tiny_bert, *args, output_dir=tmp_path / name, env=ENV
+        )
         assert run.returncode == 2, f"{name}: {run.output[-3000:]}"
         assert message in run.output and "Traceback" not in run.output, f"{name}: {run.output[-3000:]}"
         assert not (tmp_path / name / "all_results.json").exists()
@@ -105,9 +202,22 @@ def test_mismatched_domains_fail_early_with_the_fix(tiny_bert, tmp_path):
 @pytest.mark.integration
 def test_two_process_dann(tiny_bert, tmp_path):
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
-    run = assert_ok(run_recipe("domain_adapt.py", "--model_name_or_path", tiny_bert, "--method", "dann",
-                               "--strategy", "lora", *TEXT, *TRAIN, output_dir=tmp_path / "out", launcher=launcher,
-                               env=ENV))  # fmt: skip
+    run = assert_ok(
+        run_recipe(
+            "domain_adapt.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--method",
+            "dann",
+            "--strategy",
+            "lora",
+            *TEXT,
+            *TRAIN,
+            output_dir=tmp_path / "out",
+            launcher=launcher,
+            env=ENV,
+        )
+    )
     assert run.results["num_processes"] == 2 and "Process rank: 1" in run.output
     assert "target_eval_accuracy" in run.results
 
@@ -115,8 +225,22 @@ def test_two_process_dann(tiny_bert, tmp_path):
 @pytest.mark.integration
 def test_resume_restores_the_discriminator(tiny_bert, tmp_path):
     out = tmp_path / "out"
-    args = ["--model_name_or_path", tiny_bert, "--method", "dann", "--strategy", "full", *TEXT, *TRAIN,
-            "--save_strategy", "steps", "--save_steps", "2", "--compute_a_distance", "false"]  # fmt: skip
+    args = [
+        "--model_name_or_path",
+        tiny_bert,
+        "--method",
+        "dann",
+        "--strategy",
+        "full",
+        *TEXT,
+        *TRAIN,
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--compute_a_distance",
+        "false",
+    ]
     assert_ok(run_recipe("domain_adapt.py", *args, "--max_steps", "2", output_dir=out, env=ENV))
     rerun = assert_ok(run_recipe("domain_adapt.py", *args, "--max_steps", "4", output_dir=out, env=ENV))
     assert "Resuming training from" in rerun.output and "Loaded the alignment loss state" in rerun.output

@@ -19,8 +19,18 @@ from recipe_runner import ROOT, assert_ok, run_recipe, run_recipe_in_process
 
 TEXT_DATA = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "120", "--max_eval_samples", "60"]
 VISION_DATA = ["--dataset_name", "digits", "--max_train_samples", "150", "--max_eval_samples", "60"]
-TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "32",
-         "--save_strategy", "epoch", "--learning_rate", "1e-3"]
+TRAIN = [
+    "--num_train_epochs",
+    "1",
+    "--per_device_train_batch_size",
+    "16",
+    "--per_device_eval_batch_size",
+    "32",
+    "--save_strategy",
+    "epoch",
+    "--learning_rate",
+    "1e-3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +55,18 @@ def _accuracy(model, inputs, labels):
 
 
 def test_text_linear_probe_saves_a_plain_transformers_model(tiny_bert, tmp_path, feature_cache):
-    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "linear_probe",
-                               *TEXT_DATA, output_dir=tmp_path / "out", env=feature_cache))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "linear_probe",
+            *TEXT_DATA,
+            output_dir=tmp_path / "out",
+            env=feature_cache,
+        )
+    )
     results = run.results
     for key in ("eval_accuracy", "eval_f1", "train_runtime", "strategy", "trainable_params", "total_params"):
         assert key in results, key
@@ -55,20 +75,48 @@ def test_text_linear_probe_saves_a_plain_transformers_model(tiny_bert, tmp_path,
     assert model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
     texts, labels = _validation_texts()
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
-    accuracy, _ = _accuracy(model, tokenizer(texts, truncation=True, max_length=128, padding=True, return_tensors="pt"), labels)
+    accuracy, _ = _accuracy(
+        model, tokenizer(texts, truncation=True, max_length=128, padding=True, return_tensors="pt"), labels
+    )
     assert accuracy == pytest.approx(results["eval_accuracy"])
 
     # A second run with another probe setting reuses the cached features: no extraction.
-    again = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "linear_probe",
-                                 "--probe_l2_grid", "1.0", *TEXT_DATA, output_dir=tmp_path / "out2", env=feature_cache))
+    again = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "linear_probe",
+            "--probe_l2_grid",
+            "1.0",
+            *TEXT_DATA,
+            output_dir=tmp_path / "out2",
+            env=feature_cache,
+        )
+    )
     assert "using cached features" in again.output
     assert again.results["probe_l2"] == 1.0
 
 
 def test_text_lora_saves_adapter_and_merged_model(tiny_bert, tmp_path):
     out = tmp_path / "out"
-    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "lora",
-                               "--merge_lora", "true", "--lora_r", "4", *TEXT_DATA, *TRAIN, output_dir=out))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "lora",
+            "--merge_lora",
+            "true",
+            "--lora_r",
+            "4",
+            *TEXT_DATA,
+            *TRAIN,
+            output_dir=out,
+        )
+    )
     results = run.results
     assert results["trainable_params"] < results["total_params"] / 5
     adapter_config = json.loads((out / "adapter_config.json").read_text())
@@ -80,7 +128,9 @@ def test_text_lora_saves_adapter_and_merged_model(tiny_bert, tmp_path):
     peft_model = PeftModel.from_pretrained(base, out)
     merged = AutoModelForSequenceClassification.from_pretrained(out / "merged")
     texts, labels = _validation_texts()
-    inputs = AutoTokenizer.from_pretrained(out)(texts, truncation=True, max_length=128, padding=True, return_tensors="pt")
+    inputs = AutoTokenizer.from_pretrained(out)(
+        texts, truncation=True, max_length=128, padding=True, return_tensors="pt"
+    )
     accuracy, logits = _accuracy(peft_model, inputs, labels)
     _, merged_logits = _accuracy(merged, inputs, labels)
     torch.testing.assert_close(logits, merged_logits, atol=1e-4, rtol=1e-4)
@@ -89,18 +139,45 @@ def test_text_lora_saves_adapter_and_merged_model(tiny_bert, tmp_path):
 
 def test_text_lp_ft_starts_from_the_probe_head(tiny_bert, tmp_path, feature_cache):
     # With a vanishing learning rate, fine-tuning keeps the probe's head: same validation accuracy.
-    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "lp_ft",
-                               *TEXT_DATA, *TRAIN, "--learning_rate", "1e-12", "--head_learning_rate", "1e-12",
-                               output_dir=tmp_path / "out", env=feature_cache))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "lp_ft",
+            *TEXT_DATA,
+            *TRAIN,
+            "--learning_rate",
+            "1e-12",
+            "--head_learning_rate",
+            "1e-12",
+            output_dir=tmp_path / "out",
+            env=feature_cache,
+        )
+    )
     results = run.results
     assert results["eval_accuracy"] == pytest.approx(results["probe_eval_accuracy"])
     assert results["strategy"] == "lp_ft" and results["trainable_params"] == results["total_params"]
 
 
 def test_text_full_finetuning_with_layer_decay(tiny_bert, tmp_path):
-    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", "full",
-                               "--layer_decay", "0.8", "--head_learning_rate", "5e-3", *TEXT_DATA, *TRAIN,
-                               output_dir=tmp_path / "out"))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "full",
+            "--layer_decay",
+            "0.8",
+            "--head_learning_rate",
+            "5e-3",
+            *TEXT_DATA,
+            *TRAIN,
+            output_dir=tmp_path / "out",
+        )
+    )
     assert run.results["trainable_params"] == run.results["total_params"]
     assert (tmp_path / "out" / "model.safetensors").is_file()
     assert (tmp_path / "out" / "checkpoint-8" / "trainer_state.json").is_file()
@@ -113,8 +190,19 @@ def test_text_full_finetuning_with_layer_decay(tiny_bert, tmp_path):
 @pytest.mark.parametrize("strategy", ["linear_probe", "full", "lora", "lp_ft"])
 def test_vision_strategies(tiny_vit, tmp_path, strategy, feature_cache):
     out = tmp_path / "out"
-    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_vit, "--strategy", strategy,
-                               *VISION_DATA, *TRAIN, output_dir=out, env=feature_cache))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_vit,
+            "--strategy",
+            strategy,
+            *VISION_DATA,
+            *TRAIN,
+            output_dir=out,
+            env=feature_cache,
+        )
+    )
     results = run.results
     assert results["modality"] == "vision" and 0.0 <= results["eval_accuracy"] <= 1.0
     assert (out / "preprocessor_config.json").is_file()
@@ -147,12 +235,33 @@ def test_config_file_with_overrides(tiny_bert, tmp_path):
 def test_resume_after_the_run_is_killed(tiny_bert, tmp_path):
     """Kill a run after its first checkpoint; the rerun resumes from it instead of starting over."""
     out = tmp_path / "out"
-    args = ["--model_name_or_path", tiny_bert, "--strategy", "full", *TEXT_DATA,
-            "--per_device_train_batch_size", "4", "--max_steps", "400", "--save_steps", "5",
-            "--save_strategy", "steps", "--output_dir", str(out), "--report_to", "none"]
+    args = [
+        "--model_name_or_path",
+        tiny_bert,
+        "--strategy",
+        "full",
+        *TEXT_DATA,
+        "--per_device_train_batch_size",
+        "4",
+        "--max_steps",
+        "400",
+        "--save_steps",
+        "5",
+        "--save_strategy",
+        "steps",
+        "--output_dir",
+        str(out),
+        "--report_to",
+        "none",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "recipes" / "finetune.py"), *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "recipes" / "finetune.py"), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not (out / "checkpoint-10" / "trainer_state.json").is_file():
         time.sleep(0.5)
@@ -183,9 +292,26 @@ def test_two_process_ddp_gathers_every_sample_once(strategy, pooling, tiny_bert,
     # Exactly the documented command: accelerate runs --cpu with N > 1 as one process unless mpirun is set
     # up, so the recipe itself starts the N processes (torch.distributed.run, gloo).
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
-    run = assert_ok(run_recipe("finetune.py", "--model_name_or_path", tiny_bert, "--strategy", strategy,
-                               "--pooling", pooling, "--dataset_name", "tweet_sentiment", "--max_train_samples", "64",
-                               "--max_eval_samples", "61", *TRAIN, output_dir=out, launcher=launcher))  # fmt: skip
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            strategy,
+            "--pooling",
+            pooling,
+            "--dataset_name",
+            "tweet_sentiment",
+            "--max_train_samples",
+            "64",
+            "--max_eval_samples",
+            "61",
+            *TRAIN,
+            output_dir=out,
+            launcher=launcher,
+        )
+    )
     results = run.results
     assert results["num_processes"] == 2 and results["pooling"] == pooling
     assert "Process rank: 1" in run.output
@@ -194,8 +320,9 @@ def test_two_process_ddp_gathers_every_sample_once(strategy, pooling, tiny_bert,
     assert len(labels) == 61
     if pooling == "head":
         model = AutoModelForSequenceClassification.from_pretrained(out)
-        inputs = AutoTokenizer.from_pretrained(out)(texts, truncation=True, max_length=128, padding=True,
-                                                    return_tensors="pt")  # fmt: skip
+        inputs = AutoTokenizer.from_pretrained(out)(
+            texts, truncation=True, max_length=128, padding=True, return_tensors="pt"
+        )
         accuracy, _ = _accuracy(model, inputs, labels)
     else:
         from sentence_transformers import SentenceTransformer
@@ -234,24 +361,58 @@ def _bad_input_cases(tmp_path, tiny_bert):
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(three_label_model)
     five = _write_csv(tmp_path / "five.csv", [f"t {i},{'abcde'[i % 5]}" for i in range(50)])
     return {
-        "unknown model": (["--model_name_or_path", "no-such-model", "--train_file", train],
-                          "Unknown model 'no-such-model'"),
-        "misnamed column": (["--model_name_or_path", tiny_bert, "--train_file", train, "--text_column", "review"],
-                            "--text_column"),
-        "unseen labels": (["--model_name_or_path", tiny_bert, "--train_file", train, "--validation_file",
-                           _write_csv(tmp_path / "val.csv", ["x,neg", "y,maybe"])], "maybe"),
-        "empty split": (["--model_name_or_path", tiny_bert, "--train_file", train, "--validation_file",
-                         _write_csv(tmp_path / "empty.csv", [])], "empty"),
-        "label count vs head": (["--model_name_or_path", str(three_label_model), "--train_file", five],
-                                "--ignore_mismatched_sizes"),
-        "label names vs head": (["--model_name_or_path", str(three_label_model), "--train_file",
-                                 _write_csv(tmp_path / "xyz.csv", [f"t {i},{'xyz'[i % 3]}" for i in range(30)])],
-                                "trained for labels"),
+        "unknown model": (
+            ["--model_name_or_path", "no-such-model", "--train_file", train],
+            "Unknown model 'no-such-model'",
+        ),
+        "misnamed column": (
+            ["--model_name_or_path", tiny_bert, "--train_file", train, "--text_column", "review"],
+            "--text_column",
+        ),
+        "unseen labels": (
+            [
+                "--model_name_or_path",
+                tiny_bert,
+                "--train_file",
+                train,
+                "--validation_file",
+                _write_csv(tmp_path / "val.csv", ["x,neg", "y,maybe"]),
+            ],
+            "maybe",
+        ),
+        "empty split": (
+            [
+                "--model_name_or_path",
+                tiny_bert,
+                "--train_file",
+                train,
+                "--validation_file",
+                _write_csv(tmp_path / "empty.csv", []),
+            ],
+            "empty",
+        ),
+        "label count vs head": (
+            ["--model_name_or_path", str(three_label_model), "--train_file", five],
+            "--ignore_mismatched_sizes",
+        ),
+        "label names vs head": (
+            [
+                "--model_name_or_path",
+                str(three_label_model),
+                "--train_file",
+                _write_csv(tmp_path / "xyz.csv", [f"t {i},{'xyz'[i % 3]}" for i in range(30)]),
+            ],
+            "trained for labels",
+        ),
         "unreadable image": (["--model_name_or_path", tiny_bert, "--train_dir", str(images)], "broken.png"),
-        "modality mismatch": (["--model_name_or_path", tiny_bert, "--dataset_name", "digits"],
-                              "is a text model but the data is vision"),
-        "bad strategy value": (["--model_name_or_path", tiny_bert, "--train_file", headed, "--layer_decay", "2"],
-                               "--layer_decay 2.0 must be in"),
+        "modality mismatch": (
+            ["--model_name_or_path", tiny_bert, "--dataset_name", "digits"],
+            "is a text model but the data is vision",
+        ),
+        "bad strategy value": (
+            ["--model_name_or_path", tiny_bert, "--train_file", headed, "--layer_decay", "2"],
+            "--layer_decay 2.0 must be in",
+        ),
     }
 
 
@@ -269,7 +430,8 @@ def test_bad_inputs_fail_early_with_the_fix(tiny_bert, tmp_path, monkeypatch):
 def test_bad_input_on_the_command_line_is_one_clear_line(tmp_path):
     """The real command: exit code 2, the message and the fix, no traceback."""
     train = _write_csv(tmp_path / "train.csv", [f"text {i},{'pos' if i % 2 else 'neg'}" for i in range(20)])
-    run = run_recipe("finetune.py", "--model_name_or_path", "no-such-model", "--train_file", train,
-                     output_dir=tmp_path / "out")
+    run = run_recipe(
+        "finetune.py", "--model_name_or_path", "no-such-model", "--train_file", train, output_dir=tmp_path / "out"
+    )
     assert run.returncode == 2, run.output[-3000:]
     assert "Unknown model 'no-such-model'" in run.output and "Traceback" not in run.output

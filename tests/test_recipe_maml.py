@@ -14,25 +14,102 @@ from recipe_runner import assert_ok, run_recipe
 
 # Tiny models run far faster on one thread, above all on a machine shared with other jobs.
 ENV = {"OMP_NUM_THREADS": "1"}
-TEXT = ["--dataset_name", "bbc_news", "--n_way", "2", "--k_shot", "2", "--q_queries", "2",
-        "--meta_train_classes", "business", "politics", "sports", "--meta_test_classes", "entertainment", "tech",
-        "--max_seq_length", "16", "--inner_steps", "1", "--inner_lr", "0.5", "--meta_batch_size", "2",
-        "--num_validation_episodes", "4", "--num_test_episodes", "12", "--learning_rate", "1e-3",
-        "--probe_l2_grid", "1.0", "0.01", "--logging_steps", "1"]  # fmt: skip
-VISION = ["--dataset_name", "digits", "--class_split", "4", "3", "3", "--n_way", "3", "--k_shot", "1",
-          "--q_queries", "2", "--inner_steps", "2", "--inner_lr", "0.5", "--meta_batch_size", "2",
-          "--num_validation_episodes", "4", "--num_test_episodes", "10", "--probe_l2_grid", "1.0"]  # fmt: skip
-RESULT_KEYS = ("meta_test_accuracy", "meta_test_ci95", "finetune_baseline_accuracy", "finetune_baseline_ci95",
-               "probe_baseline_accuracy", "probe_baseline_ci95", "num_episodes", "probe_l2", "best_step",
-               "meta_validation_accuracy_at_init", "maml_minus_finetune", "maml_minus_probe")  # fmt: skip
+TEXT = [
+    "--dataset_name",
+    "bbc_news",
+    "--n_way",
+    "2",
+    "--k_shot",
+    "2",
+    "--q_queries",
+    "2",
+    "--meta_train_classes",
+    "business",
+    "politics",
+    "sports",
+    "--meta_test_classes",
+    "entertainment",
+    "tech",
+    "--max_seq_length",
+    "16",
+    "--inner_steps",
+    "1",
+    "--inner_lr",
+    "0.5",
+    "--meta_batch_size",
+    "2",
+    "--num_validation_episodes",
+    "4",
+    "--num_test_episodes",
+    "12",
+    "--learning_rate",
+    "1e-3",
+    "--probe_l2_grid",
+    "1.0",
+    "0.01",
+    "--logging_steps",
+    "1",
+]
+VISION = [
+    "--dataset_name",
+    "digits",
+    "--class_split",
+    "4",
+    "3",
+    "3",
+    "--n_way",
+    "3",
+    "--k_shot",
+    "1",
+    "--q_queries",
+    "2",
+    "--inner_steps",
+    "2",
+    "--inner_lr",
+    "0.5",
+    "--meta_batch_size",
+    "2",
+    "--num_validation_episodes",
+    "4",
+    "--num_test_episodes",
+    "10",
+    "--probe_l2_grid",
+    "1.0",
+]
+RESULT_KEYS = (
+    "meta_test_accuracy",
+    "meta_test_ci95",
+    "finetune_baseline_accuracy",
+    "finetune_baseline_ci95",
+    "probe_baseline_accuracy",
+    "probe_baseline_ci95",
+    "num_episodes",
+    "probe_l2",
+    "best_step",
+    "meta_validation_accuracy_at_init",
+    "maml_minus_finetune",
+    "maml_minus_probe",
+)
 
 
 @pytest.fixture(scope="module")
 def text_run(tiny_bert, tmp_path_factory):
     """One single-process run, shared: checked for its outputs, then resumed, then compared with 2 processes."""
     out = tmp_path_factory.mktemp("maml-text") / "out"
-    return assert_ok(run_recipe("maml.py", "--model_name_or_path", tiny_bert, *TEXT, "--max_steps", "2",
-                                "--save_steps", "1", output_dir=out, env=ENV))  # fmt: skip
+    return assert_ok(
+        run_recipe(
+            "maml.py",
+            "--model_name_or_path",
+            tiny_bert,
+            *TEXT,
+            "--max_steps",
+            "2",
+            "--save_steps",
+            "1",
+            output_dir=out,
+            env=ENV,
+        )
+    )
 
 
 def test_text_maml_writes_results_checkpoints_and_resumes(tiny_bert, text_run, tmp_path):
@@ -45,7 +122,12 @@ def test_text_maml_writes_results_checkpoints_and_resumes(tiny_bert, text_run, t
     assert results["meta_test_classes"] == ["entertainment", "tech"]
     assert 0.0 <= results["meta_test_accuracy"] <= 1.0 and results["meta_test_ci95"] >= 0.0
     per_episode = json.loads((out / "meta_test_episodes.json").read_text())
-    assert {k: len(v) for k, v in per_episode.items()} == {"maml": 12, "finetune": 12, "probe": 12, "maml_query_loss": 12}
+    assert {k: len(v) for k, v in per_episode.items()} == {
+        "maml": 12,
+        "finetune": 12,
+        "probe": 12,
+        "maml_query_loss": 12,
+    }
     assert sum(per_episode["maml"]) / 12 == pytest.approx(results["meta_test_accuracy"])
     assert sum(per_episode["maml_query_loss"]) / 12 == pytest.approx(results["meta_test_query_loss"])
     assert (out / "checkpoint-1" / "trainer_state.json").is_file() and (out / "checkpoint-2").is_dir()
@@ -55,8 +137,22 @@ def test_text_maml_writes_results_checkpoints_and_resumes(tiny_bert, text_run, t
     assert json.loads((out / "maml_config.json").read_text())["inner_steps"] == 1
 
     # A second run with more meta-iterations resumes from checkpoint-2 instead of starting over.
-    again = assert_ok(run_recipe("maml.py", "--model_name_or_path", tiny_bert, *TEXT, "--max_steps", "3",
-                                 "--save_steps", "1", "--run_baselines", "false", output_dir=out, env=ENV))  # fmt: skip
+    again = assert_ok(
+        run_recipe(
+            "maml.py",
+            "--model_name_or_path",
+            tiny_bert,
+            *TEXT,
+            "--max_steps",
+            "3",
+            "--save_steps",
+            "1",
+            "--run_baselines",
+            "false",
+            output_dir=out,
+            env=ENV,
+        )
+    )
     assert "Resuming meta-training from" in again.output and "checkpoint-2" in again.output
     assert again.results["meta_iterations"] == 3 and again.results["resumed_from_step"] == 2
     assert again.results["meta_train_runtime"] > results["meta_train_runtime"]  # the whole run, not the last step
@@ -67,9 +163,24 @@ def test_text_maml_writes_results_checkpoints_and_resumes(tiny_bert, text_run, t
 
 def test_vision_anil_meta_sgd_saves_learned_rates(tiny_vit, tmp_path):
     out = tmp_path / "out"
-    run = assert_ok(run_recipe("maml.py", "--model_name_or_path", tiny_vit, *VISION, "--adapt", "head",
-                               "--learn_inner_lr", "true", "--max_steps", "2", "--save_steps", "2",
-                               output_dir=out, env=ENV))  # fmt: skip
+    run = assert_ok(
+        run_recipe(
+            "maml.py",
+            "--model_name_or_path",
+            tiny_vit,
+            *VISION,
+            "--adapt",
+            "head",
+            "--learn_inner_lr",
+            "true",
+            "--max_steps",
+            "2",
+            "--save_steps",
+            "2",
+            output_dir=out,
+            env=ENV,
+        )
+    )
     results = run.results
     assert results["adapt"] == "head" and results["meta_sgd"] is True and results["modality"] == "vision"
     assert len(results["meta_train_classes"]) == 4 and len(results["meta_validation_classes"]) == 3
@@ -84,8 +195,21 @@ def test_vision_anil_meta_sgd_saves_learned_rates(tiny_vit, tmp_path):
 @pytest.mark.integration  # ~40 s: two interpreters importing transformers on two shared cores
 def test_two_processes_split_the_meta_batch_and_match_one_process(tiny_bert, text_run, tmp_path):
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
-    two = assert_ok(run_recipe("maml.py", "--model_name_or_path", tiny_bert, *TEXT, "--max_steps", "2", "--save_steps",
-                               "1", output_dir=tmp_path / "two", launcher=launcher, env=ENV))  # fmt: skip
+    two = assert_ok(
+        run_recipe(
+            "maml.py",
+            "--model_name_or_path",
+            tiny_bert,
+            *TEXT,
+            "--max_steps",
+            "2",
+            "--save_steps",
+            "1",
+            output_dir=tmp_path / "two",
+            launcher=launcher,
+            env=ENV,
+        )
+    )
     assert two.results["num_processes"] == 2 and text_run.results["num_processes"] == 1
     # Same tasks, all-reduced gradients: the same meta-learned model, so the same scores on the same episodes.
     a = json.loads((text_run.output_dir / "meta_test_episodes.json").read_text())

@@ -26,8 +26,20 @@ from hf_transfer.data import DataArguments, load_transfer_dataset
 from recipe_runner import assert_ok, run_recipe_in_process
 from tiny_models import make_tiny
 
-TRAIN = ["--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16",
-         "--save_strategy", "no", "--learning_rate", "5e-3", "--lora_r", "4"]  # fmt: skip
+TRAIN = [
+    "--num_train_epochs",
+    "1",
+    "--per_device_train_batch_size",
+    "8",
+    "--per_device_eval_batch_size",
+    "16",
+    "--save_strategy",
+    "no",
+    "--learning_rate",
+    "5e-3",
+    "--lora_r",
+    "4",
+]
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +74,41 @@ def test_domain_adapt_lora_reloads_to_the_target_accuracy(architecture, domains,
     base = tiny(architecture)
     source, target = domains
     out = tmp_path / "out"
-    run = assert_ok(run_recipe_in_process(
-        "domain_adapt.py", "--model_name_or_path", base, "--method", "dann", "--strategy", "lora", "--merge_lora",
-        "true", "--source_dataset_name", source, "--source_max_train_samples", "40", "--source_max_eval_samples",
-        "24", "--target_dataset_name", target, "--target_max_train_samples", "40", "--target_max_eval_samples", "24",
-        "--max_seq_length", "48", "--compute_a_distance", "false", *TRAIN, output_dir=out,
-    ))  # fmt: skip
+    run = assert_ok(
+        run_recipe_in_process(
+            "domain_adapt.py",
+            "--model_name_or_path",
+            base,
+            "--method",
+            "dann",
+            "--strategy",
+            "lora",
+            "--merge_lora",
+            "true",
+            "--source_dataset_name",
+            source,
+            "--source_max_train_samples",
+            "40",
+            "--source_max_eval_samples",
+            "24",
+            "--target_dataset_name",
+            target,
+            "--target_max_train_samples",
+            "40",
+            "--target_max_eval_samples",
+            "24",
+            "--max_seq_length",
+            "48",
+            "--compute_a_distance",
+            "false",
+            *TRAIN,
+            output_dir=out,
+        )
+    )
     reported = run.results["target_eval_accuracy"]
-    rows = load_domain_dataset(DataArguments(dataset_name=target, max_train_samples=40, max_eval_samples=24))["validation"]
+    rows = load_domain_dataset(DataArguments(dataset_name=target, max_train_samples=40, max_eval_samples=24))[
+        "validation"
+    ]
     labels = np.array(rows["label"])
     names = rows.features["label"].names
     text = architecture == "roberta"
@@ -83,11 +122,43 @@ def test_domain_adapt_lora_reloads_to_the_target_accuracy(architecture, domains,
     assert (_predict(merged, processor, rows, modality) == labels).mean() == pytest.approx(reported)
 
 
-MAML_TEXT = ["--dataset_name", "bbc_news", "--n_way", "2", "--k_shot", "2", "--q_queries", "2",
-             "--meta_train_classes", "business", "politics", "sports", "--meta_test_classes", "entertainment", "tech",
-             "--max_seq_length", "16", "--inner_steps", "1", "--inner_lr", "0.5", "--meta_batch_size", "2",
-             "--num_validation_episodes", "2", "--num_test_episodes", "6", "--learning_rate", "1e-3",
-             "--max_steps", "2", "--save_steps", "2", "--run_baselines", "false"]  # fmt: skip
+MAML_TEXT = [
+    "--dataset_name",
+    "bbc_news",
+    "--n_way",
+    "2",
+    "--k_shot",
+    "2",
+    "--q_queries",
+    "2",
+    "--meta_train_classes",
+    "business",
+    "politics",
+    "sports",
+    "--meta_test_classes",
+    "entertainment",
+    "tech",
+    "--max_seq_length",
+    "16",
+    "--inner_steps",
+    "1",
+    "--inner_lr",
+    "0.5",
+    "--meta_batch_size",
+    "2",
+    "--num_validation_episodes",
+    "2",
+    "--num_test_episodes",
+    "6",
+    "--learning_rate",
+    "1e-3",
+    "--max_steps",
+    "2",
+    "--save_steps",
+    "2",
+    "--run_baselines",
+    "false",
+]
 
 
 def _meta_test_episodes(tokenizer):
@@ -97,11 +168,18 @@ def _meta_test_episodes(tokenizer):
 
     raw = load_transfer_dataset(DataArguments(dataset_name="bbc_news"))
     pool = concatenate_datasets([raw[split] for split in raw])
-    splits = split_classes(pool.features["label"].names, 2, train=["business", "politics", "sports"],
-                           test=["entertainment", "tech"], seed=0)  # fmt: skip
+    splits = split_classes(
+        pool.features["label"].names,
+        2,
+        train=["business", "politics", "sports"],
+        test=["entertainment", "tech"],
+        seed=0,
+    )
     rows = split_meta_rows(pool, splits, 0.2, None, seed=0)
     sampler = EpisodeSampler(pool, 2, 2, 2, rows=rows["test"], seed=0 + 2, split_name="test")
-    return EpisodeDataset(sampler, preprocess_dataset(pool, tokenizer, "text", 16), create_collator(tokenizer, "text"), 6)
+    return EpisodeDataset(
+        sampler, preprocess_dataset(pool, tokenizer, "text", 16), create_collator(tokenizer, "text"), 6
+    )
 
 
 def _assert_reproduces(maml, episodes, reported: dict) -> None:
@@ -120,12 +198,24 @@ def test_maml_lora_on_roberta_reproduces_its_meta_test_episodes(tiny, tmp_path, 
 
     base = tiny("roberta")
     out = tmp_path / "out"
-    assert_ok(run_recipe_in_process("maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", "lora_and_head",
-                         "--lora_r", "2", output_dir=out))  # fmt: skip
+    assert_ok(
+        run_recipe_in_process(
+            "maml.py",
+            "--model_name_or_path",
+            base,
+            *MAML_TEXT,
+            "--adapt",
+            "lora_and_head",
+            "--lora_r",
+            "2",
+            output_dir=out,
+        )
+    )
     reported = json.loads((out / "meta_test_episodes.json").read_text())
     episodes = _meta_test_episodes(AutoTokenizer.from_pretrained(out))
     model = PeftModel.from_pretrained(
-        AutoModelForSequenceClassification.from_pretrained(base, num_labels=2, id2label={0: "way_0", 1: "way_1"}), out,
+        AutoModelForSequenceClassification.from_pretrained(base, num_labels=2, id2label={0: "way_0", 1: "way_1"}),
+        out,
         is_trainable=True,  # the inner loop adapts the LoRA weights
     )
     _assert_reproduces(MAML.from_pretrained(out, model), episodes, reported)
@@ -142,8 +232,9 @@ def test_maml_on_a_sentence_transformers_checkpoint_meta_learns_its_pooling(adap
 
     base = tiny("sentence-bert")
     out = tmp_path / adapt
-    run = run_recipe_in_process("maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", adapt, "--lora_r", "2",
-                                output_dir=out)  # fmt: skip
+    run = run_recipe_in_process(
+        "maml.py", "--model_name_or_path", base, *MAML_TEXT, "--adapt", adapt, "--lora_r", "2", output_dir=out
+    )
     assert_ok(run)
     assert run.results["pooling"] == "mean"
     reported = json.loads((out / "meta_test_episodes.json").read_text())
@@ -153,8 +244,9 @@ def test_maml_on_a_sentence_transformers_checkpoint_meta_learns_its_pooling(adap
     if adapt == "all":
         model = load_saved_pooled_classifier(out)
     else:  # the meta-learned LoRA initialisation, unmerged
-        model = PeftModel.from_pretrained(load_pooled_classifier(base, "mean", ["way_0", "way_1"]), out / "adapter",
-                                          is_trainable=True)  # fmt: skip
+        model = PeftModel.from_pretrained(
+            load_pooled_classifier(base, "mean", ["way_0", "way_1"]), out / "adapter", is_trainable=True
+        )
     _assert_reproduces(MAML.from_pretrained(out, model), episodes, reported)
 
     # Without adaptation, sentence-transformers computes the meta-learned model's own logits (for LoRA: the merged
@@ -169,14 +261,27 @@ def test_maml_on_a_sentence_transformers_checkpoint_meta_learns_its_pooling(adap
 
 
 @pytest.mark.parametrize("architecture", ["distilbert", "roberta"])
-def test_contrastive_backbone_loads_with_automodel_and_sentence_transformers(architecture, tiny, tmp_path,
-                                                                             one_torch_thread):
+def test_contrastive_backbone_loads_with_automodel_and_sentence_transformers(
+    architecture, tiny, tmp_path, one_torch_thread
+):
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "out"
-    assert_ok(run_recipe_in_process("contrastive_pretrain.py", "--model_name_or_path", tiny(architecture), "--dataset_name",
-                         "drug_reviews", "--max_train_samples", "16", "--max_eval_samples", "8", *TRAIN[:6],
-                         output_dir=out))  # fmt: skip
+    assert_ok(
+        run_recipe_in_process(
+            "contrastive_pretrain.py",
+            "--model_name_or_path",
+            tiny(architecture),
+            "--dataset_name",
+            "drug_reviews",
+            "--max_train_samples",
+            "16",
+            "--max_eval_samples",
+            "8",
+            *TRAIN[:6],
+            output_dir=out,
+        )
+    )
     texts = ["the tablets helped a lot", "terrible side effects, stopped after a week"]
     tokenizer = AutoTokenizer.from_pretrained(out)
     backbone = AutoModel.from_pretrained(out).eval()
@@ -199,10 +304,20 @@ def test_a_distance_does_not_read_a_random_head_layer(tiny):
     base = tiny("roberta")
     tokenizer = AutoTokenizer.from_pretrained(base)
     collate = create_collator(tokenizer, "text")
-    source = preprocess_dataset(load_transfer_dataset(DataArguments(dataset_name="tweet_sentiment", max_train_samples=40,
-                                                                    max_eval_samples=40))["validation"], tokenizer, "text")
-    target = preprocess_dataset(load_domain_dataset(DataArguments(dataset_name="drug_reviews", max_train_samples=40,
-                                                                  max_eval_samples=40))["validation"], tokenizer, "text")
+    source = preprocess_dataset(
+        load_transfer_dataset(DataArguments(dataset_name="tweet_sentiment", max_train_samples=40, max_eval_samples=40))[
+            "validation"
+        ],
+        tokenizer,
+        "text",
+    )
+    target = preprocess_dataset(
+        load_domain_dataset(DataArguments(dataset_name="drug_reviews", max_train_samples=40, max_eval_samples=40))[
+            "validation"
+        ],
+        tokenizer,
+        "text",
+    )
     values = []
     for seed in (0, 1):  # two draws of the random head
         torch.manual_seed(seed)
@@ -220,15 +335,37 @@ def test_domain_adapt_on_the_trained_pooling_reloads_with_sentence_transformers(
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "out"
-    run = assert_ok(run_recipe_in_process(
-        "domain_adapt.py", "--model_name_or_path", tiny("sentence-bert"), "--method", "coral", "--strategy", "lora",
-        "--source_dataset_name", "tweet_sentiment", "--source_max_train_samples", "40",
-        "--source_max_eval_samples", "24", "--target_dataset_name", "drug_reviews", "--target_max_train_samples",
-        "40", "--target_max_eval_samples", "24", "--max_seq_length", "48", *TRAIN, output_dir=out,
-    ))  # fmt: skip
+    run = assert_ok(
+        run_recipe_in_process(
+            "domain_adapt.py",
+            "--model_name_or_path",
+            tiny("sentence-bert"),
+            "--method",
+            "coral",
+            "--strategy",
+            "lora",
+            "--source_dataset_name",
+            "tweet_sentiment",
+            "--source_max_train_samples",
+            "40",
+            "--source_max_eval_samples",
+            "24",
+            "--target_dataset_name",
+            "drug_reviews",
+            "--target_max_train_samples",
+            "40",
+            "--target_max_eval_samples",
+            "24",
+            "--max_seq_length",
+            "48",
+            *TRAIN,
+            output_dir=out,
+        )
+    )
     assert run.results["pooling"] == "mean" and run.results["a_distance_before"] >= 0.0
-    rows = load_domain_dataset(DataArguments(dataset_name="drug_reviews", max_train_samples=40,
-                                             max_eval_samples=24))["validation"]  # fmt: skip
+    rows = load_domain_dataset(DataArguments(dataset_name="drug_reviews", max_train_samples=40, max_eval_samples=24))[
+        "validation"
+    ]
     model = SentenceTransformer(str(out), device="cpu")
     assert model.max_seq_length == 48
     predictions = model.encode(list(rows["text"]), convert_to_tensor=True).argmax(-1).numpy()

@@ -13,8 +13,20 @@ from hf_transfer.processing import model_max_length
 from recipe_runner import assert_ok, run_recipe, run_recipe_in_process
 from tiny_models import make_tiny
 
-TINY_RUN = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "32", "--max_eval_samples", "16",
-            "--strategy", "full", "--num_train_epochs", "1", "--save_strategy", "no"]  # fmt: skip
+TINY_RUN = [
+    "--dataset_name",
+    "tweet_sentiment",
+    "--max_train_samples",
+    "32",
+    "--max_eval_samples",
+    "16",
+    "--strategy",
+    "full",
+    "--num_train_epochs",
+    "1",
+    "--save_strategy",
+    "no",
+]
 
 
 @pytest.fixture
@@ -36,13 +48,24 @@ def _argument_cases(tmp_path):
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("dataset_name: [tweet_sentiment\n")
     return {
-        "misspelled flag": (["--lerning_rate", "1e-3"], "Unknown argument --lerning_rate on the command line. Did you mean --learning_rate"),
-        "unknown config key": ([str(unknown_key)], f"Unknown key lerning_rate in {unknown_key}. Did you mean learning_rate"),
+        "misspelled flag": (
+            ["--lerning_rate", "1e-3"],
+            "Unknown argument --lerning_rate on the command line. Did you mean --learning_rate",
+        ),
+        "unknown config key": (
+            [str(unknown_key)],
+            f"Unknown key lerning_rate in {unknown_key}. Did you mean learning_rate",
+        ),
         "yaml syntax": ([str(bad_yaml)], f"Config file {bad_yaml} is not valid YAML at line 2"),
         "negative learning rate": (["--learning_rate", "-1"], "--learning_rate must be positive"),
-        "batch size 0": (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be a positive integer"),
-        "missing checkpoint": (["--resume_from_checkpoint", str(tmp_path / "nope")],
-                               f"--resume_from_checkpoint {tmp_path / 'nope'} does not exist"),
+        "batch size 0": (
+            ["--per_device_train_batch_size", "0"],
+            "--per_device_train_batch_size must be a positive integer",
+        ),
+        "missing checkpoint": (
+            ["--resume_from_checkpoint", str(tmp_path / "nope")],
+            f"--resume_from_checkpoint {tmp_path / 'nope'} does not exist",
+        ),
         "output_dir is a file": (["--output_dir", str(a_file)], f"--output_dir {a_file} is a file"),
         "read-only output_dir": (["--output_dir", str(read_only / "run")], "cannot be written"),
         "bad TrainingArguments value": (["--lr_scheduler_type", "sideways"], "sideways"),
@@ -57,8 +80,11 @@ def test_bad_arguments_stop_before_the_model_is_loaded(tmp_path, offline):
         if name == "read-only output_dir" and os.geteuid() == 0:
             continue  # root writes anywhere
         config_first = args[0].endswith(".yaml")
-        argv = [*args, "--model_name_or_path", str(tmp_path / "no-model")] if config_first else [
-            "--model_name_or_path", str(tmp_path / "no-model"), *TINY_RUN, *args]  # fmt: skip
+        argv = (
+            [*args, "--model_name_or_path", str(tmp_path / "no-model")]
+            if config_first
+            else ["--model_name_or_path", str(tmp_path / "no-model"), *TINY_RUN, *args]
+        )
         if "--output_dir" not in args:
             argv += ["--output_dir", str(tmp_path / name.replace(" ", "-"))]
         run = run_recipe_in_process("finetune.py", *argv)
@@ -79,8 +105,11 @@ def test_a_misspelled_flag_under_every_recipe_is_one_line(tmp_path, offline):
 
 def test_zero_epochs_is_a_marked_baseline(tiny_bert, tmp_path, offline):
     out = tmp_path / "out"
-    run = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN,
-                                          "--num_train_epochs", "0", output_dir=out))  # fmt: skip
+    run = assert_ok(
+        run_recipe_in_process(
+            "finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, "--num_train_epochs", "0", output_dir=out
+        )
+    )
     assert "--num_train_epochs 0: nothing is trained" in run.output
     assert run.results["trained"] is False
     assert "**Untrained:**" in (out / "README.md").read_text()  # a trained run's card: the resume test below
@@ -91,11 +120,31 @@ def test_zero_epochs_is_a_marked_baseline(tiny_bert, tmp_path, offline):
 
 def test_max_seq_length_is_capped_at_what_the_model_reads(tiny_bert, tmp_path, offline):
     """tiny_bert has 128 positions; BBC articles are longer. Uncapped, evaluation crashed after training."""
-    run = assert_ok(run_recipe_in_process(
-        "finetune.py", "--model_name_or_path", tiny_bert, "--dataset_name", "bbc_news", "--max_train_samples", "16",
-        "--max_eval_samples", "10", "--strategy", "full", "--num_train_epochs", "1", "--save_strategy", "no",
-        "--max_seq_length", "100000", output_dir=tmp_path / "out"))  # fmt: skip
-    assert "--max_seq_length 100000 is more than BertForSequenceClassification reads (128 tokens); using 128" in run.output
+    run = assert_ok(
+        run_recipe_in_process(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--dataset_name",
+            "bbc_news",
+            "--max_train_samples",
+            "16",
+            "--max_eval_samples",
+            "10",
+            "--strategy",
+            "full",
+            "--num_train_epochs",
+            "1",
+            "--save_strategy",
+            "no",
+            "--max_seq_length",
+            "100000",
+            output_dir=tmp_path / "out",
+        )
+    )
+    assert (
+        "--max_seq_length 100000 is more than BertForSequenceClassification reads (128 tokens); using 128" in run.output
+    )
     assert json.loads((tmp_path / "out" / "transfer_run.json").read_text())
     assert run.results["eval_samples"] == 10
 
@@ -171,7 +220,9 @@ def test_a_16_bit_image_folder_trains_on_grey_not_white(tmp_path):
     for label, level in (("dark", 60), ("light", 180)):
         (tmp_path / "images" / label).mkdir(parents=True)
         for i in range(6):
-            Image.fromarray(np.full((8, 8), level * 257, dtype=np.uint16)).save(tmp_path / "images" / label / f"{i}.png")
+            Image.fromarray(np.full((8, 8), level * 257, dtype=np.uint16)).save(
+                tmp_path / "images" / label / f"{i}.png"
+            )
     data = load_transfer_dataset(DataArguments(train_dir=str(tmp_path / "images"), validation_split_percentage=0.34))
     processor = ViTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0, 0, 0], image_std=[1, 1, 1])
     processed = preprocess_dataset(data, processor, "vision", 0)
@@ -226,19 +277,40 @@ def test_the_interval_of_one_episode_is_undefined_not_zero(tmp_path):
 # ------------------------------------------------------------------------------ output folder and resume
 
 
-SAVING_RUN = ["--dataset_name", "tweet_sentiment", "--max_train_samples", "32", "--max_eval_samples", "16",
-              "--strategy", "full", "--per_device_train_batch_size", "8", "--save_strategy", "steps",
-              "--save_steps", "2", "--logging_steps", "1", "--seed", "3"]  # fmt: skip
+SAVING_RUN = [
+    "--dataset_name",
+    "tweet_sentiment",
+    "--max_train_samples",
+    "32",
+    "--max_eval_samples",
+    "16",
+    "--strategy",
+    "full",
+    "--per_device_train_batch_size",
+    "8",
+    "--save_strategy",
+    "steps",
+    "--save_steps",
+    "2",
+    "--logging_steps",
+    "1",
+    "--seed",
+    "3",
+]
 
 
 def test_a_rerun_with_other_data_does_not_resume_another_runs_checkpoint(tiny_bert, tmp_path, offline):
     """It used to train 0 steps, save the old weights under the new labels and exit 0 with train_loss 0.0."""
     out = tmp_path / "out"
-    assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "4",
-                                    output_dir=out))  # fmt: skip
+    assert_ok(
+        run_recipe_in_process(
+            "finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "4", output_dir=out
+        )
+    )
     other = [a if a != "tweet_sentiment" else "bbc_news" for a in SAVING_RUN]
-    run = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *other, "--max_steps", "4",
-                                output_dir=out)  # fmt: skip
+    run = run_recipe_in_process(
+        "finetune.py", "--model_name_or_path", tiny_bert, *other, "--max_steps", "4", output_dir=out
+    )
     assert run.returncode == 2, run.output[-3000:]
     assert f"--output_dir {out} holds checkpoints of another run" in run.output
     assert "DataArguments.dataset_name: 'tweet_sentiment' -> 'bbc_news'" in run.output
@@ -247,19 +319,37 @@ def test_a_rerun_with_other_data_does_not_resume_another_runs_checkpoint(tiny_be
 def test_a_resumed_run_reports_the_whole_runs_loss_and_a_finished_one_says_so(tiny_bert, tmp_path, offline):
     """Killed after step 4 of 6 (here: stopped by --max_steps) and resumed: train_loss is the mean over all 6
     steps, as in the run that was never interrupted; rerunning the finished run trains nothing and says so."""
-    straight = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN,
-                                               "--max_steps", "6", output_dir=tmp_path / "straight")).results  # fmt: skip
+    straight = assert_ok(
+        run_recipe_in_process(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            *SAVING_RUN,
+            "--max_steps",
+            "6",
+            output_dir=tmp_path / "straight",
+        )
+    ).results
     out = tmp_path / "resumed"
-    first = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN,
-                                            "--max_steps", "4", output_dir=out)).results  # fmt: skip
+    first = assert_ok(
+        run_recipe_in_process(
+            "finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "4", output_dir=out
+        )
+    ).results
     assert first["trained"] is True and "**Untrained:**" not in (out / "README.md").read_text()
-    resumed = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN,
-                                              "--max_steps", "6", output_dir=out))  # fmt: skip
+    resumed = assert_ok(
+        run_recipe_in_process(
+            "finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "6", output_dir=out
+        )
+    )
     assert "Resuming training from" in resumed.output and resumed.results["resumed_from_step"] == 4
     assert resumed.results["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-3)
     assert resumed.results["train_runtime"] > first["train_runtime"]
-    again = assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN,
-                                            "--max_steps", "6", output_dir=out))  # fmt: skip
+    again = assert_ok(
+        run_recipe_in_process(
+            "finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "6", output_dir=out
+        )
+    )
     assert "had already finished (step 6): nothing was trained now" in again.output
     assert not (out / "checkpoint-7").exists()  # transformers alone would train a 7th step past --max_steps 6
     assert again.results["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-3)
@@ -275,10 +365,16 @@ def test_two_runs_into_one_output_dir_the_second_stops(tiny_bert, tmp_path, offl
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
-         "f.write('pid 4242\\n'); f.flush(); print('locked', flush=True); time.sleep(120)", str(out / LOCK_FILE)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "f.write('pid 4242\\n'); f.flush(); print('locked', flush=True); time.sleep(120)",
+            str(out / LOCK_FILE),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         run = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, output_dir=out)
@@ -368,8 +464,17 @@ def test_a_push_to_a_server_that_never_answers_ends_with_the_fix(probe_output_di
 @pytest.fixture(scope="module")
 def probe_output_dir(tiny_bert, tmp_path_factory):
     out = tmp_path_factory.mktemp("probe") / "out"
-    assert_ok(run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN[:6], "--strategy",
-                                    "linear_probe", output_dir=out))  # fmt: skip
+    assert_ok(
+        run_recipe_in_process(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            *TINY_RUN[:6],
+            "--strategy",
+            "linear_probe",
+            output_dir=out,
+        )
+    )
     return out
 
 
@@ -377,13 +482,31 @@ def test_push_to_hub_problems_stop_before_training(tiny_bert, tmp_path, monkeypa
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    offline = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, "--push_to_hub", "true",
-                                    "--hub_model_id", "test-user/x", output_dir=tmp_path / "offline")  # fmt: skip
+    offline = run_recipe_in_process(
+        "finetune.py",
+        "--model_name_or_path",
+        tiny_bert,
+        *TINY_RUN,
+        "--push_to_hub",
+        "true",
+        "--hub_model_id",
+        "test-user/x",
+        output_dir=tmp_path / "offline",
+    )
     assert offline.returncode == 2 and "--push_to_hub with HF_HUB_OFFLINE=1" in offline.output
     assert "Running training" not in offline.output and not (tmp_path / "offline" / "all_results.json").exists()
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    bad = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, "--push_to_hub", "true",
-                                "--hub_model_id", "not a/valid//id", output_dir=tmp_path / "bad")  # fmt: skip
+    bad = run_recipe_in_process(
+        "finetune.py",
+        "--model_name_or_path",
+        tiny_bert,
+        *TINY_RUN,
+        "--push_to_hub",
+        "true",
+        "--hub_model_id",
+        "not a/valid//id",
+        output_dir=tmp_path / "bad",
+    )
     assert bad.returncode == 2 and "--hub_model_id 'not a/valid//id' is not a valid Hub repository id" in bad.output
     assert not (tmp_path / "bad" / "all_results.json").exists()
 
@@ -394,13 +517,32 @@ def test_the_push_command_names_its_own_flags(probe_output_dir, hub_server):
 
     from recipe_runner import ROOT
 
-    push = subprocess.run([sys.executable, "-m", "hf_transfer", "push", str(probe_output_dir), "--repo_id",
-                           "test-user/flags", "--token", "hf_wrong"], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)  # fmt: skip
+    push = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_transfer",
+            "push",
+            str(probe_output_dir),
+            "--repo_id",
+            "test-user/flags",
+            "--token",
+            "hf_wrong",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert push.returncode == 2, push.stderr
     assert "pass a valid --token" in push.stderr and "--hub_token" not in push.stderr
-    bad = subprocess.run([sys.executable, "-m", "hf_transfer", "push", str(probe_output_dir), "--repo_id", "a b"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "hf_transfer", "push", str(probe_output_dir), "--repo_id", "a b"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--repo_id 'a b' is not a valid Hub repository id" in bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -441,12 +583,22 @@ def test_bad_files_are_one_clear_line_in_every_recipe(tiny_bert, tmp_path, offli
         ("contrastive_pretrain.py", ["--train_file", str(latin1)], not_utf8),
         ("contrastive_pretrain.py", ["--train_file", str(empty)], f"--train_file '{empty}' is empty"),
         ("contrastive_pretrain.py", ["--train_file", str(header)], f"--train_file '{header}' has no data rows"),
-        ("finetune.py", ["--train_dir", str(tmp_path / "one-class")], "has one class folder (cat); a classifier needs at least 2"),
-        ("finetune.py", ["--train_file", str(good), "--model_name_or_path", str(truncated)],
-         "model.safetensors is truncated or corrupt"),
-        ("finetune.py", ["--train_file", str(good), "--model_name_or_path", str(adapter)],
-         "is a peft adapter, not a model: pass its base model ('minilm')"),
-    ]  # fmt: skip
+        (
+            "finetune.py",
+            ["--train_dir", str(tmp_path / "one-class")],
+            "has one class folder (cat); a classifier needs at least 2",
+        ),
+        (
+            "finetune.py",
+            ["--train_file", str(good), "--model_name_or_path", str(truncated)],
+            "model.safetensors is truncated or corrupt",
+        ),
+        (
+            "finetune.py",
+            ["--train_file", str(good), "--model_name_or_path", str(adapter)],
+            "is a peft adapter, not a model: pass its base model ('minilm')",
+        ),
+    ]
     for index, (recipe, args, message) in enumerate(cases):
         model = [] if "--model_name_or_path" in args else ["--model_name_or_path", tiny_bert]
         run = run_recipe_in_process(recipe, *model, *args, "--max_steps", "1", output_dir=tmp_path / f"out{index}")
@@ -456,11 +608,36 @@ def test_bad_files_are_one_clear_line_in_every_recipe(tiny_bert, tmp_path, offli
 
 def test_domain_adapt_with_few_held_out_rows_skips_the_a_distance(tiny_bert, tmp_path, offline):
     """It crashed after loading: the proxy A-distance needs 8 held-out rows per domain."""
-    run = assert_ok(run_recipe_in_process(
-        "domain_adapt.py", "--model_name_or_path", tiny_bert, "--source_dataset_name", "tweet_sentiment",
-        "--source_max_train_samples", "24", "--source_max_eval_samples", "3", "--target_dataset_name", "drug_reviews",
-        "--target_max_train_samples", "24", "--target_max_eval_samples", "3", "--method", "coral", "--strategy",
-        "full", "--max_seq_length", "16", "--max_steps", "1", "--save_strategy", "no", output_dir=tmp_path / "out"))  # fmt: skip
+    run = assert_ok(
+        run_recipe_in_process(
+            "domain_adapt.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--source_dataset_name",
+            "tweet_sentiment",
+            "--source_max_train_samples",
+            "24",
+            "--source_max_eval_samples",
+            "3",
+            "--target_dataset_name",
+            "drug_reviews",
+            "--target_max_train_samples",
+            "24",
+            "--target_max_eval_samples",
+            "3",
+            "--method",
+            "coral",
+            "--strategy",
+            "full",
+            "--max_seq_length",
+            "16",
+            "--max_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            output_dir=tmp_path / "out",
+        )
+    )
     assert "Skipping the proxy A-distance: it needs 8 held-out rows per domain" in run.output
     assert "a_distance_before" not in run.results and "target_eval_accuracy" in run.results
 
@@ -476,8 +653,14 @@ def test_under_accelerate_launch_a_bad_input_is_one_line(num_processes, tmp_path
     import sys
     from pathlib import Path
 
-    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet", "--num_processes",
-                str(num_processes), "--cpu"]  # fmt: skip
+    launcher = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--quiet",
+        "--num_processes",
+        str(num_processes),
+        "--cpu",
+    ]
     run = run_recipe("finetune.py", "--lerning_rate", "1e-3", output_dir=tmp_path / "out", launcher=launcher)
     assert run.returncode != 0
     assert run.output.count("error: Unknown argument --lerning_rate") == 1, run.output[-3000:]

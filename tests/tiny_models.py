@@ -119,12 +119,17 @@ def _build_sentence_bert(directory: str) -> None:
     make_tiny_bert(directory)
     root = Path(directory)
     (root / "1_Pooling").mkdir(exist_ok=True)
-    (root / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": TEXT_SIZE["hidden_size"], "pooling_mode_mean_tokens": True}))
-    (root / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]))  # fmt: skip
+    (root / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": TEXT_SIZE["hidden_size"], "pooling_mode_mean_tokens": True})
+    )
+    (root / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            ]
+        )
+    )
 
 
 def _build_clip(directory: str) -> None:
@@ -168,27 +173,48 @@ TINY_ARCHITECTURES: dict[str, TinyArchitecture] = {
         TinyArchitecture("sentence-bert", "text", _build_sentence_bert),
         TinyArchitecture("roberta", "text", _text("RobertaConfig")),
         TinyArchitecture("distilbert", "text", _text("DistilBertConfig", dim=32, n_layers=2, n_heads=2, hidden_dim=37)),
-        TinyArchitecture("deberta-v2", "text", _text("DebertaV2Config", relative_attention=True, position_buckets=16,
-                                                     pos_att_type=["p2c", "c2p"])),
+        TinyArchitecture(
+            "deberta-v2",
+            "text",
+            _text("DebertaV2Config", relative_attention=True, position_buckets=16, pos_att_type=["p2c", "c2p"]),
+        ),
         TinyArchitecture("electra", "text", _text("ElectraConfig", embedding_size=16)),
         TinyArchitecture("xlm-roberta", "text", _text("XLMRobertaConfig")),
         TinyArchitecture("albert", "text", _text("AlbertConfig", embedding_size=16)),
         TinyArchitecture("mpnet", "text", _text("MPNetConfig")),
-        TinyArchitecture("modernbert", "text", _text("ModernBertConfig", global_attn_every_n_layers=2,
-                                                     local_attention=16)),
+        TinyArchitecture(
+            "modernbert", "text", _text("ModernBertConfig", global_attn_every_n_layers=2, local_attention=16)
+        ),
         TinyArchitecture("vit", "vision", _vision("ViTConfig", **_VIT_SIZE)),
         TinyArchitecture("deit", "vision", _vision("DeiTConfig", **_VIT_SIZE)),
         TinyArchitecture("beit", "vision", _vision("BeitConfig", use_mean_pooling=True, **_VIT_SIZE)),
-        TinyArchitecture("swin", "vision", _vision("SwinConfig", image_size=IMAGE_SIZE, patch_size=4, embed_dim=16,
-                                                   depths=[1, 1], num_heads=[1, 2], window_size=4)),
-        TinyArchitecture("convnext", "vision", _vision("ConvNextConfig", image_size=IMAGE_SIZE, num_stages=2,
-                                                       hidden_sizes=[16, 32], depths=[1, 1])),
-        TinyArchitecture("resnet", "vision", _vision("ResNetConfig", embedding_size=16, hidden_sizes=[16, 32],
-                                                     depths=[1, 1], layer_type="bottleneck")),
-        TinyArchitecture("mobilenet_v2", "vision", _vision("MobileNetV2Config", image_size=IMAGE_SIZE,
-                                                           depth_multiplier=0.35)),
-        TinyArchitecture("dinov2", "vision", _vision("Dinov2Config", image_size=IMAGE_SIZE, patch_size=8,
-                                                     **TEXT_SIZE)),
+        TinyArchitecture(
+            "swin",
+            "vision",
+            _vision(
+                "SwinConfig",
+                image_size=IMAGE_SIZE,
+                patch_size=4,
+                embed_dim=16,
+                depths=[1, 1],
+                num_heads=[1, 2],
+                window_size=4,
+            ),
+        ),
+        TinyArchitecture(
+            "convnext",
+            "vision",
+            _vision("ConvNextConfig", image_size=IMAGE_SIZE, num_stages=2, hidden_sizes=[16, 32], depths=[1, 1]),
+        ),
+        TinyArchitecture(
+            "resnet",
+            "vision",
+            _vision("ResNetConfig", embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="bottleneck"),
+        ),
+        TinyArchitecture(
+            "mobilenet_v2", "vision", _vision("MobileNetV2Config", image_size=IMAGE_SIZE, depth_multiplier=0.35)
+        ),
+        TinyArchitecture("dinov2", "vision", _vision("Dinov2Config", image_size=IMAGE_SIZE, patch_size=8, **TEXT_SIZE)),
         TinyArchitecture("clip", "vision", _build_clip),
         TinyArchitecture("timm", "vision", _build_timm),
     )

@@ -65,28 +65,37 @@ class DomainAdaptationArguments:
 
     method: Literal["source_only", "dann", "coral", "mmd", "target_oracle"] = field(
         default="dann",
-        metadata={"help": "source_only: labelled source only (baseline). dann: domain discriminator behind gradient "
-                  "reversal (Ganin et al. 2016). coral: match feature covariances (Sun & Saenko 2016). mmd: "
-                  "multi-kernel MMD (DAN, Long et al. 2015). target_oracle: train on the labelled target train "
-                  "split (upper bound). Default dann."},
-    )  # fmt: skip
+        metadata={
+            "help": "source_only: labelled source only (baseline). dann: domain discriminator behind gradient "
+            "reversal (Ganin et al. 2016). coral: match feature covariances (Sun & Saenko 2016). mmd: "
+            "multi-kernel MMD (DAN, Long et al. 2015). target_oracle: train on the labelled target train "
+            "split (upper bound). Default dann."
+        },
+    )
     alignment_weight: float = field(
         default=1.0,
-        metadata={"help": "Strength of the alignment (positive): weight of the CORAL / MMD loss, scale of DANN's "
-                  "reversed gradient. Default 1.0. For CORAL pick it so that weight x the logged alignment_loss is "
-                  "about the task loss at the end of training (e.g. 10 for EfficientNet-Lite0, 1e5 for MiniLM)."},
-    )  # fmt: skip
+        metadata={
+            "help": "Strength of the alignment (positive): weight of the CORAL / MMD loss, scale of DANN's "
+            "reversed gradient. Default 1.0. For CORAL pick it so that weight x the logged alignment_loss is "
+            "about the task loss at the end of training (e.g. 10 for EfficientNet-Lite0, 1e5 for MiniLM)."
+        },
+    )
     alignment_schedule: Literal["ganin", "constant"] = field(
         default="ganin",
-        metadata={"help": "ganin: scale the alignment weight by 2/(1+exp(-gamma p))-1 at training progress p "
-                  "(warm start from 0, Ganin et al. 2016). constant: fixed weight. Default ganin."},
-    )  # fmt: skip
-    schedule_gamma: float = field(default=10.0, metadata={"help": "gamma of the ganin schedule (positive). Default 10."})
+        metadata={
+            "help": "ganin: scale the alignment weight by 2/(1+exp(-gamma p))-1 at training progress p "
+            "(warm start from 0, Ganin et al. 2016). constant: fixed weight. Default ganin."
+        },
+    )
+    schedule_gamma: float = field(
+        default=10.0, metadata={"help": "gamma of the ganin schedule (positive). Default 10."}
+    )
     alignment_learning_rate: Optional[float] = field(
         default=None,
-        metadata={"help": "Learning rate of DANN's domain discriminator. Default: --head_learning_rate, else "
-                  "--learning_rate."},
-    )  # fmt: skip
+        metadata={
+            "help": "Learning rate of DANN's domain discriminator. Default: --head_learning_rate, else --learning_rate."
+        },
+    )
     dann_hidden_size: int = field(default=256, metadata={"help": "Width of DANN's two discriminator hidden layers."})
     dann_dropout: float = field(default=0.5, metadata={"help": "Dropout in DANN's discriminator, in [0, 1)."})
     mmd_num_kernels: int = field(default=5, metadata={"help": "Number of Gaussian kernels of the MK-MMD (>= 1)."})
@@ -95,17 +104,21 @@ class DomainAdaptationArguments:
     )
     mmd_estimator: Literal["biased", "linear"] = field(
         default="biased",
-        metadata={"help": "biased: quadratic-time MMD estimate (lower variance). linear: DAN's linear-time unbiased "
-                  "estimate. Default biased."},
-    )  # fmt: skip
+        metadata={
+            "help": "biased: quadratic-time MMD estimate (lower variance). linear: DAN's linear-time unbiased "
+            "estimate. Default biased."
+        },
+    )
     pair_seed: int = field(
         default=0, metadata={"help": "Seed of the pairing of source rows with target rows in training batches."}
     )
     compute_a_distance: bool = field(
         default=True,
-        metadata={"help": "Report the proxy A-distance between source and target held-out features before and "
-                  "after training (a linear domain classifier; 0 = indistinguishable, 2 = separable)."},
-    )  # fmt: skip
+        metadata={
+            "help": "Report the proxy A-distance between source and target held-out features before and "
+            "after training (a linear domain classifier; 0 = indistinguishable, 2 = separable)."
+        },
+    )
     a_distance_max_samples: int = field(
         default=500, metadata={"help": "Rows per domain used for the proxy A-distance (at least 20). Default 500."}
     )
@@ -145,7 +158,9 @@ class DomainAdaptationArguments:
                 "classifier; use at least 20, or --compute_a_distance false."
             )
         if not self.uses_alignment and self.alignment_weight != 1.0:
-            warnings.warn(f"--alignment_weight is ignored by --method {self.method} (it trains without alignment).", stacklevel=2)
+            warnings.warn(
+                f"--alignment_weight is ignored by --method {self.method} (it trains without alignment).", stacklevel=2
+            )
 
     @property
     def uses_alignment(self) -> bool:
@@ -169,8 +184,10 @@ def create_prefixed_data_arguments(prefix: str, description: str, builtin_names:
     for f in dataclasses.fields(DataArguments):
         if f.name == "dataset_name":
             names = ", ".join((*BUILTIN_DATASETS, *builtin_names))
-            help_text = (f"The {description}: a built-in offline data set (one of: {names}) or a Hub dataset id. "
-                         f"Omit it when you pass --{prefix}_train_file or --{prefix}_train_dir.")  # fmt: skip
+            help_text = (
+                f"The {description}: a built-in offline data set (one of: {names}) or a Hub dataset id. "
+                f"Omit it when you pass --{prefix}_train_file or --{prefix}_train_dir."
+            )
         else:
             help_text = f"[{prefix}] " + prefix_flags(f.metadata.get("help", ""), prefix)
         fields.append((f"{prefix}_{f.name}", hints[f.name], field(default=f.default, metadata={"help": help_text})))

@@ -55,8 +55,12 @@ class DomainPairDataset(TorchDataset):
         length = max(len(source), len(target))
         rng = np.random.default_rng(seed)
         # Identity for the larger domain; cycled permutations for the smaller one.
-        self._source_index = np.arange(length) if len(source) == length else _cycled_permutations(len(source), length, rng)
-        self._target_index = np.arange(length) if len(target) == length else _cycled_permutations(len(target), length, rng)
+        self._source_index = (
+            np.arange(length) if len(source) == length else _cycled_permutations(len(source), length, rng)
+        )
+        self._target_index = (
+            np.arange(length) if len(target) == length else _cycled_permutations(len(target), length, rng)
+        )
         if len(source) == len(target):
             self._target_index = rng.permutation(length)
 

@@ -66,8 +66,11 @@ def proxy_a_distance(
     n_train, n_val = n // 2, n // 4
     for domain, features in enumerate((source_features, target_features)):
         rows = features[torch.randperm(len(features), generator=generator)[:n]].float().flatten(1)  # (n, D)
-        for split, chunk in (("train", rows[:n_train]), ("validation", rows[n_train : n_train + n_val]),
-                             ("test", rows[n_train + n_val :])):  # fmt: skip
+        for split, chunk in (
+            ("train", rows[:n_train]),
+            ("validation", rows[n_train : n_train + n_val]),
+            ("test", rows[n_train + n_val :]),
+        ):
             parts[split].append(chunk)
             labels[split].append(torch.full((len(chunk),), domain, dtype=torch.long))
     x = {split: torch.cat(chunks) for split, chunks in parts.items()}
@@ -102,13 +105,23 @@ def compute_proxy_a_distance(
             order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:max_samples]
             dataset = dataset.select(sorted(order.tolist()))
         x, _ = extract_features(
-            model, dataset, collate_fn, cache=None, cache_key=None, batch_size=batch_size,
-            desc=f"A-distance: {name} features", module_name=module_name,
-        )  # fmt: skip
+            model,
+            dataset,
+            collate_fn,
+            cache=None,
+            cache_key=None,
+            batch_size=batch_size,
+            desc=f"A-distance: {name} features",
+            module_name=module_name,
+        )
         features.append(x)
     result = proxy_a_distance(features[0], features[1], max_samples=max_samples, seed=seed)
-    logger.info("Proxy A-distance %.3f (domain classifier test error %.3f on %d rows)",
-                result.value, result.error, result.num_test)  # fmt: skip
+    logger.info(
+        "Proxy A-distance %.3f (domain classifier test error %.3f on %d rows)",
+        result.value,
+        result.error,
+        result.num_test,
+    )
     return result
 
 

@@ -97,10 +97,17 @@ def _code_key(*functions: Callable) -> str:
 
 
 def _shift_split(ds: Dataset, split: str, size: int) -> Dataset:
-    key = "|".join((
-        "hf_transfer", "digits_m", _MNIST_M_VERSION, ds._fingerprint, str(size),
-        _code_key(_mnist_m_image, _shift_batch), importlib.metadata.version("scikit-learn"),
-    ))  # fmt: skip
+    key = "|".join(
+        (
+            "hf_transfer",
+            "digits_m",
+            _MNIST_M_VERSION,
+            ds._fingerprint,
+            str(size),
+            _code_key(_mnist_m_image, _shift_batch),
+            importlib.metadata.version("scikit-learn"),
+        )
+    )
     return ds.map(
         _shift_batch,
         batched=True,
@@ -112,15 +119,21 @@ def _shift_split(ds: Dataset, split: str, size: int) -> Dataset:
     )
 
 
-def create_digits_m(args: DataArguments, cache_dir: Optional[str] = None, image_size: int = MNIST_M_IMAGE_SIZE) -> DatasetDict:
+def create_digits_m(
+    args: DataArguments, cache_dir: Optional[str] = None, image_size: int = MNIST_M_IMAGE_SIZE
+) -> DatasetDict:
     """The `digits_m` domain: `digits` (same splits and subsets for the same `args`) blended over colour photos.
 
     Deterministic and cached: two calls give identical pixels and identical `_fingerprint`s per split.
     """
     base = load_transfer_dataset(dataclasses.replace(args, dataset_name="digits"), cache_dir=cache_dir)
     shifted = DatasetDict({split: _shift_split(ds, split, image_size) for split, ds in base.items()})
-    logger.info("Derived digits_m (MNIST-M-style %dx%d colour digits): %s", image_size, image_size,
-                ", ".join(f"{split}={len(ds)}" for split, ds in shifted.items()))  # fmt: skip
+    logger.info(
+        "Derived digits_m (MNIST-M-style %dx%d colour digits): %s",
+        image_size,
+        image_size,
+        ", ".join(f"{split}={len(ds)}" for split, ds in shifted.items()),
+    )
     return shifted
 
 
@@ -141,7 +154,9 @@ def prefix_flags(text: str, prefix: str) -> str:
     return _FLAG_PATTERN.sub(lambda m: f"--{prefix}_{m.group(1)}", text)
 
 
-def load_domain_dataset(args: DataArguments, cache_dir: Optional[str] = None, prefix: Optional[str] = None) -> DatasetDict:
+def load_domain_dataset(
+    args: DataArguments, cache_dir: Optional[str] = None, prefix: Optional[str] = None
+) -> DatasetDict:
     """`load_transfer_dataset`, plus the derived built-ins (`digits_m`).
 
     With `prefix` (`source` / `target`), errors name that domain and its flags (`--target_train_file`).

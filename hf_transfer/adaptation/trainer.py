@@ -189,8 +189,9 @@ class DomainAdaptationTrainer(TransferTrainer):
                     "DomainAdaptationTrainer got a training batch without domain labels; train on a "
                     "DomainPairDataset collated by DomainPairCollator."
                 )
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)  # fmt: skip
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         if self.alignment_loss is None:
             raise ValueError("Training batches hold (source, target) pairs but no alignment_loss was given.")
 
@@ -227,10 +228,12 @@ class DomainAdaptationTrainer(TransferTrainer):
         """Adds the mean task and alignment losses since the last log, and the current coefficient."""
         if "loss" in logs and self._alignment_log_count:
             n = self._alignment_log_count
-            logs = {**logs,
-                    "task_loss": float(f"{self._alignment_log['task_loss'] / n:.4g}"),
-                    "alignment_loss": float(f"{self._alignment_log['alignment_loss'] / n:.4g}"),
-                    "alignment_coefficient": float(f"{self._alignment_log['alignment_coefficient']:.4g}")}  # fmt: skip
+            logs = {
+                **logs,
+                "task_loss": float(f"{self._alignment_log['task_loss'] / n:.4g}"),
+                "alignment_loss": float(f"{self._alignment_log['alignment_loss'] / n:.4g}"),
+                "alignment_coefficient": float(f"{self._alignment_log['alignment_coefficient']:.4g}"),
+            }
             self._alignment_log, self._alignment_log_count = {}, 0
         super().log(logs, start_time)
 
@@ -262,8 +265,9 @@ class DomainAdaptationTrainer(TransferTrainer):
         if not os.path.isfile(path):
             logger.warning(
                 "%s has no %s: the alignment loss (e.g. DANN's discriminator) restarts from its initial weights.",
-                checkpoint, ALIGNMENT_STATE_NAME,
-            )  # fmt: skip
+                checkpoint,
+                ALIGNMENT_STATE_NAME,
+            )
             return
         self.alignment_loss.load_state_dict(load_file(path, device=str(self.args.device)))
         logger.info("Loaded the alignment loss state from %s", path)

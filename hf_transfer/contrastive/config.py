@@ -94,31 +94,41 @@ class ContrastiveArguments:
 
     contrastive_loss: ContrastiveLossName = field(
         default="ntxent",
-        metadata={"help": "ntxent (SimCLR/SimCSE NT-Xent over 2N views), in_batch (InfoNCE over anchor/positive "
-                  "pairs, sentence-transformers' MultipleNegativesRankingLoss) or supcon (supervised contrastive, "
-                  "Khosla et al. 2020; needs labels). Default ntxent."},
-    )  # fmt: skip
+        metadata={
+            "help": "ntxent (SimCLR/SimCSE NT-Xent over 2N views), in_batch (InfoNCE over anchor/positive "
+            "pairs, sentence-transformers' MultipleNegativesRankingLoss) or supcon (supervised contrastive, "
+            "Khosla et al. 2020; needs labels). Default ntxent."
+        },
+    )
     views: ViewsName = field(
         default="auto",
-        metadata={"help": "How the two views of a sample are made: augment (SimCLR image augmentations), dropout "
-                  "(the same text twice, SimCSE), pair (the text and --pair_column), or auto (augment for images, "
-                  "pair when --pair_column is set, else dropout). Default auto."},
-    )  # fmt: skip
+        metadata={
+            "help": "How the two views of a sample are made: augment (SimCLR image augmentations), dropout "
+            "(the same text twice, SimCSE), pair (the text and --pair_column), or auto (augment for images, "
+            "pair when --pair_column is set, else dropout). Default auto."
+        },
+    )
     pair_column: Optional[str] = field(
         default=None,
-        metadata={"help": "Column with the positive of each text (paraphrase, answer); needs --train_file. "
-                  "Omit it for SimCSE-style dropout views."},
-    )  # fmt: skip
+        metadata={
+            "help": "Column with the positive of each text (paraphrase, answer); needs --train_file. "
+            "Omit it for SimCSE-style dropout views."
+        },
+    )
     temperature: float = field(
         default=0.1,
-        metadata={"help": "Softmax temperature tau: logits = cosine / tau (sentence-transformers' scale = 1/tau). "
-                  f"At least {MIN_TEMPERATURE}. SimCSE 0.05, SupCon 0.1, SimCLR 0.1-0.5. Default 0.1."},
-    )  # fmt: skip
+        metadata={
+            "help": "Softmax temperature tau: logits = cosine / tau (sentence-transformers' scale = 1/tau). "
+            f"At least {MIN_TEMPERATURE}. SimCSE 0.05, SupCon 0.1, SimCLR 0.1-0.5. Default 0.1."
+        },
+    )
     learnable_temperature: bool = field(
         default=False,
-        metadata={"help": "Learn tau as CLIP's logit scale, starting at --temperature and clamped at "
-                  "--min_temperature. Default: fixed."},
-    )  # fmt: skip
+        metadata={
+            "help": "Learn tau as CLIP's logit scale, starting at --temperature and clamped at "
+            "--min_temperature. Default: fixed."
+        },
+    )
     min_temperature: float = field(
         default=0.01,
         metadata={"help": "Lower clamp of a learnable tau, in (0, --temperature]. CLIP: 0.01 (logit scale <= 100)."},
@@ -129,30 +139,38 @@ class ContrastiveArguments:
     )
     gather_across_processes: bool = field(
         default=True,
-        metadata={"help": "With several processes, use the embeddings of all processes as negatives, with "
-                  "gradients (2 processes x batch B: 2B - 1 negatives per anchor with in_batch). Default on."},
-    )  # fmt: skip
+        metadata={
+            "help": "With several processes, use the embeddings of all processes as negatives, with "
+            "gradients (2 processes x batch B: 2B - 1 negatives per anchor with in_batch). Default on."
+        },
+    )
     projection_dim: int = field(
         default=128,
-        metadata={"help": "Output size of the projection head (SimCLR's g), used in pretraining and dropped when "
-                  "saving. 0: no head, the loss sees the pooled embedding (SimCSE). Default 128."},
-    )  # fmt: skip
+        metadata={
+            "help": "Output size of the projection head (SimCLR's g), used in pretraining and dropped when "
+            "saving. 0: no head, the loss sees the pooled embedding (SimCSE). Default 128."
+        },
+    )
     projection_hidden_dim: Optional[int] = field(
         default=None,
         metadata={"help": "Hidden size of the 2-layer projection head. Default: the backbone's embedding size."},
     )
     pooling: Optional[Literal["mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"]] = field(
         default=None,
-        metadata={"help": "Pooled embedding to train: mean, cls, max, mean_sqrt_len, weightedmean, lasttoken or pooler "
-                  "(the model's pooler_output). Default: the pooling of a sentence-transformers checkpoint "
-                  "(modules.json), else mean for text, pooler for vision. recipes/finetune.py's BERT classifier "
-                  "reads `pooler`."},
-    )  # fmt: skip
+        metadata={
+            "help": "Pooled embedding to train: mean, cls, max, mean_sqrt_len, weightedmean, lasttoken or pooler "
+            "(the model's pooler_output). Default: the pooling of a sentence-transformers checkpoint "
+            "(modules.json), else mean for text, pooler for vision. recipes/finetune.py's BERT classifier "
+            "reads `pooler`."
+        },
+    )
     gradient_cache: bool = field(
         default=False,
-        metadata={"help": "GradCache (Gao et al. 2021): large batches at the memory of one mini-batch, with the "
-                  "same gradients; about 1/3 more compute. Default off."},
-    )  # fmt: skip
+        metadata={
+            "help": "GradCache (Gao et al. 2021): large batches at the memory of one mini-batch, with the "
+            "same gradients; about 1/3 more compute. Default off."
+        },
+    )
     gradient_cache_mini_batch_size: int = field(
         default=32,
         metadata={"help": "Rows embedded at once with --gradient_cache (both views count). Default 32."},
@@ -180,31 +198,41 @@ class ContrastiveArguments:
     horizontal_flip: bool = field(default=True, metadata={"help": "Random horizontal flips. Default on."})
     augmentation_backend: Literal["batched", "torchvision"] = field(
         default="batched",
-        metadata={"help": "batched (kornia on the whole batch, per-image random draws; fast on CPU) or "
-                  "torchvision (a transforms.v2 pipeline per image). Default batched."},
-    )  # fmt: skip
+        metadata={
+            "help": "batched (kornia on the whole batch, per-image random draws; fast on CPU) or "
+            "torchvision (a transforms.v2 pipeline per image). Default batched."
+        },
+    )
     save_sentence_transformers: bool = field(
         default=True,
-        metadata={"help": "Text backbones: also write sentence-transformers' modules.json and pooling config, so "
-                  "the output loads with SentenceTransformer(output_dir). Default on."},
-    )  # fmt: skip
+        metadata={
+            "help": "Text backbones: also write sentence-transformers' modules.json and pooling config, so "
+            "the output loads with SentenceTransformer(output_dir). Default on."
+        },
+    )
     linear_eval: bool = field(
         default=False,
-        metadata={"help": "With labelled data: linear probe on the trained pooled embedding before and after "
-                  "pretraining (train split, L2 chosen on validation), reported as linear_eval_* in "
-                  "all_results.json. Default off."},
-    )  # fmt: skip
+        metadata={
+            "help": "With labelled data: linear probe on the trained pooled embedding before and after "
+            "pretraining (train split, L2 chosen on validation), reported as linear_eval_* in "
+            "all_results.json. Default off."
+        },
+    )
     model_type: Optional[str] = field(
         default=None,
-        metadata={"help": "Pretrain from scratch: a transformers model type (vit, bert, ...) with random weights, "
-                  "configured by --config_overrides (as in transformers' run_mlm.py). Images use its default image "
-                  "processor, text the tokenizer of --model_name_or_path. Default: load --model_name_or_path."},
-    )  # fmt: skip
+        metadata={
+            "help": "Pretrain from scratch: a transformers model type (vit, bert, ...) with random weights, "
+            "configured by --config_overrides (as in transformers' run_mlm.py). Images use its default image "
+            "processor, text the tokenizer of --model_name_or_path. Default: load --model_name_or_path."
+        },
+    )
     config_overrides: Optional[str] = field(
         default=None,
-        metadata={"help": "With --model_type: config changes 'key=value,key=value', e.g. "
-                  "'image_size=32,patch_size=4,hidden_size=64,num_hidden_layers=4'."},
-    )  # fmt: skip
+        metadata={
+            "help": "With --model_type: config changes 'key=value,key=value', e.g. "
+            "'image_size=32,patch_size=4,hidden_size=64,num_hidden_layers=4'."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.config_overrides and not self.model_type:
@@ -219,8 +247,10 @@ class ContrastiveArguments:
                 raise ConfigError(
                     f"--model_type {self.model_type!r} is not a transformers model type; use e.g. vit, bert, deit."
                 )
-        if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) or (
-            self.temperature < MIN_TEMPERATURE
+        if (
+            not isinstance(self.temperature, (int, float))
+            or not math.isfinite(self.temperature)
+            or (self.temperature < MIN_TEMPERATURE)
         ):
             raise ConfigError(
                 f"--temperature must be a finite number >= {MIN_TEMPERATURE}; got {self.temperature!r}. A near-zero "
@@ -262,8 +292,10 @@ class ContrastiveArguments:
             raise ConfigError(f"--crop_min_scale must be in (0, 1]; got {self.crop_min_scale}. SimCLR uses 0.08.")
         if self.color_jitter_strength < 0:
             raise ConfigError(f"--color_jitter_strength must be >= 0 (0: off); got {self.color_jitter_strength}.")
-        for flag, value in (("--grayscale_probability", self.grayscale_probability),
-                            ("--blur_probability", self.blur_probability)):  # fmt: skip
+        for flag, value in (
+            ("--grayscale_probability", self.grayscale_probability),
+            ("--blur_probability", self.blur_probability),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{flag} must be a probability in [0, 1]; got {value}.")
         if self.symmetric and self.contrastive_loss != "in_batch":
@@ -288,9 +320,7 @@ class ContrastiveArguments:
         if views == "auto":
             views = "augment" if modality == "vision" else ("pair" if self.pair_column else "dropout")
         if modality == "vision" and views != "augment":
-            raise ConfigError(
-                f"--views {views} is for text; an image backbone needs --views augment (or auto)."
-            )
+            raise ConfigError(f"--views {views} is for text; an image backbone needs --views augment (or auto).")
         if modality == "text" and views == "augment":
             raise ConfigError(
                 "--views augment is for images; a text backbone needs --views dropout (SimCSE) or pair "

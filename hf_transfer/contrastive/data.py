@@ -66,9 +66,7 @@ def load_contrastive_dataset(
         )
     text = _find(columns, data_args.text_column, TEXT_COLUMN_CANDIDATES)
     if text is None:
-        raise DataError(
-            f"No text column in {data_args.train_file} (columns: {columns}). Pass --text_column NAME."
-        )
+        raise DataError(f"No text column in {data_args.train_file} (columns: {columns}). Pass --text_column NAME.")
     keep = {text: "text"}
     if contrastive_args.pair_column:
         if contrastive_args.pair_column not in columns:

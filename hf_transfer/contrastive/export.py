@@ -41,8 +41,14 @@ def write_sentence_transformers_files(backbone: Any, output_dir: str | Path, max
                 "train with --pooling mean or cls, or pass --save_sentence_transformers false."
             )
         pooling, dense = "cls", [(linear, TANH)]
-    write_format(output_dir, embedding_dim=backbone.embedding_dim, pooling=pooling, max_seq_length=max_seq_length,
-                 dense=dense, normalize=True)  # fmt: skip
+    write_format(
+        output_dir,
+        embedding_dim=backbone.embedding_dim,
+        pooling=pooling,
+        max_seq_length=max_seq_length,
+        dense=dense,
+        normalize=True,
+    )
 
 
 def save_backbone(

@@ -144,7 +144,8 @@ def cached_contrastive_loss(
     # Step 3 happens in the backward pass of the returned leaf.
     out = loss.detach().requires_grad_()
     out.register_hook(
-        partial(_replay, model=model, chunks=chunks, states=states, grads=grads, params=params,
-                param_grads=list(cached[1:]))
-    )  # fmt: skip
+        partial(
+            _replay, model=model, chunks=chunks, states=states, grads=grads, params=params, param_grads=list(cached[1:])
+        )
+    )
     return out

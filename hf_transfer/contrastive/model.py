@@ -87,8 +87,11 @@ class ContrastiveModel(nn.Module):
         pooler = getattr(self.backbone.model, "pooler", None)
         if self.backbone.modality == "text" and self.backbone.pooling != "pooler" and isinstance(pooler, nn.Module):
             pooler.requires_grad_(False)
-            logger.info("Freezing %s.pooler: %s pooling never reads it.", type(self.backbone.model).__name__,
-                        self.backbone.pooling)  # fmt: skip
+            logger.info(
+                "Freezing %s.pooler: %s pooling never reads it.",
+                type(self.backbone.model).__name__,
+                self.backbone.pooling,
+            )
 
     @property
     def modality(self) -> str:
@@ -167,6 +170,9 @@ def create_backbone_from_config(
         model_args = model_args or ModelArguments(model_name_or_path=tokenizer_source)
         path = resolve_model_path(tokenizer_source, model_args.cache_dir, model_args.model_revision, model_args.token)
         processor = load_processor(path, "text", model_args)
-    logger.info("Built a randomly initialised %s backbone (%s parameters)", model_type,
-                f"{sum(p.numel() for p in model.parameters()):,}")  # fmt: skip
+    logger.info(
+        "Built a randomly initialised %s backbone (%s parameters)",
+        model_type,
+        f"{sum(p.numel() for p in model.parameters()):,}",
+    )
     return Backbone(model, processor, modality, pooling or ("mean" if modality == "text" else "pooler"))

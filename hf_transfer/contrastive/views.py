@@ -187,8 +187,9 @@ def images_to_tensor(images: list[Any], side: int) -> torch.Tensor:
         pixels = torch.from_numpy(np.asarray(to_rgb(image), dtype=np.uint8).copy()).permute(2, 0, 1)  # (3, h, w)
         pixels = pixels.float().div_(255.0)
         if pixels.shape[1:] != (side, side):
-            pixels = F.interpolate(pixels[None], size=(side, side), mode="bilinear", antialias=True,
-                                   align_corners=False)[0]  # fmt: skip
+            pixels = F.interpolate(
+                pixels[None], size=(side, side), mode="bilinear", antialias=True, align_corners=False
+            )[0]
         out.append(pixels)
     return torch.stack(out)
 

@@ -69,7 +69,9 @@ class TransferArguments:
     )
     head_learning_rate: Optional[float] = field(
         default=None,
-        metadata={"help": "Learning rate of the new classification head (full, lora, lp_ft). Default: --learning_rate."},
+        metadata={
+            "help": "Learning rate of the new classification head (full, lora, lp_ft). Default: --learning_rate."
+        },
     )
     layer_decay: float = field(
         default=1.0,
@@ -137,7 +139,9 @@ class TransferArguments:
             raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(CLASSIFIER_POOLINGS)}.")
         uses_lora = self.strategy == "lora" or (self.strategy == "lp_ft" and self.lp_ft_finetune == "lora")
         if self.merge_lora and not uses_lora:
-            raise ConfigError("--merge_lora only applies to LoRA training: use --strategy lora (or lp_ft with --lp_ft_finetune lora).")
+            raise ConfigError(
+                "--merge_lora only applies to LoRA training: use --strategy lora (or lp_ft with --lp_ft_finetune lora)."
+            )
 
     @property
     def classifier_pooling(self) -> str:

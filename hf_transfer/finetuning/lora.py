@@ -140,8 +140,14 @@ def create_lora_model(
         modules_to_save=saved_names,
         bias="none",
     )
-    logger.info("LoRA on %s (r=%d, alpha=%d); head %s trained in full%s", targets, args.lora_r, args.lora_alpha, head,
-                f", {len(batch_norms)} batch norms saved" if batch_norms else "")  # fmt: skip
+    logger.info(
+        "LoRA on %s (r=%d, alpha=%d); head %s trained in full%s",
+        targets,
+        args.lora_r,
+        args.lora_alpha,
+        head,
+        f", {len(batch_norms)} batch norms saved" if batch_norms else "",
+    )
     peft_model = get_peft_model(model, config)
     if sample_inputs is not None:
         _check_forward(peft_model, sample_inputs)

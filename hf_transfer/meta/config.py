@@ -63,46 +63,62 @@ class MAMLConfig:
     )
     inner_lr: float = field(
         default=0.01,
-        metadata={"help": "Inner-loop SGD learning rate (> 0); with --learn_inner_lr, the start value of the learned "
-                  "rates. Default 0.01."},
-    )  # fmt: skip
+        metadata={
+            "help": "Inner-loop SGD learning rate (> 0); with --learn_inner_lr, the start value of the learned "
+            "rates. Default 0.01."
+        },
+    )
     first_order: bool = field(
         default=False,
-        metadata={"help": "First-order MAML (FOMAML): no gradient through the inner-loop gradients. Cheaper in time "
-                  "and memory. Default: second order (exact MAML)."},
-    )  # fmt: skip
+        metadata={
+            "help": "First-order MAML (FOMAML): no gradient through the inner-loop gradients. Cheaper in time "
+            "and memory. Default: second order (exact MAML)."
+        },
+    )
     adapt: AdaptChoice = field(
         default="all",
-        metadata={"help": "Parameters adapted in the inner loop: all (MAML; every trainable parameter), head (ANIL: "
-                  "the final classification layer only), lora (only peft LoRA weights), lora_and_head. The body is "
-                  "meta-trained by the outer loop in every case."},
-    )  # fmt: skip
+        metadata={
+            "help": "Parameters adapted in the inner loop: all (MAML; every trainable parameter), head (ANIL: "
+            "the final classification layer only), lora (only peft LoRA weights), lora_and_head. The body is "
+            "meta-trained by the outer loop in every case."
+        },
+    )
     learn_inner_lr: bool = field(
         default=False,
-        metadata={"help": "Meta-SGD: learn the inner learning rates (initialised to --inner_lr) with the outer "
-                  "optimizer. https://arxiv.org/abs/1707.09835"},
-    )  # fmt: skip
+        metadata={
+            "help": "Meta-SGD: learn the inner learning rates (initialised to --inner_lr) with the outer "
+            "optimizer. https://arxiv.org/abs/1707.09835"
+        },
+    )
     inner_lr_granularity: Literal["element", "tensor"] = field(
         default="element",
-        metadata={"help": "Meta-SGD learning rates: element (one per adapted weight, as in the paper) or tensor (one "
-                  "per parameter tensor). Only with --learn_inner_lr."},
-    )  # fmt: skip
+        metadata={
+            "help": "Meta-SGD learning rates: element (one per adapted weight, as in the paper) or tensor (one "
+            "per parameter tensor). Only with --learn_inner_lr."
+        },
+    )
     batch_norm: Literal["batch", "running"] = field(
         default="batch",
-        metadata={"help": "Batch norm in episodes: batch (statistics of the support / query batch at hand, running "
-                  "statistics never updated; Finn et al.'s protocol) or running (eval mode, frozen pretrained "
-                  "statistics; no dependence between examples). Models without batch norm ignore it."},
-    )  # fmt: skip
+        metadata={
+            "help": "Batch norm in episodes: batch (statistics of the support / query batch at hand, running "
+            "statistics never updated; Finn et al.'s protocol) or running (eval mode, frozen pretrained "
+            "statistics; no dependence between examples). Models without batch norm ignore it."
+        },
+    )
     dropout: bool = field(
         default=False,
-        metadata={"help": "Keep dropout / stochastic depth active in episodes. Default off: deterministic inner loops "
-                  "and exact meta-gradients."},
-    )  # fmt: skip
+        metadata={
+            "help": "Keep dropout / stochastic depth active in episodes. Default off: deterministic inner loops "
+            "and exact meta-gradients."
+        },
+    )
     head_module: Optional[str] = field(
         default=None,
-        metadata={"help": "Module path of the final classification Linear (for --adapt head / lora_and_head), e.g. "
-                  "'classifier'. Default: found automatically for transformers and timm models."},
-    )  # fmt: skip
+        metadata={
+            "help": "Module path of the final classification Linear (for --adapt head / lora_and_head), e.g. "
+            "'classifier'. Default: found automatically for transformers and timm models."
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_choice("adapt", self.adapt, ADAPT_CHOICES)
@@ -114,9 +130,10 @@ class MAMLConfig:
                 "inner step (use 1 to 10)."
             )
         if self.eval_inner_steps is not None and (
-            isinstance(self.eval_inner_steps, bool) or not isinstance(self.eval_inner_steps, int)
+            isinstance(self.eval_inner_steps, bool)
+            or not isinstance(self.eval_inner_steps, int)
             or self.eval_inner_steps < 1
-        ):  # fmt: skip
+        ):
             raise ConfigError(
                 f"--eval_inner_steps must be a positive integer; got {self.eval_inner_steps!r}. Omit it to use "
                 "--inner_steps."
@@ -168,36 +185,46 @@ class EpisodeArguments:
     q_queries: int = field(default=15, metadata={"help": "Query examples per class (Q). Default 15."})
     meta_train_classes: Optional[list[str]] = field(
         default=None,
-        metadata={"help": "Class names used for meta-training. With any of the --meta_*_classes flags, classes not "
-                  "named are unused. Default: a seeded random split (see --class_split)."},
-    )  # fmt: skip
+        metadata={
+            "help": "Class names used for meta-training. With any of the --meta_*_classes flags, classes not "
+            "named are unused. Default: a seeded random split (see --class_split)."
+        },
+    )
     meta_validation_classes: Optional[list[str]] = field(
         default=None,
-        metadata={"help": "Class names for meta-validation (checkpoint choice). When no split has validation classes, "
-                  "held-out rows of the meta-train classes are used (--meta_validation_fraction)."},
-    )  # fmt: skip
+        metadata={
+            "help": "Class names for meta-validation (checkpoint choice). When no split has validation classes, "
+            "held-out rows of the meta-train classes are used (--meta_validation_fraction)."
+        },
+    )
     meta_test_classes: Optional[list[str]] = field(
         default=None, metadata={"help": "Class names for meta-test episodes (never seen in meta-training)."}
     )
     class_split: Optional[list[int]] = field(
         default=None,
-        metadata={"help": "Sizes 'TRAIN VALIDATION TEST' of a seeded random class split (VALIDATION may be 0). "
-                  "Default: validation = test = max(n_way, classes // 4), the rest meta-train."},
-    )  # fmt: skip
+        metadata={
+            "help": "Sizes 'TRAIN VALIDATION TEST' of a seeded random class split (VALIDATION may be 0). "
+            "Default: validation = test = max(n_way, classes // 4), the rest meta-train."
+        },
+    )
     meta_validation_fraction: float = field(
         default=0.2,
-        metadata={"help": "Share (0 < f < 1) of the meta-train classes' rows held out for meta-validation when "
-                  "there are no meta-validation classes. Default 0.2."},
-    )  # fmt: skip
+        metadata={
+            "help": "Share (0 < f < 1) of the meta-train classes' rows held out for meta-validation when "
+            "there are no meta-validation classes. Default 0.2."
+        },
+    )
     max_samples_per_class: Optional[int] = field(
         default=None,
         metadata={"help": "Keep a seeded subset of this many rows of every class (positive). Default: all rows."},
     )
     episode_seed: int = field(
         default=0,
-        metadata={"help": "Seed of the class split and of the episodes: episode i of a split is the same in every "
-                  "run, whatever the number of processes. Default 0."},
-    )  # fmt: skip
+        metadata={
+            "help": "Seed of the class split and of the episodes: episode i of a split is the same in every "
+            "run, whatever the number of processes. Default 0."
+        },
+    )
     meta_batch_size: int = field(
         default=4, metadata={"help": "Tasks per outer (meta) update, split across processes. Default 4."}
     )
@@ -207,13 +234,14 @@ class EpisodeArguments:
     )
     num_test_episodes: int = field(
         default=600,
-        metadata={"help": "Meta-test episodes (default 600, the usual protocol); the mean and a 95% confidence "
-                  "interval over them are reported."},
-    )  # fmt: skip
+        metadata={
+            "help": "Meta-test episodes (default 600, the usual protocol); the mean and a 95% confidence "
+            "interval over them are reported."
+        },
+    )
 
     def __post_init__(self) -> None:
-        for name in ("n_way", "k_shot", "q_queries", "meta_batch_size", "num_validation_episodes",
-                     "num_test_episodes"):  # fmt: skip
+        for name in ("n_way", "k_shot", "q_queries", "meta_batch_size", "num_validation_episodes", "num_test_episodes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name} must be a positive integer; got {value!r}.")

@@ -113,8 +113,11 @@ def split_classes(
             )
         order = np.random.default_rng(seed).permutation(num_classes).tolist()
         a, b, c = sizes
-        ids = {"train": tuple(sorted(order[:a])), "validation": tuple(sorted(order[a : a + b])),
-               "test": tuple(sorted(order[a + b : a + b + c]))}  # fmt: skip
+        ids = {
+            "train": tuple(sorted(order[:a])),
+            "validation": tuple(sorted(order[a : a + b])),
+            "test": tuple(sorted(order[a + b : a + b + c])),
+        }
     splits = ClassSplits(ids["train"], ids["validation"], ids["test"], names)
     for split in ("train", "test"):
         if len(getattr(splits, split)) < n_way:
@@ -284,8 +287,13 @@ class Task:
 
     def to(self, device: Union[str, torch.device]) -> "Task":
         move = lambda batch: {k: v.to(device) for k, v in batch.items()}  # noqa: E731
-        return Task(self.index, move(self.support), self.support_labels.to(device), move(self.query),
-                    self.query_labels.to(device))  # fmt: skip
+        return Task(
+            self.index,
+            move(self.support),
+            self.support_labels.to(device),
+            move(self.query),
+            self.query_labels.to(device),
+        )
 
 
 def collate_rows(dataset: Dataset, indices: Sequence[int], collate_fn: Callable[[list[dict]], dict]) -> dict:

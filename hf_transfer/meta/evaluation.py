@@ -23,7 +23,14 @@ from ..probing import fit_linear_probe
 from .episodes import Episode, EpisodeDataset, collate_rows
 from .model import MAML
 
-__all__ = ["mean_confidence_interval", "EpisodeResult", "episode_results", "episode_accuracies", "probe_accuracies", "distributed_map"]
+__all__ = [
+    "mean_confidence_interval",
+    "EpisodeResult",
+    "episode_results",
+    "episode_accuracies",
+    "probe_accuracies",
+    "distributed_map",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +127,12 @@ def episode_results(
             with torch.no_grad():
                 head = maml.adapt_head(support, labels, steps)
                 logits = maml.head_logits(query, head)
-            results.append(EpisodeResult(float((logits.argmax(-1) == query_labels).float().mean()),
-                                         float(F.cross_entropy(logits, query_labels))))  # fmt: skip
+            results.append(
+                EpisodeResult(
+                    float((logits.argmax(-1) == query_labels).float().mean()),
+                    float(F.cross_entropy(logits, query_labels)),
+                )
+            )
         if maml.uses_feature_path:  # the first batch may have found the head is not the last layer
             return results
         results = []
@@ -160,13 +171,20 @@ def probe_accuracies(
     level = probe_logger.level
     probe_logger.setLevel(max(level, logging.WARNING))  # one line per fit would drown the log
     try:
-        for episode, support, query in _episode_features(maml, episodes, indices, device, batch_size, desc,
-                                                         disable_tqdm):  # fmt: skip
+        for episode, support, query in _episode_features(
+            maml, episodes, indices, device, batch_size, desc, disable_tqdm
+        ):
             probe = fit_linear_probe(
-                support.cpu(), torch.as_tensor(episode.support_labels), query.cpu(),
-                torch.as_tensor(episode.query_labels), num_classes=len(episode.classes), l2_grid=list(results),
-                max_iter=max_iter, standardize="global", extend_grid=False,  # per-feature sigmas from K rows are degenerate
-            )  # fmt: skip
+                support.cpu(),
+                torch.as_tensor(episode.support_labels),
+                query.cpu(),
+                torch.as_tensor(episode.query_labels),
+                num_classes=len(episode.classes),
+                l2_grid=list(results),
+                max_iter=max_iter,
+                standardize="global",
+                extend_grid=False,  # per-feature sigmas from K rows are degenerate
+            )
             for l2, accuracy in probe.sweep.items():
                 results[l2].append(accuracy)
     finally:

@@ -141,19 +141,28 @@ class MAML(nn.Module):
         if self.config.learn_inner_lr:
             per_element = self.config.inner_lr_granularity == "element"
             self.inner_lrs: Optional[nn.ParameterList] = nn.ParameterList(
-                nn.Parameter(torch.full(named[n].shape if per_element else (), self.config.inner_lr,
-                                        dtype=named[n].dtype, device=named[n].device))
+                nn.Parameter(
+                    torch.full(
+                        named[n].shape if per_element else (),
+                        self.config.inner_lr,
+                        dtype=named[n].dtype,
+                        device=named[n].device,
+                    )
+                )
                 for n in self.adapted_names
-            )  # fmt: skip
+            )
         else:
             self.inner_lrs = None
         self._feature_path_checked = False
         self._feature_path_ok = self.config.adapt == "head"
         logger.info(
             "MAML: %d parameter tensors adapted in the inner loop (%s, %s order%s), %d meta-trained",
-            len(self.adapted_names), self.config.adapt, "first" if self.config.first_order else "second",
-            ", Meta-SGD" if self.inner_lrs is not None else "", sum(1 for p in self.parameters() if p.requires_grad),
-        )  # fmt: skip
+            len(self.adapted_names),
+            self.config.adapt,
+            "first" if self.config.first_order else "second",
+            ", Meta-SGD" if self.inner_lrs is not None else "",
+            sum(1 for p in self.parameters() if p.requires_grad),
+        )
 
     # ----------------------------------------------------------------------------------------------
     # Which parameters adapt
@@ -424,8 +433,10 @@ class MAML(nn.Module):
         with open(os.path.join(directory, MAML_CONFIG_NAME), "w") as f:
             json.dump({**asdict(self.config), "adapted_parameters": list(self.adapted_names)}, f, indent=2)
         if self.inner_lrs is not None:
-            save_file({n: lr.detach().contiguous().cpu() for n, lr in self.named_inner_lrs().items()},
-                      os.path.join(directory, INNER_LRS_NAME))  # fmt: skip
+            save_file(
+                {n: lr.detach().contiguous().cpu() for n, lr in self.named_inner_lrs().items()},
+                os.path.join(directory, INNER_LRS_NAME),
+            )
 
     def load_inner_lrs(self, directory: str | os.PathLike) -> None:
         """Read learned inner learning rates written by `save_pretrained` (Meta-SGD)."""

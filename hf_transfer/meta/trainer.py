@@ -81,15 +81,25 @@ class MAMLTrainer:
         self.meta_batch_size, self.num_eval_episodes = meta_batch_size, num_eval_episodes
         self.params = [p for p in self.maml.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+            self.params,
+            lr=args.learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            eps=args.adam_epsilon,
             weight_decay=args.weight_decay,
-        )  # fmt: skip
+        )
         self.scheduler = get_scheduler(
-            args.lr_scheduler_type, self.optimizer, num_warmup_steps=args.get_warmup_steps(args.max_steps),
+            args.lr_scheduler_type,
+            self.optimizer,
+            num_warmup_steps=args.get_warmup_steps(args.max_steps),
             num_training_steps=args.max_steps,
-        )  # fmt: skip
-        self.state: dict = {"global_step": 0, "best_metric": None, "best_step": None, "best_checkpoint": None,
-                            "log_history": []}  # fmt: skip
+        )
+        self.state: dict = {
+            "global_step": 0,
+            "best_metric": None,
+            "best_step": None,
+            "best_checkpoint": None,
+            "log_history": [],
+        }
         self._best_weights: Optional[dict[str, torch.Tensor]] = None
         self._sync_initial_weights()
 
@@ -145,17 +155,25 @@ class MAMLTrainer:
     # ----------------------------------------------------------------------------------------------
     # Meta-validation
 
-    def evaluate(self, episodes: Optional[EpisodeDataset] = None, num_episodes: Optional[int] = None,
-                 desc: str = "Meta-validation") -> list[float]:  # fmt: skip
+    def evaluate(
+        self,
+        episodes: Optional[EpisodeDataset] = None,
+        num_episodes: Optional[int] = None,
+        desc: str = "Meta-validation",
+    ) -> list[float]:
         """Per-episode query accuracies after adaptation (the same episodes 0..n-1 every time)."""
         episodes = episodes or self.eval_episodes
         indices = list(range(num_episodes or self.num_eval_episodes))
         self.maml.eval()
         local = indices[self.accelerator.process_index :: self.accelerator.num_processes]
         accuracies = episode_accuracies(
-            self.maml, episodes, local, device=self.device, desc=desc,
+            self.maml,
+            episodes,
+            local,
+            device=self.device,
+            desc=desc,
             disable_tqdm=self.args.disable_tqdm or not self.accelerator.is_main_process,
-        )  # fmt: skip
+        )
         return self._gather(local, accuracies)
 
     def _gather(self, local: list[int], values: list) -> list:
@@ -187,30 +205,55 @@ class MAMLTrainer:
         local = indices[rank::world]
         start = time.time()
         self.maml.eval()
-        maml_results = episode_results(self.maml, test_episodes, local, device=self.device, desc="Meta-test: MAML",
-                                       disable_tqdm=disable)  # fmt: skip
+        maml_results = episode_results(
+            self.maml, test_episodes, local, device=self.device, desc="Meta-test: MAML", disable_tqdm=disable
+        )
         per_episode = {"maml": self._gather(local, [r.accuracy for r in maml_results])}
         query_losses = self._gather(local, [r.query_loss for r in maml_results])
         results: dict = {"meta_test_query_loss": float(np.mean(query_losses))}
         if baseline is not None:
             baseline.to(self.device).eval()
-            per_episode["finetune"] = self._gather(local, episode_accuracies(
-                baseline, test_episodes, local, device=self.device, desc="Meta-test: fine-tune baseline",
-                disable_tqdm=disable))
+            per_episode["finetune"] = self._gather(
+                local,
+                episode_accuracies(
+                    baseline,
+                    test_episodes,
+                    local,
+                    device=self.device,
+                    desc="Meta-test: fine-tune baseline",
+                    disable_tqdm=disable,
+                ),
+            )
             if probe_l2_grid:
                 val_indices = list(range(num_probe_selection_episodes or self.num_eval_episodes))
                 val_local = val_indices[rank::world]
                 sweep = probe_accuracies(
-                    baseline, self.eval_episodes, val_local, probe_l2_grid, max_iter=probe_max_iter,
-                    device=self.device, desc="Probe L2 on meta-validation", disable_tqdm=disable,
-                )  # fmt: skip
+                    baseline,
+                    self.eval_episodes,
+                    val_local,
+                    probe_l2_grid,
+                    max_iter=probe_max_iter,
+                    device=self.device,
+                    desc="Probe L2 on meta-validation",
+                    disable_tqdm=disable,
+                )
                 scores = {l2: mean_confidence_interval(self._gather(val_local, accs))[0] for l2, accs in sweep.items()}
                 l2 = max(scores, key=lambda k: (scores[k], k))  # ties: the stronger regulariser
                 logger.info(f"Probe L2 chosen on meta-validation: {l2:g} (accuracy {scores[l2]:.4f}; sweep {scores})")
                 results["probe_l2"] = l2
-                per_episode["probe"] = self._gather(local, probe_accuracies(
-                    baseline, test_episodes, local, [l2], max_iter=probe_max_iter, device=self.device,
-                    desc="Meta-test: probe baseline", disable_tqdm=disable)[l2])
+                per_episode["probe"] = self._gather(
+                    local,
+                    probe_accuracies(
+                        baseline,
+                        test_episodes,
+                        local,
+                        [l2],
+                        max_iter=probe_max_iter,
+                        device=self.device,
+                        desc="Meta-test: probe baseline",
+                        disable_tqdm=disable,
+                    )[l2],
+                )
         for method, accuracies in per_episode.items():
             mean, ci = mean_confidence_interval(accuracies)
             prefix = "meta_test" if method == "maml" else f"{method}_baseline"
@@ -277,8 +320,10 @@ class MAMLTrainer:
             load_model(self.maml, os.path.join(self.state["best_checkpoint"], _WEIGHTS_NAME), device="cpu")
         else:
             return
-        logger.info(f"Restored the best meta-validation weights (step {self.state['best_step']}, "
-                    f"accuracy {self.state['best_metric']:.4f})")  # fmt: skip
+        logger.info(
+            f"Restored the best meta-validation weights (step {self.state['best_step']}, "
+            f"accuracy {self.state['best_metric']:.4f})"
+        )
 
     # ----------------------------------------------------------------------------------------------
     # The loop
@@ -302,10 +347,17 @@ class MAMLTrainer:
         start_step, start = self.state["global_step"], time.time()
         runtime_before = float(self.state.get("meta_train_runtime", 0.0))  # earlier sessions of a resumed run
         if resume_from_checkpoint and start_step >= args.max_steps:
-            logger.warning(f"The run in this --output_dir had already finished (meta-iteration {start_step}): nothing "
-                           "was trained now. Raise --max_steps to train further.")  # fmt: skip
-        progress = tqdm(total=args.max_steps, initial=start_step, desc="Meta-training", unit="it",
-                        disable=args.disable_tqdm or not self.accelerator.is_main_process)  # fmt: skip
+            logger.warning(
+                f"The run in this --output_dir had already finished (meta-iteration {start_step}): nothing "
+                "was trained now. Raise --max_steps to train further."
+            )
+        progress = tqdm(
+            total=args.max_steps,
+            initial=start_step,
+            desc="Meta-training",
+            unit="it",
+            disable=args.disable_tqdm or not self.accelerator.is_main_process,
+        )
         running: list[dict[str, float]] = []
         for step in range(start_step, args.max_steps):
             metrics = self.meta_step(step)
@@ -314,11 +366,16 @@ class MAMLTrainer:
             progress.update(1)
             progress.set_postfix(loss=f"{metrics['meta_loss']:.3f}", acc=f"{metrics['meta_train_accuracy']:.3f}")
             if (step + 1) % max(1, int(args.logging_steps)) == 0 or step + 1 == args.max_steps:
-                entry = {"step": step + 1, "learning_rate": self.scheduler.get_last_lr()[0],
-                         **{k: sum(m[k] for m in running) / len(running) for k in running[0]}}  # fmt: skip
+                entry = {
+                    "step": step + 1,
+                    "learning_rate": self.scheduler.get_last_lr()[0],
+                    **{k: sum(m[k] for m in running) / len(running) for k in running[0]},
+                }
                 self.state["log_history"].append(entry)
-                logger.info(f"step {step + 1}: meta-loss {entry['meta_loss']:.4f}, "
-                            f"meta-train accuracy {entry['meta_train_accuracy']:.4f}")  # fmt: skip
+                logger.info(
+                    f"step {step + 1}: meta-loss {entry['meta_loss']:.4f}, "
+                    f"meta-train accuracy {entry['meta_train_accuracy']:.4f}"
+                )
                 running = []
             if (step + 1) % save_every == 0 or step + 1 == args.max_steps:
                 accuracy = self._validate(step + 1)
