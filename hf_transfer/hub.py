@@ -33,7 +33,8 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from .errors import ConfigError, HfTransferError
-from .model_card import RUN_INFO_FILE, create_model_card
+from .model_card import create_model_card
+from .run_record import RUN_INFO_FILE, RunRecord
 
 __all__ = [
     "HubArguments",
@@ -320,24 +321,23 @@ def publish_run(
     *,
     push: bool,
     token: Optional[str],
-    run_info: dict,
+    record: RunRecord,
 ) -> Optional[str]:
     """Main process only: record the run, write the model card into the output dir, push when asked.
 
-    `run_info` holds the keyword arguments of `hf_transfer.model_card.save_run_info` (without
-    `output_dir`). Returns the commit URL of the push, if any.
+    Returns the commit URL of the push, if any.
     """
-    from .model_card import create_model_card, save_run_info
+    from .model_card import create_model_card
 
     if not training_args.should_save:
         return None
     output_dir = Path(training_args.output_dir)
-    save_run_info(output_dir, **run_info)
+    record.save(output_dir)
     repo_id = training_args.hub_model_id or output_dir.resolve().name
     create_model_card(output_dir, repo_id).save(output_dir / "README.md")
     merged = output_dir / "merged"
     if merged.is_dir():
-        save_run_info(merged, **{**run_info, "method": f"{run_info['method']} (LoRA merged)"})
+        record.merged().save(merged)
         for name in ("all_results.json",):
             if (output_dir / name).is_file():
                 shutil.copy2(output_dir / name, merged / name)

@@ -1,6 +1,6 @@
 """Model cards generated from what a run actually did.
 
-A recipe records its run in `<output_dir>/transfer_run.json` (`save_run_info`): the recipe, base
+A recipe records its run in `<output_dir>/transfer_run.json` (`hf_transfer.run_record.RunRecord`): the recipe, base
 model, data, strategy, the arguments that differ from their defaults (secrets never), parameter
 counts, hardware and library versions. `create_model_card` reads that file, `all_results.json` and
 `trainer_state.json` and renders a README.md with Hub metadata (`base_model`, `library_name`, `tags`,
@@ -11,142 +11,23 @@ and pushed long after the run (`python -m hf_transfer push`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import platform
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .outputs import write_json_atomic
+from .registry import get_builtin_dataset
+from .run_record import RUN_INFO_FILE, looks_like_hub_id
 
-__all__ = ["RUN_INFO_FILE", "BUILTIN_HUB_IDS", "non_default_arguments", "save_run_info", "create_model_card"]
-
-RUN_INFO_FILE = "transfer_run.json"
-
-# Where the built-in offline aliases live on the Hub, so cards and adapters name a real base model.
-BUILTIN_HUB_IDS = {
-    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
-    "efficientnet-lite0": "timm/tf_efficientnet_lite0.in1k",
-}
-# Built-in datasets with a Hub counterpart (others are named in the card text only).
-BUILTIN_DATASET_HUB_IDS = {"fashion_mnist": "zalando-datasets/fashion_mnist"}
-
-_NOT_HYPERPARAMETERS = (
-    "output_dir",
-    "logging_dir",
-    "report_to",
-    "hub_model_id",
-    "push_to_hub",
-    "hub_private_repo",
-    "cache_dir",
-    "feature_cache_dir",
-    "label_names",
-    "remove_unused_columns",
-)
+__all__ = ["create_model_card"]
 
 
-def _fresh_instance(obj: Any) -> Any:
-    """A default instance of `obj`'s class (TrainingArguments needs its output_dir), or None."""
-    try:
-        return type(obj)(output_dir=obj.output_dir) if hasattr(obj, "output_dir") else type(obj)()
-    except Exception:  # e.g. a dataclass whose defaults alone fail validation
-        return None
-
-
-def non_default_arguments(*argument_objects: Any) -> dict[str, Any]:
-    """Fields that differ from a fresh instance of their class, without secrets or local paths.
-
-    Comparing with a fresh instance (not the field defaults) hides values that `__post_init__`
-    derives, as sentence-transformers' model cards do.
-    """
-    changed: dict[str, Any] = {}
-    for obj in argument_objects:
-        if obj is None or not dataclasses.is_dataclass(obj):
-            continue
-        fresh = _fresh_instance(obj)
-        for f in dataclasses.fields(obj):
-            if not f.init or f.name.startswith("_") or f.name in _NOT_HYPERPARAMETERS or "token" in f.name:
-                continue
-            value = getattr(obj, f.name)
-            if fresh is not None:
-                default = getattr(fresh, f.name, dataclasses.MISSING)
-            elif f.default is not dataclasses.MISSING:
-                default = f.default
-            else:
-                default = dataclasses.MISSING
-            if value != default and _is_plain(value):
-                changed[f.name] = (
-                    value.value if hasattr(value, "value") and not isinstance(value, (int, float)) else value
-                )
-    return changed
-
-
-def _is_plain(value: Any) -> bool:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(v) for v in value)
-    return hasattr(value, "value")  # enums
-
-
-def _hardware(world_size: int) -> str:
-    if torch.cuda.is_available():
-        device = torch.cuda.get_device_name(0)
-    else:
-        device = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-    return f"{world_size} process(es) on {device}"
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for package in ("hf-transfer-toolkit", "transformers", "peft", "datasets", "accelerate", "torch", "timm"):
-        try:
-            versions[package] = md.version(package)
-        except md.PackageNotFoundError:
-            pass
-    return versions
-
-
-def save_run_info(
-    output_dir: str | os.PathLike,
-    *,
-    recipe: str,
-    base_model: str,
-    base_model_path: str,
-    modality: str,
-    method: str,
-    datasets: list[str],
-    label_names: list[str],
-    arguments: tuple = (),
-    world_size: int = 1,
-    extra: Optional[dict[str, Any]] = None,
-) -> Path:
-    """Record what ran, for the model card. Call on the main process after training."""
-    info = {
-        "recipe": recipe,
-        "base_model": base_model,
-        "base_model_hub_id": BUILTIN_HUB_IDS.get(base_model, base_model if _looks_like_hub_id(base_model) else None),
-        "base_model_path": base_model_path,
-        "modality": modality,
-        "method": method,
-        "datasets": datasets,
-        "label_names": list(label_names),
-        "hyperparameters": non_default_arguments(*arguments),
-        "hardware": _hardware(world_size),
-        "versions": _versions(),
-        **(extra or {}),
-    }
-    return write_json_atomic(Path(output_dir) / RUN_INFO_FILE, info)
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    return name.count("/") == 1 and not os.path.exists(name) and not name.startswith((".", "/"))
+def _dataset_hub_id(name: str) -> str:
+    """A built-in data set's Hub counterpart when it has one (others are named in the card text only)."""
+    builtin = get_builtin_dataset(name)
+    return builtin.hub_id if builtin is not None and builtin.hub_id else name
 
 
 def _read_json(path: Path) -> dict:
@@ -184,7 +65,7 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
                 f'model = SentenceTransformer("{repo_id}")\nembeddings = model.encode(["a sentence"])'
             )
         return snippet
-    if info.get("sentence_transformers"):  # a classifier on a trained pooling (`hf_transfer.pooled_classifier`)
+    if info.get("sentence_transformers"):  # a classifier on a trained pooling (`hf_transfer.models.pooled_classifier`)
         return (
             "from sentence_transformers import SentenceTransformer\n\n"
             f'model = SentenceTransformer("{repo_id}")\n'
@@ -225,8 +106,8 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     is_backbone = info.get("saved_as") == "backbone"
     if is_backbone:
         pipeline_tag = "sentence-similarity" if info.get("sentence_transformers") else "feature-extraction"
-    dataset_ids = [BUILTIN_DATASET_HUB_IDS.get(d, d) for d in info["datasets"]]
-    hub_datasets = [d for d in dataset_ids if _looks_like_hub_id(d)]
+    dataset_ids = [_dataset_hub_id(d) for d in info["datasets"]]
+    hub_datasets = [d for d in dataset_ids if looks_like_hub_id(d)]
 
     metric_rows = [
         (key, value)
@@ -242,8 +123,8 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         domain, _, domain_split = split.partition("_")
         if domain_split and domains.get(domain):
             split, metric_dataset = domain_split, domains[domain]
-            hub_id = BUILTIN_DATASET_HUB_IDS.get(metric_dataset, metric_dataset)
-            metric_dataset_type = hub_id if _looks_like_hub_id(hub_id) else metric_dataset
+            hub_id = _dataset_hub_id(metric_dataset)
+            metric_dataset_type = hub_id if looks_like_hub_id(hub_id) else metric_dataset
         else:
             metric_dataset = dataset_name
             metric_dataset_type = hub_datasets[0] if hub_datasets else dataset_name

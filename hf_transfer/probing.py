@@ -36,9 +36,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .backbones import default_cache_dir, get_classifier, get_classifier_name
+from .cache import default_cache_dir
+from .constants import DEFAULT_L2_GRID
 from .errors import ConfigError
-from .heads import head_module_names, is_inside, resolve_module
+from .models.heads import get_classifier, get_classifier_name, head_module_names, is_inside, resolve_module
 
 __all__ = [
     "DEFAULT_L2_GRID",
@@ -54,9 +55,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# Weight decay strengths (lambda in  CE + lambda/2 * ||W||^2 ) tried from strongest to weakest.
-DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**k for k in range(1, -7, -1))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,10 +24,8 @@ import time
 from pathlib import Path
 
 from accelerate import PartialState
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import TrainingArguments
 
-from hf_transfer.backbones import ModelArguments, count_parameters, create_backbone
-from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
 from hf_transfer.contrastive import (
     ContrastiveArguments,
     ContrastiveModel,
@@ -38,13 +36,13 @@ from hf_transfer.contrastive import (
     linear_evaluation,
     load_contrastive_dataset,
 )
-from hf_transfer.data import DataArguments, infer_modality
-from hf_transfer.errors import DataError
-from hf_transfer.hub import HubArguments, publish_run, take_hub_token
+from hf_transfer.data import DataArguments, data_source_name, infer_modality
+from hf_transfer.hub import HubArguments, publish_run
+from hf_transfer.models import ModelArguments, count_parameters, create_backbone
 from hf_transfer.outputs import publish_directory, write_json_atomic
 from hf_transfer.processing import cap_max_seq_length, set_image_size
-from hf_transfer.run_guard import claim_output_dir, run_identity
-from hf_transfer.run_totals import train_whole_run
+from hf_transfer.recipe import check_modality_match, run_recipe, start_recipe, train_whole_run
+from hf_transfer.run_record import RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -52,24 +50,13 @@ DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "contrastive_
 
 
 def main():
-    # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
-    parser = HfArgumentParser((ModelArguments, DataArguments, ContrastiveArguments, HubArguments, TrainingArguments))
-    model_args, data_args, contrastive_args, hub_args, training_args = parse_recipe_args(
-        parser, default_config=DEFAULT_CONFIG
+    # 1-3. Arguments (CLI flags, a YAML/JSON file + overriding flags, or nothing for the default job), logging on
+    #      the main process, and the output folder locked, resuming a complete checkpoint of the same run. The Hub
+    #      token is kept out of the saved arguments: the push happens once, at the end, with the model card.
+    run = start_recipe(
+        (ModelArguments, DataArguments, ContrastiveArguments, HubArguments, TrainingArguments), DEFAULT_CONFIG
     )
-    push_to_hub, hub_token = take_hub_token(training_args)
-
-    # 2. Logging: only the main process talks.
-    setup_logging(training_args)
-    logger.info(f"Contrastive arguments {contrastive_args}")
-
-    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
-    #    unless one is named explicitly (a checkpoint of another run is an error).
-    checkpoint = claim_output_dir(training_args, run_identity(model_args, data_args, contrastive_args, training_args))
-    if checkpoint is not None:
-        logger.info(f"Resuming training from {checkpoint}")
-
-    set_seed(training_args.seed)
+    model_args, data_args, contrastive_args, hub_args, training_args = run.arguments
 
     # 4. Data: `text` (+ `positive` for pairs) or `image`; `label` when the source has one (SupCon only reads it).
     with training_args.main_process_first(desc="loading data"):
@@ -89,11 +76,7 @@ def main():
         else:
             backbone = create_backbone(model_args.model_name_or_path, contrastive_args.pooling, model_args)
     modality = backbone.modality
-    if infer_modality(raw_datasets) != modality:
-        raise DataError(
-            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(raw_datasets)}; "
-            "pick a model and a dataset of the same modality."
-        )
+    check_modality_match(model_args.model_name_or_path, modality, infer_modality(raw_datasets))
     if modality == "text":
         contrastive_args.max_seq_length = cap_max_seq_length(
             contrastive_args.max_seq_length, backbone.model, backbone.processor
@@ -134,7 +117,7 @@ def main():
         save_sentence_transformers=contrastive_args.save_sentence_transformers,
     )
     start = time.time()
-    train_metrics = train_whole_run(trainer, checkpoint)  # train_loss / train_runtime over all resumes
+    train_metrics = train_whole_run(trainer, run.checkpoint)  # train_loss / train_runtime over all resumes
     # The backbone alone (no projection head): AutoModel / SentenceTransformer folder.
     publish_directory(training_args.output_dir, trainer.save_model)
     trainer.save_state()
@@ -174,24 +157,22 @@ def main():
     publish_run(
         training_args,
         hub_args,
-        push=push_to_hub,
-        token=hub_token,
-        run_info=dict(
+        push=run.push_to_hub,
+        token=run.hub_token,
+        record=RunRecord(
             recipe="contrastive_pretrain",
             base_model=base_model,
             base_model_path=backbone.model.name_or_path or base_model,
             modality=modality,
             method=metrics["method"],
-            datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
+            datasets=[data_source_name(data_args)],
             label_names=list(getattr(label_feature, "names", []) or []),
             arguments=(model_args, data_args, contrastive_args, training_args),
             world_size=training_args.world_size,
-            extra={
-                "saved_as": "backbone",
-                "pooling": backbone.pooling,
-                "sentence_transformers": modality == "text" and contrastive_args.save_sentence_transformers,
-                "loss": {"name": type(loss).__name__, "config": loss.get_config_dict(), "citation": loss.citation},
-            },
+            saved_as="backbone",
+            pooling=backbone.pooling,
+            sentence_transformers=modality == "text" and contrastive_args.save_sentence_transformers,
+            loss={"name": type(loss).__name__, "config": loss.get_config_dict(), "citation": loss.citation},
         ),
     )
     PartialState().wait_for_everyone()

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from accelerate import PartialState
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import TrainingArguments
 
 from hf_transfer.adaptation import (
     MIN_A_DISTANCE_ROWS,
@@ -38,24 +38,26 @@ from hf_transfer.adaptation import (
     held_out_split,
     load_domain_dataset,
 )
-from hf_transfer.backbones import (
-    ModelArguments,
-    count_parameters,
-    get_classifier,
-    load_transfer_model,
-)
-from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
-from hf_transfer.data import infer_modality
+from hf_transfer.data import data_source_name, infer_modality
 from hf_transfer.errors import ConfigError
-from hf_transfer.finetuning import TransferArguments, create_lora_model
-from hf_transfer.hub import HubArguments, publish_run, take_hub_token
+from hf_transfer.finetuning import LoraArguments, TransferArguments, create_lora_model
+from hf_transfer.hub import HubArguments, publish_run
 from hf_transfer.metrics import create_compute_metrics
+from hf_transfer.models import ModelArguments, count_parameters, get_classifier
 from hf_transfer.outputs import write_json_atomic
 from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset, sample_inputs
-from hf_transfer.run_guard import claim_output_dir, run_identity
-from hf_transfer.run_totals import train_whole_run
-from hf_transfer.saving import classifier_pooling, publish_merged_lora, publish_trained_model, saved_format_info
+from hf_transfer.recipe import (
+    classifier_pooling,
+    load_transfer_model,
+    publish_merged_lora,
+    publish_trained_model,
+    run_recipe,
+    saved_format_info,
+    start_recipe,
+    train_whole_run,
+)
+from hf_transfer.run_record import RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -63,38 +65,26 @@ DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "domain_adapt
 
 
 def main():
-    # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
-    parser = HfArgumentParser(
+    # 1-3. Arguments (CLI flags, a YAML/JSON file + overriding flags, or nothing for the default job), logging on
+    #      the main process, and the output folder locked, resuming a complete checkpoint of the same run. The Hub
+    #      token is kept out of the saved arguments: the push happens once, at the end, with the model card.
+    run = start_recipe(
         (
             ModelArguments,
             SourceDataArguments,
             TargetDataArguments,
             DomainAdaptationArguments,
             TransferArguments,
+            LoraArguments,
             HubArguments,
             TrainingArguments,
-        )
+        ),
+        DEFAULT_CONFIG,
+        check=lambda model_args, source_args, target_args, da_args, transfer_args, *rest: check_transfer_strategy(
+            transfer_args.strategy
+        ),
     )
-    model_args, source_args, target_args, da_args, transfer_args, hub_args, training_args = parse_recipe_args(
-        parser, default_config=DEFAULT_CONFIG
-    )
-    # The push happens once at the end, with the model card; the token never reaches saved arguments.
-    push_to_hub, hub_token = take_hub_token(training_args)
-    check_transfer_strategy(transfer_args.strategy)
-
-    # 2. Logging: only the main process talks.
-    setup_logging(training_args)
-    logger.info(f"Domain adaptation arguments {da_args}")
-
-    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
-    #    unless one is named explicitly (a checkpoint of another run is an error).
-    checkpoint = claim_output_dir(
-        training_args, run_identity(model_args, source_args, target_args, da_args, transfer_args, training_args)
-    )
-    if checkpoint is not None:
-        logger.info(f"Resuming training from {checkpoint}")
-
-    set_seed(training_args.seed)
+    model_args, source_args, target_args, da_args, transfer_args, lora_args, hub_args, training_args = run.arguments
 
     # 4. Data: two domains with the same classes; the target's train split is the unlabelled pool.
     with training_args.main_process_first(desc="loading data"):
@@ -189,7 +179,7 @@ def main():
     )
 
     if transfer_args.strategy == "lora":
-        model = create_lora_model(model, transfer_args, new_modules=loaded.new_modules, sample_inputs=sample)
+        model = create_lora_model(model, lora_args, new_modules=loaded.new_modules, sample_inputs=sample)
         training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
     trainable, total = count_parameters(model)
     logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
@@ -212,7 +202,7 @@ def main():
         schedule_gamma=da_args.schedule_gamma,
         alignment_learning_rate=da_args.alignment_learning_rate,
     )
-    metrics.update(train_whole_run(trainer, checkpoint))  # train_loss / train_runtime over all resumes
+    metrics.update(train_whole_run(trainer, run.checkpoint))  # train_loss / train_runtime over all resumes
     publish_trained_model(trainer, processor, training_args.output_dir, max_seq_length=transfer_args.max_seq_length)
     trainer.save_state()
     metrics["trained"] = trainer.state.global_step > 0
@@ -242,8 +232,8 @@ def main():
         publish_merged_lora(trainer.model, processor, training_args.output_dir)
 
     # 10. Results (all_results.json), model card, and the Hub push: main process only.
-    source_name = source_args.source_dataset_name or source_args.source_train_file or source_args.source_train_dir
-    target_name = target_args.target_dataset_name or target_args.target_train_file or target_args.target_train_dir
+    source_name = data_source_name(source_args.to_data_arguments())
+    target_name = data_source_name(target_args.to_data_arguments())
     metrics["base_model"] = model_args.model_name_or_path
     metrics["source_dataset"], metrics["target_dataset"] = source_name, target_name
     metrics["num_processes"] = training_args.world_size
@@ -253,9 +243,9 @@ def main():
     publish_run(
         training_args,
         hub_args,
-        push=push_to_hub,
-        token=hub_token,
-        run_info=dict(
+        push=run.push_to_hub,
+        token=run.hub_token,
+        record=RunRecord(
             recipe="domain_adapt",
             base_model=model_args.model_name_or_path,
             base_model_path=model_path,
@@ -263,12 +253,10 @@ def main():
             method=f"{da_args.method} ({transfer_args.strategy})",
             datasets=[source_name, target_name],
             label_names=label_names,
-            arguments=(model_args, source_args, target_args, da_args, transfer_args, training_args),
+            arguments=(model_args, source_args, target_args, da_args, transfer_args, lora_args, training_args),
             world_size=training_args.world_size,
-            extra={
-                "domains": {"source": source_name, "target": target_name},
-                **saved_format_info(model),
-            },
+            domains={"source": source_name, "target": target_name},
+            **saved_format_info(model),
         ),
     )
     PartialState().wait_for_everyone()

@@ -22,20 +22,14 @@ import time
 from pathlib import Path
 
 from accelerate import PartialState
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import TrainingArguments
 
-from hf_transfer.backbones import (
-    ModelArguments,
-    count_parameters,
-    load_transfer_model,
-    model_fingerprint,
-)
-from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
-from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
-from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lora_model
-from hf_transfer.hub import HubArguments, publish_run, take_hub_token
+from hf_transfer.data import DataArguments, data_source_name, infer_modality, load_transfer_dataset
+from hf_transfer.finetuning import LoraArguments, TransferArguments, TransferTrainer, create_lora_model
+from hf_transfer.hub import HubArguments, publish_run
 from hf_transfer.metrics import create_compute_metrics
-from hf_transfer.outputs import publish_directory, write_json_atomic
+from hf_transfer.models import ModelArguments, count_parameters, model_fingerprint
+from hf_transfer.outputs import write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
 from hf_transfer.processing import (
     cap_max_seq_length,
@@ -44,15 +38,18 @@ from hf_transfer.processing import (
     preprocess_dataset,
     sample_inputs,
 )
-from hf_transfer.run_guard import claim_output_dir, run_identity
-from hf_transfer.run_totals import train_whole_run
-from hf_transfer.saving import (
+from hf_transfer.recipe import (
     classifier_pooling,
+    load_transfer_model,
+    publish_classifier,
     publish_merged_lora,
     publish_trained_model,
-    save_classifier,
+    run_recipe,
     saved_format_info,
+    start_recipe,
+    train_whole_run,
 )
+from hf_transfer.run_record import RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -60,29 +57,15 @@ DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "default.yaml
 
 
 def main():
-    # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
-    parser = HfArgumentParser((ModelArguments, DataArguments, TransferArguments, HubArguments, TrainingArguments))
-    model_args, data_args, transfer_args, hub_args, training_args = parse_recipe_args(
-        parser, default_config=DEFAULT_CONFIG
+    # 1-3. Arguments (CLI flags, a YAML/JSON file + overriding flags, or nothing for the default job), logging on
+    #      the main process, and the output folder locked, resuming a complete checkpoint of the same run. The Hub
+    #      token is kept out of the saved arguments: the push happens once, at the end, with the model card.
+    run = start_recipe(
+        (ModelArguments, DataArguments, TransferArguments, LoraArguments, HubArguments, TrainingArguments),
+        DEFAULT_CONFIG,
+        resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy != "linear_probe",
     )
-    # The push happens once at the end, with the model card; the token never reaches saved arguments.
-    push_to_hub, hub_token = take_hub_token(training_args)
-
-    # 2. Logging: only the main process talks.
-    setup_logging(training_args)
-    logger.info(f"Transfer arguments {transfer_args}")
-
-    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
-    #    unless one is named explicitly (a checkpoint of another run is an error).
-    checkpoint = claim_output_dir(
-        training_args,
-        run_identity(model_args, data_args, transfer_args, training_args),
-        resumes=transfer_args.strategy != "linear_probe",
-    )
-    if checkpoint is not None:
-        logger.info(f"Resuming training from {checkpoint}")
-
-    set_seed(training_args.seed)
+    model_args, data_args, transfer_args, lora_args, hub_args, training_args = run.arguments
 
     # 4. Data: `text` or `image` plus a ClassLabel `label`, with train / validation (/ test) splits.
     with training_args.main_process_first(desc="loading data"):
@@ -113,7 +96,7 @@ def main():
     sample = sample_inputs(processed["train"], data_collator, model.device)
     if transfer_args.strategy == "lp_ft" and transfer_args.finetune_method == "lora":
         # An architecture that LoRA breaks stops now, not after the probe stage (a throw-away copy is wrapped).
-        create_lora_model(copy.deepcopy(model), transfer_args, new_modules=loaded.new_modules, sample_inputs=sample)
+        create_lora_model(copy.deepcopy(model), lora_args, new_modules=loaded.new_modules, sample_inputs=sample)
 
     save_kwargs = {"max_seq_length": transfer_args.max_seq_length}
     start = time.time()
@@ -159,16 +142,14 @@ def main():
         metrics["trainable_params"] = probe.weight.numel() + probe.bias.numel()
         metrics["total_params"] = count_parameters(model)[1]
         if training_args.should_save:
-            publish_directory(
-                training_args.output_dir, lambda tmp: save_classifier(model, processor, tmp, **save_kwargs)
-            )
+            publish_classifier(model, processor, training_args.output_dir, **save_kwargs)
 
     # 7b. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
     else:
         if transfer_args.finetune_method == "lora":
             model = create_lora_model(
                 model,
-                transfer_args,
+                lora_args,
                 new_modules=loaded.new_modules,
                 sample_inputs={k: v.to(model.device) for k, v in sample.items()},
             )
@@ -188,7 +169,7 @@ def main():
             layer_decay=transfer_args.layer_decay,
             head_modules=loaded.head_modules,
         )
-        metrics.update(train_whole_run(trainer, checkpoint))  # train_loss / train_runtime over all resumes
+        metrics.update(train_whole_run(trainer, run.checkpoint))  # train_loss / train_runtime over all resumes
         publish_trained_model(trainer, processor, training_args.output_dir, **save_kwargs)
         trainer.save_state()
         metrics["trained"] = trainer.state.global_step > 0 or transfer_args.strategy == "lp_ft"
@@ -209,19 +190,19 @@ def main():
     publish_run(
         training_args,
         hub_args,
-        push=push_to_hub,
-        token=hub_token,
-        run_info=dict(
+        push=run.push_to_hub,
+        token=run.hub_token,
+        record=RunRecord(
             recipe="finetune",
             base_model=model_args.model_name_or_path,
             base_model_path=model_path,
             modality=modality,
             method=transfer_args.strategy,
-            datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
+            datasets=[data_source_name(data_args)],
             label_names=label_names,
-            arguments=(model_args, data_args, transfer_args, training_args),
+            arguments=(model_args, data_args, transfer_args, lora_args, training_args),
             world_size=training_args.world_size,
-            extra=saved_format_info(model) or None,
+            **saved_format_info(model),
         ),
     )
     PartialState().wait_for_everyone()

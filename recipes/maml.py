@@ -26,19 +26,13 @@ from typing import Optional
 
 from accelerate import PartialState
 from datasets import concatenate_datasets
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import TrainingArguments
 
-from hf_transfer.backbones import (
-    ModelArguments,
-    count_parameters,
-    load_transfer_model,
-)
-from hf_transfer.cli import parse_recipe_args, run_recipe, setup_logging
-from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
+from hf_transfer.data import DataArguments, data_source_name, infer_modality, load_transfer_dataset
 from hf_transfer.errors import ConfigError
-from hf_transfer.finetuning import TransferArguments, create_lora_model
+from hf_transfer.finetuning import LoraArguments, create_lora_model
 from hf_transfer.finetuning.config import CLASSIFIER_POOLINGS
-from hf_transfer.hub import HubArguments, publish_run, take_hub_token
+from hf_transfer.hub import HubArguments, publish_run
 from hf_transfer.meta import (
     MAML,
     EpisodeArguments,
@@ -50,15 +44,25 @@ from hf_transfer.meta import (
     split_meta_rows,
     zero_init_head,
 )
-from hf_transfer.outputs import publish_directory, write_json_atomic
+from hf_transfer.models import ModelArguments, count_parameters
+from hf_transfer.outputs import write_json_atomic
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset
-from hf_transfer.run_guard import claim_output_dir, run_identity
-from hf_transfer.saving import classifier_pooling, save_classifier, saved_format_info
+from hf_transfer.recipe import (
+    classifier_pooling,
+    load_transfer_model,
+    publish_classifier,
+    run_recipe,
+    saved_format_info,
+    start_recipe,
+)
+from hf_transfer.run_record import RunRecord
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_SUBDIR = "adapter"  # a pooled LoRA model's meta-learned adapter, next to its merged sentence-transformers form
 DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "maml_text.yaml")
+# LoRA's input dropout off: in MAML's inner loop it would add noise to every adaptation step.
+DEFAULT_LORA_DROPOUT = 0.0
 
 
 @dataclass
@@ -70,8 +74,7 @@ class MetaRecipeArguments:
         image_size (`int`, *optional*): resize images to this square size (vision); default: the processor's.
         zero_init_head (`bool`): start the N-way head at zero (labels are shuffled per episode).
         use_lora (`bool`): meta-train peft LoRA adapters (+ head) instead of every weight; implied by
-            `--adapt lora` / `lora_and_head`.
-        lora_r, lora_alpha, lora_dropout, lora_target_modules: the LoRA adapters (see `TransferArguments`).
+            `--adapt lora` / `lora_and_head`. The adapters are set by `LoraArguments` (`--lora_r`, ...).
         probe_l2_grid (`list[float]`): L2 strengths for the probe baseline, chosen on meta-validation episodes.
         pooling (`str`, *optional*): what the N-way text head reads, as in `TransferArguments.pooling`; default
             `auto`: the pooling a sentence-transformers checkpoint was trained with, else the stock head.
@@ -100,12 +103,6 @@ class MetaRecipeArguments:
             "help": "Meta-train peft LoRA adapters and the head instead of every weight. Implied by --adapt "
             "lora or lora_and_head."
         },
-    )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input (off by default)."})
-    lora_target_modules: Optional[list[str]] = field(
-        default=None, metadata={"help": "Modules to adapt with LoRA. Default: chosen per architecture."}
     )
     probe_l2_grid: list[float] = field(
         default_factory=lambda: [10.0, 1.0, 0.1, 0.01, 0.001],
@@ -140,38 +137,24 @@ class MetaRecipeArguments:
 
 
 def main():
-    # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
-    parser = HfArgumentParser(
+    # 1-3. Arguments (CLI flags, a YAML/JSON file + overriding flags, or nothing for the default job), logging on
+    #      the main process, and the output folder locked, resuming a complete checkpoint of the same run. The Hub
+    #      token is kept out of the saved arguments: the push happens once, at the end, with the model card.
+    run = start_recipe(
         (
             ModelArguments,
             DataArguments,
             EpisodeArguments,
             MAMLConfig,
             MetaRecipeArguments,
+            LoraArguments,
             HubArguments,
             TrainingArguments,
-        )
+        ),
+        DEFAULT_CONFIG,
+        defaults={"lora_dropout": DEFAULT_LORA_DROPOUT},
     )
-    model_args, data_args, episode_args, maml_config, recipe_args, hub_args, training_args = parse_recipe_args(
-        parser, default_config=DEFAULT_CONFIG
-    )
-    # The push happens once at the end, with the model card; the token never reaches saved arguments.
-    push_to_hub, hub_token = take_hub_token(training_args)
-
-    # 2. Logging: only the main process talks.
-    setup_logging(training_args)
-    logger.info(f"MAML config {maml_config}")
-    logger.info(f"Episode arguments {episode_args}")
-
-    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
-    #    unless one is named explicitly (a checkpoint of another run is an error).
-    checkpoint = claim_output_dir(
-        training_args, run_identity(model_args, data_args, episode_args, maml_config, recipe_args, training_args)
-    )
-    if checkpoint is not None:
-        logger.info(f"Resuming meta-training from {checkpoint}")
-
-    set_seed(training_args.seed)
+    model_args, data_args, episode_args, maml_config, recipe_args, lora_args, hub_args, training_args = run.arguments
 
     # 4. Data: every split pooled, then the classes split into meta-train / meta-validation / meta-test.
     with training_args.main_process_first(desc="loading data"):
@@ -226,17 +209,7 @@ def main():
     if recipe_args.zero_init_head:
         zero_init_head(model, maml_config.head_module)
     if recipe_args.use_lora or maml_config.adapt in ("lora", "lora_and_head"):
-        model = create_lora_model(
-            model,
-            TransferArguments(
-                strategy="lora",
-                lora_r=recipe_args.lora_r,
-                lora_alpha=recipe_args.lora_alpha,
-                lora_dropout=recipe_args.lora_dropout,
-                lora_target_modules=recipe_args.lora_target_modules,
-            ),
-            new_modules=loaded.new_modules,
-        )
+        model = create_lora_model(model, lora_args, new_modules=loaded.new_modules)
     pretrained = copy.deepcopy(model)  # the baselines start from these non-meta-learned weights
     trainable, total = count_parameters(model)
     logger.info(f"Meta-trained parameters: {trainable:,} of {total:,}")
@@ -265,19 +238,18 @@ def main():
         episode_args.meta_batch_size,
         episode_args.num_validation_episodes,
     )
-    metrics = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = trainer.train(resume_from_checkpoint=run.checkpoint)
 
     # 9. The meta-learned model: a plain transformers (or peft) folder, or a sentence-transformers one for a pooled
     #    head (a LoRA initialisation also kept unmerged in adapter/), plus maml_config.json.
     if training_args.should_save:
-        publish_directory(
+        publish_classifier(
+            maml.model,
+            processor,
             training_args.output_dir,
-            lambda tmp: (
-                save_classifier(
-                    maml.model, processor, tmp, max_seq_length=recipe_args.max_seq_length, adapter_subdir=ADAPTER_SUBDIR
-                ),
-                maml.save_meta_state(tmp),
-            ),
+            max_seq_length=recipe_args.max_seq_length,
+            adapter_subdir=ADAPTER_SUBDIR,
+            also_write=maml.save_meta_state,
         )
     PartialState().wait_for_everyone()
 
@@ -336,19 +308,19 @@ def main():
     publish_run(
         training_args,
         hub_args,
-        push=push_to_hub,
-        token=hub_token,
-        run_info=dict(
+        push=run.push_to_hub,
+        token=run.hub_token,
+        record=RunRecord(
             recipe="maml",
             base_model=model_args.model_name_or_path,
             base_model_path=model_path,
             modality=modality,
             method=method,
-            datasets=[data_args.dataset_name or data_args.train_file or data_args.train_dir],
+            datasets=[data_source_name(data_args)],
             label_names=way_names,
-            arguments=(model_args, data_args, episode_args, maml_config, recipe_args, training_args),
+            arguments=(model_args, data_args, episode_args, maml_config, recipe_args, lora_args, training_args),
             world_size=training_args.world_size,
-            extra=saved_format_info(model) or None,
+            **saved_format_info(model),
         ),
     )
     PartialState().wait_for_everyone()

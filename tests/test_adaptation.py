@@ -31,10 +31,10 @@ from hf_transfer.adaptation import (
     load_domain_dataset,
     proxy_a_distance,
 )
-from hf_transfer.backbones import create_classification_model
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError, DataError
-from hf_transfer.finetuning import TransferArguments, create_lora_model
+from hf_transfer.finetuning import LoraArguments, create_lora_model
+from hf_transfer.models import create_classification_model
 from hf_transfer.processing import create_collator, preprocess_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -387,7 +387,7 @@ def test_trainer_trains_model_and_discriminator_and_saves_its_state(tiny_bert, t
     torch.manual_seed(0)
     model = create_classification_model(tiny_bert, ["negative", "neutral", "positive"])
     if strategy == "lora":
-        model = create_lora_model(model, TransferArguments(strategy="lora", lora_r=2))
+        model = create_lora_model(model, LoraArguments(lora_r=2))
     dann = DANNLoss(32, hidden_size=8)
     discriminator_before = [p.detach().clone() for p in dann.parameters()]
     trainable_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

@@ -4,18 +4,18 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, TimmWrapperConfig, ViTConfig
 
-from hf_transfer.backbones import (
+from hf_transfer.errors import DataError, ModelLoadError
+from hf_transfer.models import (
     ModelArguments,
     create_backbone,
     create_classification_model,
     get_classifier,
     get_classifier_name,
     infer_model_modality,
-    load_transfer_model,
     model_fingerprint,
     resolve_model_path,
 )
-from hf_transfer.errors import DataError, ModelLoadError
+from hf_transfer.recipe import load_transfer_model
 
 
 def test_minilm_alias_resolves_to_packaged_weights():
@@ -75,7 +75,7 @@ def test_head_label_mismatch_needs_flag(tiny_bert, tmp_path):
         create_classification_model(str(tmp_path), ["x", "y", "z"])
     same = create_classification_model(str(tmp_path), ["neg", "neu", "pos"])
     torch.testing.assert_close(get_classifier(same).weight, get_classifier(model).weight)
-    from hf_transfer.backbones import ModelArguments
+    from hf_transfer.models import ModelArguments
 
     replaced = create_classification_model(
         str(tmp_path), ["a", "b", "c", "d", "e"], ModelArguments(str(tmp_path), ignore_mismatched_sizes=True)

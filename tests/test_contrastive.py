@@ -14,7 +14,6 @@ from PIL import Image
 from torch import nn
 from transformers import AutoModel, AutoModelForImageClassification, AutoTokenizer, TrainingArguments
 
-from hf_transfer.backbones import Backbone, create_backbone
 from hf_transfer.contrastive import (
     BatchedSimCLRAugmentation,
     ContrastiveArguments,
@@ -36,6 +35,7 @@ from hf_transfer.contrastive import (
 from hf_transfer.contrastive.gradcache import split_features
 from hf_transfer.data import DataArguments
 from hf_transfer.errors import ConfigError, DataError
+from hf_transfer.models import Backbone, create_backbone
 
 TINY_VIT = "image_size=16,patch_size=8,hidden_size=16,num_hidden_layers=1,num_attention_heads=2,intermediate_size=24"
 

@@ -13,8 +13,8 @@ import PIL.Image
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Image
 
-from hf_transfer import data as data_module
 from hf_transfer.data import BUILTIN_DATASETS, DataArguments, infer_modality, load_transfer_dataset, verify_images
+from hf_transfer.data import builtin_sets as data_module
 from hf_transfer.errors import DataError
 
 

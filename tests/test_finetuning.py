@@ -1,9 +1,9 @@
 import pytest
 from transformers import TrainingArguments
 
-from hf_transfer.backbones import create_classification_model, resolve_model_path
 from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import (
+    LoraArguments,
     TransferArguments,
     TransferTrainer,
     create_lora_model,
@@ -11,6 +11,7 @@ from hf_transfer.finetuning import (
     layer_id_for_parameter,
     resolve_lora_target_modules,
 )
+from hf_transfer.models import create_classification_model, resolve_model_path
 from tiny_models import make_tiny_bert, make_tiny_vit
 
 
@@ -39,8 +40,9 @@ def vit_classifier(tmp_path_factory):
     ],
 )
 def test_transfer_arguments_reject_bad_values(kwargs, message):
+    arguments_class = LoraArguments if any(key.startswith("lora_") for key in kwargs) else TransferArguments
     with pytest.raises(ConfigError, match=message):
-        TransferArguments(**kwargs)
+        arguments_class(**kwargs)
 
 
 def test_finetune_method_per_strategy():
@@ -58,7 +60,7 @@ def test_default_lora_targets_per_family(bert_classifier, vit_classifier):
 def test_default_lora_targets_for_timm_cnn():
     model = create_classification_model(resolve_model_path("efficientnet-lite0"), ["a", "b"], replace_head=True)
     assert resolve_lora_target_modules(model) == ["conv_pw", "conv_pwl", "conv_head"]  # every pointwise conv
-    peft_model = create_lora_model(model, TransferArguments())
+    peft_model = create_lora_model(model, LoraArguments())
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
     assert any("conv_pw.lora_A" in n for n in trainable)
     assert any("classifier.modules_to_save" in n for n in trainable)
@@ -67,12 +69,12 @@ def test_default_lora_targets_for_timm_cnn():
 
 def test_unknown_target_module_is_named(bert_classifier):
     with pytest.raises(ConfigError, match=r"--lora_target_modules \['qkv_typo'\] match no module"):
-        create_lora_model(bert_classifier, TransferArguments(lora_target_modules=["qkv_typo"]))
+        create_lora_model(bert_classifier, LoraArguments(lora_target_modules=["qkv_typo"]))
 
 
 def test_lora_trains_adapters_and_head_only(tmp_path):
     model = create_classification_model(make_tiny_bert(tmp_path), ["a", "b"])
-    peft_model = create_lora_model(model, TransferArguments(lora_r=4))
+    peft_model = create_lora_model(model, LoraArguments(lora_r=4))
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or "classifier.modules_to_save" in n for n in trainable)
     assert any("query.lora_A" in n for n in trainable) and any("value.lora_B" in n for n in trainable)

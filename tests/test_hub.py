@@ -11,7 +11,8 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification, AutoTokenizer
 
 from hf_transfer.hub import HubPushError, push_output_dir
-from hf_transfer.model_card import create_model_card, non_default_arguments
+from hf_transfer.model_card import create_model_card
+from hf_transfer.run_record import non_default_arguments
 from recipe_runner import ROOT, assert_ok, run_recipe
 from tiny_models import make_tiny_vit
 
@@ -60,7 +61,7 @@ def test_card_yaml_parses_and_carries_the_results(probe_output):
 def test_non_default_arguments_skip_secrets_and_derived_values():
     from transformers import TrainingArguments
 
-    from hf_transfer.backbones import ModelArguments
+    from hf_transfer.models import ModelArguments
 
     args = TrainingArguments(output_dir="x", learning_rate=1e-3, hub_token="hf_secret")
     changed = non_default_arguments(ModelArguments(model_name_or_path="minilm", token="hf_secret"), args)

@@ -9,7 +9,7 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
 from hf_transfer.errors import ConfigError, DataError
-from hf_transfer.finetuning import TransferArguments, create_lora_model
+from hf_transfer.finetuning import LoraArguments, create_lora_model
 from hf_transfer.meta import (
     MAML,
     EpisodeArguments,
@@ -266,7 +266,7 @@ def _tiny_lora_bert():
         num_labels=3,
     )
     model = BertForSequenceClassification(config)
-    return create_lora_model(model, TransferArguments(strategy="lora", lora_r=2, lora_alpha=4, lora_dropout=0.0))
+    return create_lora_model(model, LoraArguments(lora_r=2, lora_alpha=4, lora_dropout=0.0))
 
 
 def test_lora_only_adapts_only_lora_weights():

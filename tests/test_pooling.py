@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from hf_transfer.backbones import create_backbone, resolve_model_path
-from hf_transfer.pooling import POOLING_MODES, pool_tokens, read_sentence_transformers_pooling
+from hf_transfer.models import create_backbone, resolve_model_path
+from hf_transfer.models.pooling import POOLING_MODES, pool_tokens, read_sentence_transformers_pooling
 from tiny_models import make_tiny_bert
 
 # sentence-transformers weights `weightedmean` by absolute position, so it is compared under right padding only.

@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from hf_transfer.backbones import create_classification_model, get_classifier
+from hf_transfer.models import create_classification_model, get_classifier
 from hf_transfer.probing import FeatureCache, extract_features, fit_linear_probe, load_probe_into_classifier
 from tiny_models import make_tiny_bert
 

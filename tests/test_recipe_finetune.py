@@ -355,7 +355,7 @@ def _bad_input_cases(tmp_path, tiny_bert):
             Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(images / label / f"{i}.png")
     (images / "dog" / "broken.png").write_bytes(b"not a png at all")
     three_label_model = tmp_path / "three-label-model"
-    from hf_transfer.backbones import create_classification_model
+    from hf_transfer.models import create_classification_model
 
     create_classification_model(tiny_bert, ["a", "b", "c"]).save_pretrained(three_label_model)
     AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(three_label_model)

@@ -228,7 +228,7 @@ def test_maml_on_a_sentence_transformers_checkpoint_meta_learns_its_pooling(adap
     from sentence_transformers import SentenceTransformer
 
     from hf_transfer.meta import MAML
-    from hf_transfer.pooled_classifier import load_pooled_classifier, load_saved_pooled_classifier
+    from hf_transfer.models.pooled_classifier import load_pooled_classifier, load_saved_pooled_classifier
 
     base = tiny("sentence-bert")
     out = tmp_path / adapt
@@ -297,7 +297,7 @@ def test_contrastive_backbone_loads_with_automodel_and_sentence_transformers(
 def test_a_distance_does_not_read_a_random_head_layer(tiny):
     """RoBERTa's classifier.dense is new: the A-distance before training must not depend on how it was drawn."""
     from hf_transfer.adaptation import compute_proxy_a_distance
-    from hf_transfer.backbones import load_classification_model
+    from hf_transfer.models import load_classification_model
     from hf_transfer.probing import locate_probe_features
     from hf_transfer.processing import create_collator, preprocess_dataset, sample_inputs
 

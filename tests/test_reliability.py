@@ -100,6 +100,14 @@ def test_a_misspelled_flag_under_every_recipe_is_one_line(tmp_path, offline):
         assert "Unknown argument --max_stepz on the command line. Did you mean --max_steps" in run.output, recipe
 
 
+def test_every_recipe_prints_its_help(tmp_path, offline):
+    """`--help` lists every flag (a `%` in a help text once broke maml's)."""
+    for recipe in ("finetune.py", "domain_adapt.py", "maml.py", "contrastive_pretrain.py"):
+        run = run_recipe_in_process(recipe, "--help")
+        assert run.returncode == 0, f"{recipe}: {run.output[-2000:]}"
+        assert "--output_dir" in run.output and "--model_name_or_path" in run.output, recipe
+
+
 # ------------------------------------------------------------------------------ runs that train nothing
 
 
@@ -360,7 +368,7 @@ def test_two_runs_into_one_output_dir_the_second_stops(tiny_bert, tmp_path, offl
     import subprocess
     import sys
 
-    from hf_transfer.run_guard import LOCK_FILE
+    from hf_transfer.recipe.run_guard import LOCK_FILE
 
     out = tmp_path / "out"
     out.mkdir()

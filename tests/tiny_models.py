@@ -24,7 +24,7 @@ from transformers import (
     ViTModel,
 )
 
-from hf_transfer.backbones import resolve_model_path
+from hf_transfer.models import resolve_model_path
 
 TEXT_SIZE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
 IMAGE_SIZE = 32

@@ -2,7 +2,7 @@
 
 Split peft-style: `config.py` is what the user sets, `losses.py` holds the alignment losses (DANN, Deep
 CORAL, multi-kernel MMD), `data.py` pairs source and target rows into training batches, `trainer.py` holds
-the `Trainer` subclass, `domains.py` the derived built-in domains and the domain checks, `diagnostics.py`
+the `Trainer` subclass, `domains.py` loads a domain and checks that two pair up, `diagnostics.py`
 the proxy A-distance.
 """
 
@@ -13,10 +13,11 @@ from .config import (
     TargetDataArguments,
     check_transfer_strategy,
     create_prefixed_data_arguments,
+    prefix_flags,
 )
 from .data import DomainPairCollator, DomainPairDataset
 from .diagnostics import MIN_A_DISTANCE_ROWS, ProxyADistance, compute_proxy_a_distance, held_out_split, proxy_a_distance
-from .domains import DERIVED_DATASETS, align_domains, create_digits_m, load_domain_dataset
+from .domains import align_domains, load_domain_dataset
 from .losses import (
     ALIGNMENT_METHODS,
     CORALLoss,
@@ -32,7 +33,6 @@ from .trainer import ALIGNMENT_STATE_NAME, DomainAdaptationTrainer
 __all__ = [
     "ALIGNMENT_METHODS",
     "ALIGNMENT_STATE_NAME",
-    "DERIVED_DATASETS",
     "METHODS",
     "CORALLoss",
     "DANNLoss",
@@ -50,8 +50,8 @@ __all__ = [
     "MIN_A_DISTANCE_ROWS",
     "compute_proxy_a_distance",
     "create_alignment_loss",
-    "create_digits_m",
     "create_prefixed_data_arguments",
+    "prefix_flags",
     "ganin_coefficient",
     "grad_reverse",
     "held_out_split",

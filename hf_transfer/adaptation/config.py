@@ -9,14 +9,15 @@ the two can never drift apart.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 import warnings
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..data import BUILTIN_DATASETS, DataArguments
+from ..data.arguments import DataArguments
+from ..data.constants import BUILTIN_DATASETS, DERIVED_DATASETS
 from ..errors import ConfigError, HfTransferError
-from .domains import DERIVED_DATASETS, prefix_flags
 
 __all__ = [
     "METHODS",
@@ -25,6 +26,7 @@ __all__ = [
     "TargetDataArguments",
     "create_prefixed_data_arguments",
     "check_transfer_strategy",
+    "prefix_flags",
 ]
 
 METHODS = ("source_only", "dann", "coral", "mmd", "target_oracle")
@@ -172,18 +174,26 @@ class DomainAdaptationArguments:
 # Source and target data: DataArguments under a prefix
 
 
-def create_prefixed_data_arguments(prefix: str, description: str, builtin_names: tuple[str, ...] = ()) -> type:
+_DATA_FIELDS = tuple(f.name for f in dataclasses.fields(DataArguments))
+_FLAG_PATTERN = re.compile(r"--(" + "|".join(sorted(_DATA_FIELDS, key=len, reverse=True)) + r")\b")
+
+
+def prefix_flags(text: str, prefix: str) -> str:
+    """`--train_file` -> `--source_train_file` in help texts and error messages."""
+    return _FLAG_PATTERN.sub(lambda m: f"--{prefix}_{m.group(1)}", text)
+
+
+def create_prefixed_data_arguments(prefix: str, description: str) -> type:
     """A dataclass with every `DataArguments` field as `<prefix>_<name>` (same types, defaults and help).
 
     Its `__post_init__` runs `DataArguments`' checks and re-raises their errors with the prefixed flag
-    names; `to_data_arguments()` returns the validated plain `DataArguments`. `builtin_names` (extra built-in
-    data sets such as `digits_m`) are listed in the `--<prefix>_dataset_name` help.
+    names; `to_data_arguments()` returns the validated plain `DataArguments`.
     """
     hints = typing.get_type_hints(DataArguments)
     fields = []
     for f in dataclasses.fields(DataArguments):
         if f.name == "dataset_name":
-            names = ", ".join((*BUILTIN_DATASETS, *builtin_names))
+            names = ", ".join((*BUILTIN_DATASETS, *DERIVED_DATASETS))
             help_text = (
                 f"The {description}: a built-in offline data set (one of: {names}) or a Hub dataset id. "
                 f"Omit it when you pass --{prefix}_train_file or --{prefix}_train_dir."
@@ -216,9 +226,9 @@ def create_prefixed_data_arguments(prefix: str, description: str, builtin_names:
     return cls
 
 
-SourceDataArguments = create_prefixed_data_arguments("source", "source domain (labelled)", DERIVED_DATASETS)
+SourceDataArguments = create_prefixed_data_arguments("source", "source domain (labelled)")
 TargetDataArguments = create_prefixed_data_arguments(
-    "target", "target domain (its labels are used for evaluation only, except by target_oracle)", DERIVED_DATASETS
+    "target", "target domain (its labels are used for evaluation only, except by target_oracle)"
 )
 
 

@@ -2,7 +2,7 @@
 
 Each training batch comes from a `DomainPairDataset` through a `DomainPairCollator`: B labelled source rows
 and B unlabelled target rows in one forward pass (so batch-norm layers see both domains, as in DANN). A
-forward pre-hook on the classification head (`hf_transfer.backbones.get_classifier`) captures the features
+forward pre-hook on the classification head (`hf_transfer.models.get_classifier`) captures the features
 the head sees for all 2B rows; the alignment loss (`DANNLoss`, `CORALLoss`, `MMDLoss`) acts on them. This
 works for any stock `AutoModelFor{Sequence,Image}Classification`, plain or wrapped in LoRA adapters.
 
@@ -25,8 +25,8 @@ from torch import nn
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..backbones import get_classifier
 from ..finetuning import TransferTrainer
+from ..models import get_classifier
 from .data import DomainPairCollator, DomainPairDataset
 from .losses import ganin_coefficient
 

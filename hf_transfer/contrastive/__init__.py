@@ -12,36 +12,22 @@
 The result is transferred with `recipes/finetune.py --model_name_or_path <output_dir>`.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-# Public name -> submodule. Loaded on first use, so `hf_transfer.contrastive.losses` (torch only) can be
-# imported without transformers or datasets, e.g. in the worker processes of a distributed test.
-_EXPORTS = {
-    "ContrastiveArguments": "config",
-    "load_contrastive_dataset": "data",
-    "gather_with_grad": "distributed",
-    "linear_evaluation": "evaluation",
-    "save_backbone": "export",
-    "write_sentence_transformers_files": "export",
-    "cached_contrastive_loss": "gradcache",
-    "InBatchNegativesLoss": "losses",
-    "NTXentLoss": "losses",
-    "SupConLoss": "losses",
-    "Temperature": "losses",
-    "create_contrastive_loss": "losses",
-    "ContrastiveModel": "model",
-    "ProjectionHead": "model",
-    "create_backbone_from_config": "model",
-    "ContrastiveTrainer": "trainer",
-    "ContrastiveImageCollator": "views",
-    "ContrastiveTextCollator": "views",
-    "SimCLRAugmentation": "views",
-    "BatchedSimCLRAugmentation": "views",
-    "create_contrastive_collator": "views",
-}
+from .config import ContrastiveArguments
+from .data import load_contrastive_dataset
+from .distributed import gather_with_grad
+from .evaluation import linear_evaluation
+from .export import save_backbone, write_sentence_transformers_files
+from .gradcache import cached_contrastive_loss
+from .losses import InBatchNegativesLoss, NTXentLoss, SupConLoss, Temperature, create_contrastive_loss
+from .model import ContrastiveModel, ProjectionHead, create_backbone_from_config
+from .trainer import ContrastiveTrainer
+from .views import (
+    BatchedSimCLRAugmentation,
+    ContrastiveImageCollator,
+    ContrastiveTextCollator,
+    SimCLRAugmentation,
+    create_contrastive_collator,
+)
 
 __all__ = [
     "ContrastiveArguments",
@@ -66,32 +52,3 @@ __all__ = [
     "save_backbone",
     "write_sentence_transformers_files",
 ]
-assert sorted(__all__) == sorted(_EXPORTS)
-
-if TYPE_CHECKING:
-    from .config import ContrastiveArguments
-    from .data import load_contrastive_dataset
-    from .distributed import gather_with_grad
-    from .evaluation import linear_evaluation
-    from .export import save_backbone, write_sentence_transformers_files
-    from .gradcache import cached_contrastive_loss
-    from .losses import InBatchNegativesLoss, NTXentLoss, SupConLoss, Temperature, create_contrastive_loss
-    from .model import ContrastiveModel, ProjectionHead, create_backbone_from_config
-    from .trainer import ContrastiveTrainer
-    from .views import (
-        BatchedSimCLRAugmentation,
-        ContrastiveImageCollator,
-        ContrastiveTextCollator,
-        SimCLRAugmentation,
-        create_contrastive_collator,
-    )
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

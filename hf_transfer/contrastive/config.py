@@ -7,8 +7,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from ..constants import MIN_TEMPERATURE
 from ..errors import ConfigError
-from .losses import MIN_TEMPERATURE
 
 __all__ = ["ContrastiveArguments", "ContrastiveLossName", "ViewsName"]
 
@@ -48,7 +48,7 @@ class ContrastiveArguments:
         projection_hidden_dim (`int`, *optional*):
             Hidden size of the 2-layer head. Default: the backbone's embedding size.
         pooling (`Literal["mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"]`, *optional*):
-            Pooled embedding that is trained (`hf_transfer.pooling`). Default: the pooling a sentence-transformers
+            Pooled embedding that is trained (`hf_transfer.models.pooling`). Default: the pooling a sentence-transformers
             checkpoint ships (`modules.json`), else mean (text) / the model's pooler (vision). A text
             classifier from `recipes/finetune.py` reads BERT's `pooler` (CLS, dense, tanh): pick `pooler` to
             train exactly what a later linear probe sees.

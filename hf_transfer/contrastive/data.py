@@ -14,13 +14,8 @@ from typing import Any, Optional
 import numpy as np
 from datasets import DatasetDict
 
-from ..data import (
-    LABEL_COLUMN_CANDIDATES,
-    TEXT_COLUMN_CANDIDATES,
-    DataArguments,
-    load_transfer_dataset,
-    read_data_files,
-)
+from ..data import DataArguments, load_transfer_dataset, read_data_files
+from ..data.constants import LABEL_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES
 from ..errors import ConfigError, DataError
 
 __all__ = ["load_contrastive_dataset", "PAIR_COLUMN"]

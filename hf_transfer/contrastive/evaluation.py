@@ -16,8 +16,8 @@ import torch
 from datasets import DatasetDict
 from torch.utils.data import DataLoader
 
-from ..backbones import Backbone
 from ..metrics import compute_classification_metrics
+from ..models import Backbone
 from ..probing import DEFAULT_L2_GRID, fit_linear_probe
 from ..processing import create_collator, preprocess_dataset
 

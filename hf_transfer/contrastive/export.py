@@ -18,8 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..sentence_transformers_format import TANH
-from ..sentence_transformers_format import write_sentence_transformers_files as write_format
+from ..models.sentence_transformers_format import TANH
+from ..models.sentence_transformers_format import write_sentence_transformers_files as write_format
 
 __all__ = ["save_backbone", "write_sentence_transformers_files"]
 

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..constants import MIN_TEMPERATURE
 from ..errors import ConfigError
 from .distributed import gather_with_grad
 
@@ -47,10 +48,6 @@ __all__ = [
     "supcon_loss",
     "create_contrastive_loss",
 ]
-
-# Below this a softmax over cosines is a hard max: gradients vanish except for the hardest negative and
-# logits reach 1e4, beyond what half precision represents.
-MIN_TEMPERATURE = 1e-3
 
 Scale = Union[float, torch.Tensor]
 

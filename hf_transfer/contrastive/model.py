@@ -18,8 +18,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..backbones import Backbone, ModelArguments, infer_model_modality, load_processor, resolve_model_path
 from ..errors import ConfigError
+from ..models import Backbone, ModelArguments, infer_model_modality, load_processor, resolve_model_path
 from .export import save_backbone
 
 __all__ = ["ProjectionHead", "ContrastiveModel", "create_backbone_from_config"]

@@ -4,13 +4,14 @@ Split peft-style: `config.py` is what the user sets, `lora.py` wraps models in a
 `optim.py` builds parameter groups, `trainer.py` holds the `Trainer` subclass.
 """
 
-from .config import STRATEGIES, TransferArguments
+from .config import STRATEGIES, LoraArguments, TransferArguments
 from .lora import create_lora_model, resolve_lora_target_modules
 from .optim import create_param_groups, layer_id_for_parameter
 from .trainer import TransferTrainer
 
 __all__ = [
     "STRATEGIES",
+    "LoraArguments",
     "TransferArguments",
     "TransferTrainer",
     "create_lora_model",

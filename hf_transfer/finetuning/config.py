@@ -5,14 +5,45 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from ..constants import DEFAULT_L2_GRID
 from ..errors import ConfigError
-from ..probing import DEFAULT_L2_GRID
 
-__all__ = ["STRATEGIES", "CLASSIFIER_POOLINGS", "TransferArguments"]
+__all__ = ["STRATEGIES", "CLASSIFIER_POOLINGS", "LoraArguments", "TransferArguments"]
 
 STRATEGIES = ("linear_probe", "full", "lora", "lp_ft")
-# `head` (the stock classification head) or a mode of `hf_transfer.pooling` except its `pooler`.
+# `head` (the stock classification head) or a mode of `hf_transfer.models.pooling` except its `pooler`.
 CLASSIFIER_POOLINGS = ("head", "mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken")
+
+
+@dataclass
+class LoraArguments:
+    """The LoRA adapters (peft), for every recipe that can train them: finetune and domain_adapt (`--strategy
+    lora`), maml (`--adapt lora`).
+
+    Args:
+        lora_r (`int`): the adapters' rank.
+        lora_alpha (`int`): scale numerator; the update is scaled by `lora_alpha / lora_r`.
+        lora_dropout (`float`): dropout on the adapters' input.
+        lora_target_modules (`list[str]`, *optional*): module names to adapt; by default chosen per
+            architecture (query/value for BERT- and ViT-like, qkv for timm ViTs, 1x1 convs for CNNs).
+    """
+
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Names of modules to adapt, e.g. `query value`. Default: chosen per architecture "
+            "(query/value for BERT/ViT, qkv for timm ViTs, pointwise 1x1 convs for timm CNNs)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.lora_r <= 0 or self.lora_alpha <= 0:
+            raise ConfigError(f"--lora_r ({self.lora_r}) and --lora_alpha ({self.lora_alpha}) must be positive.")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"--lora_dropout {self.lora_dropout} must be in [0, 1).")
 
 
 @dataclass
@@ -31,9 +62,6 @@ class TransferArguments:
             default: `--learning_rate`.
         layer_decay (`float`): layer-wise learning-rate decay; layer l of L gets
             `lr * layer_decay ** (L + 1 - l)`. 1.0 turns it off.
-        lora_r, lora_alpha, lora_dropout (`int`, `int`, `float`): LoRA rank, scale numerator and dropout.
-        lora_target_modules (`list[str]`, *optional*): module names to adapt; by default chosen per
-            architecture (query/value for BERT- and ViT-like, qkv for timm ViTs, 1x1 convs for CNNs).
         merge_lora (`bool`): also write a merged plain model to `<output_dir>/merged`.
         probe_l2_grid (`list[float]`, *optional*): L2 strengths swept by the probe.
         probe_max_iter (`int`): L-BFGS iterations per L2 value.
@@ -41,7 +69,7 @@ class TransferArguments:
         feature_cache_dir (`str`, *optional*): where extracted features are cached.
         pooling (`str`, *optional*): what the text classifier reads. `head`: the stock transformers head (BERT's
             pooler, RoBERTa's first token). A pooling mode (`mean`, `cls`, `max`, ...): `AutoModel` + that pooling +
-            a Linear, saved in sentence-transformers' format (`hf_transfer.pooled_classifier`). Default: the
+            a Linear, saved in sentence-transformers' format (`hf_transfer.models.pooled_classifier`). Default: the
             pooling a sentence-transformers checkpoint ships (`modules.json`) for the strategies that start from
             frozen features (`linear_probe`, `lp_ft`) and in domain adaptation, `head` for `full` and `lora`
             fine-tuning (`resolve_pooling` says why).
@@ -80,16 +108,6 @@ class TransferArguments:
             "1.0 (default) disables it."
         },
     )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: Optional[list[str]] = field(
-        default=None,
-        metadata={
-            "help": "Names of modules to adapt, e.g. `query value`. Default: chosen per architecture "
-            "(query/value for BERT/ViT, qkv for timm ViTs, pointwise 1x1 convs for timm CNNs)."
-        },
-    )
     merge_lora: bool = field(
         default=False, metadata={"help": "After LoRA training, also save a merged plain model in <output_dir>/merged."}
     )
@@ -122,10 +140,6 @@ class TransferArguments:
             raise ConfigError(f"--layer_decay {self.layer_decay} must be in (0, 1]; use 1.0 to disable it.")
         if self.head_learning_rate is not None and self.head_learning_rate <= 0:
             raise ConfigError(f"--head_learning_rate {self.head_learning_rate} must be positive.")
-        if self.lora_r <= 0 or self.lora_alpha <= 0:
-            raise ConfigError(f"--lora_r ({self.lora_r}) and --lora_alpha ({self.lora_alpha}) must be positive.")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ConfigError(f"--lora_dropout {self.lora_dropout} must be in [0, 1).")
         if self.image_size is not None and self.image_size < 8:
             raise ConfigError(f"--image_size {self.image_size} is too small; use e.g. 112 or 224.")
         if self.max_seq_length <= 0:

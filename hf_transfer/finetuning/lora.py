@@ -5,7 +5,7 @@ Targets: peft's map (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`) cover
 attention projections of a known naming family, else every Linear of the backbone (ConvNeXt's MLPs), else
 its pointwise convolutions (timm and transformers CNNs). Head layers are never targets.
 
-Head: every layer of `hf_transfer.heads.head_module_names` (the new layers the checkpoint lacked, the final
+Head: every layer of `hf_transfer.models.heads.head_module_names` (the new layers the checkpoint lacked, the final
 Linear and its container) goes into `modules_to_save` by exact module path, so it is trained in full and
 stored in the adapter; a reload then rebuilds the very model that was trained.
 """
@@ -23,7 +23,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from transformers import PreTrainedModel
 
 from ..errors import ConfigError
-from ..heads import head_module_names, is_inside
+from ..models.heads import head_module_names, is_inside
+from .config import LoraArguments
 
 __all__ = ["resolve_lora_target_modules", "create_lora_model"]
 
@@ -90,16 +91,16 @@ def resolve_lora_target_modules(model: PreTrainedModel, head_modules: Optional[S
 
 def create_lora_model(
     model: PreTrainedModel,
-    args,
+    args: LoraArguments,
     *,
     new_modules: Optional[Sequence[str]] = None,
     sample_inputs: Optional[dict[str, torch.Tensor]] = None,
 ) -> PeftModel:
     """Wrap `model` in LoRA adapters; the task head is trained in full and saved (`modules_to_save`).
 
-    `args` carries `lora_r`, `lora_alpha`, `lora_dropout` and `lora_target_modules` (`TransferArguments`).
+    `args`: the adapters' rank, alpha, dropout and target modules.
     `new_modules` are the layers the checkpoint lacked (`TransferModel.new_modules`); without them the head is
-    found from the module tree alone (`hf_transfer.heads.head_module_names`). With `sample_inputs` (one collated
+    found from the module tree alone (`hf_transfer.models.heads.head_module_names`). With `sample_inputs` (one collated
     batch, no labels) the wrapped model runs once, so an architecture LoRA breaks stops with a clear error.
     """
     head = head_module_names(model, new_modules)

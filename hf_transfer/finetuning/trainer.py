@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import torch
 from transformers import Trainer
 
-from ..heads import head_module_names
+from ..models.heads import head_module_names
 from .optim import create_param_groups
 
 __all__ = ["TransferTrainer"]
@@ -25,7 +25,7 @@ class TransferTrainer(Trainer):
         head_learning_rate: learning rate of the classification head (default: `args.learning_rate`).
         layer_decay: layer-wise learning-rate decay factor (1.0 = off).
         head_modules: module paths of the task head (`TransferModel.head_modules`); default: found from the
-            module tree (`hf_transfer.heads.head_module_names`).
+            module tree (`hf_transfer.models.heads.head_module_names`).
     """
 
     def __init__(

@@ -51,7 +51,7 @@ class MAMLConfig:
         dropout (`bool`, defaults to False): keep dropout (and stochastic depth) active in episodes. Off by default:
             a 5-example inner loop is noisy enough, and deterministic adaptation makes meta-gradients exact.
         head_module (`str`, *optional*): module path of the final classification layer, for `adapt` = `head` or
-            `lora_and_head`. Default: found by `hf_transfer.backbones.get_classifier_name` (`classifier`, ...).
+            `lora_and_head`. Default: found by `hf_transfer.models.get_classifier_name` (`classifier`, ...).
     """
 
     inner_steps: int = field(
@@ -235,7 +235,7 @@ class EpisodeArguments:
     num_test_episodes: int = field(
         default=600,
         metadata={
-            "help": "Meta-test episodes (default 600, the usual protocol); the mean and a 95% confidence "
+            "help": "Meta-test episodes (default 600, the usual protocol); the mean and a 95%% confidence "
             "interval over them are reported."
         },
     )

@@ -94,7 +94,7 @@ def zero_init_head(model: nn.Module, head_module: Optional[str] = None) -> nn.Li
     preferences that the inner loop must first undo; a zero head does not (Triantafillou et al. 2020,
     "Meta-Dataset", sec. 3; Kao et al. 2022, "MAML is a noisy contrastive learner").
     """
-    from ..backbones import get_classifier_name
+    from ..models import get_classifier_name
 
     head = model.get_submodule(head_module or get_classifier_name(model))
     with torch.no_grad():
@@ -168,7 +168,7 @@ class MAML(nn.Module):
     # Which parameters adapt
 
     def _resolve_head_name(self) -> str:
-        from ..backbones import get_classifier_name
+        from ..models import get_classifier_name
 
         name = self.config.head_module
         try:
@@ -453,7 +453,7 @@ class MAML(nn.Module):
     def from_pretrained(cls, directory: str | os.PathLike, model: nn.Module) -> "MAML":
         """Rebuild the wrapper around `model` (already loaded from `directory`, e.g. with `from_pretrained`).
 
-        A sentence-transformers folder (a pooled head, `hf_transfer.pooled_classifier`) gives `model` through
+        A sentence-transformers folder (a pooled head, `hf_transfer.models.pooled_classifier`) gives `model` through
         `load_saved_pooled_classifier(directory)`; its meta-learned LoRA, unmerged, through
         `PeftModel.from_pretrained(load_pooled_classifier(base, pooling, labels), directory / "adapter")`.
         """

@@ -340,7 +340,9 @@ class MAMLTrainer:
         args = self.args
         if resume_from_checkpoint:
             self._load_checkpoint(resume_from_checkpoint)
-            logger.info(f"Resumed from {resume_from_checkpoint} at meta-iteration {self.state['global_step']}")
+            logger.info(
+                f"Resuming meta-training from {resume_from_checkpoint} at meta-iteration {self.state['global_step']}"
+            )
         elif "meta_validation_accuracy_at_init" not in self.state:
             self.state["meta_validation_accuracy_at_init"] = self._validate(0)
         save_every = max(1, args.save_steps if args.save_steps and args.save_steps >= 1 else args.max_steps)

@@ -1,24 +1,25 @@
 """Writing a trained classifier and its processor into a folder, in the format users load it back with.
 
 Stock classification models (and peft adapters) go out through `save_pretrained`; a `PooledClassifier`, bare
-or under peft, as a sentence-transformers model (`hf_transfer.pooled_classifier`). Recipes call this inside
-`hf_transfer.outputs.publish_directory`, so the folder appears whole or not at all.
+or under peft, as a sentence-transformers model (`hf_transfer.models.pooled_classifier`). Every write goes through a
+staging folder (`hf_transfer.outputs.publish_directory`), so the folder appears whole or not at all.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
-from .outputs import publish_directory
-from .pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
+from ..models.pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
+from ..outputs import publish_directory
 
 __all__ = [
     "classifier_pooling",
     "saved_format_info",
     "save_classifier",
+    "publish_classifier",
     "is_sentence_transformers_classifier",
     "publish_trained_model",
     "publish_merged_lora",
@@ -37,7 +38,7 @@ def classifier_pooling(model: nn.Module) -> str:
 
 
 def saved_format_info(model: nn.Module) -> dict:
-    """What the run record (`hf_transfer.model_card.save_run_info`) needs to know of the saved format: for a
+    """What the run record (`hf_transfer.run_record.RunRecord`) needs to know of the saved format: for a
     sentence-transformers classifier its pooling, so the card shows that usage; nothing for a stock model."""
     pooling = classifier_pooling(model)
     return {"sentence_transformers": True, "pooling": pooling} if pooling != "head" else {}
@@ -60,6 +61,28 @@ def save_classifier(
     processor.save_pretrained(directory)
 
 
+def publish_classifier(
+    model: nn.Module,
+    processor: Any,
+    output_dir: str | Path,
+    *,
+    max_seq_length: int = 128,
+    adapter_subdir: str | None = None,
+    subdir: str | None = None,
+    also_write: Callable[[str], Any] | None = None,
+) -> Path:
+    """`save_classifier` into a staging folder, then moved into `output_dir` (or `output_dir/subdir`) file by file,
+    so the folder appears whole or not at all; `also_write(staging_dir)` adds the recipe's own files (MAML's state).
+    Main process only."""
+
+    def write(staging: str) -> None:
+        save_classifier(model, processor, staging, max_seq_length=max_seq_length, adapter_subdir=adapter_subdir)
+        if also_write is not None:
+            also_write(staging)
+
+    return publish_directory(output_dir, write, subdir=subdir)
+
+
 def publish_trained_model(trainer: Any, processor: Any, output_dir: str | Path, *, max_seq_length: int = 128) -> None:
     """The model a `Trainer` trained, with its processor, published into `output_dir` (every process calls it).
 
@@ -69,9 +92,7 @@ def publish_trained_model(trainer: Any, processor: Any, output_dir: str | Path, 
     should_save = trainer.args.should_save
     if is_sentence_transformers_classifier(trainer.model):
         if should_save:
-            publish_directory(
-                output_dir, lambda tmp: save_classifier(trainer.model, processor, tmp, max_seq_length=max_seq_length)
-            )
+            publish_classifier(trainer.model, processor, output_dir, max_seq_length=max_seq_length)
         return
     publish_directory(output_dir, trainer.save_model)
     if should_save:
@@ -83,7 +104,4 @@ def publish_merged_lora(model: nn.Module, processor: Any, output_dir: str | Path
     evaluation, since merging changes `model` in place). A sentence-transformers classifier is saved merged already."""
     if is_sentence_transformers_classifier(model):
         return
-    merged = model.merge_and_unload()
-    publish_directory(
-        output_dir, lambda tmp: (merged.save_pretrained(tmp), processor.save_pretrained(tmp)), subdir="merged"
-    )
+    publish_classifier(model.merge_and_unload(), processor, output_dir, subdir="merged")

@@ -24,8 +24,8 @@ from typing import Any, Optional
 
 from transformers import TrainingArguments
 
-from .errors import ConfigError
-from .outputs import find_last_checkpoint, write_json_atomic
+from ..errors import ConfigError
+from ..outputs import find_last_checkpoint, write_json_atomic
 
 __all__ = ["claim_output_dir", "release_output_dirs", "run_identity", "where_the_work_is", "IDENTITY_FILE", "LOCK_FILE"]
 
@@ -157,7 +157,7 @@ def where_the_work_is() -> Optional[str]:
 
 
 def release_output_dirs() -> None:
-    """Drop the locks this process holds (`hf_transfer.cli.run_recipe` calls it when a recipe ends)."""
+    """Drop the locks this process holds (`hf_transfer.recipe.run_recipe` calls it when a recipe ends)."""
     while _held_locks:
         _, handle = _held_locks.popitem()
         handle.close()  # closing the file releases its flock

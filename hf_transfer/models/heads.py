@@ -19,7 +19,17 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from torch import nn
 
-__all__ = ["newly_initialized_modules", "head_module_names", "topmost_module_names", "resolve_module", "is_inside"]
+from ..errors import ModelLoadError
+
+__all__ = [
+    "get_classifier",
+    "get_classifier_name",
+    "newly_initialized_modules",
+    "head_module_names",
+    "topmost_module_names",
+    "resolve_module",
+    "is_inside",
+]
 
 
 def _parameter_module(name: str) -> str:
@@ -89,8 +99,6 @@ def head_module_names(model: nn.Module, new_modules: Optional[Sequence[str]] = N
     `timm_model.classifier` stays alone). When the loading report is unknown (`new_modules=None`), every
     top-level child with parameters besides the backbone counts as head (DistilBERT's `pre_classifier`).
     """
-    from .backbones import get_classifier_name
-
     classifier = get_classifier_name(model)
     backbone = _backbone_attribute(model)
     top = classifier.split(".", 1)[0]
@@ -117,3 +125,34 @@ def resolve_module(model: nn.Module, name: str) -> nn.Module:
             adapter = adapter[0] if isinstance(adapter, (list, tuple)) else adapter
             module = copies[adapter] if adapter in copies else next(iter(copies.values()))
     return module
+
+
+def get_classifier(model: nn.Module) -> nn.Linear:
+    """The final `nn.Linear` of a classification model (features -> logits), across families."""
+    return model.get_submodule(get_classifier_name(model))
+
+
+def get_classifier_name(model: nn.Module) -> str:
+    """Module path of the final head layer, e.g. `classifier` (BERT, ViT) or `timm_model.classifier`."""
+    num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+    timm_model = getattr(model, "timm_model", None)
+    candidates: list[str] = []
+    if timm_model is not None and hasattr(timm_model, "get_classifier"):
+        head = timm_model.get_classifier()
+        for name, module in model.named_modules():
+            if module is head:
+                candidates.append(name)
+    for attr in ("classifier", "score", "head", "fc"):
+        if hasattr(model, attr):
+            candidates.append(attr)
+    for name in candidates:
+        module = model.get_submodule(name)
+        if isinstance(module, nn.Linear):
+            return name
+        linears = [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+        if linears and (num_labels is None or linears[-1][1].out_features == num_labels):
+            return f"{name}.{linears[-1][0]}"
+    raise ModelLoadError(
+        f"Cannot find the classification head of {type(model).__name__}: expected a `classifier` or `score` "
+        "layer. Use a model class from transformers' AutoModelFor{Sequence,Image}Classification."
+    )

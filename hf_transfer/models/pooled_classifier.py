@@ -2,7 +2,7 @@
 
 Stock `AutoModelForSequenceClassification` heads read a fixed token: BERT's pooler (first token, dense, tanh),
 RoBERTa's first token. A sentence-embedding checkpoint (all-MiniLM-L6-v2, mean pooling) was trained for another
-embedding, and no stock BERT class can mean-pool. `PooledClassifier` is `AutoModel` + `hf_transfer.pooling` +
+embedding, and no stock BERT class can mean-pool. `PooledClassifier` is `AutoModel` + `hf_transfer.models.pooling` +
 one Linear; it trains with `Trainer`, peft and the probe like any classification model (its head is the
 `classifier` Linear), and `save_pooled_classifier` writes it as a sentence-transformers model,
 Transformer -> Pooling -> Dense (the classifier, identity activation), so it loads without custom code:
@@ -86,7 +86,7 @@ def load_pooled_classifier(
     """The backbone at `path` (`AutoModel`, without the pooler layer it would not use) under a new classifier."""
     from transformers import AutoModel
 
-    from .backbones import readable_weights
+    from .loading import readable_weights
 
     with readable_weights(path):
         try:  # a pooler nobody reads gets no gradient, which DDP would report as an unused parameter

@@ -5,7 +5,7 @@ A folder that `SentenceTransformer(dir)` loads: the transformer at the root (`sa
 `sentence_bert_config.json` and `config_sentence_transformers.json`. Dense modules are `(nn.Linear, activation)`
 pairs, the activation named by its torch class (`torch.nn.modules.activation.Tanh`, `...linear.Identity`), which
 sentence-transformers loads without remote code. Used for contrastively pretrained backbones and for classifiers
-that pool the way a stock transformers head cannot (`hf_transfer.pooled_classifier`).
+that pool the way a stock transformers head cannot (`hf_transfer.models.pooled_classifier`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def write_sentence_transformers_files(
 ) -> None:
     """Describe the transformer saved at `output_dir` as a sentence-transformers model (see the module docstring).
 
-    `pooling` is one of `hf_transfer.pooling.POOLING_MODES` except `pooler` (export the pooler as a Dense module).
+    `pooling` is one of `hf_transfer.models.pooling.POOLING_MODES` except `pooler` (export the pooler as a Dense module).
     """
     output_dir = Path(output_dir)
     modules = [

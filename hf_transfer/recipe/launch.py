@@ -1,155 +1,19 @@
-"""Shared plumbing of the recipes: argument files, logging, and turning user errors into one message.
-
-Recipes stay readable top to bottom (like transformers' `run_*.py`); what every recipe would
-otherwise repeat lives here.
-"""
+"""Running a recipe's `main`: user errors as one line and exit 2, a full disk as one line and exit 1, the CPU
+processes `accelerate launch --cpu --num_processes N` asked for, and a clean end of the process group."""
 
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import sys
-from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable
 
-import datasets
-import transformers
-import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from ..errors import HfTransferError
+from .run_guard import release_output_dirs, where_the_work_is
 
-from .errors import ConfigError, HfTransferError
+__all__ = ["run_recipe", "relaunch_cpu_processes"]
 
-__all__ = ["parse_recipe_args", "setup_logging", "setup_quiet_logging", "run_recipe", "config_to_argv"]
-
-logger = logging.getLogger(__name__)
-
-_CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 _DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # no space, quota, read-only: the disk, not the code
-
-
-def config_to_argv(config: dict[str, Any]) -> list[str]:
-    """`{"max_train_samples": 100, "do_train": True, "lora_target_modules": ["query"]}` -> CLI flags."""
-    argv: list[str] = []
-    for key, value in config.items():
-        if value is None:
-            continue
-        argv.append(f"--{key}")
-        if isinstance(value, (list, tuple)):
-            argv.extend(str(v) for v in value)
-        elif isinstance(value, bool):
-            argv.append(str(value).lower())
-        else:
-            argv.append(str(value))
-    return argv
-
-
-def _read_config_file(path: str) -> dict[str, Any]:
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"Config file {path} does not exist.")
-    try:
-        data = yaml.safe_load(file.read_text())  # JSON is a subset of YAML
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"Config file {path} is not valid YAML{where}: {problem}. Fix the file's syntax.") from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"Config file {path} is not UTF-8 text ({err.reason}); save it as UTF-8.") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"Config file {path} must hold a mapping of argument names to values.")
-    return data
-
-
-def _known_flags(parser: HfArgumentParser) -> set[str]:
-    return {option for action in parser._actions for option in action.option_strings}
-
-
-def _check_flags(
-    parser: HfArgumentParser, argv: Sequence[str], config_keys: Sequence[str], config: Optional[str]
-) -> None:
-    """Every `--flag` (and config key) must be one of the recipe's, else one line naming the closest ones."""
-    import difflib
-
-    known = _known_flags(parser)
-    names = sorted({option[2:].replace("-", "_") for option in known if option.startswith("--")})
-    unknown = [key for key in config_keys if f"--{key}" not in known]
-    in_config = bool(unknown)  # config keys are named as keys, command-line ones as flags
-    if not in_config:
-        unknown = [
-            arg.split("=", 1)[0][2:] for arg in argv if arg.startswith("--") and arg.split("=", 1)[0] not in known
-        ]
-    if unknown:
-        key, prefix = unknown[0], "" if in_config else "--"
-        where = f"key {key} in {config}" if in_config else f"argument --{key} on the command line"
-        close = difflib.get_close_matches(key.replace("-", "_"), names, n=3, cutoff=0.6)
-        hint = f" Did you mean {' or '.join(prefix + c for c in close)}?" if close else " Run with --help for the list."
-        more = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
-        raise ConfigError(f"Unknown {where}{more}.{hint}")
-
-
-def parse_recipe_args(
-    parser: HfArgumentParser, argv: Optional[Sequence[str]] = None, default_config: Optional[str] = None
-) -> tuple:
-    """Parse `[CONFIG.yaml|json] [--flag value ...]`: flags after the file override it.
-
-    With no arguments at all, `default_config` is used, so a recipe runs its built-in job. An unknown flag or
-    config key, a config file that is not YAML, and a value the argument classes reject (transformers'
-    `TrainingArguments` raises plain `ValueError`s) are `ConfigError`s: one line, exit 2. The arguments are then
-    checked as far as they can be before any data or model is loaded (`hf_transfer.checks`).
-    """
-    from .checks import check_training_arguments
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv and default_config:
-        logger.info("No arguments given: running the default job from %s", default_config)
-        argv = [default_config]
-    config, values = None, {}
-    if argv and argv[0].endswith(_CONFIG_SUFFIXES) and not argv[0].startswith("-"):
-        config, argv = argv[0], argv[1:]
-        values = _read_config_file(config)
-    _check_flags(parser, argv, list(values), config)
-    argv = config_to_argv(values) + argv
-    try:
-        parsed = parser.parse_args_into_dataclasses(args=argv)
-    except HfTransferError:
-        raise
-    except ValueError as err:  # a dataclass's own check (TrainingArguments.__post_init__)
-        raise ConfigError(f"{err}".strip().splitlines()[0]) from err
-    for arguments in parsed:
-        if isinstance(arguments, TrainingArguments):
-            check_training_arguments(arguments)
-    return parsed
-
-
-def setup_logging(training_args: TrainingArguments) -> None:
-    """Log on the main process only (others at warning), for this package and the HF libraries; each process
-    says its rank, device and precision once."""
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    if training_args.should_log:
-        transformers.utils.logging.set_verbosity_info()
-    log_level = training_args.get_process_log_level()
-    logging.getLogger("hf_transfer").setLevel(log_level)
-    logging.getLogger("__main__").setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
-    precision = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
-    logger.warning(
-        f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-        f"n_processes: {training_args.world_size}, precision: {precision}"
-    )
-    from .checks import training_warnings
-
-    if training_args.should_log:
-        for message in training_warnings(training_args):
-            logger.warning(message)
 
 
 def _launcher_command_line() -> list[str]:
@@ -252,17 +116,6 @@ def relaunch_cpu_processes(num_processes: int) -> int:
             signal.signal(sig, handler)
 
 
-def setup_quiet_logging(script_logger: logging.Logger) -> None:
-    """For benchmarks: the script's and hf_transfer's steps at INFO; transformers' load reports and Trainer chatter off."""
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.WARNING
-    )
-    script_logger.setLevel(logging.INFO)
-    logging.getLogger("hf_transfer").setLevel(logging.INFO)
-    transformers.utils.logging.set_verbosity_error()
-    datasets.utils.logging.set_verbosity_warning()
-
-
 def run_recipe(main: Callable[[], Any]) -> None:
     """Run a recipe's `main`; a user error ends with its message and exit code 2, not a traceback.
 
@@ -278,8 +131,6 @@ def run_recipe(main: Callable[[], Any]) -> None:
             file=sys.stderr,
         )
         sys.exit(relaunch_cpu_processes(requested))
-    from .run_guard import release_output_dirs, where_the_work_is
-
     rank = os.environ.get("RANK", "0")
     try:
         main()

@@ -1,4 +1,5 @@
-"""Checks of the arguments that can be made before any data or model is loaded.
+"""Checks that stop a run at its start: the arguments, before any data or model is loaded, and whether the
+model fits the data, before anything is trained.
 
 transformers checks some training arguments only when they are used: a negative learning rate fails when the
 optimizer is built, a batch size of 0 in the first `DataLoader`, a missing `--resume_from_checkpoint` after the
@@ -14,9 +15,15 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
-from .errors import ConfigError
+from ..errors import ConfigError, DataError
 
-__all__ = ["check_training_arguments", "check_output_dir", "trains_nothing", "training_warnings"]
+__all__ = [
+    "check_training_arguments",
+    "check_output_dir",
+    "check_modality_match",
+    "trains_nothing",
+    "training_warnings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,3 +83,12 @@ def check_training_arguments(args: TrainingArguments) -> None:
                 "pass a checkpoint-N folder written by a run."
             )
     check_output_dir(args.output_dir)
+
+
+def check_modality_match(model_name: str, model_modality: str, data_modality: str) -> None:
+    """A text model on images (or the reverse) stops before anything is trained, naming both."""
+    if model_modality != data_modality:
+        raise DataError(
+            f"{model_name} is a {model_modality} model but the data is {data_modality}; "
+            "pick a model and a dataset of the same modality."
+        )

@@ -1,0 +1,15 @@
+"""Defaults and limits shared by argument dataclasses and the code behind them.
+
+Plain values only: a config module reads them here instead of importing the implementation that uses them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_L2_GRID", "MIN_TEMPERATURE"]
+
+# Weight decay strengths (lambda in  CE + lambda/2 * ||W||^2 ) tried from strongest to weakest by the linear probe.
+DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**k for k in range(1, -7, -1))
+
+# Below this a softmax over cosines is a hard max: gradients vanish except for the hardest negative and
+# logits reach 1e4, beyond what half precision represents.
+MIN_TEMPERATURE = 1e-3

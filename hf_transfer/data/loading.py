@@ -1,0 +1,71 @@
+"""`load_transfer_dataset`: any source, through one canonical path, to the splits and columns every recipe reads."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from datasets import DatasetDict
+
+from ..errors import DataError
+from ..registry import get_builtin_dataset
+from .arguments import DataArguments
+from .columns import resolve_columns, to_canonical_columns, verify_images
+from .constants import SPLIT_ORDER
+from .labels import encode_labels
+from .sources import load_source
+from .splits import canonical_split_names, carve_split, subsample
+
+__all__ = ["load_transfer_dataset"]
+
+logger = logging.getLogger(__name__)
+
+_BUILTIN_TEST_FRACTION = 0.2  # held-out test share for built-ins that ship as a single pool
+
+
+def load_transfer_dataset(args: DataArguments, cache_dir: Optional[str] = None) -> DatasetDict:
+    """Load `args`' source as a canonical `DatasetDict` (see the module docstring for the contract).
+
+    Args:
+        args: the data arguments.
+        cache_dir: `datasets` cache folder (also where built-ins are prepared). Default: the `datasets` cache.
+
+    Raises:
+        DataError: the source cannot be read or does not fit the contract; the message says what to change.
+    """
+    builtin = get_builtin_dataset(args.dataset_name)
+    if builtin is not None and builtin.derived:  # made from another built-in, which comes through here
+        return builtin.load(args, cache_dir)
+    source = load_source(args, cache_dir)
+    splits = canonical_split_names(source.splits, source.description)
+    for split, ds in splits.items():
+        if len(ds) == 0:
+            raise DataError(f"Split '{split}' of {source.description} is empty. Give it some rows.")
+
+    input_column, target, label_column = resolve_columns(splits, source)
+    splits = DatasetDict(
+        {split: to_canonical_columns(ds, split, input_column, target, label_column) for split, ds in splits.items()}
+    )
+    splits = encode_labels(splits, source.description)
+
+    seed = args.split_seed
+    if source.carve_test:
+        splits = carve_split(splits, "test", _BUILTIN_TEST_FRACTION, seed, source.description)
+    if "validation" not in splits:
+        splits = carve_split(splits, "validation", args.validation_split_percentage, seed, source.description)
+    splits["train"] = subsample(splits["train"], args.max_train_samples, seed)
+    for split in ("validation", "test"):
+        if split in splits:
+            splits[split] = subsample(splits[split], args.max_eval_samples, seed)
+    splits = DatasetDict({split: splits[split] for split in SPLIT_ORDER if split in splits})
+
+    if source.verify and "image" in splits["train"].column_names:
+        verify_images(splits)
+    logger.info(
+        "Loaded %s: %s; %d classes (%s)",
+        source.description,
+        ", ".join(f"{split}={len(ds)}" for split, ds in splits.items()),
+        splits["train"].features["label"].num_classes,
+        ", ".join(splits["train"].features["label"].names[:10]),
+    )
+    return splits

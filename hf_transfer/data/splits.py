@@ -1,0 +1,88 @@
+"""Splits: the canonical names, stratified seeded hold-outs, and class-stratified subsets."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Optional
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from ..errors import DataError
+from .constants import SPLIT_ALIASES
+from .labels import classlabel_ids
+
+__all__ = ["canonical_split_names", "carve_split", "subsample"]
+
+logger = logging.getLogger(__name__)
+
+
+def canonical_split_names(splits: DatasetDict, description: str) -> DatasetDict:
+    out = {}
+    for name, ds in splits.items():
+        canonical = SPLIT_ALIASES.get(str(name).lower())
+        if canonical is None or canonical in out:
+            logger.info("Dropping split '%s' of %s: only train / validation / test are used.", name, description)
+            continue
+        out[canonical] = ds
+    if "train" not in out:
+        raise DataError(
+            f"{description} has no train split (splits: {list(splits)}). Pick a data set with a 'train' split, "
+            "or pass your data with --train_file."
+        )
+    return DatasetDict(out)
+
+
+def carve_split(splits: DatasetDict, target: str, fraction: float, seed: int, description: str) -> DatasetDict:
+    """Hold out a stratified, seeded `target` split from train (every class keeps its share)."""
+    train = splits["train"]
+    class_label = train.features["label"]
+    counts = np.bincount(classlabel_ids(train), minlength=class_label.num_classes)
+    fix = "pass --validation_file / --validation_dir, or add more data" if target == "validation" else "add more data"
+    rare = [(class_label.int2str(i), int(c)) for i, c in enumerate(counts) if 0 < c < 2]
+    if rare:
+        name, count = rare[0]
+        raise DataError(
+            f"Cannot carve a stratified {target} split out of train of {description}: class '{name}' has only "
+            f"{count} example(s) (at least 2 needed). Add more examples of '{name}', or {fix}."
+        )
+    n_classes, n_rows = int((counts > 0).sum()), len(train)
+    n_held = math.ceil(fraction * n_rows)
+    if n_held < n_classes or n_rows - n_held < n_classes:
+        raise DataError(
+            f"Cannot carve a stratified {target} split out of train of {description}: {fraction} of {n_rows} "
+            f"rows leaves {n_held} held-out and {n_rows - n_held} training rows for {n_classes} classes (each "
+            f"side needs one row per class). Change --validation_split_percentage, or {fix}."
+        )
+    try:
+        parts = train.train_test_split(test_size=fraction, stratify_by_column="label", seed=seed)
+    except ValueError as err:
+        raise DataError(
+            f"Cannot carve a stratified {target} split out of train of {description}: {err}. {fix}."
+        ) from err
+    out = DatasetDict(splits)
+    out["train"], out[target] = parts["train"], parts["test"]
+    return out
+
+
+def _stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded permutation in which every prefix holds each class in proportion to its size."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(labels))
+    permuted = labels[perm]
+    counts = np.bincount(permuted)
+    by_class = np.argsort(permuted, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[by_class] = np.arange(len(labels)) - starts[permuted[by_class]]  # position within its class
+    key = (rank + 0.5) / counts[permuted]  # spread each class evenly over [0, 1)
+    return perm[np.argsort(key, kind="stable")]
+
+
+def subsample(ds: Dataset, n: Optional[int], seed: int) -> Dataset:
+    """Seeded, class-stratified subset (the built-in files are sorted by label, so never the first n rows)."""
+    if n is None or n >= len(ds):
+        return ds
+    order = _stratified_order(classlabel_ids(ds), seed)
+    return ds.select(order[:n].tolist())

@@ -1,0 +1,106 @@
+"""`Backbone`: an `AutoModel` and its processor with one pooled embedding per input, text or vision; what
+contrastive pretraining trains and linear evaluation reads."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+import torch
+from torch import nn
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
+
+from ..errors import ModelLoadError
+from .arguments import ModelArguments
+from .loading import Modality, infer_model_modality, load_config, load_processor, readable_weights, resolve_model_path
+from .pooling import POOLING_MODES, Pooling, pool_tokens, read_sentence_transformers_pooling
+
+__all__ = ["Backbone", "create_backbone"]
+
+logger = logging.getLogger(__name__)
+
+
+class Backbone(nn.Module):
+    """An `AutoModel` plus its processor, with one pooled embedding per input for text and vision.
+
+    Pooling (`hf_transfer.models.pooling`): `mean` (text: mean over the attention mask), `cls` (first token), `max`,
+    `mean_sqrt_len`, `weightedmean`, `lasttoken`, `pooler` (the model's
+    own `pooler_output`; vision backbones such as timm's give their globally pooled features).
+
+    Example:
+        >>> backbone = create_backbone("minilm")
+        >>> batch = backbone.processor(["a sentence"], return_tensors="pt")
+        >>> backbone.embed(**batch).shape
+        torch.Size([1, 384])
+    """
+
+    def __init__(self, model: PreTrainedModel, processor: Any, modality: Modality, pooling: Pooling):
+        super().__init__()
+        self.model = model
+        self.processor = processor
+        self.modality = modality
+        self.pooling = pooling
+
+    @property
+    def config(self) -> PretrainedConfig:
+        return self.model.config
+
+    @property
+    def embedding_dim(self) -> int:
+        config = self.model.config
+        for attr in ("hidden_size", "num_features"):
+            if getattr(config, attr, None):
+                return int(getattr(config, attr))
+        timm_model = getattr(self.model, "timm_model", None)
+        if timm_model is not None:
+            return int(timm_model.num_features)
+        raise AttributeError(f"Cannot tell the embedding size of {type(self.model).__name__}")
+
+    def forward_features(self, **inputs: torch.Tensor) -> Any:
+        return self.model(**inputs)
+
+    def embed(self, **inputs: torch.Tensor) -> torch.Tensor:
+        outputs = self.forward_features(**inputs)
+        if self.pooling == "pooler" or self.modality == "vision":
+            pooled = getattr(outputs, "pooler_output", None)
+            if pooled is None:
+                pooled = outputs.last_hidden_state[:, 0]
+            return pooled.flatten(1)  # (B, D)
+        return pool_tokens(outputs.last_hidden_state, inputs["attention_mask"], self.pooling)  # (B, D)
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.embed(**inputs)
+
+
+def create_backbone(
+    name_or_path: str,
+    pooling: Optional[Pooling] = None,
+    model_args: Optional[ModelArguments] = None,
+) -> Backbone:
+    """Load a backbone (`AutoModel`) and its processor.
+
+    Pooling defaults to the one a sentence-transformers checkpoint was trained with (`modules.json`, e.g. mean for
+    all-MiniLM-L6-v2, the first token for BGE), else mean for text and the model's pooled output for vision.
+    """
+    model_args = model_args or ModelArguments(model_name_or_path=name_or_path)
+    path = resolve_model_path(
+        name_or_path, model_args.cache_dir, model_args.model_revision, model_args.token, model_args.trust_remote_code
+    )
+    config = load_config(path, model_args)
+    modality = infer_model_modality(config)
+    with readable_weights(path):
+        model = AutoModel.from_pretrained(
+            path,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+        )
+    processor = load_processor(path, modality, model_args)
+    if pooling is not None and pooling not in POOLING_MODES:
+        raise ModelLoadError(f"--pooling {pooling!r} is not one of {', '.join(POOLING_MODES)}.")
+    if pooling is None and modality == "text":
+        pooling = read_sentence_transformers_pooling(path)
+        if pooling:
+            logger.info("Pooling: %s, from %s's sentence-transformers configuration", pooling, name_or_path)
+    return Backbone(model, processor, modality, pooling or ("mean" if modality == "text" else "pooler"))

@@ -1,0 +1,90 @@
+"""`start_recipe`: steps 1-3 of every recipe in one call (arguments, logging, the output folder and resume).
+
+What each recipe would otherwise write out in the same words: parse `[CONFIG] [--flags]` (or run the default job),
+take the Hub token out of `TrainingArguments` before any `Trainer` sees it, log on the main process, lock the
+output folder and find the checkpoint of the same run to resume from, and seed everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+from transformers import HfArgumentParser, TrainingArguments, set_seed
+
+from ..hub import HubArguments, take_hub_token
+from .arguments import parse_recipe_args
+from .logs import setup_logging
+from .run_guard import claim_output_dir, run_identity
+
+__all__ = ["RecipeStart", "start_recipe"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RecipeStart:
+    """What a recipe starts from.
+
+    Args:
+        arguments: the parsed argument dataclasses, in the order the recipe listed their classes.
+        push_to_hub: whether `--push_to_hub` was asked (the push happens once, at the end, with the card).
+        hub_token: the Hub token, kept out of the saved arguments.
+        checkpoint: the checkpoint to resume from, or None for a fresh run.
+    """
+
+    arguments: tuple
+    push_to_hub: bool
+    hub_token: Optional[str]
+    checkpoint: Optional[str]
+
+
+def start_recipe(
+    argument_classes: Sequence[type],
+    default_config: Optional[str] = None,
+    *,
+    defaults: Optional[dict[str, Any]] = None,
+    check: Optional[Callable[..., None]] = None,
+    resumes: Optional[Callable[..., bool]] = None,
+    argv: Optional[Sequence[str]] = None,
+) -> RecipeStart:
+    """Parse, log, lock and resume: every recipe's first three steps.
+
+    Args:
+        argument_classes: the recipe's dataclasses; `TrainingArguments` among them.
+        default_config: the config file run when no argument is given (the recipe's built-in job).
+        defaults: this recipe's own defaults of shared flags (maml runs LoRA without dropout), as
+            `{"lora_dropout": 0.0}`; `--help` shows them.
+        check: called with the parsed arguments before anything is written; raises a `ConfigError` for a
+            combination no single dataclass can check (domain_adapt's strategies).
+        resumes: called with the parsed arguments; False when the run has no `Trainer` checkpoint to resume
+            (finetune's linear probe). Default: it resumes.
+        argv: the command line; default `sys.argv[1:]`.
+    """
+    # 1. Arguments: CLI flags, a YAML/JSON file (+ overriding flags), or nothing for the default job.
+    parser = HfArgumentParser(tuple(argument_classes))
+    if defaults:
+        parser.set_defaults(**defaults)
+    arguments = tuple(parse_recipe_args(parser, argv, default_config=default_config))
+    training_args = next(a for a in arguments if isinstance(a, TrainingArguments))
+    if check is not None:
+        check(*arguments)
+    push_to_hub, hub_token = take_hub_token(training_args)
+
+    # 2. Logging: only the main process talks.
+    setup_logging(training_args)
+    for args in arguments:
+        if not isinstance(args, (TrainingArguments, HubArguments)):
+            logger.info(f"{type(args).__name__}: {args}")
+
+    # 3. The output folder: locked for this run; a complete checkpoint of the same run in it is resumed from
+    #    unless one is named explicitly (a checkpoint of another run is an error).
+    described = [a for a in arguments if not isinstance(a, HubArguments)]
+    checkpoint = claim_output_dir(
+        training_args, run_identity(*described), resumes=resumes is None or resumes(*arguments)
+    )
+    if checkpoint is not None:
+        logger.info(f"Resuming training from {checkpoint}")
+    set_seed(training_args.seed)
+    return RecipeStart(arguments, push_to_hub, hub_token, checkpoint)

@@ -1,0 +1,120 @@
+"""`load_transfer_model`: the one loading path of the classification recipes (finetune, domain_adapt, maml).
+
+It ties the model layer together for a recipe: resolve the name, check the model fits the data, load the
+processor and a classifier for the data's labels (a stock head, or a pooled one), and report which layers are new
+and which are the task head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from transformers import PreTrainedModel
+
+from ..errors import ModelLoadError
+from ..models import (
+    Modality,
+    ModelArguments,
+    head_module_names,
+    infer_model_modality,
+    is_builtin_model,
+    load_classification_model,
+    load_config,
+    load_processor,
+    resolve_model_path,
+)
+from ..models.pooled_classifier import load_pooled_classifier
+from ..models.pooling import read_sentence_transformers_pooling
+from ..processing import set_image_size
+from .checks import check_modality_match
+
+__all__ = ["TransferModel", "load_transfer_model"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferModel:
+    """What a transfer recipe works on: the resolved checkpoint, its modality, its processor and a classifier.
+
+    `new_modules` are the classifier's layers that the checkpoint lacked; `head_modules` the task head that
+    LoRA trains and saves in full (`hf_transfer.models.heads`).
+    """
+
+    path: str
+    modality: Modality
+    processor: Any
+    model: PreTrainedModel
+    new_modules: list[str] = field(default_factory=list)
+    head_modules: list[str] = field(default_factory=list)
+
+
+def load_transfer_model(
+    model_args: ModelArguments,
+    label_names: list[str],
+    data_modality: Modality,
+    *,
+    replace_head: Optional[bool] = None,
+    image_size: Optional[int] = None,
+    main_process_first: Any = None,
+    pooling: str = "head",
+) -> TransferModel:
+    """Resolve `--model_name_or_path`, check it fits the data, and load its processor and a classifier for `label_names`.
+
+    The one loading path of the recipes: a built-in alias is converted once (under `main_process_first`, e.g.
+    `training_args.main_process_first`, so one process does it), a model of the wrong modality for the data
+    is an error naming both, the head is new for the built-ins (`replace_head` defaults to that) and checked
+    against the labels otherwise, and vision inputs are resized to `image_size` when given.
+
+    `pooling` (text): `head` keeps the stock classification head; a mode of `hf_transfer.models.pooling` builds a
+    `PooledClassifier` (saved in sentence-transformers' format); `auto` is the pooling of a sentence-transformers
+    checkpoint when it ships one, else `head`.
+    """
+    guard = main_process_first(desc="resolving the model") if main_process_first else contextlib.nullcontext()
+    with guard:
+        path = resolve_model_path(
+            model_args.model_name_or_path,
+            model_args.cache_dir,
+            model_args.model_revision,
+            model_args.token,
+            model_args.trust_remote_code,
+        )
+    modality = infer_model_modality(load_config(path, model_args))
+    check_modality_match(model_args.model_name_or_path, modality, data_modality)
+    processor = load_processor(path, modality, model_args)
+    if replace_head is None:
+        replace_head = is_builtin_model(model_args.model_name_or_path)
+    if pooling == "auto":
+        pooling = (read_sentence_transformers_pooling(path) if modality == "text" else None) or "head"
+    if pooling != "head":
+        if modality != "text" or pooling == "pooler":
+            raise ModelLoadError(
+                f"--pooling {pooling} applies to text backbones with token states; use --pooling head"
+                + (" (an image backbone's head pools itself)." if modality != "text" else " for BERT's pooler.")
+            )
+        logger.info("Classifier on %s pooling (saved in sentence-transformers' format)", pooling)
+        model = load_pooled_classifier(
+            path,
+            pooling,
+            label_names,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+        )
+        new_modules = ["classifier"]
+    else:
+        model, new_modules = load_classification_model(path, label_names, model_args, replace_head=replace_head)
+    if modality == "vision" and image_size:
+        processor = set_image_size(processor, model, image_size)
+    return TransferModel(
+        path=path,
+        modality=modality,
+        processor=processor,
+        model=model,
+        new_modules=new_modules,
+        head_modules=head_module_names(model, new_modules),
+    )
