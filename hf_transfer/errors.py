@@ -5,7 +5,7 @@ the change to make. Recipes catch `HfTransferError` at the top level and print o
 a bad flag never ends in a deep traceback.
 """
 
-__all__ = ["HfTransferError", "DataError", "ModelLoadError", "ConfigError"]
+__all__ = ["HfTransferError", "DataError", "ModelLoadError", "ConfigError", "HubPushError"]
 
 
 class HfTransferError(ValueError):
@@ -22,3 +22,7 @@ class ModelLoadError(HfTransferError):
 
 class ConfigError(HfTransferError):
     """Arguments that clash or are out of range."""
+
+
+class HubPushError(HfTransferError):
+    """A push to the Hub failed; the local output directory is intact."""

@@ -1,0 +1,108 @@
+"""`probe_classification_model`: a stock classification model probed on its frozen pretrained features, the probe
+written into its head, every split scored: what finetune's `linear_probe` (and LP-FT's first stage) runs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from datasets import Dataset
+from torch import nn
+
+from ..constants import DEFAULT_L2_GRID
+from ..metrics import compute_classification_metrics
+from ..models.heads import get_classifier, head_module_names
+from ..processing import sample_inputs
+from .cache import FeatureCache
+from .features import extract_features
+from .head_layout import HIDDEN_SHIFTS, locate_probe_features, replay_head, set_hidden_layers
+from .logistic import ProbeResult, fit_linear_probe, load_probe_into_classifier
+
+__all__ = ["probe_classification_model"]
+
+logger = logging.getLogger(__name__)
+
+
+def probe_classification_model(
+    model: nn.Module,
+    splits: dict[str, Dataset],
+    collate_fn: Callable,
+    *,
+    cache: Optional[FeatureCache],
+    cache_identity: dict[str, Any],
+    new_modules: Optional[Sequence[str]] = None,
+    l2_grid: Sequence[float] = DEFAULT_L2_GRID,
+    max_iter: int = 200,
+    batch_size: int = 64,
+) -> tuple[ProbeResult, dict[str, dict[str, float]]]:
+    """Probe `model` on frozen pretrained features and write the result into its head; score each split.
+
+    Features are the input of the first newly initialised layer (`locate_probe_features`), so they come from
+    pretrained weights only and are cached under a key that names that layer. When the head has hidden new
+    layers, they are set to a fixed map of those features (`set_hidden_layers`, the shift chosen on
+    validation) and the probe is fitted on what the final Linear then sees: the saved model computes exactly
+    the probe. `new_modules` come from the loading report (`TransferModel.new_modules`); without it the head
+    found from the module tree counts as new. `cache_identity` names the model and preprocessing; each split
+    adds its `datasets` fingerprint. Returns the probe and `{split: {"accuracy": ..., "f1": ...}}`.
+    """
+    new = list(new_modules) if new_modules is not None else head_module_names(model)
+    device = next(model.parameters()).device
+    sample = sample_inputs(splits["train"], collate_fn, device)
+    layout = locate_probe_features(model, new, sample)
+    if layout.has_hidden_layers:
+        logger.info(
+            "Probe features: input of %s; hidden head layers %s set from them", layout.feature_module, layout.hidden
+        )
+
+    features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name, dataset in splits.items():
+        key = FeatureCache.make_key(
+            **cache_identity,
+            model_class=type(model).__name__,
+            new_modules=sorted(new),
+            feature_module=layout.feature_module,
+            split=name,
+            data=dataset._fingerprint,
+            rows=len(dataset),
+        )
+        features[name] = extract_features(
+            model,
+            dataset,
+            collate_fn,
+            cache=cache,
+            cache_key=key,
+            batch_size=batch_size,
+            desc=f"Extracting {name} features",
+            module_name=layout.feature_module,
+        )
+    num_classes = get_classifier(model).out_features
+
+    def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> ProbeResult:
+        return fit_linear_probe(*head_features["train"], *head_features["validation"], num_classes, l2_grid, max_iter)
+
+    if not layout.has_hidden_layers:
+        head_features = features
+        probe = fit(head_features)
+    else:
+        best = None
+        for shift in HIDDEN_SHIFTS:
+            set_hidden_layers(model, layout, features["train"][0], shift)
+            candidate = {n: (replay_head(model, layout, x, sample, batch_size), y) for n, (x, y) in features.items()}
+            probe = fit(candidate)
+            logger.info("hidden shift %.1f: validation accuracy %.4f", shift, probe.validation_accuracy)
+            if best is None or (probe.validation_accuracy, -probe.validation_loss) > (
+                best[1].validation_accuracy,
+                -best[1].validation_loss,
+            ):
+                best = (shift, probe, candidate)
+        shift, probe, head_features = best
+        set_hidden_layers(model, layout, features["train"][0], shift)
+    load_probe_into_classifier(model, probe)
+    classifier = get_classifier(model)
+    scores = {}
+    with torch.inference_mode():
+        for name, (x, y) in head_features.items():
+            logits = classifier(x.to(device=device, dtype=classifier.weight.dtype))  # what the saved model computes
+            scores[name] = compute_classification_metrics(logits.argmax(-1).cpu().numpy(), y.numpy())
+    return probe, scores
