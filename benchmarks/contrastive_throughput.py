@@ -41,12 +41,12 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from _common import StepTimer, current_rss_mib, machine_info, peak_rss_mib
-from hf_transfer.backbones import ModelArguments, create_backbone, resolve_model_path
-from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.contrastive import ContrastiveModel, ContrastiveTextCollator, ContrastiveTrainer, InBatchNegativesLoss
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
+from hf_transfer.models import ModelArguments, create_backbone, resolve_model_path
 from hf_transfer.outputs import write_json_atomic
+from hf_transfer.recipe import run_recipe, setup_quiet_logging
 
 logger = logging.getLogger(__name__)
 

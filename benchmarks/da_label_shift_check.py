@@ -5,7 +5,7 @@ correcting the class priors would fix?
 The pair's class priors differ a lot (tweets 42/39/18% negative/neutral/positive, drug reviews 27/9/64%), so
 the natural next step after feature alignment is prior correction: re-weight the source model's posteriors
 by pi_target / pi_source. This script trains the source-only model of `benchmarks/domain_adaptation.py`
-(same config and seeds), then on the target test split reports
+(same config, seeds and recipe command, from `_domain_runs.py`), then on the target test split reports
 
 - the confusion matrix of the source-only model (what it actually predicts),
 - accuracy after EM prior estimation on the unlabelled target posteriors (Saerens et al. 2002),
@@ -18,7 +18,6 @@ benchmarks/results/domain_adaptation/label_shift_check.json.
 """
 
 import json
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +26,9 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from domain_adaptation import PAIRS, run_domain_adapt  # noqa: E402
-from hf_transfer.data import DataArguments, load_transfer_dataset  # noqa: E402
-from hf_transfer.outputs import write_json_atomic  # noqa: E402
+from _domain_runs import PAIRS, run_domain_adapt
+from hf_transfer.data import DataArguments, load_transfer_dataset
+from hf_transfer.outputs import write_json_atomic
 
 
 @dataclass

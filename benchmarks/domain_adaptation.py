@@ -4,7 +4,8 @@
 Every cell is `recipes/domain_adapt.py` run with one of its configs (`recipes/configs/domain_adapt_text.yaml`:
 MiniLM, tweet_sentiment -> drug_reviews; `recipes/configs/domain_adapt_vision.yaml`: EfficientNet-Lite0,
 digits -> digits_m) and `--method <method> --seed <seed>`, in a fresh subprocess, so the numbers are exactly
-what a user of the recipe gets. Seeds change the head initialisation, the discriminator, dropout, the batch
+what a user of the recipe gets (the pairs and that command are `_domain_runs.py`, shared with
+`da_label_shift_check.py`). Seeds change the head initialisation, the discriminator, dropout, the batch
 order and the source/target pairing; the data subsets (split_seed 42) are the same for every seed.
 
 Each run's `all_results.json` is kept as `<results_dir>/<pair>-<method>-seed<seed>.json` (models are not kept),
@@ -24,34 +25,24 @@ import json
 import logging
 import os
 import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from transformers import HfArgumentParser
 
+from _domain_runs import PAIRS, run_domain_adapt
 from hf_transfer.adaptation import METHODS
-from hf_transfer.cli import run_recipe
 from hf_transfer.errors import ConfigError
 from hf_transfer.outputs import write_json_atomic
+from hf_transfer.recipe import run_recipe
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-PAIRS = {
-    "text": ("recipes/configs/domain_adapt_text.yaml", "MiniLM (full fine-tuning), tweet_sentiment -> drug_reviews"),
-    "vision": (
-        "recipes/configs/domain_adapt_vision.yaml",
-        "EfficientNet-Lite0 (full fine-tuning, 64x64), digits -> digits_m",
-    ),
-}
 # Extra cells (not run by default; `--methods` may name them) and the recipe flags that define them.
 EXTRA_CELLS = {
     # The target half of each batch goes through the network but no alignment gradient does: what
@@ -122,34 +113,6 @@ class BenchmarkArguments:
             )
         if not self.seeds or self.workers < 1 or self.threads_per_worker < 1:
             raise ConfigError("--seeds needs at least one seed; --workers and --threads_per_worker must be positive.")
-
-
-def run_domain_adapt(
-    pair: str, method_flags: list[str], seed: int, output_dir: str, threads: Optional[int] = None, extra_args: str = ""
-) -> subprocess.CompletedProcess:
-    """`recipes/domain_adapt.py <pair's config> <method_flags> --seed S` offline in a fresh subprocess (no
-    checkpoints), writing to `output_dir`; `threads` sets OMP_NUM_THREADS (inherited when None)."""
-    command = [
-        sys.executable,
-        str(ROOT / "recipes" / "domain_adapt.py"),
-        str(ROOT / PAIRS[pair][0]),
-        *method_flags,
-        "--seed",
-        str(seed),
-        "--pair_seed",
-        str(seed),
-        "--output_dir",
-        output_dir,
-        "--save_strategy",
-        "no",
-        "--disable_tqdm",
-        "true",
-        *shlex.split(extra_args),
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = str(threads)
-    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
 
 
 def run_cell(pair: str, method: str, seed: int, bench_args: BenchmarkArguments) -> dict:

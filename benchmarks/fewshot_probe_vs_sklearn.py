@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from transformers import HfArgumentParser
 
-from hf_transfer.backbones import create_backbone
-from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.data import DataArguments, load_transfer_dataset
+from hf_transfer.models import create_backbone
 from hf_transfer.outputs import write_json_atomic
 from hf_transfer.probing import fit_linear_probe
+from hf_transfer.recipe import run_recipe, setup_quiet_logging
 
 logger = logging.getLogger(__name__)
 

@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from transformers import HfArgumentParser, set_seed
 
-from hf_transfer.backbones import resolve_model_path
-from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
+from hf_transfer.models import resolve_model_path
 from hf_transfer.outputs import write_json_atomic
+from hf_transfer.recipe import run_recipe, setup_quiet_logging
 
 logger = logging.getLogger(__name__)
 

@@ -41,23 +41,14 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from _common import StepTimer, current_rss_mib, machine_info, peak_rss_mib
-from hf_transfer.backbones import (
-    ModelArguments,
-    count_parameters,
-    create_classification_model,
-    infer_model_modality,
-    is_builtin_model,
-    load_config,
-    load_processor,
-    resolve_model_path,
-)
-from hf_transfer.cli import run_recipe, setup_quiet_logging
-from hf_transfer.data import DataArguments, load_transfer_dataset
+from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
 from hf_transfer.errors import ConfigError
-from hf_transfer.finetuning import TransferArguments, TransferTrainer, create_lora_model
+from hf_transfer.finetuning import LoraArguments, TransferTrainer, create_lora_model
 from hf_transfer.metrics import create_compute_metrics
+from hf_transfer.models import ModelArguments, count_parameters
 from hf_transfer.outputs import write_json_atomic
 from hf_transfer.processing import create_collator, preprocess_dataset
+from hf_transfer.recipe import load_transfer_model, run_recipe, setup_quiet_logging
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +60,8 @@ DATA_DEFAULTS = {"dataset_name": "tweet_sentiment", "max_train_samples": 1024, "
 
 @dataclass
 class BenchmarkArguments:
-    """What is compared and how long each variant trains.
+    """What is compared and how long each variant trains (the adapters' `--lora_r`, `--lora_alpha`,
+    `--lora_dropout` are the library's `LoraArguments`, as in recipes/finetune.py).
 
     Args:
         variant (`Literal["both", "full", "lora"]`): `both` runs every variant in fresh subprocesses,
@@ -81,7 +73,6 @@ class BenchmarkArguments:
         full_learning_rate (`float`): learning rate of the backbone in full fine-tuning.
         lora_learning_rate (`float`): learning rate of the LoRA adapters.
         head_learning_rate (`float`): learning rate of the new head, in both variants.
-        lora_r, lora_alpha, lora_dropout (`int`, `int`, `float`): LoRA rank, scale numerator and dropout.
         timing_warmup_steps (`int`): first optimizer steps left out of the median step time.
         seed (`int`): seed of the head, the LoRA initialisation and the data order.
         output_file (`str`, *optional*): where the JSON results go.
@@ -103,9 +94,6 @@ class BenchmarkArguments:
     full_learning_rate: float = field(default=1e-4, metadata={"help": "Backbone learning rate of full fine-tuning."})
     lora_learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate of the LoRA adapters."})
     head_learning_rate: float = field(default=2e-3, metadata={"help": "Learning rate of the new head (both variants)."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA input."})
     timing_warmup_steps: int = field(
         default=5, metadata={"help": "Optimizer steps left out of the median step time (allocator and cache warm-up)."}
     )
@@ -126,39 +114,27 @@ class BenchmarkArguments:
             self.output_file = os.path.join("benchmarks", "results", f"{NAME}.json")
 
 
-def run_variant(variant: str, model_args: ModelArguments, data_args: DataArguments, bench_args) -> dict:
+def run_variant(
+    variant: str,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    lora_args: LoraArguments,
+    bench_args: BenchmarkArguments,
+) -> dict:
     """Train and evaluate one variant in this process; return its numbers."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     set_seed(bench_args.seed)
 
-    # Data, model, preprocessing: exactly as recipes/finetune.py does them.
+    # Data, model, preprocessing: exactly as recipes/finetune.py does them (`load_transfer_model`).
     raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir)
     label_names = raw_datasets["train"].features["label"].names
-    model_path = resolve_model_path(
-        model_args.model_name_or_path,
-        model_args.cache_dir,
-        model_args.model_revision,
-        model_args.token,
-        model_args.trust_remote_code,
-    )
-    modality = infer_model_modality(load_config(model_path, model_args))
-    processor = load_processor(model_path, modality, model_args)
-    model = create_classification_model(
-        model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
-    )
+    loaded = load_transfer_model(model_args, label_names, infer_modality(raw_datasets))
+    model, processor, modality = loaded.model, loaded.processor, loaded.modality
     processed = preprocess_dataset(raw_datasets, processor, modality, bench_args.max_seq_length)
 
     # The only difference between the variants: LoRA adapters (and the head) vs. every weight.
-    transfer_args = TransferArguments(
-        strategy=variant,
-        max_seq_length=bench_args.max_seq_length,
-        head_learning_rate=bench_args.head_learning_rate,
-        lora_r=bench_args.lora_r,
-        lora_alpha=bench_args.lora_alpha,
-        lora_dropout=bench_args.lora_dropout,
-    )
     if variant == "lora":
-        model = create_lora_model(model, transfer_args)
+        model = create_lora_model(model, lora_args, new_modules=loaded.new_modules)
     trainable, total = count_parameters(model)
 
     timer = StepTimer()
@@ -190,8 +166,8 @@ def run_variant(variant: str, model_args: ModelArguments, data_args: DataArgumen
             data_collator=create_collator(processor, modality),
             compute_metrics=create_compute_metrics(),
             callbacks=[timer],
-            head_learning_rate=transfer_args.head_learning_rate,
-            layer_decay=transfer_args.layer_decay,
+            head_learning_rate=bench_args.head_learning_rate,
+            head_modules=loaded.head_modules,
         )
 
         # Memory before training: what the loaded model and data hold.
@@ -262,16 +238,16 @@ def run_in_subprocess(variant: str, tmp_dir: str, index: int) -> dict:
 
 def main():
     # 1. Arguments
-    parser = HfArgumentParser((ModelArguments, DataArguments, BenchmarkArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, LoraArguments, BenchmarkArguments))
     parser.set_defaults(**DATA_DEFAULTS)
-    model_args, data_args, bench_args = parser.parse_args_into_dataclasses()
+    model_args, data_args, lora_args, bench_args = parser.parse_args_into_dataclasses()
 
     # 2. Logging: this script's and hf_transfer's steps at INFO; transformers' load reports and Trainer chatter off.
     setup_quiet_logging(logger)
 
     # 3. One variant: run it here and write its numbers (this is what each subprocess does).
     if bench_args.variant != "both":
-        result = run_variant(bench_args.variant, model_args, data_args, bench_args)
+        result = run_variant(bench_args.variant, model_args, data_args, lora_args, bench_args)
         write_json_atomic(bench_args.output_file, result)
         logger.info(
             f"{bench_args.variant}: {result['median_step_s']:.3f} s/step, peak +{result['train_peak_mib']:.0f} "
@@ -280,7 +256,7 @@ def main():
         return
 
     # 4. Both: alternate fresh subprocesses, full, lora, full, lora, ...
-    logger.info(f"Benchmark arguments {bench_args}")
+    logger.info(f"Benchmark arguments {bench_args}, {lora_args}")
     load_start = os.getloadavg()
     runs = []
     with tempfile.TemporaryDirectory(prefix="hf_transfer-bench-") as tmp:
@@ -312,7 +288,7 @@ def main():
         "dataset": data_args.dataset_name,
         "train_samples": data_args.max_train_samples,
         "eval_samples": data_args.max_eval_samples,
-        "arguments": asdict(bench_args),
+        "arguments": {**asdict(bench_args), **asdict(lora_args)},
         "machine": machine_info("peft"),
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),

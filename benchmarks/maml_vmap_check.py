@@ -4,8 +4,8 @@
 `hf_transfer.meta.MAML` adapts task by task (a loop of functional inner loops). The only algorithmic way to
 beat that loop is to batch the tasks: `vmap` over tasks of a function that runs the inner loop with
 `torch.func.grad` (second order) and returns the query loss, as in functorch's MAML example. This script
-runs both on the same model and tasks as `maml_vs_higher.py` and prints the relative difference of the
-meta-gradients and the median step times (one torch thread, interleaved):
+runs both on the same model and tasks as `maml_vs_higher.py` (both take them from `_maml_tasks.py`) and
+prints the relative difference of the meta-gradients and the median step times (one torch thread, interleaved):
 
     python benchmarks/maml_vmap_check.py --model conv4 --inner_steps 5
     python benchmarks/maml_vmap_check.py --model conv4 --inner_steps 5 --without_batch_norm true
@@ -17,19 +17,16 @@ meta-gradient differs from the exact per-task one (without BatchNorm it is exact
 """
 
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 from transformers import HfArgumentParser
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hf_transfer.meta import MAML, MAMLConfig  # noqa: E402
-from maml_vs_higher import MODELS, make_model_and_tasks  # noqa: E402
+from _maml_tasks import MODELS, make_model_and_tasks
+from hf_transfer.meta import MAML, MAMLConfig
 
 
 @dataclass

@@ -36,23 +36,10 @@ import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
 from _common import machine_info
-from hf_transfer.backbones import (
-    ModelArguments,
-    count_parameters,
-    create_classification_model,
-    get_classifier,
-    infer_model_modality,
-    is_builtin_model,
-    load_classification_model,
-    load_config,
-    load_processor,
-    model_fingerprint,
-    resolve_model_path,
-)
-from hf_transfer.cli import run_recipe, setup_quiet_logging
 from hf_transfer.data import DataArguments, infer_modality, load_transfer_dataset
-from hf_transfer.errors import ConfigError, DataError
+from hf_transfer.errors import ConfigError
 from hf_transfer.metrics import compute_classification_metrics, create_compute_metrics
+from hf_transfer.models import ModelArguments, count_parameters, get_classifier, model_fingerprint
 from hf_transfer.outputs import write_json_atomic
 from hf_transfer.probing import (
     DEFAULT_L2_GRID,
@@ -62,6 +49,7 @@ from hf_transfer.probing import (
     probe_classification_model,
 )
 from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset, sample_inputs
+from hf_transfer.recipe import load_transfer_model, run_recipe, setup_quiet_logging
 
 logger = logging.getLogger(__name__)
 
@@ -161,43 +149,26 @@ def main():
     raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir)
     label_names = raw_datasets["train"].features["label"].names
 
-    # 4. Model path, modality and processor (each contestant gets a fresh model below).
-    model_path = resolve_model_path(
-        model_args.model_name_or_path,
-        model_args.cache_dir,
-        model_args.model_revision,
-        model_args.token,
-        model_args.trust_remote_code,
-    )
-    modality = infer_model_modality(load_config(model_path, model_args))
-    if infer_modality(raw_datasets) != modality:
-        raise DataError(
-            f"{model_args.model_name_or_path} is a {modality} model but the data is {infer_modality(raw_datasets)}; "
-            "pick a model and a dataset of the same modality (e.g. minilm + tweet_sentiment, "
-            "efficientnet-lite0 + fashion_mnist)."
-        )
-    processor = load_processor(model_path, modality, model_args)
+    # 4. Model and processor through the recipes' loading path (a model of the wrong modality for the data stops
+    #    here); each contestant gets a fresh model below, loaded the same way.
+    loaded = load_transfer_model(model_args, label_names, infer_modality(raw_datasets))
+    modality, processor = loaded.modality, loaded.processor
 
     def fresh_model():
         set_seed(bench_args.seed)  # the same initial head for both contestants
-        model = create_classification_model(
-            model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
-        )
-        return model.to(device)
+        return load_transfer_model(model_args, label_names, modality).model.to(device)
 
     # 5. Preprocessing, shared and untimed: tokenize once (cached map) or attach the image transform.
     processed = preprocess_dataset(raw_datasets, processor, modality, bench_args.max_seq_length)
     data_collator = create_collator(processor, modality)
     splits = {"train": processed["train"], "validation": processed["validation"]}
     cache_identity = {
-        "model": model_fingerprint(model_path),
+        "model": model_fingerprint(loaded.path),
         "revision": model_args.model_revision,
         "preprocessing": describe_preprocessing(processor, modality, bench_args.max_seq_length),
     }
-    model, new_modules = load_classification_model(
-        model_path, label_names, model_args, replace_head=is_builtin_model(model_args.model_name_or_path)
-    )
-    if locate_probe_features(model, new_modules, sample_inputs(processed["train"], data_collator)).has_hidden_layers:
+    sample = sample_inputs(processed["train"], data_collator)
+    if locate_probe_features(loaded.model, loaded.new_modules, sample).has_hidden_layers:
         raise ConfigError(
             f"{model_args.model_name_or_path} has new hidden head layers; the frozen-backbone peer "
             "trains the final Linear alone, another model than the probe. Pick another "
