@@ -149,9 +149,11 @@ def main():
             a_distance_layer = locate_probe_features(model, loaded.new_modules, sample).feature_module
         except ConfigError as err:
             logger.warning(f"Skipping the proxy A-distance: {err}")
-    if a_distance_layer is not None and is_main:
-        metrics["a_distance_before"] = compute_proxy_a_distance(
-            model,
+
+    def a_distance(of_model) -> float:
+        """The proxy A-distance between the held-out rows of both domains, as `of_model` features them."""
+        return compute_proxy_a_distance(
+            of_model,
             held_out["source"],
             held_out["target"],
             data_collator,
@@ -160,6 +162,9 @@ def main():
             seed=training_args.seed,
             module_name=a_distance_layer,
         ).value
+
+    if a_distance_layer is not None and is_main:
+        metrics["a_distance_before"] = a_distance(model)
 
     # 7. Training data per method: source pairs with unlabelled target rows, or one labelled domain alone.
     if da_args.uses_alignment:
@@ -213,16 +218,7 @@ def main():
             if split in processed:
                 metrics.update(trainer.evaluate(processed[split], metric_key_prefix=f"{domain}_{name}"))
     if a_distance_layer is not None and is_main:
-        metrics["a_distance_after"] = compute_proxy_a_distance(
-            trainer.model,
-            held_out["source"],
-            held_out["target"],
-            data_collator,
-            max_samples=da_args.a_distance_max_samples,
-            batch_size=transfer_args.feature_batch_size,
-            seed=training_args.seed,
-            module_name=a_distance_layer,
-        ).value
+        metrics["a_distance_after"] = a_distance(trainer.model)
     metrics["trainable_params"], metrics["total_params"] = trainable, total
     if alignment_loss is not None:
         metrics["alignment_loss_config"] = {"name": type(alignment_loss).__name__, **alignment_loss.get_config_dict()}
@@ -245,6 +241,7 @@ def main():
         hub_args,
         push=run.push_to_hub,
         token=run.hub_token,
+        push_merged=transfer_args.push_merged,
         record=RunRecord(
             recipe="domain_adapt",
             base_model=model_args.model_name_or_path,

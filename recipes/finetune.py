@@ -192,6 +192,7 @@ def main():
         hub_args,
         push=run.push_to_hub,
         token=run.hub_token,
+        push_merged=transfer_args.push_merged,
         record=RunRecord(
             recipe="finetune",
             base_model=model_args.model_name_or_path,

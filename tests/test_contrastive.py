@@ -473,6 +473,7 @@ import gc, os, sys
 import torch, torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+import torch.nn.functional as F
 import hf_transfer.contrastive.losses as losses
 from hf_transfer.contrastive.gradcache import cached_contrastive_loss
 
@@ -483,11 +484,11 @@ embeddings, labels = data["embeddings"], data["labels"]
 b = embeddings.shape[1] // world_size
 local = slice(rank * b, (rank + 1) * b)
 results, shapes = {}, []
-original = losses.F.cross_entropy
+original = F.cross_entropy
 def spy(logits, target, *args, **kwargs):
     shapes.append(tuple(logits.shape))
     return original(logits, target, *args, **kwargs)
-losses.F.cross_entropy = spy
+F.cross_entropy = spy
 for name, loss in (("ntxent", losses.NTXentLoss(0.1)), ("in_batch", losses.InBatchNegativesLoss(0.05, symmetric=True)),
                    ("supcon", losses.SupConLoss(0.1))):
     a = embeddings[0, local].clone().requires_grad_()
@@ -495,7 +496,7 @@ for name, loss in (("ntxent", losses.NTXentLoss(0.1)), ("in_batch", losses.InBat
     value = loss(a, p, labels[local])
     value.backward()
     results[name] = (value.item(), a.grad, p.grad)
-losses.F.cross_entropy = original
+F.cross_entropy = original
 results["in_batch_logits"] = shapes[1]
 
 # GradCache under DDP: the same parameter gradients as the plain loss, both gathering across processes.

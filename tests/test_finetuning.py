@@ -36,6 +36,7 @@ def vit_classifier(tmp_path_factory):
         ({"head_learning_rate": -1.0}, "--head_learning_rate -1.0 must be positive"),
         ({"probe_l2_grid": []}, "--probe_l2_grid"),
         ({"strategy": "full", "merge_lora": True}, "--merge_lora only applies to LoRA"),
+        ({"strategy": "lora", "push_merged": True}, "--push_merged needs a merged model"),
         ({"lp_ft_finetune": "probe"}, "--lp_ft_finetune 'probe' must be `full` or `lora`"),
     ],
 )

@@ -1,6 +1,6 @@
 """Unsupervised domain adaptation: labelled source data, unlabelled target data, same task.
 
-Split peft-style: `config.py` is what the user sets, `losses.py` holds the alignment losses (DANN, Deep
+Split peft-style: `config.py` is what the user sets, `losses/` holds the alignment losses, one per module (DANN, Deep
 CORAL, multi-kernel MMD), `data.py` pairs source and target rows into training batches, `trainer.py` holds
 the `Trainer` subclass, `domains.py` loads a domain and checks that two pair up, `diagnostics.py`
 the proxy A-distance.

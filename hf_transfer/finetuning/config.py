@@ -63,6 +63,7 @@ class TransferArguments:
         layer_decay (`float`): layer-wise learning-rate decay; layer l of L gets
             `lr * layer_decay ** (L + 1 - l)`. 1.0 turns it off.
         merge_lora (`bool`): also write a merged plain model to `<output_dir>/merged`.
+        push_merged (`bool`): with `--merge_lora` and `--push_to_hub`, also push it to `<hub_model_id>-merged`.
         probe_l2_grid (`list[float]`, *optional*): L2 strengths swept by the probe.
         probe_max_iter (`int`): L-BFGS iterations per L2 value.
         feature_batch_size (`int`): batch size of the frozen feature extraction.
@@ -111,6 +112,12 @@ class TransferArguments:
     merge_lora: bool = field(
         default=False, metadata={"help": "After LoRA training, also save a merged plain model in <output_dir>/merged."}
     )
+    push_merged: bool = field(
+        default=False,
+        metadata={
+            "help": "With --merge_lora and --push_to_hub: also push the merged model to `<hub_model_id>-merged`."
+        },
+    )
     probe_l2_grid: Optional[list[float]] = field(
         default=None,
         metadata={"help": f"L2 strengths swept by the linear probe. Default: {list(DEFAULT_L2_GRID)}."},
@@ -156,6 +163,8 @@ class TransferArguments:
             raise ConfigError(
                 "--merge_lora only applies to LoRA training: use --strategy lora (or lp_ft with --lp_ft_finetune lora)."
             )
+        if self.push_merged and not self.merge_lora:
+            raise ConfigError("--push_merged needs a merged model: add --merge_lora true to the LoRA run.")
 
     @property
     def classifier_pooling(self) -> str:

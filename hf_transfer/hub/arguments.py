@@ -14,18 +14,11 @@ class HubArguments:
     """Hub options beyond `TrainingArguments`' `--push_to_hub`, `--hub_model_id`, `--hub_private_repo`, `--hub_token`.
 
     Args:
-        push_merged (`bool`): with LoRA and `--merge_lora`, also push the merged model to `<hub_model_id>-merged`.
         hub_max_retries (`int`): attempts for transient Hub errors (5xx, timeouts, connection errors).
         hub_request_timeout (`float`): seconds per Hub request (connect, send, answer).
         hub_deadline (`float`): seconds for the whole push.
     """
 
-    push_merged: bool = field(
-        default=False,
-        metadata={
-            "help": "With --merge_lora and --push_to_hub: also push the merged model to `<hub_model_id>-merged`."
-        },
-    )
     hub_max_retries: int = field(
         default=2,
         metadata={

@@ -48,6 +48,7 @@ def publish_run(
     push: bool,
     token: Optional[str],
     record: RunRecord,
+    push_merged: bool = False,
 ) -> Optional[str]:
     """Main process only: record the run, write the model card into the output dir, push when asked.
 
@@ -78,7 +79,7 @@ def publish_run(
         request_timeout=hub_args.hub_request_timeout,
         deadline=hub_args.hub_deadline,
     )
-    if hub_args.push_merged:
+    if push_merged:
         if not merged.is_dir():
             raise HubPushError("--push_merged needs a merged model: add --merge_lora true to the LoRA run.")
         push_output_dir(
