@@ -19,11 +19,9 @@ pairs add `--pair_column paraphrase` (with `--contrastive_loss in_batch`); image
 """
 
 import logging
-import os
 import time
 from pathlib import Path
 
-from accelerate import PartialState
 from transformers import TrainingArguments
 
 from hf_transfer.contrastive import (
@@ -37,11 +35,11 @@ from hf_transfer.contrastive import (
     load_contrastive_dataset,
 )
 from hf_transfer.data import DataArguments, data_source_name, infer_modality
-from hf_transfer.hub import HubArguments, publish_run
+from hf_transfer.hub import HubArguments
 from hf_transfer.models import ModelArguments, count_parameters, create_backbone
-from hf_transfer.outputs import publish_directory, write_json_atomic
+from hf_transfer.outputs import publish_directory
 from hf_transfer.processing import cap_max_seq_length, set_image_size
-from hf_transfer.recipe import check_modality_match, run_recipe, start_recipe, train_whole_run
+from hf_transfer.recipe import check_modality_match, finish_recipe, run_recipe, start_recipe, train_whole_run
 from hf_transfer.run_record import RunRecord
 
 logger = logging.getLogger(__name__)
@@ -150,16 +148,11 @@ def main():
         metrics.update({f"linear_eval_before_{k}": v for k, v in linear_eval_before.items()})
         metrics.update({f"linear_eval_{k}": v for k, v in after.items()})
     metrics["wall_time"] = time.time() - start
-    if training_args.should_save:
-        write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
-    logger.info(f"Results: {metrics}")
     label_feature = raw_datasets["train"].features.get("label")
-    publish_run(
-        training_args,
-        hub_args,
-        push=run.push_to_hub,
-        token=run.hub_token,
-        record=RunRecord(
+    finish_recipe(
+        run,
+        metrics,
+        RunRecord(
             recipe="contrastive_pretrain",
             base_model=base_model,
             base_model_path=backbone.model.name_or_path or base_model,
@@ -175,7 +168,6 @@ def main():
             loss={"name": type(loss).__name__, "config": loss.get_config_dict(), "citation": loss.citation},
         ),
     )
-    PartialState().wait_for_everyone()
 
 
 if __name__ == "__main__":

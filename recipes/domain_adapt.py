@@ -17,7 +17,6 @@ classes; the target's `train` split is the unlabelled pool, its `validation` / `
 """
 
 import logging
-import os
 from pathlib import Path
 
 from accelerate import PartialState
@@ -41,14 +40,14 @@ from hf_transfer.adaptation import (
 from hf_transfer.data import data_source_name, infer_modality
 from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import LoraArguments, TransferArguments, create_lora_model
-from hf_transfer.hub import HubArguments, publish_run
+from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.models import ModelArguments, count_parameters, get_classifier
-from hf_transfer.outputs import write_json_atomic
 from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset, sample_inputs
 from hf_transfer.recipe import (
     classifier_pooling,
+    finish_recipe,
     load_transfer_model,
     publish_merged_lora,
     publish_trained_model,
@@ -233,16 +232,10 @@ def main():
     metrics["base_model"] = model_args.model_name_or_path
     metrics["source_dataset"], metrics["target_dataset"] = source_name, target_name
     metrics["num_processes"] = training_args.world_size
-    if training_args.should_save:
-        write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
-    logger.info(f"Results: {metrics}")
-    publish_run(
-        training_args,
-        hub_args,
-        push=run.push_to_hub,
-        token=run.hub_token,
-        push_merged=transfer_args.push_merged,
-        record=RunRecord(
+    finish_recipe(
+        run,
+        metrics,
+        RunRecord(
             recipe="domain_adapt",
             base_model=model_args.model_name_or_path,
             base_model_path=model_path,
@@ -255,8 +248,8 @@ def main():
             domains={"source": source_name, "target": target_name},
             **saved_format_info(model),
         ),
+        push_merged=transfer_args.push_merged,
     )
-    PartialState().wait_for_everyone()
 
 
 if __name__ == "__main__":

@@ -17,19 +17,16 @@ Adapting it to your data: pass `--train_file`/`--validation_file` (csv, json, pa
 
 import copy
 import logging
-import os
 import time
 from pathlib import Path
 
-from accelerate import PartialState
 from transformers import TrainingArguments
 
 from hf_transfer.data import DataArguments, data_source_name, infer_modality, load_transfer_dataset
 from hf_transfer.finetuning import LoraArguments, TransferArguments, TransferTrainer, create_lora_model
-from hf_transfer.hub import HubArguments, publish_run
+from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.models import ModelArguments, count_parameters, model_fingerprint
-from hf_transfer.outputs import write_json_atomic
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
 from hf_transfer.processing import (
     cap_max_seq_length,
@@ -40,6 +37,7 @@ from hf_transfer.processing import (
 )
 from hf_transfer.recipe import (
     classifier_pooling,
+    finish_recipe,
     load_transfer_model,
     publish_classifier,
     publish_merged_lora,
@@ -184,16 +182,10 @@ def main():
     # 8. Results (all_results.json), model card, and the Hub push: main process only.
     metrics["base_model"] = model_args.model_name_or_path
     metrics["num_processes"] = training_args.world_size
-    if training_args.should_save:
-        write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
-    logger.info(f"Results: {metrics}")
-    publish_run(
-        training_args,
-        hub_args,
-        push=run.push_to_hub,
-        token=run.hub_token,
-        push_merged=transfer_args.push_merged,
-        record=RunRecord(
+    finish_recipe(
+        run,
+        metrics,
+        RunRecord(
             recipe="finetune",
             base_model=model_args.model_name_or_path,
             base_model_path=model_path,
@@ -205,8 +197,8 @@ def main():
             world_size=training_args.world_size,
             **saved_format_info(model),
         ),
+        push_merged=transfer_args.push_merged,
     )
-    PartialState().wait_for_everyone()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from hf_transfer.data import DataArguments, data_source_name, infer_modality, lo
 from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import LoraArguments, create_lora_model
 from hf_transfer.finetuning.config import CLASSIFIER_POOLINGS
-from hf_transfer.hub import HubArguments, publish_run
+from hf_transfer.hub import HubArguments
 from hf_transfer.meta import (
     MAML,
     EpisodeArguments,
@@ -49,6 +49,7 @@ from hf_transfer.outputs import write_json_atomic
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset
 from hf_transfer.recipe import (
     classifier_pooling,
+    finish_recipe,
     load_transfer_model,
     publish_classifier,
     run_recipe,
@@ -267,7 +268,7 @@ def main():
         **{f"{k}_query_loss": v for k, v in results.pop("per_episode_query_loss").items()},
     }
 
-    # 11. Results: all_results.json (and per-episode accuracies), written by the main process only.
+    # 11. Results: per-episode accuracies and losses (meta_test_episodes.json), the summary line.
     metrics.update(results)
     metrics.update(
         {
@@ -295,7 +296,6 @@ def main():
     )
     if training_args.should_save:
         write_json_atomic(os.path.join(training_args.output_dir, "meta_test_episodes.json"), per_episode)
-        write_json_atomic(os.path.join(training_args.output_dir, "all_results.json"), metrics)
     summary = ", ".join(
         f"{name} {metrics[key + '_accuracy']:.4f} ± {metrics[key + '_ci95']:.4f}"
         for name, key in (("MAML", "meta_test"), ("fine-tune", "finetune_baseline"), ("probe", "probe_baseline"))
@@ -303,14 +303,12 @@ def main():
     )
     logger.info(f"Meta-test over {episode_args.num_test_episodes} episodes: {summary}")
 
-    # 12. Model card and Hub push (main process only).
+    # 12. Results (all_results.json), model card, and the Hub push: main process only.
     method = f"maml ({'first' if maml_config.first_order else 'second'}-order, adapt={maml_config.adapt})"
-    publish_run(
-        training_args,
-        hub_args,
-        push=run.push_to_hub,
-        token=run.hub_token,
-        record=RunRecord(
+    finish_recipe(
+        run,
+        metrics,
+        RunRecord(
             recipe="maml",
             base_model=model_args.model_name_or_path,
             base_model_path=model_path,
@@ -323,7 +321,6 @@ def main():
             **saved_format_info(model),
         ),
     )
-    PartialState().wait_for_everyone()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What every recipe is made of, so `recipes/*.py` stay readable top to bottom (like transformers' `run_*.py`).
 
-`start` (steps 1-3: arguments, logging, the output folder and resume, in one call), `arguments` (config files
+`start` (steps 1-3: arguments, logging, the output folder and resume, in one call; and the last step: results,
+card and push), `arguments` (config files
 and flags into dataclasses), `checks` (bad input stopped at the start), `logs`, `launch` (`run_recipe`: one
 line and exit 2 for a user error, the CPU processes `accelerate launch` asked for), `run_guard` (the output
 folder's lock and run identity), `run_totals` (train loss and runtime over every resume), `transfer_model`
@@ -21,12 +22,13 @@ from .saving import (
     save_classifier,
     saved_format_info,
 )
-from .start import RecipeStart, start_recipe
+from .start import RecipeStart, finish_recipe, start_recipe
 from .transfer_model import TransferModel, load_transfer_model
 
 __all__ = [
     "RecipeStart",
     "start_recipe",
+    "finish_recipe",
     "config_to_argv",
     "parse_recipe_args",
     "check_modality_match",

@@ -1,24 +1,29 @@
-"""`start_recipe`: steps 1-3 of every recipe in one call (arguments, logging, the output folder and resume).
+"""`start_recipe` and `finish_recipe`: the first and the last steps every recipe takes, each in one call.
 
 What each recipe would otherwise write out in the same words: parse `[CONFIG] [--flags]` (or run the default job),
 take the Hub token out of `TrainingArguments` before any `Trainer` sees it, log on the main process, lock the
-output folder and find the checkpoint of the same run to resume from, and seed everything.
+output folder and find the checkpoint of the same run to resume from, and seed everything. At the end: the results
+file, the run record and model card, and the Hub push, on the main process, while the other processes wait.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from accelerate import PartialState
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
-from ..hub import HubArguments, take_hub_token
+from ..hub import HubArguments, publish_run, take_hub_token
+from ..outputs import write_json_atomic
+from ..run_record import RunRecord
 from .arguments import parse_recipe_args
 from .logs import setup_logging
 from .run_guard import claim_output_dir, run_identity
 
-__all__ = ["RecipeStart", "start_recipe"]
+__all__ = ["RecipeStart", "start_recipe", "finish_recipe"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,10 @@ class RecipeStart:
     push_to_hub: bool
     hub_token: Optional[str]
     checkpoint: Optional[str]
+
+    def get(self, cls: type) -> Any:
+        """The parsed arguments of class `cls`."""
+        return next(a for a in self.arguments if isinstance(a, cls))
 
 
 def start_recipe(
@@ -88,3 +97,21 @@ def start_recipe(
         logger.info(f"Resuming training from {checkpoint}")
     set_seed(training_args.seed)
     return RecipeStart(arguments, push_to_hub, hub_token, checkpoint)
+
+
+def finish_recipe(run: RecipeStart, metrics: dict[str, Any], record: RunRecord, *, push_merged: bool = False) -> None:
+    """The last step of every recipe: `all_results.json`, the run record and model card, and the Hub push when
+    `--push_to_hub` asked for it (main process); every process returns once that is done."""
+    training_args = run.get(TrainingArguments)
+    if training_args.should_save:
+        write_json_atomic(Path(training_args.output_dir) / "all_results.json", metrics)
+    logger.info(f"Results: {metrics}")
+    publish_run(
+        training_args,
+        run.get(HubArguments),
+        push=run.push_to_hub,
+        token=run.hub_token,
+        record=record,
+        push_merged=push_merged,
+    )
+    PartialState().wait_for_everyone()
