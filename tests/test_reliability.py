@@ -683,16 +683,16 @@ def test_a_full_disk_after_training_says_where_the_model_is(tiny_bert, tmp_path,
     """Disk full while writing the results: one line naming the cause, the fix, and the saved model."""
     import errno
 
-    import hf_transfer.outputs as outputs
+    import hf_transfer.recipe.start as recipe_start
 
-    original = outputs.write_json_atomic
+    original = recipe_start.write_json_atomic
 
     def full_disk(path, obj):
         if str(path).endswith("all_results.json"):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return original(path, obj)
 
-    monkeypatch.setattr(outputs, "write_json_atomic", full_disk)
+    monkeypatch.setattr(recipe_start, "write_json_atomic", full_disk)  # where the recipes write all_results.json
     out = tmp_path / "out"
     run = run_recipe_in_process("finetune.py", "--model_name_or_path", tiny_bert, *TINY_RUN, output_dir=out)
     assert run.returncode == 1, run.output[-3000:]

@@ -3,7 +3,8 @@
 - `config`: `ContrastiveArguments` (loss, views, temperature, projection head, GradCache, augmentations).
 - `losses`: `NTXentLoss` (SimCLR / SimCSE), `InBatchNegativesLoss` (InfoNCE over pairs), `SupConLoss`,
   with a fixed or learnable (`Temperature`) temperature and a cross-process gather with gradients.
-- `views`: SimCLR image augmentations and collators that make two views per sample.
+- `augmentations`: SimCLR image augmentations (kornia batched, or torchvision per image).
+- `views`: the collators that make two views per sample (augmented images, dropout duplicates, pairs).
 - `model`: `ContrastiveModel` (backbone + projection head used only while pretraining).
 - `trainer`: `ContrastiveTrainer`, a `transformers.Trainer` subclass (GradCache optional).
 - `evaluation`: `linear_evaluation`, a linear probe on the trained pooled embedding (SimCLR's protocol).
@@ -12,6 +13,7 @@
 The result is transferred with `recipes/finetune.py --model_name_or_path <output_dir>`.
 """
 
+from .augmentations import BatchedSimCLRAugmentation, SimCLRAugmentation
 from .config import ContrastiveArguments
 from .data import load_contrastive_dataset
 from .distributed import gather_with_grad
@@ -21,13 +23,7 @@ from .gradcache import cached_contrastive_loss
 from .losses import InBatchNegativesLoss, NTXentLoss, SupConLoss, Temperature, create_contrastive_loss
 from .model import ContrastiveModel, ProjectionHead, create_backbone_from_config
 from .trainer import ContrastiveTrainer
-from .views import (
-    BatchedSimCLRAugmentation,
-    ContrastiveImageCollator,
-    ContrastiveTextCollator,
-    SimCLRAugmentation,
-    create_contrastive_collator,
-)
+from .views import ContrastiveImageCollator, ContrastiveTextCollator, create_contrastive_collator
 
 __all__ = [
     "ContrastiveArguments",

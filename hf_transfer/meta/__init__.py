@@ -1,22 +1,14 @@
 """Meta-learning: MAML and its variants (FOMAML, ANIL, Meta-SGD, meta-learned LoRA) for any backbone.
 
 Split peft-style: `config.py` is what the user sets (`MAMLConfig`, `EpisodeArguments`), `model.py`
-holds the `MAML` wrapper (functional inner loop), `episodes.py` the N-way K-shot sampler and class
-splits, `evaluation.py` scoring on episodes (adaptation and linear-probe baselines), `trainer.py` the
+holds the `MAML` wrapper (functional inner loop), `class_splits.py` the disjoint class splits, `episodes.py` the N-way
+K-shot sampler, `evaluation.py` scoring on episodes (adaptation and linear-probe baselines), `trainer.py` the
 outer loop (`MAMLTrainer`: accelerate, checkpoints, best on meta-validation).
 """
 
+from .class_splits import ClassSplits, default_class_split, split_classes, split_meta_rows
 from .config import ADAPT_CHOICES, EpisodeArguments, MAMLConfig
-from .episodes import (
-    ClassSplits,
-    Episode,
-    EpisodeDataset,
-    EpisodeSampler,
-    Task,
-    default_class_split,
-    split_classes,
-    split_meta_rows,
-)
+from .episodes import Episode, EpisodeDataset, EpisodeSampler, Task
 from .evaluation import EpisodeResult, episode_accuracies, episode_results, mean_confidence_interval, probe_accuracies
 from .model import MAML, MAMLOutput, zero_init_head
 from .trainer import MAMLTrainer
