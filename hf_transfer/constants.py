@@ -5,7 +5,12 @@ Plain values only: a config module reads them here instead of importing the impl
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_L2_GRID", "MIN_TEMPERATURE"]
+__all__ = ["DEFAULT_L2_GRID", "MIN_TEMPERATURE", "TASKS", "REGRESSION_METRICS"]
+
+# What a label column can hold, the task a model is transferred to: one class per row, or a number per row.
+TASKS: tuple[str, ...] = ("single_label", "regression")
+# What a regression is scored with (hf_transfer.metrics.regression).
+REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2", "pearson", "spearman")
 
 # Weight decay strengths (lambda in  CE + lambda/2 * ||W||^2 ) tried from strongest to weakest by the linear probe.
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**k for k in range(1, -7, -1))

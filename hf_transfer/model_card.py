@@ -12,12 +12,14 @@ and pushed long after the run (`python -m hf_transfer push`).
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .constants import REGRESSION_METRICS
 from .registry import get_builtin_dataset
 from .run_record import RUN_INFO_FILE, looks_like_hub_id
 
@@ -28,6 +30,18 @@ def _dataset_hub_id(name: str) -> str:
     """A built-in data set's Hub counterpart when it has one (others are named in the card text only)."""
     builtin = get_builtin_dataset(name)
     return builtin.hub_id if builtin is not None and builtin.hub_id else name
+
+
+# The task metrics a card lists (the last part of the keys in all_results.json).
+_METRICS = ("accuracy", "f1", *REGRESSION_METRICS)
+
+
+def _outputs_text(info: dict) -> str:
+    """`3 labels: a, b, c`, or for a regression `regression of target, in its own units`."""
+    names = [str(name) for name in info["label_names"]]
+    if info.get("task") == "regression":
+        return f"regression of `{', '.join(names)}`, predicted in its own units"
+    return f"{len(names)} labels: {', '.join(names[:20])}"
 
 
 def _read_json(path: Path) -> dict:
@@ -65,6 +79,12 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
                 f'model = SentenceTransformer("{repo_id}")\nembeddings = model.encode(["a sentence"])'
             )
         return snippet
+    if info.get("sentence_transformers") and info.get("task") == "regression":
+        return (
+            "from sentence_transformers import SentenceTransformer\n\n"
+            f'model = SentenceTransformer("{repo_id}")\n'
+            'predictions = model.encode(["a sentence"])[:, 0]  # in the target\'s own units'
+        )
     if info.get("sentence_transformers"):  # a classifier on a trained pooling (`hf_transfer.models.pooled_classifier`)
         return (
             "from sentence_transformers import SentenceTransformer\n\n"
@@ -79,7 +99,8 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
         return (
             f"from peft import PeftModel\nfrom transformers import {auto}, {processor}\n\n"
             f'base = {auto}.from_pretrained(\n    "{base_reference}", num_labels={len(id2label)}, id2label={id2label},\n'
-            f"    ignore_mismatched_sizes=True,\n)\n"
+            + ('    problem_type="regression",\n' if info.get("task") == "regression" else "")
+            + "    ignore_mismatched_sizes=True,\n)\n"
             f'model = PeftModel.from_pretrained(base, "{repo_id}")\n'
             f'processor = {processor}.from_pretrained("{repo_id}")'
         )
@@ -112,7 +133,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     metric_rows = [
         (key, value)
         for key, value in sorted(results.items())
-        if isinstance(value, (int, float)) and key.split("_")[-1] in ("accuracy", "f1")
+        if isinstance(value, (int, float)) and math.isfinite(value) and key.split("_")[-1] in _METRICS
     ]
     eval_results = []
     dataset_name = ", ".join(info["datasets"]) or "custom"
@@ -178,7 +199,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
             + (", except by the target_oracle upper bound)." if info["method"].startswith("target_oracle") else ").")
             if domains.get("source") and domains.get("target")
             else " transferred to "
-            f"{dataset_name} ({len(info['label_names'])} labels: {', '.join(map(str, info['label_names'][:20]))}) "
+            f"{dataset_name} ({_outputs_text(info)}) "
             f"with the **{info['method']}** strategy of [hf_transfer](https://pypi.org/project/hf-transfer-toolkit/) "
             f"(recipe `recipes/{info['recipe']}.py`)."
         ),

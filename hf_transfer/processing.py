@@ -125,7 +125,9 @@ def create_collator(processor: Any, modality: Modality) -> Callable[[list[dict]]
     def collate_images(features: list[dict]) -> dict[str, torch.Tensor]:
         batch = {"pixel_values": torch.stack([torch.as_tensor(f["pixel_values"]) for f in features])}
         if "label" in features[0]:
-            batch["labels"] = torch.tensor([int(f["label"]) for f in features], dtype=torch.long)
+            labels = [f["label"] for f in features]
+            is_target = isinstance(labels[0], float)  # a regression target (hf_transfer.data.targets)
+            batch["labels"] = torch.tensor(labels, dtype=torch.float32 if is_target else torch.long)
         return batch
 
     return collate_images

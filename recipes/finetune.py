@@ -22,8 +22,16 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
-from hf_transfer.data import DataArguments, data_source_name, infer_modality, load_transfer_dataset
+from hf_transfer.data import (
+    DataArguments,
+    data_source_name,
+    infer_modality,
+    infer_task,
+    label_names_of,
+    load_transfer_dataset,
+)
 from hf_transfer.finetuning import LoraArguments, TransferArguments, TransferTrainer, create_lora_model
+from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, standardize_target_head
 from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import create_compute_metrics
 from hf_transfer.models import ModelArguments, count_parameters, model_fingerprint
@@ -65,11 +73,13 @@ def main():
     )
     model_args, data_args, transfer_args, lora_args, hub_args, training_args = run.arguments
 
-    # 4. Data: `text` or `image` plus a ClassLabel `label`, with train / validation (/ test) splits.
+    # 4. Data: `text` or `image` plus `label` (a ClassLabel, or a float target for regression), with train /
+    #    validation (/ test) splits.
     with training_args.main_process_first(desc="loading data"):
-        raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir)
-    label_names = raw_datasets["train"].features["label"].names
-    logger.info(f"{len(label_names)} labels: {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
+        raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir, task=transfer_args.task)
+    task = infer_task(raw_datasets)
+    label_names = label_names_of(raw_datasets, data_args)  # the classes, or the one target's name
+    logger.info(f"Task {task}, labels {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
 
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
     loaded = load_transfer_model(
@@ -79,6 +89,7 @@ def main():
         image_size=transfer_args.image_size,
         main_process_first=training_args.main_process_first,
         pooling=transfer_args.classifier_pooling,
+        problem_type="regression" if task == "regression" else None,
     )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     logger.info(f"Newly initialised layers: {loaded.new_modules}; task head (trained in full): {loaded.head_modules}")
@@ -99,6 +110,7 @@ def main():
     save_kwargs = {"max_seq_length": transfer_args.max_seq_length}
     start = time.time()
     metrics = {
+        "task": task,
         "strategy": transfer_args.strategy,
         "modality": modality,
         "pooling": classifier_pooling(model),
@@ -125,6 +137,7 @@ def main():
                 l2_grid=transfer_args.probe_l2_grid or DEFAULT_L2_GRID,
                 max_iter=transfer_args.probe_max_iter,
                 batch_size=transfer_args.feature_batch_size,
+                task=task,
             )
         metrics["probe_l2"] = probe.l2
         metrics["probe_runtime"] = time.time() - start
@@ -152,6 +165,11 @@ def main():
                 sample_inputs={k: v.to(model.device) for k, v in sample.items()},
             )
             training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
+        # Regression: the head trains on standardised targets and predicts raw units (hf_transfer.finetuning.targets);
+        # LP-FT's head is the probe's, already in raw units.
+        target_scale = TargetScale.of(raw_datasets["train"]["label"]) if task == "regression" else None
+        if target_scale is not None:
+            standardize_target_head(model, target_scale, new_head=transfer_args.strategy != "lp_ft")
         trainable, total = count_parameters(model)
         logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
 
@@ -162,12 +180,15 @@ def main():
             eval_dataset=processed["validation"],
             processing_class=processor,
             data_collator=data_collator,
-            compute_metrics=create_compute_metrics(),
+            compute_metrics=create_compute_metrics(task),
             head_learning_rate=transfer_args.head_learning_rate,
             layer_decay=transfer_args.layer_decay,
             head_modules=loaded.head_modules,
+            target_scale=target_scale,
         )
         metrics.update(train_whole_run(trainer, run.checkpoint))  # train_loss / train_runtime over all resumes
+        if target_scale is not None:
+            fold_target_scale(trainer.model)  # a plain raw-unit Linear from here on, in memory and on disk
         publish_trained_model(trainer, processor, training_args.output_dir, **save_kwargs)
         trainer.save_state()
         metrics["trained"] = trainer.state.global_step > 0 or transfer_args.strategy == "lp_ft"
@@ -194,6 +215,7 @@ def main():
             datasets=[data_source_name(data_args)],
             label_names=label_names,
             arguments=(model_args, data_args, transfer_args, lora_args, training_args),
+            task=task,
             world_size=training_args.world_size,
             **saved_format_info(model),
         ),

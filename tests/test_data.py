@@ -472,4 +472,11 @@ def test_too_few_rows_to_carve(cache_dir, csv_file):
 
 
 def test_all_builtins_listed():
-    assert BUILTIN_DATASETS == ("tweet_sentiment", "drug_reviews", "bbc_news", "fashion_mnist", "digits")
+    assert BUILTIN_DATASETS == (
+        "tweet_sentiment",
+        "drug_reviews",
+        "drug_reviews_usefulness",
+        "bbc_news",
+        "fashion_mnist",
+        "digits",
+    )

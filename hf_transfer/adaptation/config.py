@@ -232,8 +232,13 @@ TargetDataArguments = create_prefixed_data_arguments(
 )
 
 
-def check_transfer_strategy(strategy: str) -> None:
-    """Domain adaptation trains the backbone, so only `full` and `lora` fine-tuning apply."""
+def check_transfer_strategy(strategy: str, task: str = "auto") -> None:
+    """Domain adaptation trains the backbone, so only `full` and `lora` fine-tuning apply; it adapts classifiers."""
+    if task not in ("auto", "single_label"):
+        raise ConfigError(
+            f"--task {task}: domain adaptation adapts classifiers (one class per row) for now; train a {task} model "
+            "with recipes/finetune.py."
+        )
     if strategy not in ("full", "lora"):
         raise ConfigError(
             f"--strategy {strategy} does not train the backbone, so there is nothing to adapt; use --strategy full "

@@ -19,8 +19,8 @@ Where each step lives: `arguments` (the flags and their checks), `sources` (read
 `labels` (one `ClassLabel`), `splits` (hold-outs and subsets), `loading` (the path through all of them).
 """
 
-from .arguments import DataArguments, data_source_name
-from .columns import infer_modality, verify_images
+from .arguments import DataArguments, data_source_name, label_names_of
+from .columns import infer_modality, infer_task, verify_images
 from .constants import BUILTIN_DATASETS, DERIVED_DATASETS
 from .loading import load_transfer_dataset
 from .sources import read_data_files
@@ -30,8 +30,10 @@ __all__ = [
     "DERIVED_DATASETS",
     "DataArguments",
     "data_source_name",
+    "label_names_of",
     "load_transfer_dataset",
     "read_data_files",
     "infer_modality",
+    "infer_task",
     "verify_images",
 ]

@@ -18,7 +18,7 @@ from .constants import (
     TEXT_COLUMN_CANDIDATES,
 )
 
-__all__ = ["DataArguments", "data_source_name"]
+__all__ = ["DataArguments", "data_source_name", "label_names_of"]
 
 
 @dataclass
@@ -237,3 +237,11 @@ class DataArguments:
 def data_source_name(args: DataArguments) -> str:
     """What the data is called in results and model cards: the data set name, else the train file or folder."""
     return args.dataset_name or args.train_file or args.train_dir
+
+
+def label_names_of(dataset, args: DataArguments) -> list[str]:
+    """The names of a canonical data set's outputs: its classes, or for a regression target the target's name
+    (`--label_column`, else `target`)."""
+    train = dataset["train"] if "train" in dataset else dataset
+    names = getattr(train.features["label"], "names", None)
+    return list(names) if names is not None else [args.label_column or "target"]

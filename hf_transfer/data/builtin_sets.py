@@ -34,6 +34,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "load_tweet_sentiment",
     "load_drug_reviews",
+    "load_drug_reviews_usefulness",
     "load_bbc_news",
     "load_fashion_mnist",
     "load_digits",
@@ -122,6 +123,19 @@ def load_drug_reviews(cache_dir: Optional[str]) -> RawSource:
     loaded = loaded.map(_clean_drug_reviews, batched=True, desc="Cleaning drug reviews")
     # `rating` holds negative / neutral / positive: the same names as tweet_sentiment.
     return RawSource(loaded, "built-in 'drug_reviews'", "review", None, "rating")
+
+
+def _log_useful_count(batch: dict[str, list]) -> dict[str, list]:
+    return {"log1p_useful_count": [math.log1p(v) for v in batch["usefulCount"]]}
+
+
+def load_drug_reviews_usefulness(cache_dir: Optional[str]) -> RawSource:
+    """The drug reviews with a numeric target: log(1 + how many readers found the review useful)."""
+    reviews = load_drug_reviews(cache_dir).splits
+    splits = reviews.map(_log_useful_count, batched=True, desc="Usefulness targets")
+    return RawSource(
+        splits, "built-in 'drug_reviews_usefulness'", "review", None, "log1p_useful_count", task="regression"
+    )
 
 
 def _generate_bbc_news(root: str, categories: tuple[str, ...]):

@@ -15,7 +15,15 @@ from ..errors import DataError
 from .constants import IMAGE_COLUMN_CANDIDATES, LABEL_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES
 from .sources import RawSource
 
-__all__ = ["resolve_columns", "to_canonical_columns", "infer_modality", "verify_images", "null_rows", "rows_text"]
+__all__ = [
+    "resolve_columns",
+    "to_canonical_columns",
+    "infer_modality",
+    "infer_task",
+    "verify_images",
+    "null_rows",
+    "rows_text",
+]
 
 
 def _find_column(
@@ -121,6 +129,16 @@ def to_canonical_columns(
                 f"{err}). Pass --image_column with a column of images or image file paths."
             ) from err
     return ds
+
+
+def infer_task(dataset: Union[Dataset, DatasetDict]) -> Literal["single_label", "regression"]:
+    """The task a canonical data set's `label` holds: `single_label` (a `ClassLabel`) or `regression` (a float)."""
+    if isinstance(dataset, DatasetDict):
+        dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
+    feature = dataset.features.get("label")
+    if isinstance(feature, Value) and pa.types.is_floating(feature.pa_type):
+        return "regression"
+    return "single_label"
 
 
 def infer_modality(dataset: Union[Dataset, DatasetDict]) -> Literal["text", "vision"]:

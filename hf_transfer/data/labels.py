@@ -33,7 +33,7 @@ def _plain_label_values(ds: Dataset, split: str) -> list:
     ):
         raise DataError(
             f"The label column in split '{split}' has type {feature}; hf_transfer needs one class per row, "
-            "as a name or an integer id (multi-label and regression are not supported). Pass --label_column."
+            "as a name or an integer id (multi-label is not supported yet; a number per row is --task regression). Pass --label_column."
         )
     array = ds.with_format("arrow")["label"]
     missing = null_rows(array)
@@ -50,7 +50,8 @@ def _plain_label_values(ds: Dataset, split: str) -> list:
             rows = np.flatnonzero(numbers != np.floor(numbers))
             raise DataError(
                 f"Split '{split}' has non-integer labels {fractional[:10]} ({rows_text(rows)}). Labels must be "
-                "class names or integer ids: round them or map them to classes (regression is not supported), "
+                "class names or integer ids: round them or map them to classes, pass --task regression (finetune) for a "
+                "numeric target, "
                 "or pass the right --label_column."
             )
         values = [int(v) for v in values]

@@ -15,6 +15,7 @@ from .constants import SPLIT_ORDER
 from .labels import encode_labels
 from .sources import load_source
 from .splits import canonical_split_names, carve_split, subsample
+from .targets import encode_targets, resolve_task, target_summary
 
 __all__ = ["load_transfer_dataset"]
 
@@ -23,12 +24,17 @@ logger = logging.getLogger(__name__)
 _BUILTIN_TEST_FRACTION = 0.2  # held-out test share for built-ins that ship as a single pool
 
 
-def load_transfer_dataset(args: DataArguments, cache_dir: Optional[str] = None) -> DatasetDict:
-    """Load `args`' source as a canonical `DatasetDict` (see the module docstring for the contract).
+def load_transfer_dataset(
+    args: DataArguments, cache_dir: Optional[str] = None, task: str = "single_label"
+) -> DatasetDict:
+    """Load `args`' source as a canonical `DatasetDict` (see the package docstring for the contract).
 
     Args:
         args: the data arguments.
         cache_dir: `datasets` cache folder (also where built-ins are prepared). Default: the `datasets` cache.
+        task: what `label` must hold (`hf_transfer.constants.TASKS`): `single_label` (a `ClassLabel`),
+            `regression` (one float32 per row), or `auto`: regression for numbers that are not all whole
+            (`hf_transfer.data.targets.resolve_task`), else single_label. `infer_task` reads it back.
 
     Raises:
         DataError: the source cannot be read or does not fit the contract; the message says what to change.
@@ -46,7 +52,11 @@ def load_transfer_dataset(args: DataArguments, cache_dir: Optional[str] = None) 
     splits = DatasetDict(
         {split: to_canonical_columns(ds, split, input_column, target, label_column) for split, ds in splits.items()}
     )
-    splits = encode_labels(splits, source.description)
+    task = resolve_task(splits, source.task if task == "auto" and source.task else task)
+    if task == "regression":
+        splits = encode_targets(splits, source.description)
+    else:
+        splits = encode_labels(splits, source.description)
 
     seed = args.split_seed
     if source.carve_test:
@@ -61,11 +71,12 @@ def load_transfer_dataset(args: DataArguments, cache_dir: Optional[str] = None) 
 
     if source.verify and "image" in splits["train"].column_names:
         verify_images(splits)
-    logger.info(
-        "Loaded %s: %s; %d classes (%s)",
-        source.description,
-        ", ".join(f"{split}={len(ds)}" for split, ds in splits.items()),
-        splits["train"].features["label"].num_classes,
-        ", ".join(splits["train"].features["label"].names[:10]),
-    )
+    sizes = ", ".join(f"{split}={len(ds)}" for split, ds in splits.items())
+    if task == "regression":
+        logger.info("Loaded %s: %s; regression target %s", source.description, sizes, target_summary(splits))
+    else:
+        label = splits["train"].features["label"]
+        logger.info(
+            "Loaded %s: %s; %d classes (%s)", source.description, sizes, label.num_classes, ", ".join(label.names[:10])
+        )
     return splits

@@ -35,6 +35,7 @@ class RawSource(NamedTuple):
     carve_test: bool = False  # the source is one pool: hold out a stratified test split first
     verify: bool = False  # open every image (user-provided images only)
     label_hint: str = ""  # extra advice when the label column is missing
+    task: Optional[str] = None  # what the label column holds when the source knows (a built-in regression target)
 
 
 def load_source(args: DataArguments, cache_dir: Optional[str]) -> RawSource:

@@ -1,4 +1,4 @@
-"""Splits: the canonical names, stratified seeded hold-outs, and class-stratified subsets."""
+"""Splits: the canonical names, seeded hold-outs and subsets, stratified by class when the labels are classes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 from typing import Optional
 
 import numpy as np
-from datasets import Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict
 
 from ..errors import DataError
 from .constants import SPLIT_ALIASES
@@ -35,8 +35,19 @@ def canonical_split_names(splits: DatasetDict, description: str) -> DatasetDict:
 
 
 def carve_split(splits: DatasetDict, target: str, fraction: float, seed: int, description: str) -> DatasetDict:
-    """Hold out a stratified, seeded `target` split from train (every class keeps its share)."""
+    """Hold out a seeded `target` split from train: stratified (every class keeps its share) for classes, a plain
+    seeded draw for numeric targets."""
     train = splits["train"]
+    if not isinstance(train.features["label"], ClassLabel):
+        if math.ceil(fraction * len(train)) < 1 or len(train) - math.ceil(fraction * len(train)) < 2:
+            raise DataError(
+                f"Cannot carve a {target} split out of train of {description}: {fraction} of {len(train)} rows "
+                "leaves too few rows on one side. Add more data, or pass --validation_file."
+            )
+        parts = train.train_test_split(test_size=fraction, seed=seed)
+        out = DatasetDict(splits)
+        out["train"], out[target] = parts["train"], parts["test"]
+        return out
     class_label = train.features["label"]
     counts = np.bincount(classlabel_ids(train), minlength=class_label.num_classes)
     fix = "pass --validation_file / --validation_dir, or add more data" if target == "validation" else "add more data"
@@ -81,8 +92,11 @@ def _stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 def subsample(ds: Dataset, n: Optional[int], seed: int) -> Dataset:
-    """Seeded, class-stratified subset (the built-in files are sorted by label, so never the first n rows)."""
+    """Seeded subset, class-stratified for classes (the built-in files are sorted by label, so never the first n
+    rows)."""
     if n is None or n >= len(ds):
         return ds
+    if not isinstance(ds.features["label"], ClassLabel):
+        return ds.select(np.random.default_rng(seed).permutation(len(ds))[:n].tolist())
     order = _stratified_order(classlabel_ids(ds), seed)
     return ds.select(order[:n].tolist())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..constants import DEFAULT_L2_GRID
+from ..constants import DEFAULT_L2_GRID, TASKS
 from ..errors import ConfigError
 
 __all__ = ["STRATEGIES", "CLASSIFIER_POOLINGS", "LoraArguments", "TransferArguments"]
@@ -51,6 +51,8 @@ class TransferArguments:
     """How to transfer the backbone to the new task.
 
     Args:
+        task (`str`): `single_label`, `regression` (a numeric target: MSE on standardised targets, a head that
+            predicts raw units, a ridge probe), or `auto` (`hf_transfer.data.targets.resolve_task`).
         strategy (`Literal["linear_probe", "full", "lora", "lp_ft"]`): `linear_probe` fits a logistic
             regression on cached frozen features; `full` fine-tunes every weight; `lora` trains LoRA
             adapters through peft plus the new head; `lp_ft` probes first and starts fine-tuning from
@@ -76,6 +78,14 @@ class TransferArguments:
             fine-tuning (`resolve_pooling` says why).
     """
 
+    task: str = field(
+        default="auto",
+        metadata={
+            "help": "What the label column holds: single_label (one class per row) or regression (one number per row; "
+            "the model predicts it in raw units). Default auto: regression when the labels are numbers that are not "
+            "all whole, else single_label."
+        },
+    )
     strategy: Literal["linear_probe", "full", "lora", "lp_ft"] = field(
         default="lora",
         metadata={
@@ -139,6 +149,8 @@ class TransferArguments:
     )
 
     def __post_init__(self) -> None:
+        if self.task not in ("auto", *TASKS):
+            raise ConfigError(f"--task {self.task!r} is not one of auto, {', '.join(TASKS)}.")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
         if self.lp_ft_finetune not in ("full", "lora"):

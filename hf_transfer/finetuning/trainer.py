@@ -10,6 +10,7 @@ from transformers import Trainer
 
 from ..models.heads import head_module_names
 from .optim import create_param_groups
+from .targets import TargetScale, standardized_mse
 
 __all__ = ["TransferTrainer"]
 
@@ -26,6 +27,8 @@ class TransferTrainer(Trainer):
         layer_decay: layer-wise learning-rate decay factor (1.0 = off).
         head_modules: module paths of the task head (`TransferModel.head_modules`); default: found from the
             module tree (`hf_transfer.models.heads.head_module_names`).
+        target_scale: for a regression head reparametrised by `standardize_target_head`, the train targets' mean
+            and std: the loss is then the standardised mean squared error (`hf_transfer.finetuning.targets`).
     """
 
     def __init__(
@@ -34,12 +37,22 @@ class TransferTrainer(Trainer):
         head_learning_rate: Optional[float] = None,
         layer_decay: float = 1.0,
         head_modules: Optional[Sequence[str]] = None,
+        target_scale: Optional[TargetScale] = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.target_scale = target_scale
         self.head_learning_rate = head_learning_rate
         self.layer_decay = layer_decay
         self.head_modules = tuple(head_modules) if head_modules else None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.target_scale is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = standardized_mse(outputs.logits, labels, self.target_scale)
+        return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         if self.optimizer is not None:

@@ -1,9 +1,19 @@
-"""Classification metrics through `evaluate`, from metric modules that ship inside this package.
+"""Metrics of every task: classification through `evaluate`, from metric modules that ship inside this package.
 
 `evaluate.load("accuracy")` needs the Hub; `evaluate.load(<path to a module>)` does not. The modules
 live in `hf_transfer/metrics/<name>/<name>.py`; `classification` loads them once per process.
 """
 
-from .classification import METRIC_NAMES, compute_classification_metrics, create_compute_metrics, load_metric
+from .classification import METRIC_NAMES, compute_classification_metrics, load_metric
+from .regression import REGRESSION_METRICS, compute_regression_metrics
+from .trainer import compute_task_metrics, create_compute_metrics
 
-__all__ = ["METRIC_NAMES", "load_metric", "compute_classification_metrics", "create_compute_metrics"]
+__all__ = [
+    "METRIC_NAMES",
+    "REGRESSION_METRICS",
+    "load_metric",
+    "compute_classification_metrics",
+    "compute_regression_metrics",
+    "compute_task_metrics",
+    "create_compute_metrics",
+]

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import evaluate
 import numpy as np
-from transformers import EvalPrediction
 
-__all__ = ["METRIC_NAMES", "load_metric", "compute_classification_metrics", "create_compute_metrics"]
+__all__ = ["METRIC_NAMES", "load_metric", "compute_classification_metrics"]
 
 METRIC_NAMES = ("accuracy", "f1")
 _METRICS_DIR = Path(__file__).resolve().parent
@@ -32,15 +30,3 @@ def compute_classification_metrics(predictions, references) -> dict[str, float]:
     results = load_metric("accuracy").compute(predictions=predictions, references=references)
     results.update(load_metric("f1").compute(predictions=predictions, references=references, average="macro"))
     return results
-
-
-def create_compute_metrics() -> Callable[[EvalPrediction], dict[str, float]]:
-    """A `compute_metrics` for `Trainer`: argmax over logits, then accuracy and macro-F1."""
-
-    def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
-        logits = eval_prediction.predictions
-        if isinstance(logits, tuple):
-            logits = logits[0]
-        return compute_classification_metrics(np.argmax(logits, axis=-1), eval_prediction.label_ids)
-
-    return compute_metrics

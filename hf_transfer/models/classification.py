@@ -54,11 +54,13 @@ def load_classification_model(
     model_args: Optional[ModelArguments] = None,
     *,
     replace_head: bool = False,
+    problem_type: Optional[str] = None,
 ) -> tuple[PreTrainedModel, list[str]]:
     """`create_classification_model`, plus the paths of the modules the checkpoint lacked (newly initialised).
 
     Those modules are random until trained: LoRA must train and save them, a probe must not read them
-    (`hf_transfer.models.heads`).
+    (`hf_transfer.models.heads`). `problem_type` is transformers' (`regression`: one output per name in
+    `label_names`, mean-squared-error loss); default: single-label classification.
     """
     model_args = model_args or ModelArguments(model_name_or_path=path)
     config = load_config(path, model_args)
@@ -88,6 +90,7 @@ def load_classification_model(
             id2label=id2label,
             label2id=label2id,
             ignore_mismatched_sizes=replace_head,
+            **({"problem_type": problem_type} if problem_type else {}),
             cache_dir=model_args.cache_dir,
             revision=model_args.model_revision,
             token=model_args.token,

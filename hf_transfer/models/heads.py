@@ -24,6 +24,7 @@ from ..errors import ModelLoadError
 __all__ = [
     "get_classifier",
     "get_classifier_name",
+    "trained_classifier",
     "newly_initialized_modules",
     "head_module_names",
     "topmost_module_names",
@@ -156,3 +157,17 @@ def get_classifier_name(model: nn.Module) -> str:
         f"Cannot find the classification head of {type(model).__name__}: expected a `classifier` or `score` "
         "layer. Use a model class from transformers' AutoModelFor{Sequence,Image}Classification."
     )
+
+
+def trained_classifier(model: nn.Module) -> nn.Linear:
+    """The final `nn.Linear` that runs: `get_classifier`, and inside a peft model the trained copy its
+    `modules_to_save` wrapper holds (`resolve_module`)."""
+    get_base = getattr(model, "get_base_model", None)
+    base = get_base() if callable(get_base) else model
+    parts = get_classifier_name(base).split(".")
+    path = []  # the path in the transformers model: peft's wrapper levels (modules_to_save.<adapter>) dropped
+    for i, part in enumerate(parts):
+        if part == "original_module" or (i > 0 and parts[i - 1] == "modules_to_save") or part == "modules_to_save":
+            continue
+        path.append(part)
+    return resolve_module(model, ".".join(path))

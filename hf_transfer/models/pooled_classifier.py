@@ -48,7 +48,9 @@ class PooledClassifier(nn.Module):
 
     base_model_prefix = "backbone"
 
-    def __init__(self, backbone: PreTrainedModel, pooling: str, label_names: list[str]):
+    def __init__(
+        self, backbone: PreTrainedModel, pooling: str, label_names: list[str], problem_type: Optional[str] = None
+    ):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
@@ -56,6 +58,8 @@ class PooledClassifier(nn.Module):
         self.config.id2label = dict(enumerate(label_names))
         self.config.label2id = {name: i for i, name in enumerate(label_names)}
         self.config.num_labels = len(label_names)
+        if problem_type is not None:
+            self.config.problem_type = problem_type
         self.classifier = nn.Linear(self.config.hidden_size, len(label_names))
         nn.init.normal_(self.classifier.weight, std=getattr(self.config, "initializer_range", 0.02))
         nn.init.zeros_(self.classifier.bias)
@@ -76,12 +80,19 @@ class PooledClassifier(nn.Module):
             inputs["token_type_ids"] = token_type_ids
         hidden = self.backbone(**inputs).last_hidden_state  # (B, T, D)
         logits = self.classifier(pool_tokens(hidden, attention_mask, self.pooling))  # (B, C)
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        if labels is None:
+            loss = None
+        elif self.config.problem_type == "regression":
+            loss = nn.functional.mse_loss(
+                logits.view(labels.shape[0], -1).float(), labels.view(labels.shape[0], -1).float()
+            )
+        else:
+            loss = nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 def load_pooled_classifier(
-    path: str, pooling: str, label_names: list[str], **from_pretrained_kwargs: Any
+    path: str, pooling: str, label_names: list[str], problem_type: Optional[str] = None, **from_pretrained_kwargs: Any
 ) -> PooledClassifier:
     """The backbone at `path` (`AutoModel`, without the pooler layer it would not use) under a new classifier."""
     from transformers import AutoModel
@@ -93,7 +104,7 @@ def load_pooled_classifier(
             backbone = AutoModel.from_pretrained(path, add_pooling_layer=False, **from_pretrained_kwargs)
         except TypeError:
             backbone = AutoModel.from_pretrained(path, **from_pretrained_kwargs)
-    return PooledClassifier(backbone, pooling, label_names)
+    return PooledClassifier(backbone, pooling, label_names, problem_type)
 
 
 def load_saved_pooled_classifier(directory: str | Path) -> PooledClassifier:
@@ -112,7 +123,7 @@ def load_saved_pooled_classifier(directory: str | Path) -> PooledClassifier:
         raise ValueError(f"{directory} is not a classifier saved by save_pooled_classifier (one Pooling, one Dense).")
     backbone = AutoModel.from_pretrained(directory)
     labels = [backbone.config.id2label[i] for i in range(len(backbone.config.id2label))]
-    model = PooledClassifier(backbone, pooling, labels)
+    model = PooledClassifier(backbone, pooling, labels, getattr(backbone.config, "problem_type", None))
     state = load_file(str(dense[0] / "model.safetensors"))
     model.classifier.load_state_dict({key.removeprefix("linear."): value for key, value in state.items()})
     return model

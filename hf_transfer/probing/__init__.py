@@ -18,8 +18,8 @@ References:
     Oquab et al. 2023, "DINOv2: Learning Robust Visual Features without Supervision", linear evaluation.
 
 Where each step lives: `cache` (`FeatureCache`), `features` (extraction through a forward pre-hook), `logistic`
-(the L-BFGS fit and its L2 sweep), `head_layout` (where the features are read, new hidden head layers),
-`classifier` (`probe_classification_model`, all of it on a classification model).
+(the L-BFGS fit and its L2 sweep), `ridge` (the probe of a numeric target), `head_layout` (where the features are
+read, new hidden head layers), `classifier` (`probe_classification_model`, all of it on a classification model).
 """
 
 from ..constants import DEFAULT_L2_GRID
@@ -28,10 +28,13 @@ from .classifier import probe_classification_model
 from .features import extract_features
 from .head_layout import ProbeLayout, locate_probe_features
 from .logistic import ProbeResult, fit_linear_probe, load_probe_into_classifier, standardization
+from .ridge import RidgeProbe, fit_ridge_probe
 
 __all__ = [
     "DEFAULT_L2_GRID",
     "ProbeResult",
+    "RidgeProbe",
+    "fit_ridge_probe",
     "FeatureCache",
     "extract_features",
     "fit_linear_probe",

@@ -11,13 +11,14 @@ from datasets import Dataset
 from torch import nn
 
 from ..constants import DEFAULT_L2_GRID
-from ..metrics import compute_classification_metrics
+from ..metrics import compute_task_metrics
 from ..models.heads import get_classifier, head_module_names
 from ..processing import sample_inputs
 from .cache import FeatureCache
 from .features import extract_features
 from .head_layout import HIDDEN_SHIFTS, locate_probe_features, replay_head, set_hidden_layers
 from .logistic import ProbeResult, fit_linear_probe, load_probe_into_classifier
+from .ridge import RidgeProbe, fit_ridge_probe
 
 __all__ = ["probe_classification_model"]
 
@@ -35,7 +36,8 @@ def probe_classification_model(
     l2_grid: Sequence[float] = DEFAULT_L2_GRID,
     max_iter: int = 200,
     batch_size: int = 64,
-) -> tuple[ProbeResult, dict[str, dict[str, float]]]:
+    task: str = "single_label",
+) -> tuple[ProbeResult | RidgeProbe, dict[str, dict[str, float]]]:
     """Probe `model` on frozen pretrained features and write the result into its head; score each split.
 
     Features are the input of the first newly initialised layer (`locate_probe_features`), so they come from
@@ -44,7 +46,9 @@ def probe_classification_model(
     validation) and the probe is fitted on what the final Linear then sees: the saved model computes exactly
     the probe. `new_modules` come from the loading report (`TransferModel.new_modules`); without it the head
     found from the module tree counts as new. `cache_identity` names the model and preprocessing; each split
-    adds its `datasets` fingerprint. Returns the probe and `{split: {"accuracy": ..., "f1": ...}}`.
+    adds its `datasets` fingerprint. `task`: `single_label` fits the logistic probe, `regression` the ridge probe
+    (`hf_transfer.probing.ridge`; the head then predicts raw units). Returns the probe and each split's task metrics
+    (`{split: {"accuracy": ..., "f1": ...}}`, or RMSE, MAE, R², Pearson, Spearman).
     """
     new = list(new_modules) if new_modules is not None else head_module_names(model)
     device = next(model.parameters()).device
@@ -78,7 +82,9 @@ def probe_classification_model(
         )
     num_classes = get_classifier(model).out_features
 
-    def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> ProbeResult:
+    def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> ProbeResult | RidgeProbe:
+        if task == "regression":
+            return fit_ridge_probe(*head_features["train"], *head_features["validation"], l2_grid)
         return fit_linear_probe(*head_features["train"], *head_features["validation"], num_classes, l2_grid, max_iter)
 
     if not layout.has_hidden_layers:
@@ -90,11 +96,8 @@ def probe_classification_model(
             set_hidden_layers(model, layout, features["train"][0], shift)
             candidate = {n: (replay_head(model, layout, x, sample, batch_size), y) for n, (x, y) in features.items()}
             probe = fit(candidate)
-            logger.info("hidden shift %.1f: validation accuracy %.4f", shift, probe.validation_accuracy)
-            if best is None or (probe.validation_accuracy, -probe.validation_loss) > (
-                best[1].validation_accuracy,
-                -best[1].validation_loss,
-            ):
+            logger.info("hidden shift %.1f: validation score %.4f", shift, probe.selection_key[0])
+            if best is None or probe.selection_key > best[1].selection_key:
                 best = (shift, probe, candidate)
         shift, probe, head_features = best
         set_hidden_layers(model, layout, features["train"][0], shift)
@@ -104,5 +107,5 @@ def probe_classification_model(
     with torch.inference_mode():
         for name, (x, y) in head_features.items():
             logits = classifier(x.to(device=device, dtype=classifier.weight.dtype))  # what the saved model computes
-            scores[name] = compute_classification_metrics(logits.argmax(-1).cpu().numpy(), y.numpy())
+            scores[name] = compute_task_metrics(task, logits.float().cpu().numpy(), y.numpy())
     return probe, scores

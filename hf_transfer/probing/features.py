@@ -48,7 +48,8 @@ def _run_extraction(
         hook.remove()
         model.train(was_training)
     features = torch.cat(captured).flatten(1)  # (N, D)
-    return {"features": features, "labels": torch.cat(labels).long()}  # (N,)
+    labels = torch.cat(labels)  # (N,): class ids, or float targets of a regression
+    return {"features": features, "labels": labels if labels.is_floating_point() else labels.long()}
 
 
 def extract_features(

@@ -32,6 +32,11 @@ class ProbeResult:
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         return (features @ self.weight.T + self.bias).argmax(-1)
 
+    @property
+    def selection_key(self) -> tuple[float, float]:
+        """Higher is better: validation accuracy, then the lower validation loss."""
+        return (self.validation_accuracy, -self.validation_loss)
+
 
 def _fit_one(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, init: Optional[tuple], max_iter: int

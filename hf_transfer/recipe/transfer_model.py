@@ -61,6 +61,7 @@ def load_transfer_model(
     image_size: Optional[int] = None,
     main_process_first: Any = None,
     pooling: str = "head",
+    problem_type: Optional[str] = None,
 ) -> TransferModel:
     """Resolve `--model_name_or_path`, check it fits the data, and load its processor and a classifier for `label_names`.
 
@@ -71,7 +72,8 @@ def load_transfer_model(
 
     `pooling` (text): `head` keeps the stock classification head; a mode of `hf_transfer.models.pooling` builds a
     `PooledClassifier` (saved in sentence-transformers' format); `auto` is the pooling of a sentence-transformers
-    checkpoint when it ships one, else `head`.
+    checkpoint when it ships one, else `head`. `problem_type`: `regression` for a numeric target (one output per
+    name in `label_names`), default single-label classification.
     """
     guard = main_process_first(desc="resolving the model") if main_process_first else contextlib.nullcontext()
     with guard:
@@ -100,6 +102,7 @@ def load_transfer_model(
             path,
             pooling,
             label_names,
+            problem_type,
             cache_dir=model_args.cache_dir,
             revision=model_args.model_revision,
             token=model_args.token,
@@ -107,7 +110,9 @@ def load_transfer_model(
         )
         new_modules = ["classifier"]
     else:
-        model, new_modules = load_classification_model(path, label_names, model_args, replace_head=replace_head)
+        model, new_modules = load_classification_model(
+            path, label_names, model_args, replace_head=replace_head, problem_type=problem_type
+        )
     if modality == "vision" and image_size:
         processor = set_image_size(processor, model, image_size)
     return TransferModel(

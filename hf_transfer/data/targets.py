@@ -1,0 +1,96 @@
+"""Numeric targets (`--task regression`): which task a label column holds, and one float per row, checked.
+
+A label column is a regression target when asked (`--task regression`), or under `--task auto` when it holds
+numbers that are not all whole: whole numbers (ratings, ids) stay classes unless the user says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+from datasets import ClassLabel, DatasetDict, Value
+
+from ..errors import DataError
+from .columns import null_rows, rows_text
+
+__all__ = ["resolve_task", "encode_targets", "target_summary"]
+
+
+def _is_numeric(feature) -> bool:
+    return isinstance(feature, Value) and (
+        pa.types.is_integer(feature.pa_type) or pa.types.is_floating(feature.pa_type)
+    )
+
+
+def resolve_task(splits: DatasetDict, requested: str) -> str:
+    """`requested`, or for `auto`: `regression` when train's labels are numbers that are not all whole."""
+    if requested != "auto":
+        return requested
+    feature = splits["train"].features["label"]
+    if isinstance(feature, Value) and pa.types.is_floating(feature.pa_type):
+        values = np.asarray(splits["train"].with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
+        finite = values[np.isfinite(values)]
+        if len(finite) and not np.all(finite == np.floor(finite)):
+            return "regression"
+    return "single_label"
+
+
+def encode_targets(splits: DatasetDict, description: str) -> DatasetDict:
+    """Every split's `label` as one float32 per row; a label that is not a number, or is missing, stops the run."""
+    out = {}
+    for split, ds in splits.items():
+        feature = ds.features["label"]
+        if isinstance(feature, ClassLabel):
+            raise DataError(
+                f"The label column of {description} holds classes ({', '.join(feature.names[:5])}), not numbers: "
+                "--task regression needs one number per row. Drop --task regression, or pick a numeric --label_column."
+            )
+        if not _is_numeric(feature):
+            shown = _first_non_numbers(ds)
+            raise DataError(
+                f"Split '{split}' of {description}: --task regression needs one number per row, but the label column "
+                f"holds {feature}{shown}. Pass --label_column with a numeric column, or drop --task regression."
+            )
+        missing = null_rows(ds.with_format("arrow")["label"])
+        if len(missing):
+            raise DataError(
+                f"Split '{split}' has {len(missing)} rows with no target (empty or NaN; {rows_text(missing)}, 0-based, "
+                "header not counted). Drop or fill those rows."
+            )
+        values = np.asarray(ds.with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
+        infinite = np.flatnonzero(~np.isfinite(values))
+        if len(infinite):
+            raise DataError(f"Split '{split}' has infinite targets ({rows_text(infinite)}). Fix those rows.")
+        out[split] = ds if feature == Value("float32") else ds.cast_column("label", Value("float32"))
+    values = np.asarray(out["train"].with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
+    if len(values) < 2 or float(values.std()) == 0.0:
+        raise DataError(
+            f"The train targets of {description} are all {values[0] if len(values) else 'missing'}: a regression needs "
+            "targets that vary. Check --label_column."
+        )
+    return DatasetDict(out)
+
+
+def _first_non_numbers(ds) -> str:
+    """` (e.g. rows 0, 2: 'abc', 'n/a')` for a column of strings, so the user sees what is not a number."""
+    array = ds.with_format("arrow")["label"]
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return ""
+    values = array.to_pylist()
+    bad = [i for i, v in enumerate(values) if v is not None and not _parses(v)]
+    return f" (e.g. {rows_text(np.asarray(bad[:10]))}: {', '.join(repr(values[i]) for i in bad[:3])})" if bad else ""
+
+
+def _parses(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def target_summary(splits: DatasetDict) -> str:
+    """`mean 2.31, std 0.84, range 0.10..5.00` of train's targets, for the log."""
+    values = np.asarray(splits["train"].with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
+    return f"mean {values.mean():.4g}, std {values.std():.4g}, range {values.min():.4g}..{values.max():.4g}"

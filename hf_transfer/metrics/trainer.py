@@ -1,0 +1,34 @@
+"""`create_compute_metrics`: the `compute_metrics` a `Trainer` gets for the task it trains."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from transformers import EvalPrediction
+
+from .classification import compute_classification_metrics
+from .regression import compute_regression_metrics
+
+__all__ = ["create_compute_metrics", "compute_task_metrics"]
+
+
+def compute_task_metrics(task: str, outputs, references) -> dict[str, float]:
+    """The task's metrics of model outputs (logits, or raw-unit predictions for `regression`) against references."""
+    outputs = np.asarray(outputs)
+    if task == "regression":
+        return compute_regression_metrics(outputs.reshape(len(outputs), -1)[:, 0], references)
+    return compute_classification_metrics(np.argmax(outputs, axis=-1), references)
+
+
+def create_compute_metrics(task: str = "single_label") -> Callable[[EvalPrediction], dict[str, float]]:
+    """A `compute_metrics` for `Trainer`: accuracy and macro-F1 of the argmax for classes; RMSE, MAE, R², Pearson and
+    Spearman of the output for `regression`."""
+
+    def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
+        logits = eval_prediction.predictions
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return compute_task_metrics(task, logits, eval_prediction.label_ids)
+
+    return compute_metrics

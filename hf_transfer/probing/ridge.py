@@ -1,0 +1,77 @@
+"""The probe of a numeric target: ridge regression on standardised features and standardised targets, the penalty
+chosen on validation, solved in closed form for the whole grid at once (one SVD)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from ..constants import DEFAULT_L2_GRID
+from .logistic import STANDARDIZE_PRIOR_ROWS, standardization
+
+__all__ = ["RidgeProbe", "fit_ridge_probe"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RidgeProbe:
+    """A fitted ridge probe: `weight` (1, D) and `bias` (1,) map raw features to raw-unit predictions."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    l2: float
+    validation_r2: float
+    validation_loss: float  # mean squared error in units of the train-target variance
+    sweep: dict[float, float] = field(default_factory=dict)  # l2 -> validation R²
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        return (features @ self.weight.T + self.bias)[:, 0]
+
+    @property
+    def selection_key(self) -> tuple[float, float]:
+        """Higher is better: validation R² (equivalently, the lower validation error)."""
+        return (self.validation_r2, -self.validation_loss)
+
+
+def fit_ridge_probe(
+    train_features: torch.Tensor,
+    train_targets: torch.Tensor,
+    val_features: torch.Tensor,
+    val_targets: torch.Tensor,
+    l2_grid: Sequence[float] = DEFAULT_L2_GRID,
+) -> RidgeProbe:
+    """Ridge regression on frozen features: for each `l2`, w minimises  mean (z w - t)^2 + l2 * ||w||^2  over
+    standardised features z (`standardization`, as the logistic probe) and standardised targets t; the `l2` with the
+    best validation R² wins, and both standardisations are folded into the returned raw-unit weights."""
+    if train_features.shape[0] < 2 or val_features.shape[0] == 0:
+        raise ValueError("A ridge probe needs at least 2 train rows and 1 validation row.")
+    mean, std = standardization(train_features, STANDARDIZE_PRIOR_ROWS)
+    z_train = (train_features.double() - mean) / std  # (N, D)
+    z_val = (val_features.double() - mean) / std
+    z_mean = z_train.mean(0)  # ~0 (shrunk scales leave the centring exact), kept so the intercept is exact
+    y = train_targets.double().reshape(-1)
+    y_mean, y_std = float(y.mean()), float(y.std(unbiased=False)) or 1.0
+    t = (y - y_mean) / y_std
+    u, s, vh = torch.linalg.svd(z_train - z_mean, full_matrices=False)  # (N, K), (K,), (K, D)
+    ut_t = u.T @ t  # (K,)
+    n = z_train.shape[0]
+    y_val = val_targets.double().reshape(-1)
+    val_var = float(((y_val - y_val.mean()) ** 2).mean()) or 1.0
+    fits: dict[float, tuple[float, float, torch.Tensor]] = {}
+    for l2 in sorted({float(v) for v in l2_grid}, reverse=True):
+        w = vh.T @ (s / (s**2 + n * l2) * ut_t)  # (D,)
+        predictions = ((z_val - z_mean) @ w) * y_std + y_mean
+        mse = float(((predictions - y_val) ** 2).mean())
+        fits[l2] = (1.0 - mse / val_var, mse / y_std**2, w)
+        logger.info("ridge probe l2=%.1e validation R2=%.4f", l2, fits[l2][0])
+    l2 = max(fits, key=lambda value: (fits[value][0], -fits[value][1]))
+    r2, loss, w = fits[l2]
+    # prediction = y_std * (w . ((x - mu) / sigma - z_mean)) + y_mean
+    raw_weight = (y_std * w / std).reshape(1, -1)  # (1, D)
+    raw_bias = torch.tensor([y_mean - float(y_std * (w @ (mean / std + z_mean)))], dtype=torch.float64)
+    sweep = {k: v[0] for k, v in sorted(fits.items(), reverse=True)}
+    return RidgeProbe(raw_weight.float(), raw_bias.float(), l2, r2, loss, sweep)
