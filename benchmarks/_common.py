@@ -7,11 +7,14 @@ scripts' own folder.
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
@@ -73,3 +76,16 @@ def current_rss_mib() -> float:
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports `ru_maxrss` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_recipe_for_results(script: str, flags: list[str], output_dir: str) -> dict:
+    """`python recipes/<script> <flags> --output_dir <output_dir>` the way a user runs it; its `all_results.json`.
+    A failed run stops the benchmark with the command's last output."""
+    command = [sys.executable, str(ROOT / "recipes" / script), *flags, "--output_dir", output_dir]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{script} {' '.join(flags)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+    return json.loads((Path(output_dir) / "all_results.json").read_text())

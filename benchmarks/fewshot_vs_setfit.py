@@ -27,12 +27,10 @@ per-dataset mean accuracies and time ratios.
 Needs `pip install -r requirements-bench.txt` (setfit) for the `setfit` contestant.
 """
 
-import json
 import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +43,7 @@ import numpy as np
 import torch
 from transformers import HfArgumentParser, set_seed
 
+from _common import run_recipe_for_results
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
 from hf_transfer.models import resolve_model_path
@@ -54,7 +53,6 @@ from hf_transfer.recipe import run_recipe, setup_quiet_logging
 logger = logging.getLogger(__name__)
 
 NAME = "fewshot_vs_setfit"
-ROOT = Path(__file__).resolve().parent.parent
 CONTESTANTS = ("probe", "supcon_probe", "setfit")
 
 
@@ -164,23 +162,8 @@ def write_rows(rows: datasets.Dataset, path: Path) -> str:
 def run_script(script: str, *flags: str) -> dict:
     """One recipe run in its own process, as a user starts it; its `all_results.json`."""
     with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{NAME}-") as out:
-        command = [
-            sys.executable,
-            str(ROOT / "recipes" / script),
-            *flags,
-            "--output_dir",
-            out,
-            "--report_to",
-            "none",
-            "--save_strategy",
-            "no",
-            "--disable_tqdm",
-            "true",
-        ]
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode != 0:
-            raise SystemExit(f"{script} {' '.join(flags)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
-        return json.loads((Path(out) / "all_results.json").read_text())
+        quiet = ["--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true"]
+        return run_recipe_for_results(script, [*flags, *quiet], out)
 
 
 def validation_flags(files: dict, args: FewShotArguments) -> list[str]:
@@ -221,9 +204,7 @@ def run_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArgu
 
 def run_supcon_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{NAME}-supcon-") as encoder:
-        command = [
-            sys.executable,
-            str(ROOT / "recipes" / "contrastive_pretrain.py"),
+        flags = [
             "--model_name_or_path",
             path,
             "--train_file",
@@ -255,13 +236,8 @@ def run_supcon_probe(path: str, files: dict, shots: datasets.Dataset, args: FewS
             "--seed",
             str(seed),
             *validation_flags(files, args),
-            "--output_dir",
-            encoder,
         ]
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode != 0:
-            raise SystemExit(f"contrastive_pretrain.py failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
-        pretrain = json.loads((Path(encoder) / "all_results.json").read_text())
+        pretrain = run_recipe_for_results("contrastive_pretrain.py", flags, encoder)
         probe = run_probe(encoder, files, shots, args, seed)
     return {
         **probe,

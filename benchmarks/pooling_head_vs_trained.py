@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, run_recipe_for_results
 
 DATASETS = {
     "tweet_sentiment": ["--max_train_samples", "1500", "--max_eval_samples", "500", "--max_seq_length", "64"],
@@ -56,29 +55,9 @@ COMMON = [
 
 def run_cell(dataset: str, strategy: str, pooling: str, cache: str, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="hf_transfer-pooling-") as out:
-        command = [
-            sys.executable,
-            str(ROOT / "recipes" / "finetune.py"),
-            *COMMON,
-            "--dataset_name",
-            dataset,
-            *DATASETS[dataset],
-            "--strategy",
-            strategy,
-            *STRATEGIES[strategy],
-            "--pooling",
-            pooling,
-            "--seed",
-            str(seed),
-            "--feature_cache_dir",
-            cache,
-            "--output_dir",
-            out,
-        ]
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode != 0:
-            raise SystemExit(f"{dataset} {strategy} {pooling} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-        results = json.loads((Path(out) / "all_results.json").read_text())
+        flags = [*COMMON, "--dataset_name", dataset, *DATASETS[dataset], "--strategy", strategy]
+        flags += [*STRATEGIES[strategy], "--pooling", pooling, "--seed", str(seed), "--feature_cache_dir", cache]
+        results = run_recipe_for_results("finetune.py", flags, out)
     keep = ("eval_accuracy", "eval_f1", "test_accuracy", "test_f1", "train_runtime", "trainable_params", "pooling")
     return {k: results[k] for k in keep if k in results}
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, run_recipe_for_results
 
 STRATEGIES = {
     "linear_probe": [],
@@ -53,24 +52,8 @@ KEEP = ("eval_r2", "test_rmse", "test_mae", "test_r2", "test_pearson", "test_spe
 
 def run_cell(strategy: str, seed: int, cache: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="hf_transfer-regression-") as out:
-        command = [
-            sys.executable,
-            str(ROOT / "recipes" / "finetune.py"),
-            *COMMON,
-            "--strategy",
-            strategy,
-            *STRATEGIES[strategy],
-            "--seed",
-            str(seed),
-            "--feature_cache_dir",
-            cache,
-            "--output_dir",
-            out,
-        ]
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-        if proc.returncode != 0:
-            raise SystemExit(f"{strategy} seed {seed} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-        results = json.loads((Path(out) / "all_results.json").read_text())
+        flags = [*COMMON, "--strategy", strategy, *STRATEGIES[strategy], "--seed", str(seed)]
+        results = run_recipe_for_results("finetune.py", [*flags, "--feature_cache_dir", cache], out)
     return {key: results[key] for key in KEEP if key in results}
 
 
