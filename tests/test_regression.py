@@ -166,59 +166,9 @@ STRATEGIES = {
 }
 
 
-@pytest.mark.parametrize("strategy", list(STRATEGIES))
-def test_every_strategy_predicts_raw_units_and_reloads_to_its_reported_error(
-    strategy, tiny_bert, score_files, tmp_path
-):
+def _train_and_reload(base: str, strategy: str, settings: list, score_files, out) -> tuple[dict, dict]:
+    """Run finetune on the score files, then reload its output in a fresh interpreter (`RELOAD`) and score it."""
     train, test = score_files
-    out = tmp_path / "out"
-    run = assert_ok(
-        run_recipe(
-            "finetune.py",
-            "--model_name_or_path",
-            tiny_bert,
-            "--train_file",
-            train,
-            "--test_file",
-            test,
-            "--label_column",
-            "score",
-            "--strategy",
-            strategy,
-            "--per_device_train_batch_size",
-            "8",
-            "--save_strategy",
-            "no",
-            *STRATEGIES[strategy],
-            output_dir=out,
-        )
-    )
-    results = run.results
-    assert results["task"] == "regression" and {"test_rmse", "test_mae", "test_r2", "test_spearman"} <= set(results)
-    # Far better than predicting a constant (the targets' std is about 0.7) for every strategy that fits the head.
-    assert results["test_r2"] > 0.3, results
-    reloaded = subprocess.run(
-        [sys.executable, "-c", RELOAD, str(out), tiny_bert if strategy == "lora" else "-", train, test],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-    )
-    scores = json.loads(reloaded.stdout.strip().splitlines()[-1])
-    assert scores["rmse"] == pytest.approx(results["test_rmse"], abs=1e-4), (scores, results)
-    assert scores["problem_type"] == "regression" and scores["pipeline_matches"]
-    card = (out / "README.md").read_text()
-    assert "test_r2" in card and "regression of `score`" in card
-
-
-@pytest.mark.parametrize("architecture, strategy", [("roberta", "lora"), ("distilbert", "full"), ("electra", "lp_ft")])
-def test_other_text_families_reload_to_their_reported_error(architecture, strategy, score_files, tmp_path):
-    """Heads that hold more than one Linear (RoBERTa's classifier.dense + out_proj, DistilBERT's pre_classifier):
-    the standardised head is the final Linear, also inside peft's trained copy."""
-    train, test = score_files
-    base = make_tiny(architecture, tmp_path / architecture)
-    out = tmp_path / "out"
-    settings = {**STRATEGIES, "lp_ft": ["--num_train_epochs", "1", "--learning_rate", "1e-5"]}[strategy]
     run = assert_ok(
         run_recipe(
             "finetune.py",
@@ -247,8 +197,31 @@ def test_other_text_families_reload_to_their_reported_error(architecture, strate
         check=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
     )
-    scores = json.loads(reloaded.stdout.strip().splitlines()[-1])
-    assert scores["rmse"] == pytest.approx(run.results["test_rmse"], abs=1e-4), (scores, run.results)
+    return run.results, json.loads(reloaded.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_every_strategy_predicts_raw_units_and_reloads_to_its_reported_error(
+    strategy, tiny_bert, score_files, tmp_path
+):
+    results, scores = _train_and_reload(tiny_bert, strategy, STRATEGIES[strategy], score_files, tmp_path / "out")
+    assert results["task"] == "regression" and {"test_rmse", "test_mae", "test_r2", "test_spearman"} <= set(results)
+    # Far better than predicting a constant (the targets' std is about 0.7) for every strategy that fits the head.
+    assert results["test_r2"] > 0.3, results
+    assert scores["rmse"] == pytest.approx(results["test_rmse"], abs=1e-4), (scores, results)
+    assert scores["problem_type"] == "regression" and scores["pipeline_matches"]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "test_r2" in card and "regression of `score`" in card
+
+
+@pytest.mark.parametrize("architecture, strategy", [("roberta", "lora"), ("distilbert", "full"), ("electra", "lp_ft")])
+def test_other_text_families_reload_to_their_reported_error(architecture, strategy, score_files, tmp_path):
+    """Heads that hold more than one Linear (RoBERTa's classifier.dense + out_proj, DistilBERT's pre_classifier):
+    the standardised head is the final Linear, also inside peft's trained copy."""
+    base = make_tiny(architecture, tmp_path / architecture)
+    settings = {**STRATEGIES, "lp_ft": ["--num_train_epochs", "1", "--learning_rate", "1e-5"]}[strategy]
+    results, scores = _train_and_reload(base, strategy, settings, score_files, tmp_path / "out")
+    assert scores["rmse"] == pytest.approx(results["test_rmse"], abs=1e-4), (scores, results)
 
 
 @pytest.mark.parametrize("family", ["vit", "timm"])
