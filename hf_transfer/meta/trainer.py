@@ -392,7 +392,9 @@ class MAMLTrainer:
         progress.close()
         self.load_best()
         return {
-            "meta_train_runtime": runtime_before + time.time() - start,  # the whole run, across resumes
+            # The whole run, across resumes: the time recorded with the last meta-iteration's checkpoint (what a resume
+            # continues from), so every session adds its own steps and nothing else (saving, restoring the best).
+            "meta_train_runtime": float(self.state.get("meta_train_runtime", runtime_before + time.time() - start)),
             **({"resumed_from_step": start_step} if resume_from_checkpoint else {}),
             "meta_iterations": self.state["global_step"],
             "best_meta_validation_accuracy": self.state["best_metric"],
