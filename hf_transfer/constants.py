@@ -5,12 +5,24 @@ Plain values only: a config module reads them here instead of importing the impl
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_L2_GRID", "MIN_TEMPERATURE", "TASKS", "REGRESSION_METRICS"]
+__all__ = [
+    "DEFAULT_L2_GRID",
+    "MIN_TEMPERATURE",
+    "TASKS",
+    "REGRESSION_METRICS",
+    "MULTI_LABEL_METRICS",
+    "DEFAULT_LABEL_SEPARATOR",
+]
 
-# What a label column can hold, the task a model is transferred to: one class per row, or a number per row.
-TASKS: tuple[str, ...] = ("single_label", "regression")
+# What a label column can hold, the task a model is transferred to: one class per row, any number of classes per
+# row, or a number per row.
+TASKS: tuple[str, ...] = ("single_label", "multi_label", "regression")
 # What a regression is scored with (hf_transfer.metrics.regression).
 REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2", "pearson", "spearman")
+# What a multi-label classifier is scored with (hf_transfer.metrics.multi_label), besides one f1_<label> per label.
+MULTI_LABEL_METRICS: tuple[str, ...] = ("micro_f1", "macro_f1", "map", "subset_accuracy")
+# How several labels are written in one string cell (`sports,politics`) unless --label_separator says otherwise.
+DEFAULT_LABEL_SEPARATOR = ","
 
 # Weight decay strengths (lambda in  CE + lambda/2 * ||W||^2 ) tried from strongest to weakest by the linear probe.
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**k for k in range(1, -7, -1))

@@ -19,7 +19,7 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .constants import REGRESSION_METRICS
+from .constants import MULTI_LABEL_METRICS, REGRESSION_METRICS
 from .registry import get_builtin_dataset
 from .run_record import RUN_INFO_FILE, looks_like_hub_id
 
@@ -32,8 +32,20 @@ def _dataset_hub_id(name: str) -> str:
     return builtin.hub_id if builtin is not None and builtin.hub_id else name
 
 
-# The task metrics a card lists (the last part of the keys in all_results.json).
-_METRICS = ("accuracy", "f1", *REGRESSION_METRICS)
+# The task metrics a card lists (the end of the keys in all_results.json, after the split: `test_micro_f1`), longest
+# first so `micro_f1` is not read as `f1`; per-label scores (`test_f1_<label>`) get a table of their own.
+_METRICS = tuple(sorted(("accuracy", "f1", *MULTI_LABEL_METRICS, *REGRESSION_METRICS), key=len, reverse=True))
+_SPLITS = ("train", "eval", "validation", "test")
+
+
+def _split_metric(key: str) -> Optional[tuple[str, str]]:
+    """`("test", "micro_f1")` for `test_micro_f1`, `("source_eval", "accuracy")` for `source_eval_accuracy`; None for
+    keys that are not a split's task metric (runtimes, per-label scores)."""
+    for metric in _METRICS:
+        split = key[: -len(metric) - 1]
+        if key.endswith(f"_{metric}") and split.rpartition("_")[2] in _SPLITS:
+            return split, metric
+    return None
 
 
 def _outputs_text(info: dict) -> str:
@@ -41,7 +53,32 @@ def _outputs_text(info: dict) -> str:
     names = [str(name) for name in info["label_names"]]
     if info.get("task") == "regression":
         return f"regression of `{', '.join(names)}`, predicted in its own units"
+    if info.get("task") == "multi_label":
+        return f"multi-label, any of {len(names)} labels per input: {', '.join(names[:20])}"
     return f"{len(names)} labels: {', '.join(names[:20])}"
+
+
+def _per_label_table(info: dict, results: dict) -> list[str]:
+    """A multi-label run's F1 per label, on each split that has them (at the saved decision thresholds)."""
+    names = [str(name) for name in info["label_names"]]
+    splits = [split for split in ("eval", "test") if all(f"{split}_f1_{name}" in results for name in names)]
+    if info.get("task") != "multi_label" or not splits:
+        return []
+    header = " | ".join({"eval": "validation"}.get(split, split) for split in splits)
+    lines = ["", "### F1 per label", "", f"| label | {header} |", "|---|" + "---|" * len(splits)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{results[f'{split}_f1_{name}']:.4f}" for split in splits) + " |")
+    return lines
+
+
+_THRESHOLDS_USAGE = (
+    "\n\n# A label is predicted when its sigmoid probability reaches its decision threshold, chosen on validation\n"
+    "# and saved with the model (decision_thresholds.json)\n"
+    "import json, torch\nfrom huggingface_hub import hf_hub_download\n\n"
+    'thresholds = json.load(open(hf_hub_download("{repo_id}", "decision_thresholds.json")))["thresholds"]\n'
+    "{logits_line}\n"
+    "labels = [[name for i, name in id2label.items() if p[i] >= thresholds[name]] for p in torch.sigmoid(logits)]"
+)
 
 
 def _read_json(path: Path) -> dict:
@@ -85,6 +122,16 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
             f'model = SentenceTransformer("{repo_id}")\n'
             'predictions = model.encode(["a sentence"])[:, 0]  # in the target\'s own units'
         )
+    multi_label = info.get("task") == "multi_label"
+    if info.get("sentence_transformers") and multi_label:
+        return (
+            "from sentence_transformers import SentenceTransformer\n\n"
+            f'model = SentenceTransformer("{repo_id}")\n'
+            "id2label = model[0].auto_model.config.id2label"
+            + _THRESHOLDS_USAGE.format(
+                repo_id=repo_id, logits_line='logits = model.encode(["a sentence"], convert_to_tensor=True)'
+            )
+        )
     if info.get("sentence_transformers"):  # a classifier on a trained pooling (`hf_transfer.models.pooled_classifier`)
         return (
             "from sentence_transformers import SentenceTransformer\n\n"
@@ -94,20 +141,30 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
         )
     auto = "AutoModelForSequenceClassification" if info["modality"] == "text" else "AutoModelForImageClassification"
     processor = "AutoTokenizer" if info["modality"] == "text" else "AutoImageProcessor"
+    example = '["a sentence"], return_tensors="pt"' if info["modality"] == "text" else '[image], return_tensors="pt"'
+    thresholds = (
+        "\nid2label = model.config.id2label"
+        + _THRESHOLDS_USAGE.format(
+            repo_id=repo_id, logits_line=f"logits = model(**processor({example})).logits.detach()"
+        )
+        if multi_label
+        else ""
+    )
     if is_adapter:
         id2label = {i: n for i, n in enumerate(info["label_names"])}
+        problem_type = {"regression": "regression", "multi_label": "multi_label_classification"}.get(info.get("task"))
         return (
             f"from peft import PeftModel\nfrom transformers import {auto}, {processor}\n\n"
             f'base = {auto}.from_pretrained(\n    "{base_reference}", num_labels={len(id2label)}, id2label={id2label},\n'
-            + ('    problem_type="regression",\n' if info.get("task") == "regression" else "")
+            + (f'    problem_type="{problem_type}",\n' if problem_type else "")
             + "    ignore_mismatched_sizes=True,\n)\n"
             f'model = PeftModel.from_pretrained(base, "{repo_id}")\n'
-            f'processor = {processor}.from_pretrained("{repo_id}")'
+            f'processor = {processor}.from_pretrained("{repo_id}")' + thresholds
         )
     return (
         f"from transformers import {auto}, {processor}\n\n"
         f'model = {auto}.from_pretrained("{repo_id}")\n'
-        f'processor = {processor}.from_pretrained("{repo_id}")'
+        f'processor = {processor}.from_pretrained("{repo_id}")' + thresholds
     )
 
 
@@ -133,14 +190,14 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     metric_rows = [
         (key, value)
         for key, value in sorted(results.items())
-        if isinstance(value, (int, float)) and math.isfinite(value) and key.split("_")[-1] in _METRICS
+        if isinstance(value, (int, float)) and math.isfinite(value) and _split_metric(key) is not None
     ]
     eval_results = []
     dataset_name = ", ".join(info["datasets"]) or "custom"
     # Domain adaptation scores two datasets: `source_eval_accuracy` belongs to the source, `target_*` to the target.
     domains = info.get("domains") or {}
     for key, value in metric_rows:
-        split, _, metric = key.rpartition("_")
+        split, metric = _split_metric(key)
         domain, _, domain_split = split.partition("_")
         if domain_split and domains.get(domain):
             split, metric_dataset = domain_split, domains[domain]
@@ -169,7 +226,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         tags=["hf_transfer", info["recipe"], info["method"].split(" ")[0], info["modality"]]
         + (["lora"] if is_adapter else []),
         datasets=hub_datasets or None,
-        metrics=sorted({key.rpartition("_")[2] for key, _ in metric_rows}) or None,
+        metrics=sorted({_split_metric(key)[1] for key, _ in metric_rows}) or None,
         model_name=repo_id,
         eval_results=eval_results or None,
     )
@@ -218,6 +275,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         "| metric | value |",
         "|---|---|",
         *[f"| {key} | {value:.4f} |" for key, value in metric_rows],
+        *_per_label_table(info, results),
         "",
         "## Training",
         "",

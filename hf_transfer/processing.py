@@ -13,7 +13,7 @@ import logging
 from typing import Any, Callable, Literal, Optional
 
 import torch
-from datasets import Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from .errors import DataError
@@ -27,6 +27,7 @@ __all__ = [
     "set_image_size",
     "model_max_length",
     "cap_max_seq_length",
+    "multi_hot",
 ]
 
 Modality = Literal["text", "vision"]
@@ -71,20 +72,44 @@ def cap_max_seq_length(max_seq_length: int, model: torch.nn.Module, tokenizer: A
     return max_seq_length
 
 
-def _tokenize_fn(tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> Callable[[dict], dict]:
+def multi_hot(label_ids: list[list[int]], num_labels: int) -> list[list[float]]:
+    """Label id lists as 0/1 rows of `num_labels` floats: the targets of a multi-label head (BCE)."""
+    rows = []
+    for ids in label_ids:
+        row = [0.0] * num_labels
+        for i in ids:
+            row[i] = 1.0
+        rows.append(row)
+    return rows
+
+
+def _multi_label_count(dataset: DatasetDict | Dataset) -> Optional[int]:
+    """The number of labels when `label` is a multi-label list (`List(ClassLabel)`), else None."""
+    features = next(iter(dataset.values())).features if isinstance(dataset, DatasetDict) else dataset.features
+    inner = getattr(features.get("label"), "feature", None)
+    return inner.num_classes if isinstance(inner, ClassLabel) else None
+
+
+def _tokenize_fn(
+    tokenizer: PreTrainedTokenizerBase, max_seq_length: int, num_labels: Optional[int]
+) -> Callable[[dict], dict]:
     def tokenize(batch: dict) -> dict:
-        return tokenizer(batch["text"], truncation=True, max_length=max_seq_length)
+        out = tokenizer(batch["text"], truncation=True, max_length=max_seq_length)
+        if num_labels is not None and "label" in batch:
+            # As `labels`: a column that keeps its name keeps its type (the ClassLabel list), whatever map returns.
+            out["labels"] = multi_hot(batch["label"], num_labels)
+        return out
 
     return tokenize
 
 
-def _image_transform(image_processor: Any) -> Callable[[dict], dict]:
+def _image_transform(image_processor: Any, num_labels: Optional[int]) -> Callable[[dict], dict]:
     def transform(batch: dict) -> dict:
         images = [to_rgb(image) for image in batch["image"]]
         pixel_values = image_processor(images, return_tensors="pt")["pixel_values"]  # (B, 3, H, W)
         out = {"pixel_values": list(pixel_values)}
         if "label" in batch:
-            out["label"] = batch["label"]
+            out["label"] = batch["label"] if num_labels is None else multi_hot(batch["label"], num_labels)
         return out
 
     return transform
@@ -97,7 +122,8 @@ def preprocess_dataset(
     max_seq_length: int = 128,
     desc_prefix: str = "",
 ) -> DatasetDict | Dataset:
-    """Tokenize text (cached `map`) or attach an on-the-fly image transform, keeping `label`."""
+    """Tokenize text (cached `map`) or attach an on-the-fly image transform, keeping `label` (multi-label lists
+    become 0/1 rows, `multi_hot`)."""
     columns = dataset.column_names
     columns = next(iter(columns.values())) if isinstance(columns, dict) else columns
     needed = "text" if modality == "text" else "image"
@@ -107,14 +133,15 @@ def preprocess_dataset(
             f"The model is a {modality} model but the data has no `{needed}` column (columns: {columns}); "
             f"it looks like {other} data. Pick a {modality} dataset or a {other} model."
         )
+    num_labels = _multi_label_count(dataset)
     if modality == "text":
         return dataset.map(
-            _tokenize_fn(processor, max_seq_length),
+            _tokenize_fn(processor, max_seq_length, num_labels),
             batched=True,
-            remove_columns=["text"],
+            remove_columns=["text"] if num_labels is None else ["text", "label"],
             desc=f"{desc_prefix}Tokenizing",
         )
-    return dataset.with_transform(_image_transform(processor))
+    return dataset.with_transform(_image_transform(processor, num_labels))
 
 
 def create_collator(processor: Any, modality: Modality) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
@@ -126,8 +153,9 @@ def create_collator(processor: Any, modality: Modality) -> Callable[[list[dict]]
         batch = {"pixel_values": torch.stack([torch.as_tensor(f["pixel_values"]) for f in features])}
         if "label" in features[0]:
             labels = [f["label"] for f in features]
-            is_target = isinstance(labels[0], float)  # a regression target (hf_transfer.data.targets)
-            batch["labels"] = torch.tensor(labels, dtype=torch.float32 if is_target else torch.long)
+            # A regression target (hf_transfer.data.targets) or a multi-label 0/1 row is float, a class id long.
+            is_float = isinstance(labels[0], (float, list))
+            batch["labels"] = torch.tensor(labels, dtype=torch.float32 if is_float else torch.long)
         return batch
 
     return collate_images

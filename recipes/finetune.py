@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Transfer a pretrained backbone to a labelled classification task, text or vision.
+"""Transfer a pretrained backbone to a labelled task, text or vision: one class per row, several classes per row
+(multi-label), or a number per row (regression).
 
 Strategies (`--strategy`): `linear_probe` (cached frozen features + logistic regression), `full`
 fine-tuning, `lora` (peft), and `lp_ft` (probe, then fine-tune from the probe's head).
@@ -33,8 +34,9 @@ from hf_transfer.data import (
 from hf_transfer.finetuning import LoraArguments, TransferArguments, TransferTrainer, create_lora_model
 from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, standardize_target_head
 from hf_transfer.hub import HubArguments
-from hf_transfer.metrics import create_compute_metrics
+from hf_transfer.metrics import choose_decision_thresholds, create_compute_metrics
 from hf_transfer.models import ModelArguments, count_parameters, model_fingerprint
+from hf_transfer.models.thresholds import set_decision_thresholds
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
 from hf_transfer.processing import (
     cap_max_seq_length,
@@ -73,15 +75,16 @@ def main():
     )
     model_args, data_args, transfer_args, lora_args, hub_args, training_args = run.arguments
 
-    # 4. Data: `text` or `image` plus `label` (a ClassLabel, or a float target for regression), with train /
-    #    validation (/ test) splits.
+    # 4. Data: `text` or `image` plus `label` (a ClassLabel, a list of them for multi-label, or a float target for
+    #    regression), with train / validation (/ test) splits.
     with training_args.main_process_first(desc="loading data"):
         raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir, task=transfer_args.task)
     task = infer_task(raw_datasets)
     label_names = label_names_of(raw_datasets, data_args)  # the classes, or the one target's name
     logger.info(f"Task {task}, labels {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
 
-    # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head.
+    # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head (BCE per label for
+    #    multi-label, MSE for regression).
     loaded = load_transfer_model(
         model_args,
         label_names,
@@ -89,7 +92,7 @@ def main():
         image_size=transfer_args.image_size,
         main_process_first=training_args.main_process_first,
         pooling=transfer_args.classifier_pooling,
-        problem_type="regression" if task == "regression" else None,
+        problem_type={"regression": "regression", "multi_label": "multi_label_classification"}.get(task),
     )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     logger.info(f"Newly initialised layers: {loaded.new_modules}; task head (trained in full): {loaded.head_modules}")
@@ -180,7 +183,7 @@ def main():
             eval_dataset=processed["validation"],
             processing_class=processor,
             data_collator=data_collator,
-            compute_metrics=create_compute_metrics(task),
+            compute_metrics=create_compute_metrics(task, label_names=label_names),
             head_learning_rate=transfer_args.head_learning_rate,
             layer_decay=transfer_args.layer_decay,
             head_modules=loaded.head_modules,
@@ -189,6 +192,11 @@ def main():
         metrics.update(train_whole_run(trainer, run.checkpoint))  # train_loss / train_runtime over all resumes
         if target_scale is not None:
             fold_target_scale(trainer.model)  # a plain raw-unit Linear from here on, in memory and on disk
+        if task == "multi_label":  # decision thresholds chosen on validation, saved with the model, used from here on
+            validation = trainer.predict(processed["validation"], metric_key_prefix="thresholds")
+            thresholds = choose_decision_thresholds(validation.predictions, validation.label_ids)
+            set_decision_thresholds(trainer.model, thresholds)
+            trainer.compute_metrics = create_compute_metrics(task, thresholds, label_names)
         publish_trained_model(trainer, processor, training_args.output_dir, **save_kwargs)
         trainer.save_state()
         metrics["trained"] = trainer.state.global_step > 0 or transfer_args.strategy == "lp_ft"

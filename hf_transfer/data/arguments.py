@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..constants import DEFAULT_LABEL_SEPARATOR
 from ..errors import DataError
 from .constants import (
     BUILTIN_DATASETS,
@@ -130,8 +131,16 @@ class DataArguments:
     label_column: Optional[str] = field(
         default=None,
         metadata={
-            "help": "Column holding the class, as a name or an integer id. Default: the first of "
+            "help": "Column holding the class, as a name or an integer id (a list of names, or names joined by "
+            "--label_separator, for multi-label; a number for regression). Default: the first of "
             f"{', '.join(LABEL_COLUMN_CANDIDATES)} found, else the only ClassLabel column."
+        },
+    )
+    label_separator: str = field(
+        default=DEFAULT_LABEL_SEPARATOR,
+        metadata={
+            "help": "What separates several labels in one text cell of a multi-label column (`sports,politics`); "
+            f"a cell that holds it makes --task auto read the column as multi-label. Default '{DEFAULT_LABEL_SEPARATOR}'."
         },
     )
     validation_split_percentage: float = field(
@@ -232,6 +241,11 @@ class DataArguments:
                     f"{flag} must be a positive integer; got {value!r}: it would leave an empty split. "
                     "Omit it to use every row."
                 )
+        if not isinstance(self.label_separator, str) or not self.label_separator.strip():
+            raise DataError(
+                f"--label_separator must be a visible character or string such as ',' or '|'; got "
+                f"{self.label_separator!r}."
+            )
 
 
 def data_source_name(args: DataArguments) -> str:
@@ -240,8 +254,9 @@ def data_source_name(args: DataArguments) -> str:
 
 
 def label_names_of(dataset, args: DataArguments) -> list[str]:
-    """The names of a canonical data set's outputs: its classes, or for a regression target the target's name
-    (`--label_column`, else `target`)."""
+    """The names of a canonical data set's outputs: its classes (of one label, or of a multi-label list), or for a
+    regression target the target's name (`--label_column`, else `target`)."""
     train = dataset["train"] if "train" in dataset else dataset
-    names = getattr(train.features["label"], "names", None)
+    feature = train.features["label"]
+    names = getattr(getattr(feature, "feature", feature), "names", None)
     return list(names) if names is not None else [args.label_column or "target"]

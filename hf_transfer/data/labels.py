@@ -33,7 +33,8 @@ def _plain_label_values(ds: Dataset, split: str) -> list:
     ):
         raise DataError(
             f"The label column in split '{split}' has type {feature}; hf_transfer needs one class per row, "
-            "as a name or an integer id (multi-label is not supported yet; a number per row is --task regression). Pass --label_column."
+            "as a name or an integer id. Several labels per row are --task multi_label, a number per row is --task "
+            "regression (recipes/finetune.py); or pass the right --label_column."
         )
     array = ds.with_format("arrow")["label"]
     missing = null_rows(array)

@@ -13,6 +13,7 @@ from .arguments import DataArguments
 from .columns import resolve_columns, to_canonical_columns, verify_images
 from .constants import SPLIT_ORDER
 from .labels import encode_labels
+from .multi_labels import encode_multi_labels, multi_label_summary
 from .sources import load_source
 from .splits import canonical_split_names, carve_split, subsample
 from .targets import encode_targets, resolve_task, target_summary
@@ -33,8 +34,9 @@ def load_transfer_dataset(
         args: the data arguments.
         cache_dir: `datasets` cache folder (also where built-ins are prepared). Default: the `datasets` cache.
         task: what `label` must hold (`hf_transfer.constants.TASKS`): `single_label` (a `ClassLabel`),
-            `regression` (one float32 per row), or `auto`: regression for numbers that are not all whole
-            (`hf_transfer.data.targets.resolve_task`), else single_label. `infer_task` reads it back.
+            `multi_label` (a `List(ClassLabel)`, possibly empty per row), `regression` (one float32 per row), or
+            `auto`: multi-label for lists or `--label_separator`-joined names, regression for numbers that are not
+            all whole (`hf_transfer.data.targets.resolve_task`), else single_label. `infer_task` reads it back.
 
     Raises:
         DataError: the source cannot be read or does not fit the contract; the message says what to change.
@@ -52,9 +54,11 @@ def load_transfer_dataset(
     splits = DatasetDict(
         {split: to_canonical_columns(ds, split, input_column, target, label_column) for split, ds in splits.items()}
     )
-    task = resolve_task(splits, source.task if task == "auto" and source.task else task)
+    task = resolve_task(splits, source.task if task == "auto" and source.task else task, args.label_separator)
     if task == "regression":
         splits = encode_targets(splits, source.description)
+    elif task == "multi_label":
+        splits = encode_multi_labels(splits, source.description, args.label_separator)
     else:
         splits = encode_labels(splits, source.description)
 
@@ -74,6 +78,8 @@ def load_transfer_dataset(
     sizes = ", ".join(f"{split}={len(ds)}" for split, ds in splits.items())
     if task == "regression":
         logger.info("Loaded %s: %s; regression target %s", source.description, sizes, target_summary(splits))
+    elif task == "multi_label":
+        logger.info("Loaded %s: %s; multi-label, %s", source.description, sizes, multi_label_summary(splits))
     else:
         label = splits["train"].features["label"]
         logger.info(

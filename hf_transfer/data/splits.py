@@ -36,7 +36,7 @@ def canonical_split_names(splits: DatasetDict, description: str) -> DatasetDict:
 
 def carve_split(splits: DatasetDict, target: str, fraction: float, seed: int, description: str) -> DatasetDict:
     """Hold out a seeded `target` split from train: stratified (every class keeps its share) for classes, a plain
-    seeded draw for numeric targets."""
+    seeded draw for numeric targets and label lists (multi-label)."""
     train = splits["train"]
     if not isinstance(train.features["label"], ClassLabel):
         if math.ceil(fraction * len(train)) < 1 or len(train) - math.ceil(fraction * len(train)) < 2:

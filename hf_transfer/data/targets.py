@@ -1,21 +1,27 @@
 """Numeric targets (`--task regression`): which task a label column holds, and one float per row, checked.
 
-A label column is a regression target when asked (`--task regression`), or under `--task auto` when it holds
-numbers that are not all whole: whole numbers (ratings, ids) stay classes unless the user says otherwise.
+Under `--task auto` a label column is a regression target when it holds numbers that are not all whole (whole
+numbers, such as ratings or ids, stay classes unless the user says otherwise), and multi-label when it holds lists
+or text cells joined by `--label_separator` (`hf_transfer.data.multi_labels`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import pyarrow as pa
 from datasets import ClassLabel, DatasetDict, Value
 
+from ..constants import DEFAULT_LABEL_SEPARATOR
 from ..errors import DataError
 from .columns import null_rows, rows_text
+from .multi_labels import holds_label_lists, holds_separated_labels
 
 __all__ = ["resolve_task", "encode_targets", "target_summary"]
+
+logger = logging.getLogger(__name__)
 
 
 def _is_numeric(feature) -> bool:
@@ -24,11 +30,21 @@ def _is_numeric(feature) -> bool:
     )
 
 
-def resolve_task(splits: DatasetDict, requested: str) -> str:
-    """`requested`, or for `auto`: `regression` when train's labels are numbers that are not all whole."""
+def resolve_task(splits: DatasetDict, requested: str, separator: str = DEFAULT_LABEL_SEPARATOR) -> str:
+    """`requested`, or for `auto`: `multi_label` when train's labels are lists or `separator`-joined names,
+    `regression` when they are numbers that are not all whole, else `single_label`."""
     if requested != "auto":
         return requested
     feature = splits["train"].features["label"]
+    if holds_label_lists(feature):
+        return "multi_label"
+    if holds_separated_labels(splits["train"], separator):
+        logger.info(
+            "The label column has cells joined by '%s': reading it as multi-label (pass --task single_label if the "
+            "separator is part of class names, or --label_separator to change it).",
+            separator,
+        )
+        return "multi_label"
     if isinstance(feature, Value) and pa.types.is_floating(feature.pa_type):
         values = np.asarray(splits["train"].with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
         finite = values[np.isfinite(values)]
@@ -46,6 +62,11 @@ def encode_targets(splits: DatasetDict, description: str) -> DatasetDict:
             raise DataError(
                 f"The label column of {description} holds classes ({', '.join(feature.names[:5])}), not numbers: "
                 "--task regression needs one number per row. Drop --task regression, or pick a numeric --label_column."
+            )
+        if holds_label_lists(feature):
+            raise DataError(
+                f"Split '{split}' of {description}: --task regression needs one number per row, but the label column "
+                "holds lists of labels; that is --task multi_label (or pick a numeric --label_column)."
             )
         if not _is_numeric(feature):
             shown = _first_non_numbers(ds)

@@ -5,6 +5,7 @@ live in `hf_transfer/metrics/<name>/<name>.py`; `classification` loads them once
 """
 
 from .classification import METRIC_NAMES, compute_classification_metrics, load_metric
+from .multi_label import DecisionThresholds, choose_decision_thresholds, compute_multi_label_metrics
 from .regression import REGRESSION_METRICS, compute_regression_metrics
 from .trainer import compute_task_metrics, create_compute_metrics
 
@@ -14,6 +15,9 @@ __all__ = [
     "load_metric",
     "compute_classification_metrics",
     "compute_regression_metrics",
+    "DecisionThresholds",
+    "choose_decision_thresholds",
+    "compute_multi_label_metrics",
     "compute_task_metrics",
     "create_compute_metrics",
 ]

@@ -86,6 +86,8 @@ class PooledClassifier(nn.Module):
             loss = nn.functional.mse_loss(
                 logits.view(labels.shape[0], -1).float(), labels.view(labels.shape[0], -1).float()
             )
+        elif self.config.problem_type == "multi_label_classification":
+            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
         else:
             loss = nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -28,11 +28,14 @@ from .classifier import probe_classification_model
 from .features import extract_features
 from .head_layout import ProbeLayout, locate_probe_features
 from .logistic import ProbeResult, fit_linear_probe, load_probe_into_classifier, standardization
+from .one_vs_rest import OneVsRestProbe, fit_one_vs_rest_probe
 from .ridge import RidgeProbe, fit_ridge_probe
 
 __all__ = [
     "DEFAULT_L2_GRID",
     "ProbeResult",
+    "OneVsRestProbe",
+    "fit_one_vs_rest_probe",
     "RidgeProbe",
     "fit_ridge_probe",
     "FeatureCache",

@@ -11,14 +11,18 @@ from datasets import Dataset
 from torch import nn
 
 from ..constants import DEFAULT_L2_GRID
-from ..metrics import compute_task_metrics
+from ..metrics import DecisionThresholds, choose_decision_thresholds, compute_task_metrics
 from ..models.heads import get_classifier, head_module_names
+from ..models.thresholds import set_decision_thresholds
 from ..processing import sample_inputs
 from .cache import FeatureCache
 from .features import extract_features
 from .head_layout import HIDDEN_SHIFTS, locate_probe_features, replay_head, set_hidden_layers
 from .logistic import ProbeResult, fit_linear_probe, load_probe_into_classifier
+from .one_vs_rest import OneVsRestProbe, fit_one_vs_rest_probe
 from .ridge import RidgeProbe, fit_ridge_probe
+
+Probe = ProbeResult | OneVsRestProbe | RidgeProbe
 
 __all__ = ["probe_classification_model"]
 
@@ -37,7 +41,7 @@ def probe_classification_model(
     max_iter: int = 200,
     batch_size: int = 64,
     task: str = "single_label",
-) -> tuple[ProbeResult | RidgeProbe, dict[str, dict[str, float]]]:
+) -> tuple[Probe, dict[str, dict[str, float]]]:
     """Probe `model` on frozen pretrained features and write the result into its head; score each split.
 
     Features are the input of the first newly initialised layer (`locate_probe_features`), so they come from
@@ -46,9 +50,11 @@ def probe_classification_model(
     validation) and the probe is fitted on what the final Linear then sees: the saved model computes exactly
     the probe. `new_modules` come from the loading report (`TransferModel.new_modules`); without it the head
     found from the module tree counts as new. `cache_identity` names the model and preprocessing; each split
-    adds its `datasets` fingerprint. `task`: `single_label` fits the logistic probe, `regression` the ridge probe
-    (`hf_transfer.probing.ridge`; the head then predicts raw units). Returns the probe and each split's task metrics
-    (`{split: {"accuracy": ..., "f1": ...}}`, or RMSE, MAE, R², Pearson, Spearman).
+    adds its `datasets` fingerprint. `task`: `single_label` fits the logistic probe, `multi_label` one logistic
+    regression per label (`hf_transfer.probing.one_vs_rest`; decision thresholds are then chosen on validation and
+    recorded on the model's config), `regression` the ridge probe (`hf_transfer.probing.ridge`; the head then
+    predicts raw units). Returns the probe and each split's task metrics (`{split: {"accuracy": ..., "f1": ...}}`,
+    or micro / macro / per-label F1 and mAP, or RMSE, MAE, R², Pearson, Spearman).
     """
     new = list(new_modules) if new_modules is not None else head_module_names(model)
     device = next(model.parameters()).device
@@ -82,9 +88,11 @@ def probe_classification_model(
         )
     num_classes = get_classifier(model).out_features
 
-    def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> ProbeResult | RidgeProbe:
+    def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Probe:
         if task == "regression":
             return fit_ridge_probe(*head_features["train"], *head_features["validation"], l2_grid)
+        if task == "multi_label":
+            return fit_one_vs_rest_probe(*head_features["train"], *head_features["validation"], l2_grid, max_iter)
         return fit_linear_probe(*head_features["train"], *head_features["validation"], num_classes, l2_grid, max_iter)
 
     if not layout.has_hidden_layers:
@@ -103,9 +111,19 @@ def probe_classification_model(
         set_hidden_layers(model, layout, features["train"][0], shift)
     load_probe_into_classifier(model, probe)
     classifier = get_classifier(model)
-    scores = {}
-    with torch.inference_mode():
-        for name, (x, y) in head_features.items():
-            logits = classifier(x.to(device=device, dtype=classifier.weight.dtype))  # what the saved model computes
-            scores[name] = compute_task_metrics(task, logits.float().cpu().numpy(), y.numpy())
+    with torch.inference_mode():  # what the saved model computes
+        logits = {
+            name: classifier(x.to(device=device, dtype=classifier.weight.dtype)).float().cpu().numpy()
+            for name, (x, _) in head_features.items()
+        }
+    thresholds: Optional[DecisionThresholds] = None
+    label_names = None
+    if task == "multi_label":
+        thresholds = choose_decision_thresholds(logits["validation"], head_features["validation"][1].numpy())
+        set_decision_thresholds(model, thresholds)
+        label_names = [model.config.id2label[i] for i in range(num_classes)]
+    scores = {
+        name: compute_task_metrics(task, logits[name], y.numpy(), thresholds, label_names)
+        for name, (_, y) in head_features.items()
+    }
     return probe, scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence
+from typing import Callable, Literal, Optional, Sequence
 
 import torch
 from torch import nn
@@ -13,7 +13,14 @@ from torch import nn
 from ..constants import DEFAULT_L2_GRID
 from ..models.heads import get_classifier
 
-__all__ = ["ProbeResult", "fit_linear_probe", "standardization", "load_probe_into_classifier"]
+__all__ = [
+    "ProbeResult",
+    "fit_linear_probe",
+    "sweep_l2",
+    "standardization",
+    "load_probe_into_classifier",
+    "MAX_GRID_EXTENSIONS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +45,18 @@ class ProbeResult:
         return (self.validation_accuracy, -self.validation_loss)
 
 
+def _softmax_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(logits, y)
+
+
 def _fit_one(
-    x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, init: Optional[tuple], max_iter: int
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    l2: float,
+    init: Optional[tuple],
+    max_iter: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _softmax_loss,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     d = x.shape[1]
     weight = torch.zeros(num_classes, d, dtype=x.dtype) if init is None else init[0].clone()
@@ -53,7 +70,7 @@ def _fit_one(
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         logits = x @ weight.T + bias  # (N, C)
-        loss = nn.functional.cross_entropy(logits, y) + 0.5 * l2 * weight.pow(2).sum()
+        loss = loss_fn(logits, y) + 0.5 * l2 * weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -117,22 +134,57 @@ def fit_linear_probe(
         std = (train_features.double() - mean).pow(2).mean().sqrt().clamp(min=1e-6).expand_as(mean)
     else:
         mean, std = standardization(train_features, STANDARDIZE_PRIOR_ROWS if standardize == "shrunk" else 0)
+
+    def score(logits: torch.Tensor, y: torch.Tensor) -> float:
+        return float((logits.argmax(-1) == y).double().mean())
+
+    l2, accuracy, loss, raw_weight, raw_bias, sweep = sweep_l2(
+        train_features,
+        train_labels.long(),
+        val_features,
+        val_labels.long(),
+        (mean, std),
+        num_classes,
+        l2_grid,
+        max_iter,
+        _softmax_loss,
+        score,
+        extend_grid,
+    )
+    return ProbeResult(raw_weight.float(), raw_bias.float(), l2, accuracy, sweep, loss)
+
+
+def sweep_l2(
+    train_features: torch.Tensor,
+    y_train: torch.Tensor,
+    val_features: torch.Tensor,
+    y_val: torch.Tensor,
+    standardisation: tuple[torch.Tensor, torch.Tensor],
+    num_outputs: int,
+    l2_grid: Sequence[float],
+    max_iter: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    score_fn: Callable[[torch.Tensor, torch.Tensor], float],
+    extend_grid: bool = True,
+) -> tuple[float, float, float, torch.Tensor, torch.Tensor, dict[float, float]]:
+    """Fit `loss_fn + l2 / 2 ||W||^2` on standardised features for each `l2` (strongest first, each fit warm-starting
+    the next), keep the best validation `score_fn` (ties: the lower validation loss), extend the grid past a winning
+    edge (`MAX_GRID_EXTENSIONS`), and return `(l2, score, loss, raw weight, raw bias, {l2: score})` with the
+    standardisation folded into the weights. Shared by the softmax probe and the one-vs-rest multi-label probe."""
+    mean, std = standardisation
     z_train = (train_features.double() - mean) / std  # (N, D)
     z_val = (val_features.double() - mean) / std
-    y_train = train_labels.long()
-    y_val = val_labels.long()
-
     fits: dict[float, tuple[float, float, torch.Tensor, torch.Tensor]] = {}
 
     def sweep(values: Sequence[float], init: Optional[tuple]) -> Optional[tuple]:
         for l2 in values:
-            weight, bias = _fit_one(z_train, y_train, num_classes, l2, init, max_iter)
+            weight, bias = _fit_one(z_train, y_train, num_outputs, l2, init, max_iter, loss_fn)
             init = (weight, bias)
             logits = z_val @ weight.T + bias
-            accuracy = float((logits.argmax(-1) == y_val).double().mean())
-            loss = float(nn.functional.cross_entropy(logits, y_val))
-            fits[l2] = (accuracy, loss, weight, bias)
-            logger.info("probe l2=%.1e validation accuracy=%.4f loss=%.4f", l2, accuracy, loss)
+            value = score_fn(logits, y_val)
+            loss = float(loss_fn(logits, y_val))
+            fits[l2] = (value, loss, weight, bias)
+            logger.info("probe l2=%.1e validation score=%.4f loss=%.4f", l2, value, loss)
         return init
 
     def best() -> float:
@@ -149,12 +201,11 @@ def fit_linear_probe(
         else:
             sweep([weakest / 10.0], fits[weakest][2:])
     l2 = best()
-    accuracy, loss, weight, bias = fits[l2]
+    value, loss, weight, bias = fits[l2]
     # Fold the standardisation in: W z + b = (W / sigma) x + (b - (W / sigma) mu).
     raw_weight = weight / std  # (C, D)
     raw_bias = bias - raw_weight @ mean  # (C,)
-    sweep_accuracy = {k: v[0] for k, v in sorted(fits.items(), reverse=True)}
-    return ProbeResult(raw_weight.float(), raw_bias.float(), l2, accuracy, sweep_accuracy, loss)
+    return l2, value, loss, raw_weight, raw_bias, {k: v[0] for k, v in sorted(fits.items(), reverse=True)}
 
 
 def load_probe_into_classifier(model: nn.Module, probe: ProbeResult) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..models.pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
+from ..models.thresholds import write_decision_thresholds
 from ..outputs import publish_directory
 
 __all__ = [
@@ -53,7 +54,9 @@ def save_classifier(
     adapter_subdir: str | None = None,
 ) -> None:
     """`model` and `processor` into `directory`: `save_pretrained`, or sentence-transformers' format (a LoRA model
-    merged, its adapter also kept in `adapter_subdir` when given)."""
+    merged, its adapter also kept in `adapter_subdir` when given); a multi-label model's decision thresholds go
+    into `decision_thresholds.json` too (`hf_transfer.models.thresholds`)."""
+    write_decision_thresholds(model, directory)
     if is_sentence_transformers_classifier(model):
         save_pooled_classifier(model, processor, directory, max_seq_length, adapter_subdir=adapter_subdir)
         return
@@ -94,7 +97,13 @@ def publish_trained_model(trainer: Any, processor: Any, output_dir: str | Path, 
         if should_save:
             publish_classifier(trainer.model, processor, output_dir, max_seq_length=max_seq_length)
         return
-    publish_directory(output_dir, trainer.save_model)
+
+    def write(staging: str) -> None:
+        trainer.save_model(staging)
+        if should_save:
+            write_decision_thresholds(trainer.model, staging)
+
+    publish_directory(output_dir, write)
     if should_save:
         processor.save_pretrained(output_dir)
 
