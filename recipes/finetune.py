@@ -92,7 +92,7 @@ def main():
         image_size=transfer_args.image_size,
         main_process_first=training_args.main_process_first,
         pooling=transfer_args.classifier_pooling,
-        problem_type={"regression": "regression", "multi_label": "multi_label_classification"}.get(task),
+        task=task,
     )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     logger.info(f"Newly initialised layers: {loaded.new_modules}; task head (trained in full): {loaded.head_modules}")
@@ -102,7 +102,7 @@ def main():
     # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
     with training_args.main_process_first(desc="preprocessing"):
         processed = preprocess_dataset(raw_datasets, processor, modality, transfer_args.max_seq_length)
-    data_collator = create_collator(processor, modality)
+    data_collator = create_collator(processor, modality, task)
     if modality == "vision":
         training_args.remove_unused_columns = False  # the transform needs the `image` column
     sample = sample_inputs(processed["train"], data_collator, model.device)

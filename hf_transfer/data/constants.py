@@ -25,7 +25,19 @@ BUILTIN_DATASETS: tuple[str, ...] = list_builtin_datasets(derived=False)
 DERIVED_DATASETS: tuple[str, ...] = list_builtin_datasets(derived=True)
 
 # Auto-detection: the first name found (case-insensitive) wins.
-TEXT_COLUMN_CANDIDATES = ("text", "sentence", "review", "content", "document", "tweet", "comment", "body")
+# A column of word lists (`tokens`, `words`) is the input of token classification.
+TEXT_COLUMN_CANDIDATES = (
+    "text",
+    "sentence",
+    "review",
+    "content",
+    "document",
+    "tweet",
+    "comment",
+    "body",
+    "tokens",
+    "words",
+)
 
 IMAGE_COLUMN_CANDIDATES = ("image", "img", "pixel_values", "picture", "photo", "image_path")
 
@@ -39,6 +51,8 @@ LABEL_COLUMN_CANDIDATES = (
     "rating",
     "fine_label",
     "topic",
+    "tags",
+    "ner_tags",
 )
 
 # file suffix -> (packaged builder, extra load_dataset kwargs)
@@ -48,6 +62,7 @@ FILE_BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
     ".json": ("json", {}),
     ".jsonl": ("json", {}),
     ".parquet": ("parquet", {}),
+    ".conll": ("conll", {}),  # word<TAB>tag lines, blank lines between sentences (hf_transfer.data.conll)
 }
 
 SPLIT_ALIASES = {

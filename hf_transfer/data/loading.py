@@ -17,6 +17,7 @@ from .multi_labels import encode_multi_labels, multi_label_summary
 from .sources import load_source
 from .splits import canonical_split_names, carve_split, subsample
 from .targets import encode_targets, resolve_task, target_summary
+from .token_tags import encode_token_tags, tag_summary
 
 __all__ = ["load_transfer_dataset"]
 
@@ -34,7 +35,9 @@ def load_transfer_dataset(
         args: the data arguments.
         cache_dir: `datasets` cache folder (also where built-ins are prepared). Default: the `datasets` cache.
         task: what `label` must hold (`hf_transfer.constants.TASKS`): `single_label` (a `ClassLabel`),
-            `multi_label` (a `List(ClassLabel)`, possibly empty per row), `regression` (one float32 per row), or
+            `multi_label` (a `List(ClassLabel)`, possibly empty per row), `regression` (one float32 per row),
+            `token_classification` (a `List(ClassLabel)` of tags, one per word of a `tokens` column; chosen whenever
+            the input column holds word lists or the file is CoNLL), or
             `auto`: multi-label for lists or `--label_separator`-joined names, regression for numbers that are not
             all whole (`hf_transfer.data.targets.resolve_task`), else single_label. `infer_task` reads it back.
 
@@ -59,6 +62,13 @@ def load_transfer_dataset(
         splits = encode_targets(splits, source.description)
     elif task == "multi_label":
         splits = encode_multi_labels(splits, source.description, args.label_separator)
+    elif task == "token_classification":
+        if "tokens" not in splits["train"].column_names:
+            raise DataError(
+                f"--task token_classification needs a list of words per row and one tag per word; {source.description} "
+                "has a text column of plain strings. Pass --text_column with a column of word lists, or a .conll file."
+            )
+        splits = encode_token_tags(splits, source.description)
     else:
         splits = encode_labels(splits, source.description)
 
@@ -80,6 +90,8 @@ def load_transfer_dataset(
         logger.info("Loaded %s: %s; regression target %s", source.description, sizes, target_summary(splits))
     elif task == "multi_label":
         logger.info("Loaded %s: %s; multi-label, %s", source.description, sizes, multi_label_summary(splits))
+    elif task == "token_classification":
+        logger.info("Loaded %s: %s; token classification, %s", source.description, sizes, tag_summary(splits))
     else:
         label = splits["train"].features["label"]
         logger.info(

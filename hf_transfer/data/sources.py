@@ -17,6 +17,7 @@ from datasets import DatasetDict
 from ..errors import DataError
 from ..registry import get_builtin_dataset
 from .arguments import DataArguments
+from .conll import load_conll_file
 from .constants import BUILTIN_DATASETS, FILE_BUILDERS, SPLIT_ORDER
 
 __all__ = ["RawSource", "load_source", "read_data_files"]
@@ -103,6 +104,9 @@ def read_data_files(args: DataArguments, cache_dir: Optional[str] = None) -> Dat
         builder, kwargs = FILE_BUILDERS[Path(path).suffix.lower()]
         if "://" not in path and os.path.getsize(path) == 0:
             raise DataError(f"{flag} '{path}' is empty, so split '{split}' has no rows. Give it some rows.")
+        if builder == "conll":
+            splits[split] = load_conll_file(path, cache_dir)
+            continue
         try:
             splits[split] = datasets.load_dataset(builder, data_files={split: path}, cache_dir=cache_dir, **kwargs)[
                 split

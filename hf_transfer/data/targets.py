@@ -31,8 +31,17 @@ def _is_numeric(feature) -> bool:
 
 
 def resolve_task(splits: DatasetDict, requested: str, separator: str = DEFAULT_LABEL_SEPARATOR) -> str:
-    """`requested`, or for `auto`: `multi_label` when train's labels are lists or `separator`-joined names,
-    `regression` when they are numbers that are not all whole, else `single_label`."""
+    """`token_classification` when the input is word lists (`tokens`); else `requested`, or for `auto`: `multi_label`
+    when train's labels are lists or `separator`-joined names, `regression` when they are numbers that are not all
+    whole, else `single_label`."""
+    if "tokens" in splits["train"].column_names:  # words of sentences (hf_transfer.data.columns): a tag per word
+        if requested not in ("auto", "token_classification"):
+            raise DataError(
+                f"The input column holds lists of words, which is token classification (a tag per word), not "
+                f"--task {requested}. Drop --task or pass --task token_classification; or pass --text_column with a "
+                "column of plain strings."
+            )
+        return "token_classification"
     if requested != "auto":
         return requested
     feature = splits["train"].features["label"]

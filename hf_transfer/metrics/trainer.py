@@ -10,6 +10,7 @@ from transformers import EvalPrediction
 from .classification import compute_classification_metrics
 from .multi_label import DecisionThresholds, compute_multi_label_metrics
 from .regression import compute_regression_metrics
+from .token_classification import compute_token_classification_metrics
 
 __all__ = ["create_compute_metrics", "compute_task_metrics"]
 
@@ -22,7 +23,10 @@ def compute_task_metrics(
     label_names: Optional[Sequence[str]] = None,
 ) -> dict[str, float]:
     """The task's metrics of model outputs (logits, or raw-unit predictions for `regression`) against references;
-    a multi-label head is cut at `thresholds` (default 0.5) and scored per label when `label_names` are given."""
+    a multi-label head is cut at `thresholds` (default 0.5) and scored per label when `label_names` are given; token
+    classification (per-row tag logits, -100 where a position is not scored) needs `label_names`, the tags."""
+    if task == "token_classification":  # per-row tag logits; label_names are the tags
+        return compute_token_classification_metrics(outputs, references, label_names)
     outputs = np.asarray(outputs)
     if task == "regression":
         return compute_regression_metrics(outputs.reshape(len(outputs), -1)[:, 0], references)
@@ -37,7 +41,8 @@ def create_compute_metrics(
     label_names: Optional[Sequence[str]] = None,
 ) -> Callable[[EvalPrediction], dict[str, float]]:
     """A `compute_metrics` for `Trainer`: accuracy and macro-F1 of the argmax for classes; micro / macro / per-label
-    F1, mAP and subset accuracy for `multi_label`; RMSE, MAE, R², Pearson and Spearman for `regression`."""
+    F1, mAP and subset accuracy for `multi_label`; RMSE, MAE, R², Pearson and Spearman for `regression`; entity-level
+    precision / recall / F1 and word accuracy for `token_classification`."""
 
     def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
         logits = eval_prediction.predictions

@@ -9,10 +9,12 @@ from torch import nn
 from transformers import (
     AutoModelForImageClassification,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     PretrainedConfig,
     PreTrainedModel,
 )
 
+from ..constants import PROBLEM_TYPES
 from ..errors import ModelLoadError
 from .arguments import ModelArguments
 from .heads import newly_initialized_modules
@@ -23,7 +25,8 @@ __all__ = ["create_classification_model", "load_classification_model", "count_pa
 
 def _has_trained_head(config: PretrainedConfig) -> bool:
     architectures = getattr(config, "architectures", None) or []
-    return any(a.endswith(("ForSequenceClassification", "ForImageClassification")) for a in architectures) or (
+    heads = ("ForSequenceClassification", "ForImageClassification", "ForTokenClassification")
+    return any(a.endswith(heads) for a in architectures) or (
         getattr(config, "model_type", None) == "timm_wrapper" and getattr(config, "num_labels", 0) > 2
     )
 
@@ -54,14 +57,16 @@ def load_classification_model(
     model_args: Optional[ModelArguments] = None,
     *,
     replace_head: bool = False,
-    problem_type: Optional[str] = None,
+    task: str = "single_label",
 ) -> tuple[PreTrainedModel, list[str]]:
     """`create_classification_model`, plus the paths of the modules the checkpoint lacked (newly initialised).
 
     Those modules are random until trained: LoRA must train and save them, a probe must not read them
-    (`hf_transfer.models.heads`). `problem_type` is transformers' (`regression`: one output per name in
-    `label_names`, mean-squared-error loss); default: single-label classification.
+    (`hf_transfer.models.heads`). `task` (`hf_transfer.constants.TASKS`) picks the head: a tag per token
+    (`AutoModelForTokenClassification`) for `token_classification`, else one output per name in `label_names` with
+    transformers' `problem_type` of the task (`PROBLEM_TYPES`: BCE per label, or MSE for regression).
     """
+    problem_type = PROBLEM_TYPES.get(task)
     model_args = model_args or ModelArguments(model_name_or_path=path)
     config = load_config(path, model_args)
     modality = infer_model_modality(config)
@@ -82,6 +87,8 @@ def load_classification_model(
     id2label = {i: name for i, name in enumerate(label_names)}
     label2id = {name: i for i, name in id2label.items()}
     auto_cls = AutoModelForSequenceClassification if modality == "text" else AutoModelForImageClassification
+    if task == "token_classification":
+        auto_cls = AutoModelForTokenClassification
     with readable_weights(path):
         model, loading_info = auto_cls.from_pretrained(
             path,

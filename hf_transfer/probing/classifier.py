@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from datasets import Dataset
 from torch import nn
@@ -14,7 +15,7 @@ from ..constants import DEFAULT_L2_GRID
 from ..metrics import DecisionThresholds, choose_decision_thresholds, compute_task_metrics
 from ..models.heads import get_classifier, head_module_names
 from ..models.thresholds import set_decision_thresholds
-from ..processing import sample_inputs
+from ..processing import IGNORED_LABEL, sample_inputs
 from .cache import FeatureCache
 from .features import extract_features
 from .head_layout import HIDDEN_SHIFTS, locate_probe_features, replay_head, set_hidden_layers
@@ -122,8 +123,14 @@ def probe_classification_model(
         thresholds = choose_decision_thresholds(logits["validation"], head_features["validation"][1].numpy())
         set_decision_thresholds(model, thresholds)
         label_names = [model.config.id2label[i] for i in range(num_classes)]
+    references = {name: y.numpy() for name, (_, y) in head_features.items()}
+    if task == "token_classification":  # the tagged tokens of each row, in row order: back into rows
+        label_names = [model.config.id2label[i] for i in range(num_classes)]
+        for name in logits:
+            lengths = [sum(tag != IGNORED_LABEL for tag in row) for row in splits[name]["labels"]]
+            logits[name] = np.split(logits[name], np.cumsum(lengths)[:-1])
+            references[name] = np.split(references[name], np.cumsum(lengths)[:-1])
     scores = {
-        name: compute_task_metrics(task, logits[name], y.numpy(), thresholds, label_names)
-        for name, (_, y) in head_features.items()
+        name: compute_task_metrics(task, logits[name], references[name], thresholds, label_names) for name in logits
     }
     return probe, scores

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..models.heads import get_classifier, resolve_module
+from ..processing import IGNORED_LABEL
 from .cache import FeatureCache
 
 __all__ = ["extract_features", "capture_input"]
@@ -43,12 +44,16 @@ def _run_extraction(
         for batch in tqdm(loader, desc=desc, unit="batch"):
             batch_labels = batch.pop("labels")
             model(**{k: v.to(device) for k, v in batch.items()})
+            if batch_labels.dim() == 2 and not batch_labels.is_floating_point():  # a tag per token: keep tagged ones
+                tagged = batch_labels != IGNORED_LABEL
+                captured[-1] = captured[-1][tagged]  # (B, T, D) -> (tagged tokens, D)
+                batch_labels = batch_labels[tagged]
             labels.append(batch_labels)
     finally:
         hook.remove()
         model.train(was_training)
-    features = torch.cat(captured).flatten(1)  # (N, D)
-    labels = torch.cat(labels)  # (N,): class ids, or float targets of a regression
+    features = torch.cat(captured).flatten(1)  # (N, D): rows, or tagged tokens in row order
+    labels = torch.cat(labels)  # (N,): class ids, float targets of a regression, or (N, K) multi-label rows
     return {"features": features, "labels": labels if labels.is_floating_point() else labels.long()}
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from transformers import PreTrainedModel
 
+from ..constants import PROBLEM_TYPES
 from ..errors import ModelLoadError
 from ..models import (
     Modality,
@@ -61,7 +62,7 @@ def load_transfer_model(
     image_size: Optional[int] = None,
     main_process_first: Any = None,
     pooling: str = "head",
-    problem_type: Optional[str] = None,
+    task: str = "single_label",
 ) -> TransferModel:
     """Resolve `--model_name_or_path`, check it fits the data, and load its processor and a classifier for `label_names`.
 
@@ -72,8 +73,8 @@ def load_transfer_model(
 
     `pooling` (text): `head` keeps the stock classification head; a mode of `hf_transfer.models.pooling` builds a
     `PooledClassifier` (saved in sentence-transformers' format); `auto` is the pooling of a sentence-transformers
-    checkpoint when it ships one, else `head`. `problem_type`: `regression` for a numeric target (one output per
-    name in `label_names`), default single-label classification.
+    checkpoint when it ships one, else `head`. `task` (`hf_transfer.constants.TASKS`): the head's kind
+    (`load_classification_model`); token classification always keeps the stock per-token head.
     """
     guard = main_process_first(desc="resolving the model") if main_process_first else contextlib.nullcontext()
     with guard:
@@ -89,8 +90,14 @@ def load_transfer_model(
     processor = load_processor(path, modality, model_args)
     if replace_head is None:
         replace_head = is_builtin_model(model_args.model_name_or_path)
+    if task == "token_classification" and pooling not in ("auto", "head"):
+        raise ModelLoadError(
+            f"--pooling {pooling} pools a sentence into one vector; token classification tags every token. Drop "
+            "--pooling (or pass --pooling head)."
+        )
     if pooling == "auto":
         pooling = (read_sentence_transformers_pooling(path) if modality == "text" else None) or "head"
+        pooling = "head" if task == "token_classification" else pooling
     if pooling != "head":
         if modality != "text" or pooling == "pooler":
             raise ModelLoadError(
@@ -102,7 +109,7 @@ def load_transfer_model(
             path,
             pooling,
             label_names,
-            problem_type,
+            PROBLEM_TYPES.get(task),
             cache_dir=model_args.cache_dir,
             revision=model_args.model_revision,
             token=model_args.token,
@@ -111,7 +118,7 @@ def load_transfer_model(
         new_modules = ["classifier"]
     else:
         model, new_modules = load_classification_model(
-            path, label_names, model_args, replace_head=replace_head, problem_type=problem_type
+            path, label_names, model_args, replace_head=replace_head, task=task
         )
     if modality == "vision" and image_size:
         processor = set_image_size(processor, model, image_size)

