@@ -7,9 +7,14 @@ deterministic, so it runs once), the task's test metrics and training time colle
   379 test reviews): RMSE, R², Spearman.
 - `--task multi_label`: `twitter_entity_types` (which of 10 entity types a WNUT-16 tweet mentions; 1,723 train / 192
   validation / 479 test tweets): micro / macro F1 at the saved decision thresholds, mAP.
+- `--task token_classification`: `twitter_ner` (the same tweets, 21 IOB2 tags): seqeval entity F1, precision, recall.
+- `--task multi_label_images`: EfficientNet-Lite0 on `fashion_mnist_mosaics` (derived: the Fashion-MNIST classes in
+  a 2x2 mosaic; 1,000 train / 500 validation / 500 test mosaics at 112x112): micro / macro F1, mAP.
 
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task regression   # ~20 min
-    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task multi_label  # ~25 min
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task multi_label  # ~40 min
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task token_classification
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task multi_label_images
 
 Results go to `benchmarks/results/<task>_strategies.json` and a markdown table is printed.
 """
@@ -59,10 +64,41 @@ TASKS = {
             ("eval_map", "validation mAP"),
         ],
     },
+    "token_classification": {
+        "dataset": "twitter_ner",
+        "strategies": {
+            "linear_probe": [],
+            "full": ["--learning_rate", "5e-5", "--head_learning_rate", "1e-3", "--num_train_epochs", "3"],
+            "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-3", "--num_train_epochs", "3"],
+            "lp_ft": ["--learning_rate", "2e-5", "--num_train_epochs", "2"],
+        },
+        "columns": [
+            ("test_f1", "test entity F1"),
+            ("test_precision", "test precision"),
+            ("test_recall", "test recall"),
+            ("eval_f1", "validation entity F1"),
+        ],
+    },
+    # EfficientNet-Lite0 on 112x112 mosaics (56x56 upsampled), 1,000 train / 500 validation / 500 test mosaics.
+    "multi_label_images": {
+        "dataset": "fashion_mnist_mosaics",
+        "model": "efficientnet-lite0",
+        "extra": ["--image_size", "112", "--max_train_samples", "1000", "--max_eval_samples", "500"],
+        "strategies": {
+            "linear_probe": [],
+            "full": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
+            "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
+            "lp_ft": ["--learning_rate", "3e-4", "--num_train_epochs", "2"],
+        },
+        "columns": [
+            ("test_micro_f1", "test micro-F1"),
+            ("test_macro_f1", "test macro-F1"),
+            ("test_map", "test mAP"),
+            ("eval_map", "validation mAP"),
+        ],
+    },
 }
 COMMON = [
-    "--model_name_or_path",
-    "minilm",
     "--max_seq_length",
     "128",
     "--per_device_train_batch_size",
@@ -81,7 +117,8 @@ COMMON = [
 def run_cell(task: str, strategy: str, seed: int, cache: str) -> dict:
     spec = TASKS[task]
     with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{task}-") as out:
-        flags = [*COMMON, "--dataset_name", spec["dataset"], "--strategy", strategy, *spec["strategies"][strategy]]
+        flags = [*COMMON, "--model_name_or_path", spec.get("model", "minilm"), "--dataset_name", spec["dataset"]]
+        flags += [*spec.get("extra", []), "--strategy", strategy, *spec["strategies"][strategy]]
         results = run_recipe_for_results(
             "finetune.py", [*flags, "--seed", str(seed), "--feature_cache_dir", cache], out
         )

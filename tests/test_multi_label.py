@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,7 +219,10 @@ STRATEGIES = {
 }
 
 
-def _train_and_reload(base: str, strategy: str, settings: list, topic_files, out) -> tuple[dict, dict]:
+TWO_PROCESSES = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
+
+
+def _train_and_reload(base: str, strategy: str, settings: list, topic_files, out, launcher=None) -> tuple[dict, dict]:
     train, test = topic_files
     run = assert_ok(
         run_recipe(
@@ -239,6 +243,7 @@ def _train_and_reload(base: str, strategy: str, settings: list, topic_files, out
             "no",
             *settings,
             output_dir=out,
+            launcher=launcher,
         )
     )
     reloaded = subprocess.run(
@@ -253,8 +258,13 @@ def _train_and_reload(base: str, strategy: str, settings: list, topic_files, out
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_saves_its_thresholds_and_reloads_to_its_reported_f1(strategy, tiny_bert, topic_files, tmp_path):
-    results, scores = _train_and_reload(tiny_bert, strategy, STRATEGIES[strategy], topic_files, tmp_path / "out")
-    assert results["task"] == "multi_label"
+    """`full` runs in 2 processes: the thresholds come from gathered validation predictions, the scores from gathered
+    test predictions, and both must be those of the saved model on all rows."""
+    launcher = TWO_PROCESSES if strategy == "full" else None
+    results, scores = _train_and_reload(
+        tiny_bert, strategy, STRATEGIES[strategy], topic_files, tmp_path / "out", launcher
+    )
+    assert results["task"] == "multi_label" and results["num_processes"] == (2 if strategy == "full" else 1)
     assert {"test_micro_f1", "test_macro_f1", "test_map", "test_subset_accuracy", "test_f1_sports"} <= set(results)
     assert results["test_micro_f1"] > 0.55 and results["test_map"] > 0.6, results  # chance is about 0.4 / 0.4
     assert scores["micro_f1"] == pytest.approx(results["test_micro_f1"], abs=1e-6), (scores, results)

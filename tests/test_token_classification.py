@@ -1,7 +1,7 @@
 """Token classification / NER (`--task token_classification`): CoNLL files and words/tags columns read and checked,
 tags aligned to the first sub-token of each word, seqeval's entity-level scores, the probe on cached per-token
 features, and every finetune strategy reloading in a fresh process (transformers, peft, pipeline) to the F1 it
-reported; a 2-process run gathers token predictions to the same scores."""
+reported (full fine-tuning in 2 processes, whose gathered token predictions give the same scores)."""
 
 import json
 import os
@@ -198,10 +198,19 @@ def _train_and_reload(base, strategy, settings, ner_files, out, launcher=None) -
     return run.results, json.loads(reloaded.stdout.strip().splitlines()[-1])
 
 
+TWO_PROCESSES = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
+
+
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_reloads_to_its_reported_entity_f1(strategy, tiny_bert, ner_files, tmp_path):
-    results, scores = _train_and_reload(tiny_bert, strategy, STRATEGIES[strategy], ner_files, tmp_path / "out")
+    """`full` runs in 2 processes: each scores half of the test rows, and the gathered token predictions must give
+    the saved model's scores on all rows."""
+    launcher = TWO_PROCESSES if strategy == "full" else None
+    results, scores = _train_and_reload(
+        tiny_bert, strategy, STRATEGIES[strategy], ner_files, tmp_path / "out", launcher
+    )
     assert results["task"] == "token_classification" and results["pooling"] == "head"
+    assert results["num_processes"] == (2 if strategy == "full" else 1)
     assert {"test_precision", "test_recall", "test_f1", "test_accuracy", "test_f1_PER", "test_f1_LOC"} <= set(results)
     assert results["test_f1"] > 0.6, results  # the names are a closed list: learnable from the words alone
     assert scores["f1"] == pytest.approx(results["test_f1"], abs=1e-6), (scores, results)
@@ -216,14 +225,6 @@ def test_every_strategy_reloads_to_its_reported_entity_f1(strategy, tiny_bert, n
 def test_other_text_families_reload_to_their_reported_entity_f1(architecture, strategy, ner_files, tmp_path):
     base = make_tiny(architecture, tmp_path / architecture)
     results, scores = _train_and_reload(base, strategy, STRATEGIES[strategy], ner_files, tmp_path / "out")
-    assert scores["f1"] == pytest.approx(results["test_f1"], abs=1e-6), (scores, results)
-
-
-def test_two_processes_gather_token_predictions(tiny_bert, ner_files, tmp_path):
-    """Each process scores half of the test rows; the gathered scores are those of the saved model on all rows."""
-    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
-    results, scores = _train_and_reload(tiny_bert, "full", STRATEGIES["full"], ner_files, tmp_path / "out", launcher)
-    assert results["num_processes"] == 2 and results["test_f1"] > 0.6, results
     assert scores["f1"] == pytest.approx(results["test_f1"], abs=1e-6), (scores, results)
 
 
