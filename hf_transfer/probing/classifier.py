@@ -27,6 +27,27 @@ Probe = ProbeResult | OneVsRestProbe | RidgeProbe
 
 __all__ = ["probe_classification_model"]
 
+# The token probe's sweep stops after this many weaker L2 strengths in a row (`sweep_l2`).
+TOKEN_PROBE_PATIENCE = 2
+
+
+def _tagged_lengths(dataset: Dataset) -> list[int]:
+    """How many tagged tokens (label != -100) each row has: the rows of a token probe's flat features."""
+    return [sum(tag != IGNORED_LABEL for tag in row) for row in dataset["labels"]]
+
+
+def _entity_f1_scorer(model: nn.Module, validation: Dataset) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    """Entity-level F1 (seqeval) of flat per-token logits, put back into validation's rows."""
+    names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    cuts = np.cumsum(_tagged_lengths(validation))[:-1]
+
+    def score(logits: torch.Tensor, labels: torch.Tensor) -> float:
+        rows = np.split(logits.detach().cpu().numpy(), cuts), np.split(labels.cpu().numpy(), cuts)
+        return compute_task_metrics("token_classification", *rows, label_names=names)["f1"]
+
+    return score
+
+
 logger = logging.getLogger(__name__)
 
 
@@ -94,6 +115,16 @@ def probe_classification_model(
             return fit_ridge_probe(*head_features["train"], *head_features["validation"], l2_grid)
         if task == "multi_label":
             return fit_one_vs_rest_probe(*head_features["train"], *head_features["validation"], l2_grid, max_iter)
+        if task == "token_classification":  # chosen on validation entity F1; every token is a row: stop early
+            return fit_linear_probe(
+                *head_features["train"],
+                *head_features["validation"],
+                num_classes,
+                l2_grid,
+                max_iter,
+                score_fn=_entity_f1_scorer(model, splits["validation"]),
+                patience=TOKEN_PROBE_PATIENCE,
+            )
         return fit_linear_probe(*head_features["train"], *head_features["validation"], num_classes, l2_grid, max_iter)
 
     if not layout.has_hidden_layers:
@@ -127,9 +158,9 @@ def probe_classification_model(
     if task == "token_classification":  # the tagged tokens of each row, in row order: back into rows
         label_names = [model.config.id2label[i] for i in range(num_classes)]
         for name in logits:
-            lengths = [sum(tag != IGNORED_LABEL for tag in row) for row in splits[name]["labels"]]
-            logits[name] = np.split(logits[name], np.cumsum(lengths)[:-1])
-            references[name] = np.split(references[name], np.cumsum(lengths)[:-1])
+            cuts = np.cumsum(_tagged_lengths(splits[name]))[:-1]
+            logits[name] = np.split(logits[name], cuts)
+            references[name] = np.split(references[name], cuts)
     scores = {
         name: compute_task_metrics(task, logits[name], references[name], thresholds, label_names) for name in logits
     }

@@ -76,13 +76,16 @@ def extract_features(
     """
     if cache is not None and cache_key is not None:
         cached = cache.load(cache_key)
-        if cached is not None and cached["features"].shape[0] == len(dataset):
+        # `rows`: the data set's row count (a token probe's features are one per tagged token, not per row).
+        rows = int(cached["rows"]) if cached is not None and "rows" in cached else None
+        if cached is not None and (rows if rows is not None else cached["features"].shape[0]) == len(dataset):
             logger.info("%s: using cached features %s", desc, cache.path(cache_key))
             return cached["features"], cached["labels"]
     device = device or next(model.parameters()).device
     # Clone outside inference mode: inference tensors cannot take part in the probe's autograd.
     out = _run_extraction(model, dataset, collate_fn, batch_size, device, desc, module_name)
     out = {k: v.clone() for k, v in out.items()}
+    out["rows"] = torch.tensor(len(dataset))
     if cache is not None and cache_key is not None:
         path = cache.save(cache_key, out)
         logger.info("%s: cached %s features at %s", desc, tuple(out["features"].shape), path)

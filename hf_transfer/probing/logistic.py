@@ -114,6 +114,8 @@ def fit_linear_probe(
     max_iter: int = 200,
     standardize: Literal["shrunk", "per_feature", "global"] = "shrunk",
     extend_grid: bool = True,
+    score_fn: Optional[Callable[[torch.Tensor, torch.Tensor], float]] = None,
+    patience: Optional[int] = None,
 ) -> ProbeResult:
     """Multinomial logistic regression on frozen features, L2 strength chosen on the validation split.
 
@@ -125,7 +127,8 @@ def fit_linear_probe(
     `extend_grid=False` (callers that need exactly the grid's values in `sweep`).
     `standardize`: `shrunk` (default; per-feature variances shrunk towards their mean, `standardization`),
     `per_feature` (plain), or `global` (one std for all features, for a handful of rows such as an episode's
-    support set).
+    support set). `score_fn(logits, labels)` replaces validation accuracy as the criterion (token classification
+    scores entities); `patience` stops the sweep after that many weaker fits in a row (`sweep_l2`).
     """
     if train_features.shape[0] == 0 or val_features.shape[0] == 0:
         raise ValueError("Linear probing needs non-empty train and validation features.")
@@ -135,7 +138,7 @@ def fit_linear_probe(
     else:
         mean, std = standardization(train_features, STANDARDIZE_PRIOR_ROWS if standardize == "shrunk" else 0)
 
-    def score(logits: torch.Tensor, y: torch.Tensor) -> float:
+    def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
         return float((logits.argmax(-1) == y).double().mean())
 
     l2, accuracy, loss, raw_weight, raw_bias, sweep = sweep_l2(
@@ -148,8 +151,9 @@ def fit_linear_probe(
         l2_grid,
         max_iter,
         _softmax_loss,
-        score,
+        score_fn or accuracy,
         extend_grid,
+        patience,
     )
     return ProbeResult(raw_weight.float(), raw_bias.float(), l2, accuracy, sweep, loss)
 
@@ -166,18 +170,25 @@ def sweep_l2(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     score_fn: Callable[[torch.Tensor, torch.Tensor], float],
     extend_grid: bool = True,
+    patience: Optional[int] = None,
 ) -> tuple[float, float, float, torch.Tensor, torch.Tensor, dict[float, float]]:
     """Fit `loss_fn + l2 / 2 ||W||^2` on standardised features for each `l2` (strongest first, each fit warm-starting
     the next), keep the best validation `score_fn` (ties: the lower validation loss), extend the grid past a winning
     edge (`MAX_GRID_EXTENSIONS`), and return `(l2, score, loss, raw weight, raw bias, {l2: score})` with the
-    standardisation folded into the weights. Shared by the softmax probe and the one-vs-rest multi-label probe."""
+    standardisation folded into the weights. Shared by the softmax probe and the one-vs-rest multi-label probe.
+    `patience`: stop the grid after that many fits in a row that are worse than the best so far (weaker penalties
+    rarely win again once the validation score falls; for fits on tens of thousands of rows, e.g. every token)."""
     mean, std = standardisation
     z_train = (train_features.double() - mean) / std  # (N, D)
     z_val = (val_features.double() - mean) / std
     fits: dict[float, tuple[float, float, torch.Tensor, torch.Tensor]] = {}
 
     def sweep(values: Sequence[float], init: Optional[tuple]) -> Optional[tuple]:
+        worse = 0
         for l2 in values:
+            if patience is not None and worse >= patience:
+                logger.info("probe sweep stopped: %d weaker fits in a row", worse)
+                break
             weight, bias = _fit_one(z_train, y_train, num_outputs, l2, init, max_iter, loss_fn)
             init = (weight, bias)
             logits = z_val @ weight.T + bias
@@ -185,6 +196,7 @@ def sweep_l2(
             loss = float(loss_fn(logits, y_val))
             fits[l2] = (value, loss, weight, bias)
             logger.info("probe l2=%.1e validation score=%.4f loss=%.4f", l2, value, loss)
+            worse = 0 if best() == l2 else worse + 1
         return init
 
     def best() -> float:
