@@ -76,3 +76,46 @@ def run_recipe_in_process(script: str, *args: str, output_dir: Optional[Path] = 
         sys.argv = saved_argv
         logging.getLogger().removeHandler(capture)
     return RecipeRun(returncode, buffer.getvalue(), output_dir)
+
+
+def finetune_and_reload(
+    reload_code: str,
+    base: str,
+    strategy: str,
+    files: tuple[str, str],
+    output_dir: Path,
+    *flags: str,
+    launcher: Optional[list[str]] = None,
+) -> tuple[dict, dict]:
+    """Run finetune on `files` (train, test) with `strategy`, then `reload_code` (a script reading
+    `sys.argv[1:5]` = output_dir, the base model for a LoRA adapter or `-`, train, test) in a fresh interpreter that
+    never ran the recipe; returns the run's results and the JSON the script prints last."""
+    train, test = files
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            base,
+            "--train_file",
+            train,
+            "--test_file",
+            test,
+            "--strategy",
+            strategy,
+            "--per_device_train_batch_size",
+            "8",
+            "--save_strategy",
+            "no",
+            *flags,
+            output_dir=output_dir,
+            launcher=launcher,
+        )
+    )
+    reloaded = subprocess.run(
+        [sys.executable, "-c", reload_code, str(output_dir), base if strategy == "lora" else "-", train, test],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+    )
+    assert reloaded.returncode == 0, reloaded.stderr[-3000:]
+    return run.results, json.loads(reloaded.stdout.strip().splitlines()[-1])

@@ -4,8 +4,6 @@ process (transformers, peft, sentence-transformers, pipeline) to the F1 it repor
 
 import csv
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from hf_transfer.errors import DataError
 from hf_transfer.metrics import DecisionThresholds, choose_decision_thresholds, compute_multi_label_metrics
 from hf_transfer.model_card import _split_metric
 from hf_transfer.probing import fit_one_vs_rest_probe, standardization
-from recipe_runner import assert_ok, run_recipe
+from recipe_runner import assert_ok, finetune_and_reload, run_recipe
 from tiny_models import make_tiny
 
 TOPICS = {
@@ -222,38 +220,10 @@ STRATEGIES = {
 TWO_PROCESSES = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
 
 
-def _train_and_reload(base: str, strategy: str, settings: list, topic_files, out, launcher=None) -> tuple[dict, dict]:
-    train, test = topic_files
-    run = assert_ok(
-        run_recipe(
-            "finetune.py",
-            "--model_name_or_path",
-            base,
-            "--train_file",
-            train,
-            "--test_file",
-            test,
-            "--label_column",
-            "topics",
-            "--strategy",
-            strategy,
-            "--per_device_train_batch_size",
-            "8",
-            "--save_strategy",
-            "no",
-            *settings,
-            output_dir=out,
-            launcher=launcher,
-        )
+def _train_and_reload(base, strategy, settings, topic_files, out, launcher=None) -> tuple[dict, dict]:
+    return finetune_and_reload(
+        RELOAD, base, strategy, topic_files, out, "--label_column", "topics", *settings, launcher=launcher
     )
-    reloaded = subprocess.run(
-        [sys.executable, "-c", RELOAD, str(out), base if strategy == "lora" else "-", train, test],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-    )
-    assert reloaded.returncode == 0, reloaded.stderr[-3000:]
-    return run.results, json.loads(reloaded.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))

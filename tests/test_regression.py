@@ -2,10 +2,6 @@
 targets and saved in raw units, every finetune strategy reloading in a fresh process to the numbers it reported."""
 
 import csv
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +13,7 @@ from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.finetuning import TransferArguments
 from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, standardize_target_head, standardized_mse
 from hf_transfer.probing import fit_ridge_probe, standardization
-from recipe_runner import assert_ok, run_recipe
+from recipe_runner import assert_ok, finetune_and_reload, run_recipe
 from tiny_models import make_tiny
 
 WORDS = {"good": 1.0, "bad": -1.0, "great": 2.0, "awful": -2.0, "fine": 0.5, "meh": -0.5, "super": 1.5, "poor": -1.5}
@@ -76,7 +72,10 @@ def test_a_target_that_is_not_a_number_is_one_clear_error(rows, message, tmp_pat
 def test_task_is_checked_and_domain_adaptation_refuses_regression():
     from hf_transfer.adaptation import check_transfer_strategy
 
-    with pytest.raises(ConfigError, match="--task 'ordinal' is not one of auto, single_label, regression"):
+    with pytest.raises(
+        ConfigError,
+        match="--task 'ordinal' is not one of auto, single_label, multi_label, regression, token_classification",
+    ):
         TransferArguments(task="ordinal")
     with pytest.raises(ConfigError, match="--task regression: domain adaptation adapts classifiers"):
         check_transfer_strategy("full", "regression")
@@ -166,38 +165,8 @@ STRATEGIES = {
 }
 
 
-def _train_and_reload(base: str, strategy: str, settings: list, score_files, out) -> tuple[dict, dict]:
-    """Run finetune on the score files, then reload its output in a fresh interpreter (`RELOAD`) and score it."""
-    train, test = score_files
-    run = assert_ok(
-        run_recipe(
-            "finetune.py",
-            "--model_name_or_path",
-            base,
-            "--train_file",
-            train,
-            "--test_file",
-            test,
-            "--label_column",
-            "score",
-            "--strategy",
-            strategy,
-            "--per_device_train_batch_size",
-            "8",
-            "--save_strategy",
-            "no",
-            *settings,
-            output_dir=out,
-        )
-    )
-    reloaded = subprocess.run(
-        [sys.executable, "-c", RELOAD, str(out), base if strategy == "lora" else "-", train, test],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-    )
-    return run.results, json.loads(reloaded.stdout.strip().splitlines()[-1])
+def _train_and_reload(base, strategy, settings, score_files, out) -> tuple[dict, dict]:
+    return finetune_and_reload(RELOAD, base, strategy, score_files, out, "--label_column", "score", *settings)
 
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))

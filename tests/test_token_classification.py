@@ -4,8 +4,6 @@ features, and every finetune strategy reloading in a fresh process (transformers
 reported (full fine-tuning in 2 processes, whose gathered token predictions give the same scores)."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from hf_transfer.data import DataArguments, infer_task, label_names_of, load_tra
 from hf_transfer.errors import DataError
 from hf_transfer.metrics import compute_token_classification_metrics
 from hf_transfer.processing import IGNORED_LABEL, preprocess_dataset
-from recipe_runner import assert_ok, run_recipe
+from recipe_runner import assert_ok, finetune_and_reload, run_recipe
 from tiny_models import make_tiny
 
 PEOPLE = [["alice"], ["bob"], ["carol"], ["mary", "ann"], ["john", "smith"]]
@@ -190,35 +188,7 @@ STRATEGIES = {
 
 
 def _train_and_reload(base, strategy, settings, ner_files, out, launcher=None) -> tuple[dict, dict]:
-    train, test = ner_files
-    run = assert_ok(
-        run_recipe(
-            "finetune.py",
-            "--model_name_or_path",
-            base,
-            "--train_file",
-            train,
-            "--test_file",
-            test,
-            "--strategy",
-            strategy,
-            "--per_device_train_batch_size",
-            "8",
-            "--save_strategy",
-            "no",
-            *settings,
-            output_dir=out,
-            launcher=launcher,
-        )
-    )
-    reloaded = subprocess.run(
-        [sys.executable, "-c", RELOAD, str(out), base if strategy == "lora" else "-", train, test],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
-    )
-    assert reloaded.returncode == 0, reloaded.stderr[-3000:]
-    return run.results, json.loads(reloaded.stdout.strip().splitlines()[-1])
+    return finetune_and_reload(RELOAD, base, strategy, ner_files, out, *settings, launcher=launcher)
 
 
 TWO_PROCESSES = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]

@@ -18,6 +18,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, List, Sequence, Value
 
 from ..errors import DataError
 from .columns import rows_text
+from .name_lists import encode_name_lists
 
 __all__ = ["holds_label_lists", "holds_separated_labels", "encode_multi_labels", "multi_label_summary"]
 
@@ -80,19 +81,7 @@ def encode_multi_labels(splits: DatasetDict, description: str, separator: str) -
             f"The train split of {description} has {len(names)} distinct label(s) {names}; a multi-label classifier "
             "needs at least 2. Check --label_column and --label_separator."
         )
-    class_label = ClassLabel(names=names)
-    out = {}
-    for split, ds in splits.items():
-        unseen = sorted({name for row in labels[split] for name in row} - set(names))
-        if unseen:
-            rows = np.flatnonzero([bool(set(row) & set(unseen)) for row in labels[split]])
-            raise DataError(
-                f"Split '{split}' has labels never seen in train: {unseen[:20]} ({rows_text(rows)}). Add examples of "
-                f"them to train, or drop them from '{split}'."
-            )
-        ids = [sorted({class_label.str2int(name) for name in row}) for row in labels[split]]
-        out[split] = ds.remove_columns("label").add_column("label", ids, feature=List(class_label))
-    return DatasetDict(out)
+    return encode_name_lists(splits, labels, ClassLabel(names=names), "labels", as_set=True)
 
 
 def multi_label_summary(splits: DatasetDict) -> str:

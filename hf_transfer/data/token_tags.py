@@ -15,6 +15,7 @@ from datasets import ClassLabel, DatasetDict, List
 
 from ..errors import DataError
 from .columns import rows_text
+from .name_lists import encode_name_lists
 
 __all__ = ["encode_token_tags", "tag_summary", "is_tag"]
 
@@ -75,19 +76,7 @@ def encode_token_tags(splits: DatasetDict, description: str) -> DatasetDict:
             f"The train split of {description} tags every word {names}: token classification needs entities. "
             "Check --label_column."
         )
-    class_label = ClassLabel(names=names)
-    out = {}
-    for split, ds in splits.items():
-        unseen = sorted({t for row in tags[split] for t in row} - set(names))
-        if unseen:
-            rows = np.flatnonzero([bool(set(row) & set(unseen)) for row in tags[split]])
-            raise DataError(
-                f"Split '{split}' has tags never seen in train: {unseen[:20]} ({rows_text(rows)}). Add examples of "
-                f"them to train, or drop those rows from '{split}'."
-            )
-        ids = [[class_label.str2int(t) for t in row] for row in tags[split]]
-        out[split] = ds.remove_columns("label").add_column("label", ids, feature=List(class_label))
-    return DatasetDict(out)
+    return encode_name_lists(splits, tags, ClassLabel(names=names), "tags")
 
 
 def tag_summary(splits: DatasetDict) -> str:

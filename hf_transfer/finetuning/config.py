@@ -51,8 +51,10 @@ class TransferArguments:
     """How to transfer the backbone to the new task.
 
     Args:
-        task (`str`): `single_label`, `regression` (a numeric target: MSE on standardised targets, a head that
-            predicts raw units, a ridge probe), or `auto` (`hf_transfer.data.targets.resolve_task`).
+        task (`str`): `single_label`, `multi_label` (BCE per label, a one-vs-rest probe, decision thresholds chosen on
+            validation and saved), `regression` (a numeric target: MSE on standardised targets, a head that
+            predicts raw units, a ridge probe), `token_classification` (a tag per word: AutoModelForTokenClassification,
+            seqeval scores), or `auto` (`hf_transfer.data.targets.resolve_task`).
         strategy (`Literal["linear_probe", "full", "lora", "lp_ft"]`): `linear_probe` fits a logistic
             regression on cached frozen features; `full` fine-tunes every weight; `lora` trains LoRA
             adapters through peft plus the new head; `lp_ft` probes first and starts fine-tuning from
@@ -81,9 +83,11 @@ class TransferArguments:
     task: str = field(
         default="auto",
         metadata={
-            "help": "What the label column holds: single_label (one class per row) or regression (one number per row; "
-            "the model predicts it in raw units). Default auto: regression when the labels are numbers that are not "
-            "all whole, else single_label."
+            "help": "What the data holds: single_label (one class per row), multi_label (any number of classes per "
+            "row; decision thresholds chosen on validation), regression (one number per row; the model predicts it "
+            "in raw units) or token_classification (a tag per word, NER). Default auto: token_classification for "
+            "word lists (a .conll file), multi_label for label lists or --label_separator-joined names, regression "
+            "for numbers that are not all whole, else single_label."
         },
     )
     strategy: Literal["linear_probe", "full", "lora", "lp_ft"] = field(
