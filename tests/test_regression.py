@@ -2,6 +2,7 @@
 targets and saved in raw units, every finetune strategy reloading in a fresh process to the numbers it reported."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -265,3 +266,99 @@ def test_minilm_probe_on_drug_review_usefulness(tmp_path):
     )
     assert run.results["task"] == "regression" and run.results["pooling"] == "mean"
     assert run.results["test_r2"] > 0.1 and run.results["test_spearman"] > 0.35, run.results
+
+
+# ------------------------------------------------------------------------------------------------ several targets
+
+
+def _write_target_lists(path, n=120, seed=0, broken=None):
+    rng = np.random.default_rng(seed)
+    names = list(WORDS)
+    with open(path, "w") as f:
+        for i in range(n):
+            words = [names[j] for j in rng.integers(0, len(names), rng.integers(2, 6))]
+            mood = float(np.mean([WORDS[w] for w in words]))
+            targets = [round(3.0 + mood + rng.normal(0, 0.1), 3), round(10.0 - 2.0 * mood + rng.normal(0, 0.2), 3)]
+            if broken is not None and i in broken[0]:
+                targets = broken[1](targets)
+            f.write(json.dumps({"text": " ".join(words), "scores": targets}) + "\n")
+    return str(path)
+
+
+def test_a_list_of_numbers_is_several_targets_checked_row_by_row(tmp_path):
+    from hf_transfer.data import label_names_of
+
+    path = _write_target_lists(tmp_path / "t.jsonl")
+    data = DataArguments(train_file=path, label_column="scores")
+    splits = load_transfer_dataset(data, task="auto")
+    assert infer_task(splits) == "regression" and label_names_of(splits, data) == ["scores_0", "scores_1"]
+    ragged = _write_target_lists(tmp_path / "r.jsonl", broken=([3, 8], lambda t: t[:1]))
+    with pytest.raises(DataError, match=r"same number of targets \(2 in the first row.*rows 3, 8"):
+        load_transfer_dataset(DataArguments(train_file=ragged, label_column="scores"), task="auto")
+    missing = _write_target_lists(tmp_path / "m.jsonl", broken=([5], lambda t: [t[0], None]))
+    with pytest.raises(DataError, match=r"1 rows with a missing, NaN or infinite target \(rows 5"):
+        load_transfer_dataset(DataArguments(train_file=missing, label_column="scores"), task="auto")
+
+
+def test_ridge_and_target_scale_treat_each_target_on_its_own():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 5, generator=gen)
+    y = torch.stack([x @ torch.randn(5, generator=gen) + 3.0, 100.0 * (x @ torch.randn(5, generator=gen))], 1)
+    both = fit_ridge_probe(x[:60], y[:60], x[60:], y[60:], l2_grid=[0.01])
+    for k in range(2):
+        one = fit_ridge_probe(x[:60], y[:60, k], x[60:], y[60:, k], l2_grid=[0.01])
+        torch.testing.assert_close(both.predict(x[60:])[:, k], one.predict(x[60:]), rtol=1e-4, atol=1e-3)
+    scale = TargetScale.of(y.numpy())
+    assert scale.std[1] > 20 * scale.std[0]
+    model = nn.Sequential()
+    model.classifier = nn.Linear(5, 2)
+    before = model.classifier(x)
+    standardize_target_head(model, scale, new_head=False)
+    torch.testing.assert_close(model.classifier(x), before)
+    assert float(standardized_mse(y.mean(0).expand_as(y), y, scale)) == pytest.approx(1.0, rel=1e-4)
+    fold_target_scale(model)
+    torch.testing.assert_close(model.classifier(x), before)
+
+
+def test_several_targets_train_and_reload_to_the_reported_error(tiny_bert, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    train = _write_target_lists(tmp_path / "train.jsonl", n=100)
+    test = _write_target_lists(tmp_path / "test.jsonl", n=40, seed=1)
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--train_file",
+            train,
+            "--test_file",
+            test,
+            "--label_column",
+            "scores",
+            "--strategy",
+            "full",
+            "--num_train_epochs",
+            "15",
+            "--learning_rate",
+            "1e-3",
+            "--head_learning_rate",
+            "1e-2",
+            "--per_device_train_batch_size",
+            "8",
+            "--save_strategy",
+            "no",
+            output_dir=tmp_path / "out",
+        )
+    )
+    results = run.results
+    assert results["test_r2_scores_0"] > 0.3 and results["test_r2_scores_1"] > 0.3, results
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").eval()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    rows = [json.loads(line) for line in open(test)]
+    with torch.no_grad():
+        inputs = tokenizer([r["text"] for r in rows], padding=True, return_tensors="pt")
+        predictions = model(**inputs).logits.numpy()  # raw units, both targets
+    errors = np.sqrt(((predictions - np.asarray([r["scores"] for r in rows])) ** 2).mean(0))
+    assert errors == pytest.approx([results["test_rmse_scores_0"], results["test_rmse_scores_1"]], abs=1e-4)
+    assert results["test_rmse"] == pytest.approx(errors.mean(), abs=1e-4)

@@ -259,4 +259,8 @@ def label_names_of(dataset, args: DataArguments) -> list[str]:
     train = dataset["train"] if "train" in dataset else dataset
     feature = train.features["label"]
     names = getattr(getattr(feature, "feature", feature), "names", None)
-    return list(names) if names is not None else [args.label_column or "target"]
+    if names is not None:
+        return list(names)
+    target = args.label_column or "target"
+    size = getattr(feature, "length", -1)  # several targets per row: List(float32, length=K)
+    return [f"{target}_{k}" for k in range(size)] if size and size > 0 else [target]

@@ -165,6 +165,12 @@ def infer_task(
         return "token_classification"
     if isinstance(feature, List) and isinstance(feature.feature, ClassLabel):
         return "multi_label"
+    if (
+        isinstance(feature, List)
+        and isinstance(feature.feature, Value)
+        and pa.types.is_floating(feature.feature.pa_type)
+    ):
+        return "regression"  # several targets per row
     if isinstance(feature, Value) and pa.types.is_floating(feature.pa_type):
         return "regression"
     return "single_label"

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pyarrow as pa
-from datasets import ClassLabel, DatasetDict, Value
+from datasets import ClassLabel, DatasetDict, List, Value
 
 from ..constants import DEFAULT_LABEL_SEPARATOR
 from ..errors import DataError
@@ -22,6 +22,12 @@ from .multi_labels import holds_label_lists, holds_separated_labels
 __all__ = ["resolve_task", "encode_targets", "target_summary"]
 
 logger = logging.getLogger(__name__)
+
+
+def _is_number_list(feature) -> bool:
+    """A list column of floats: several regression targets per row (integer lists are multi-label class ids)."""
+    inner = getattr(feature, "feature", None)
+    return holds_label_lists(feature) and isinstance(inner, Value) and pa.types.is_floating(inner.pa_type)
 
 
 def _is_numeric(feature) -> bool:
@@ -45,6 +51,8 @@ def resolve_task(splits: DatasetDict, requested: str, separator: str = DEFAULT_L
     if requested != "auto":
         return requested
     feature = splits["train"].features["label"]
+    if _is_number_list(feature):  # [0.3, 1.2] per row: several targets
+        return "regression"
     if holds_label_lists(feature):
         return "multi_label"
     if holds_separated_labels(splits["train"], separator):
@@ -65,17 +73,14 @@ def resolve_task(splits: DatasetDict, requested: str, separator: str = DEFAULT_L
 def encode_targets(splits: DatasetDict, description: str) -> DatasetDict:
     """Every split's `label` as one float32 per row; a label that is not a number, or is missing, stops the run."""
     out = {}
+    if _is_number_list(splits["train"].features["label"]) or holds_label_lists(splits["train"].features["label"]):
+        return _encode_target_lists(splits, description)
     for split, ds in splits.items():
         feature = ds.features["label"]
         if isinstance(feature, ClassLabel):
             raise DataError(
                 f"The label column of {description} holds classes ({', '.join(feature.names[:5])}), not numbers: "
                 "--task regression needs one number per row. Drop --task regression, or pick a numeric --label_column."
-            )
-        if holds_label_lists(feature):
-            raise DataError(
-                f"Split '{split}' of {description}: --task regression needs one number per row, but the label column "
-                "holds lists of labels; that is --task multi_label (or pick a numeric --label_column)."
             )
         if not _is_numeric(feature):
             shown = _first_non_numbers(ds)
@@ -103,6 +108,43 @@ def encode_targets(splits: DatasetDict, description: str) -> DatasetDict:
     return DatasetDict(out)
 
 
+def _encode_target_lists(splits: DatasetDict, description: str) -> DatasetDict:
+    """Several targets per row: a list of K numbers in every row of every split, as `List(float32, length=K)`."""
+    out = {}
+    size = None
+    for split, ds in splits.items():
+        values = ds.with_format("arrow")["label"].to_pylist()
+        if not all(row is None or all(isinstance(v, (int, float)) or v is None for v in row) for row in values):
+            raise DataError(
+                f"Split '{split}' of {description}: --task regression needs numbers, but the label column holds lists "
+                "of labels; that is --task multi_label (or pick a numeric --label_column)."
+            )
+        missing = np.flatnonzero([row is None or any(v is None or not math.isfinite(v) for v in row) for row in values])
+        if len(missing):
+            raise DataError(
+                f"Split '{split}' has {len(missing)} rows with a missing, NaN or infinite target ({rows_text(missing)}, "
+                "0-based). Drop or fill those rows."
+            )
+        lengths = np.asarray([len(row) for row in values])
+        size = size if size is not None else int(lengths[0])
+        ragged = np.flatnonzero(lengths != size)
+        if len(ragged) or size == 0:
+            raise DataError(
+                f"Split '{split}' of {description}: every row needs the same number of targets ({size} in the first row "
+                f"of train), but {rows_text(ragged)} differ. Give every row all its targets."
+            )
+        feature = List(Value("float32"), length=size)
+        rows = [[float(v) for v in row] for row in values]
+        out[split] = ds.remove_columns("label").add_column("label", rows, feature=feature)
+    stds = np.asarray(out["train"]["label"], dtype=float).std(0)
+    if len(out["train"]) < 2 or (stds == 0).any():
+        raise DataError(
+            f"Target(s) {np.flatnonzero(stds == 0).tolist()} of the train split of {description} never vary: a "
+            "regression needs targets that vary. Drop them."
+        )
+    return DatasetDict(out)
+
+
 def _first_non_numbers(ds) -> str:
     """` (e.g. rows 0, 2: 'abc', 'n/a')` for a column of strings, so the user sees what is not a number."""
     array = ds.with_format("arrow")["label"]
@@ -121,6 +163,6 @@ def _parses(text: str) -> bool:
 
 
 def target_summary(splits: DatasetDict) -> str:
-    """`mean 2.31, std 0.84, range 0.10..5.00` of train's targets, for the log."""
-    values = np.asarray(splits["train"].with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
+    """`mean 2.31, std 0.84, range 0.10..5.00` of train's targets, for the log (all targets together)."""
+    values = np.asarray(splits["train"]["label"], dtype=float)
     return f"mean {values.mean():.4g}, std {values.std():.4g}, range {values.min():.4g}..{values.max():.4g}"

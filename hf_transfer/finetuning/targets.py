@@ -30,43 +30,56 @@ __all__ = ["TargetScale", "standardize_target_head", "fold_target_scale", "stand
 
 @dataclass(frozen=True)
 class TargetScale:
-    """Mean and standard deviation of the train targets."""
+    """Mean and standard deviation of the train targets: one number each, or one per target (several targets)."""
 
-    mean: float
-    std: float
+    mean: float | tuple[float, ...]
+    std: float | tuple[float, ...]
 
     @classmethod
-    def of(cls, targets: Sequence[float]) -> TargetScale:
+    def of(cls, targets: Sequence) -> TargetScale:
         values = np.asarray(targets, dtype=np.float64)
-        return cls(float(values.mean()), float(values.std()) or 1.0)
+        if values.ndim == 1:
+            return cls(float(values.mean()), float(values.std()) or 1.0)
+        return cls(tuple(map(float, values.mean(0))), tuple(float(s) or 1.0 for s in values.std(0)))
+
+    def tensors(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std as (K,) tensors (K = 1 for one target) on `like`'s device and dtype."""
+        mean = torch.as_tensor(np.atleast_1d(self.mean), dtype=like.dtype, device=like.device)
+        return mean, torch.as_tensor(np.atleast_1d(self.std), dtype=like.dtype, device=like.device)
 
 
 class _Scale(nn.Module):
-    """`std * x`: the raw-unit weight of a standardised head."""
+    """`std_k * x_k`: the raw-unit weight rows (or bias entries) of a standardised head, one std per output."""
 
-    def __init__(self, std: float):
+    def __init__(self, scale: TargetScale):
         super().__init__()
-        self.std = std
+        self.scale = scale
+
+    def _std(self, x: torch.Tensor) -> torch.Tensor:
+        std = self.scale.tensors(x)[1]
+        return std.view(-1, *([1] * (x.dim() - 1)))  # (K, 1) for a (K, D) weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std
+        return x * self._std(x)
 
     def right_inverse(self, x: torch.Tensor) -> torch.Tensor:
-        return x / self.std
+        return x / self._std(x)
 
 
 class _Shift(nn.Module):
-    """`std * x + mean`: the raw-unit bias of a standardised head."""
+    """`std_k * x_k + mean_k`: the raw-unit bias of a standardised head."""
 
-    def __init__(self, mean: float, std: float):
+    def __init__(self, scale: TargetScale):
         super().__init__()
-        self.mean, self.std = mean, std
+        self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std + self.mean
+        mean, std = self.scale.tensors(x)
+        return x * std + mean
 
     def right_inverse(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        mean, std = self.scale.tensors(x)
+        return (x - mean) / std
 
 
 def standardize_target_head(model: nn.Module, scale: TargetScale, *, new_head: bool) -> None:
@@ -76,9 +89,9 @@ def standardize_target_head(model: nn.Module, scale: TargetScale, *, new_head: b
     starts at the target mean (standardised bias 0), as a fresh classifier starts at uniform probabilities.
     """
     head = trained_classifier(model)
-    parametrize.register_parametrization(head, "weight", _Scale(scale.std))
+    parametrize.register_parametrization(head, "weight", _Scale(scale))
     if head.bias is not None:
-        parametrize.register_parametrization(head, "bias", _Shift(scale.mean, scale.std))
+        parametrize.register_parametrization(head, "bias", _Shift(scale))
         if new_head:
             with torch.no_grad():
                 head.parametrizations.bias.original.zero_()
@@ -93,7 +106,9 @@ def fold_target_scale(model: nn.Module) -> None:
 
 
 def standardized_mse(predictions: torch.Tensor, targets: torch.Tensor, scale: TargetScale) -> torch.Tensor:
-    """Mean squared error in units of the target variance: 1.0 is what predicting the mean scores."""
+    """Mean squared error in units of each target's variance, averaged over targets: 1.0 is what predicting the mean
+    scores."""
     predictions = predictions.reshape(targets.shape[0], -1).float()
     targets = targets.reshape(targets.shape[0], -1).float()
-    return nn.functional.mse_loss(predictions, targets) / (scale.std**2)
+    std = scale.tensors(predictions)[1]
+    return (((predictions - targets) / std) ** 2).mean()

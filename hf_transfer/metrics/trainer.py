@@ -29,7 +29,7 @@ def compute_task_metrics(
         return compute_token_classification_metrics(outputs, references, label_names)
     outputs = np.asarray(outputs)
     if task == "regression":
-        return compute_regression_metrics(outputs.reshape(len(outputs), -1)[:, 0], references)
+        return compute_regression_metrics(outputs, references, label_names)
     if task == "multi_label":
         return compute_multi_label_metrics(outputs, references, thresholds, label_names)
     return compute_classification_metrics(np.argmax(outputs, axis=-1), references)

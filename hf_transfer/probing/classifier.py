@@ -149,14 +149,12 @@ def probe_classification_model(
             for name, (x, _) in head_features.items()
         }
     thresholds: Optional[DecisionThresholds] = None
-    label_names = None
+    label_names = [model.config.id2label[i] for i in range(num_classes)]  # classes, tags, or target names
     if task == "multi_label":
         thresholds = choose_decision_thresholds(logits["validation"], head_features["validation"][1].numpy())
         set_decision_thresholds(model, thresholds)
-        label_names = [model.config.id2label[i] for i in range(num_classes)]
     references = {name: y.numpy() for name, (_, y) in head_features.items()}
     if task == "token_classification":  # the tagged tokens of each row, in row order: back into rows
-        label_names = [model.config.id2label[i] for i in range(num_classes)]
         for name in logits:
             cuts = np.cumsum(_tagged_lengths(splits[name]))[:-1]
             logits[name] = np.split(logits[name], cuts)
