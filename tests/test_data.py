@@ -400,7 +400,7 @@ def test_image_folder_without_class_folders(cache_dir, tmp_path):
 
 
 def test_no_text_or_image_column_found(cache_dir, csv_file):
-    with pytest.raises(DataError, match=r"No text or image column.*\['words', 'label'\].*--text_column.*--image"):
+    with pytest.raises(DataError, match=r"No text or image column.*\['utterance', 'label'\].*--text_column.*--image"):
         load(cache_dir, train_file=csv_file(ROWS, columns=("utterance", "label")))
 
 
