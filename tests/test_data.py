@@ -477,6 +477,9 @@ def test_all_builtins_listed():
         "drug_reviews",
         "drug_reviews_usefulness",
         "bbc_news",
+        "twitter_ner",
+        "twitter_entity_types",
         "fashion_mnist",
+        "fashion_mnist_mosaics",
         "digits",
     )
