@@ -60,10 +60,9 @@ def load_conll_file(path: str | Path, cache_dir: Optional[str] = None, name: str
     """A CoNLL file as a `Dataset` of `tokens` and `tags` columns, cached by the file's path, size and mtime."""
     stat = Path(path).stat()
     stamp = f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    if next(iter(read_conll(path)), None) is None:  # also stops at a bad line before datasets' generator runs
+    # One pass first, so a bad line is our one-line error rather than a failure inside datasets' generator.
+    if sum(1 for _ in read_conll(path)) == 0:
         raise DataError(f"'{path}' has no sentences (word<TAB>tag lines). Give it some rows.")
-    for _ in read_conll(path):
-        pass
     return Dataset.from_generator(
         _generate_sentences,
         features=TOKENS_FEATURES,
