@@ -18,6 +18,13 @@ pairs add `--pair_column paraphrase` (with `--contrastive_loss in_batch`); image
 `--train_dir`. Labels are read only by `--contrastive_loss supcon`.
 """
 
+# `accelerate launch --cpu --num_processes N` runs this script once; that process only starts the N workers and
+# waits, so it does so before the imports below, which each worker makes for itself.
+from hf_transfer.cpu_processes import start_requested_cpu_processes
+
+start_requested_cpu_processes()
+
+
 import logging
 import time
 from pathlib import Path

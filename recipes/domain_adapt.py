@@ -16,6 +16,13 @@ Adapting it to your data: every data flag of recipes/finetune.py exists once per
 classes; the target's `train` split is the unlabelled pool, its `validation` / `test` splits are only scored.
 """
 
+# `accelerate launch --cpu --num_processes N` runs this script once; that process only starts the N workers and
+# waits, so it does so before the imports below, which each worker makes for itself.
+from hf_transfer.cpu_processes import start_requested_cpu_processes
+
+start_requested_cpu_processes()
+
+
 import logging
 from pathlib import Path
 

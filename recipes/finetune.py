@@ -16,6 +16,13 @@ Adapting it to your data: pass `--train_file`/`--validation_file` (csv, json, pa
 `--image_column`, `--label_column`. The places to change for other tasks are marked below.
 """
 
+# `accelerate launch --cpu --num_processes N` runs this script once; that process only starts the N workers and
+# waits, so it does so before the imports below, which each worker makes for itself.
+from hf_transfer.cpu_processes import start_requested_cpu_processes
+
+start_requested_cpu_processes()
+
+
 import copy
 import logging
 import time

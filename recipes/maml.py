@@ -17,6 +17,13 @@ choose the class split with `--meta_train_classes` / `--meta_validation_classes`
 or `--class_split`, and the episode shape with `--n_way`, `--k_shot`, `--q_queries`.
 """
 
+# `accelerate launch --cpu --num_processes N` runs this script once; that process only starts the N workers and
+# waits, so it does so before the imports below, which each worker makes for itself.
+from hf_transfer.cpu_processes import start_requested_cpu_processes
+
+start_requested_cpu_processes()
+
+
 import copy
 import logging
 import os
