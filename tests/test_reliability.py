@@ -324,44 +324,48 @@ def test_a_rerun_with_other_data_does_not_resume_another_runs_checkpoint(tiny_be
     assert "DataArguments.dataset_name: 'tweet_sentiment' -> 'bbc_news'" in run.output
 
 
-def test_a_resumed_run_reports_the_whole_runs_loss_and_a_finished_one_says_so(tiny_bert, tmp_path, offline):
+# One built-in per task and the validation metric a resumed run must reproduce: multi-label thresholds are chosen
+# again on the resumed model, and a regression head resumes standardised and is folded to raw units once, at the end.
+RESUMED_TASKS = {
+    "single_label": ("tweet_sentiment", "eval_accuracy"),
+    "multi_label": ("twitter_entity_types", "eval_micro_f1"),
+    "regression": ("drug_reviews_usefulness", "eval_rmse"),
+    "token_classification": ("twitter_ner", "eval_f1"),
+}
+
+
+@pytest.mark.parametrize("task", list(RESUMED_TASKS))
+def test_a_resumed_run_reports_the_whole_runs_numbers_and_a_finished_one_says_so(task, tiny_bert, tmp_path, offline):
     """Killed after step 4 of 6 (here: stopped by --max_steps) and resumed: train_loss is the mean over all 6
-    steps, as in the run that was never interrupted; rerunning the finished run trains nothing and says so."""
-    straight = assert_ok(
-        run_recipe_in_process(
-            "finetune.py",
-            "--model_name_or_path",
-            tiny_bert,
-            *SAVING_RUN,
-            "--max_steps",
-            "6",
-            output_dir=tmp_path / "straight",
+    steps and the validation metric that of the run that was never interrupted; rerunning the finished run trains
+    nothing and says so."""
+    dataset, metric = RESUMED_TASKS[task]
+    run = [a if a != "tweet_sentiment" else dataset for a in SAVING_RUN]
+
+    def finetune(max_steps: str, out):
+        return run_recipe_in_process(
+            "finetune.py", "--model_name_or_path", tiny_bert, *run, "--max_steps", max_steps, output_dir=out
         )
-    ).results
+
+    straight = assert_ok(finetune("6", tmp_path / "straight")).results
     out = tmp_path / "resumed"
-    first = assert_ok(
-        run_recipe_in_process(
-            "finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "4", output_dir=out
-        )
-    ).results
-    assert first["trained"] is True and "**Untrained:**" not in (out / "README.md").read_text()
-    resumed = assert_ok(
-        run_recipe_in_process(
-            "finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "6", output_dir=out
-        )
+    first = assert_ok(finetune("4", out)).results
+    assert (
+        first["trained"] is True and first["task"] == task and "**Untrained:**" not in (out / "README.md").read_text()
     )
+    resumed = assert_ok(finetune("6", out))
     assert "Resuming training from" in resumed.output and resumed.results["resumed_from_step"] == 4
     assert resumed.results["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-3)
+    assert resumed.results[metric] == pytest.approx(straight[metric], rel=1e-3, abs=1e-6), (resumed.results, straight)
     assert resumed.results["train_runtime"] > first["train_runtime"]
-    again = assert_ok(
-        run_recipe_in_process(
-            "finetune.py", "--model_name_or_path", tiny_bert, *SAVING_RUN, "--max_steps", "6", output_dir=out
-        )
-    )
+    if task == "multi_label":
+        thresholds = json.loads((out / "decision_thresholds.json").read_text())
+        assert thresholds == json.loads((tmp_path / "straight" / "decision_thresholds.json").read_text())
+    again = assert_ok(finetune("6", out))
     assert "had already finished (step 6): nothing was trained now" in again.output
     assert not (out / "checkpoint-7").exists()  # transformers alone would train a 7th step past --max_steps 6
     assert again.results["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-3)
-    assert again.results["eval_accuracy"] == pytest.approx(resumed.results["eval_accuracy"])
+    assert again.results[metric] == pytest.approx(resumed.results[metric], rel=1e-6, abs=1e-9)
 
 
 def test_two_runs_into_one_output_dir_the_second_stops(tiny_bert, tmp_path, offline):
@@ -653,9 +657,44 @@ def test_domain_adapt_with_few_held_out_rows_skips_the_a_distance(tiny_bert, tmp
 # ------------------------------------------------------------------------------------ accelerate launch
 
 
-@pytest.mark.parametrize("num_processes", [1, 2])
-def test_under_accelerate_launch_a_bad_input_is_one_line(num_processes, tmp_path):
-    """The README's way to run: the user sees the one line, whatever the process count. accelerate's launcher
+def _bad_inputs_of_every_task(tmp_path) -> dict[str, tuple[list[str], str]]:
+    """Flags and the line that must end the run: a bad argument, and bad data of each task (found after the
+    processes have started, where each of them reads the files)."""
+    ragged = tmp_path / "ragged.jsonl"
+    ragged.write_text("".join(json.dumps({"tokens": ["a", "b"], "tags": ["O"]}) + "\n" for _ in range(10)))
+    missing = tmp_path / "missing.csv"
+    missing.write_text("text,score\n" + "".join(f"t{i},{'' if i in (3, 7) else i / 2}\n" for i in range(20)))
+    listed = tmp_path / "listed.jsonl"
+    listed.write_text(
+        "".join(json.dumps({"text": f"t{i}", "score": ["a", "b"][: 1 + i % 2]}) + "\n" for i in range(20))
+    )
+    return {
+        "misspelled flag": (["--lerning_rate", "1e-3"], "error: Unknown argument --lerning_rate"),
+        "ragged tags": (["--train_file", str(ragged)], "error: 10 rows whose tag count differs"),
+        "missing targets": (
+            ["--train_file", str(missing), "--label_column", "score", "--task", "regression"],
+            "error: Split 'train' has 2 rows with no target",
+        ),
+        "label lists as targets": (
+            ["--train_file", str(listed), "--label_column", "score", "--task", "regression"],
+            f"error: Split 'train' of --train_file '{listed}': --task regression needs numbers, but the label column "
+            "holds lists of labels",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "num_processes, case",
+    [
+        (1, "misspelled flag"),
+        (2, "misspelled flag"),
+        (2, "ragged tags"),
+        (2, "missing targets"),
+        (2, "label lists as targets"),
+    ],
+)
+def test_under_accelerate_launch_a_bad_input_is_one_line(num_processes, case, tmp_path):
+    """The README's way to run: the user sees the one line once, whatever the process count. accelerate's launcher
     itself exits 1 on any failure of its child (with --quiet it adds no traceback of its own); the recipe's own
     process group exits 2, where torch's launcher used to print a ChildFailedError traceback and exit 1."""
     import sys
@@ -669,11 +708,21 @@ def test_under_accelerate_launch_a_bad_input_is_one_line(num_processes, tmp_path
         str(num_processes),
         "--cpu",
     ]
-    run = run_recipe("finetune.py", "--lerning_rate", "1e-3", output_dir=tmp_path / "out", launcher=launcher)
+    flags, line = _bad_inputs_of_every_task(tmp_path)[case]
+    run = run_recipe("finetune.py", *flags, output_dir=tmp_path / "out", launcher=launcher)
     assert run.returncode != 0
-    assert run.output.count("error: Unknown argument --lerning_rate") == 1, run.output[-3000:]
+    last = run.output.strip().splitlines()[-1]
+    assert last.startswith(line) and run.output.count(last) == 1, run.output[-3000:]
     assert "Traceback" not in run.output and "ChildFailedError" not in run.output, run.output[-3000:]
-    assert run.output.strip().splitlines()[-1].startswith("error: Unknown argument --lerning_rate")
+
+
+def test_the_process_that_starts_the_cpu_workers_imports_no_ml_stack():
+    """It only starts the workers and waits: each of them imports torch and transformers itself."""
+    import subprocess
+    import sys
+
+    code = "import sys, hf_transfer.cpu_processes; print(sorted({'torch', 'transformers', 'numpy'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------------- failures after training
