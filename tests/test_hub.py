@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+import transformers
 import yaml
 from huggingface_hub import ModelCard
 from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification, AutoTokenizer
@@ -195,6 +196,80 @@ def test_vision_round_trip(tmp_path, hub_server):
     )
     torch.testing.assert_close(torch.tensor(remote), local, atol=1e-5, rtol=1e-5)
     assert "image-classification" in hub_server.read_file("test-user/tiny-vit-probe", "README.md").decode()
+
+
+# Per task: the built-in, the Auto class users load it with, the card's pipeline_tag, the metric in its model-index,
+# and the files beyond the model's own that the Hub repo must hold for the model to predict as it did here.
+TASK_PUSHES = {
+    "multi_label": (
+        "twitter_entity_types",
+        "AutoModelForSequenceClassification",
+        "text-classification",
+        "eval_micro_f1",
+        {"decision_thresholds.json"},
+    ),
+    "regression": (
+        "drug_reviews_usefulness",
+        "AutoModelForSequenceClassification",
+        "text-classification",
+        "eval_rmse",
+        set(),
+    ),
+    "token_classification": (
+        "twitter_ner",
+        "AutoModelForTokenClassification",
+        "token-classification",
+        "eval_f1",
+        set(),
+    ),
+}
+
+
+@pytest.mark.parametrize("task", list(TASK_PUSHES))
+def test_every_task_round_trips_with_its_pipeline_tag_metrics_and_files(task, tiny_bert, tmp_path, hub_server):
+    dataset, auto_class, pipeline_tag, metric, extra_files = TASK_PUSHES[task]
+    repo = f"test-user/tiny-{task.replace('_', '-')}"
+    out = tmp_path / "out"
+    assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--strategy",
+            "linear_probe",
+            "--dataset_name",
+            dataset,
+            "--max_train_samples",
+            "60",
+            "--max_eval_samples",
+            "30",
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            repo,
+            output_dir=out,
+            env=ONLINE,
+        )
+    )
+    assert {"config.json", "model.safetensors", "README.md", "all_results.json"} | extra_files <= set(
+        hub_server.list_files(repo)
+    )
+    for name in extra_files:
+        assert hub_server.read_file(repo, name) == (out / name).read_bytes()
+    card = ModelCard.load(repo)
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["task"] == task and card.data.pipeline_tag == pipeline_tag
+    assert {r.metric_name: r.metric_value for r in card.data.eval_results}[metric] == pytest.approx(results[metric])
+    code = (
+        "import json, torch, transformers\n"
+        f"m = transformers.{auto_class}.from_pretrained({repo!r}).eval()\n"
+        f"t = transformers.AutoTokenizer.from_pretrained({repo!r})\n"
+        f"with torch.no_grad(): print(json.dumps([m.config.problem_type, m(**t({SENTENCES!r}, padding=True, return_tensors='pt')).logits.tolist()]))"
+    )
+    problem_type, remote = _load_in_fresh_process(code)
+    local = getattr(transformers, auto_class).from_pretrained(out)
+    assert problem_type == local.config.problem_type
+    torch.testing.assert_close(torch.tensor(remote), _text_logits(local, AutoTokenizer.from_pretrained(out)))
 
 
 def test_transient_500_is_retried(probe_output, hub_server):
