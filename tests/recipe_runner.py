@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 @dataclass
@@ -37,7 +39,7 @@ def run_recipe(
     command = (launcher or [sys.executable]) + [str(ROOT / "recipes" / script), *args]
     if output_dir is not None:
         command += ["--output_dir", str(output_dir), "--report_to", "none"]
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    full_env = {**os.environ, **OFFLINE_ENV}
     full_env.update(env or {})
     proc = subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=timeout)
     return RecipeRun(proc.returncode, proc.stdout + proc.stderr, output_dir)
@@ -54,7 +56,6 @@ def run_recipe_in_process(script: str, *args: str, output_dir: Optional[Path] = 
     For the many fast-failing bad-input checks; `run_recipe` remains the check of the real command line.
     An exception other than the recipe's clean exit propagates, so a traceback still fails the test.
     """
-    import contextlib
     import io
     import runpy
 
@@ -78,6 +79,21 @@ def run_recipe_in_process(script: str, *args: str, output_dir: Optional[Path] = 
     return RecipeRun(returncode, buffer.getvalue(), output_dir)
 
 
+@contextlib.contextmanager
+def _offline_environment():
+    """The environment `run_recipe` gives its subprocess, for a recipe run in this process."""
+    saved = {key: os.environ.get(key) for key in OFFLINE_ENV}
+    os.environ.update(OFFLINE_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def finetune_and_reload(
     reload_code: str,
     base: str,
@@ -89,28 +105,31 @@ def finetune_and_reload(
 ) -> tuple[dict, dict]:
     """Run finetune on `files` (train, test) with `strategy`, then `reload_code` (a script reading
     `sys.argv[1:5]` = output_dir, the base model for a LoRA adapter or `-`, train, test) in a fresh interpreter that
-    never ran the recipe; returns the run's results and the JSON the script prints last."""
+    never ran the recipe; returns the run's results and the JSON the script prints last.
+
+    Without a `launcher` the recipe runs in this process (offline): what is checked is what it saved, and that is
+    read back in the fresh interpreter; the interpreter start-up saved is most of a tiny run's time."""
     train, test = files
-    run = assert_ok(
-        run_recipe(
-            "finetune.py",
-            "--model_name_or_path",
-            base,
-            "--train_file",
-            train,
-            "--test_file",
-            test,
-            "--strategy",
-            strategy,
-            "--per_device_train_batch_size",
-            "8",
-            "--save_strategy",
-            "no",
-            *flags,
-            output_dir=output_dir,
-            launcher=launcher,
-        )
-    )
+    args = [
+        "--model_name_or_path",
+        base,
+        "--train_file",
+        train,
+        "--test_file",
+        test,
+        "--strategy",
+        strategy,
+        "--per_device_train_batch_size",
+        "8",
+        "--save_strategy",
+        "no",
+        *flags,
+    ]
+    if launcher is None:
+        with _offline_environment():
+            run = assert_ok(run_recipe_in_process("finetune.py", *args, output_dir=output_dir))
+    else:
+        run = assert_ok(run_recipe("finetune.py", *args, output_dir=output_dir, launcher=launcher))
     reloaded = subprocess.run(
         [sys.executable, "-c", reload_code, str(output_dir), base if strategy == "lora" else "-", train, test],
         capture_output=True,
