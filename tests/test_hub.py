@@ -357,6 +357,7 @@ def test_token_never_reaches_logs_or_saved_files(tiny_bert, tmp_path, hub_server
             HUB_TEST_TOKEN,
             output_dir=out,
             env={**ONLINE, "HF_TOKEN": ""},
+            fresh_process=True,  # everything the process writes, its file descriptors included
         )
     )
     assert HUB_TEST_TOKEN not in run.output

@@ -86,6 +86,7 @@ def test_minilm_tweet_sentiment(strategy, tmp_path, cache_env):
             *TEXT_STRATEGIES[strategy],
             output_dir=tmp_path / "out",
             env=cache_env,
+            fresh_process=True,  # the real models through the real command line
         )
     )
     results = run.results
@@ -104,6 +105,7 @@ def test_efficientnet_fashion_mnist(strategy, tmp_path, cache_env):
             *VISION_STRATEGIES[strategy],
             output_dir=tmp_path / "out",
             env=cache_env,
+            fresh_process=True,  # the real models through the real command line
         )
     )
     results = run.results
