@@ -666,7 +666,10 @@ def _bad_inputs_of_every_task(tmp_path) -> dict[str, tuple[list[str], str]]:
     missing.write_text("text,score\n" + "".join(f"t{i},{'' if i in (3, 7) else i / 2}\n" for i in range(20)))
     return {
         "misspelled flag": (["--lerning_rate", "1e-3"], "error: Unknown argument --lerning_rate"),
-        "ragged tags": (["--train_file", str(ragged)], "error: 10 rows whose tag count differs"),
+        "ragged tags": (
+            ["--train_file", str(ragged)],
+            f"error: Split 'train' of --train_file '{ragged}' has 10 rows whose tag count differs",
+        ),
         "missing targets": (
             ["--train_file", str(missing), "--label_column", "score", "--task", "regression"],
             "error: Split 'train' has 2 rows with no target",
