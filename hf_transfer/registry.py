@@ -162,6 +162,13 @@ _DATASETS = (
         task="multi_label",
     ),
     BuiltinDataset(
+        name="fashion_mnist_mosaic_counts",
+        modality="vision",
+        description="derived regression: how many Fashion-MNIST items (1-4) a 2x2 mosaic holds",
+        loader="hf_transfer.data.builtin_sets:load_fashion_mnist_mosaic_counts",
+        task="regression",
+    ),
+    BuiltinDataset(
         name="digits",
         modality="vision",
         description="scikit-learn's 8x8 handwritten digits, 10 classes",

@@ -482,5 +482,6 @@ def test_all_builtins_listed():
         "twitter_entity_types",
         "fashion_mnist",
         "fashion_mnist_mosaics",
+        "fashion_mnist_mosaic_counts",
         "digits",
     )

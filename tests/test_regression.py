@@ -291,6 +291,22 @@ def _write_target_lists(path, n=120, seed=0, broken=None):
     return str(path)
 
 
+def test_mosaic_counts_are_a_derived_image_regression_of_the_multi_label_mosaics(tmp_path):
+    """The same mosaics as `fashion_mnist_mosaics`: each counts at least as many items as it has distinct classes."""
+    counts = load_transfer_dataset(
+        DataArguments(dataset_name="fashion_mnist_mosaic_counts", max_eval_samples=50), str(tmp_path), task="auto"
+    )
+    classes = load_transfer_dataset(
+        DataArguments(dataset_name="fashion_mnist_mosaics", max_eval_samples=50), str(tmp_path), task="auto"
+    )
+    assert infer_task(counts) == "regression" and infer_task(classes) == "multi_label"
+    items, names = np.asarray(counts["test"]["label"]), classes["test"]["label"]
+    assert set(np.unique(items)) <= {1.0, 2.0, 3.0, 4.0} and len(np.unique(items)) > 1
+    assert all(n >= len(c) for n, c in zip(items, names))
+    first = (np.asarray(counts["test"][0]["image"]), np.asarray(classes["test"][0]["image"]))
+    np.testing.assert_array_equal(*first)
+
+
 def test_a_list_of_numbers_is_several_targets_checked_row_by_row(tmp_path):
     from hf_transfer.data import label_names_of
 

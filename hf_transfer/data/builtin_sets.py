@@ -43,6 +43,7 @@ __all__ = [
     "load_twitter_ner",
     "load_conll2003_news",
     "load_fashion_mnist_mosaics",
+    "load_fashion_mnist_mosaic_counts",
     "twitter_ner_path",
 ]
 
@@ -328,14 +329,13 @@ def _generate_mosaics(images_path: str, labels_path: str, rows: int, seed: int):
             row, column = divmod(int(tile), 2)
             mosaic[28 * row : 28 * row + 28, 28 * column : 28 * column + 28] = images[items[tile]]
         classes = sorted({FASHION_MNIST_CLASSES[labels[items[tile]]] for tile in np.flatnonzero(filled)})
-        yield {"image": _png_bytes(mosaic), "classes": classes}
+        yield {"image": _png_bytes(mosaic), "classes": classes, "items": float(filled.sum())}
 
 
-def load_fashion_mnist_mosaics(cache_dir: Optional[str]) -> RawSource:
-    """Derived multi-label images: 2x2 mosaics of Fashion-MNIST items (each tile filled with chance 1/2), labelled
-    with the classes they contain; train mosaics from Fashion-MNIST's train images, test mosaics from its test."""
+def _mosaic_splits(cache_dir: Optional[str]) -> DatasetDict:
+    """The mosaics of both derived built-ins (one generation, one cache): image, its classes, its item count."""
     root = FASHION_MNIST_DIR
-    features = Features({"image": Image(), "classes": List(Value("string"))})
+    features = Features({"image": Image(), "classes": List(Value("string")), "items": Value("float32")})
     splits = DatasetDict()
     for seed, (split, (images, labels)) in enumerate(_fashion_mnist_files().items()):
         stamps = [_file_stamp(root / images), _file_stamp(root / labels), MOSAIC_ROWS[split], MOSAIC_TILE_CHANCE]
@@ -351,4 +351,18 @@ def load_fashion_mnist_mosaics(cache_dir: Optional[str]) -> RawSource:
             },
             fingerprint=builtin_fingerprint("fashion_mnist_mosaics", split, _generate_mosaics, *stamps),
         )
+    return splits
+
+
+def load_fashion_mnist_mosaics(cache_dir: Optional[str]) -> RawSource:
+    """Derived multi-label images: 2x2 mosaics of Fashion-MNIST items (each tile filled with chance 1/2), labelled
+    with the classes they contain; train mosaics from Fashion-MNIST's train images, test mosaics from its test."""
+    splits = _mosaic_splits(cache_dir).remove_columns("items")
     return RawSource(splits, "built-in 'fashion_mnist_mosaics'", None, "image", "classes", task="multi_label")
+
+
+def load_fashion_mnist_mosaic_counts(cache_dir: Optional[str]) -> RawSource:
+    """Derived image regression: how many items (1-4) the same mosaics hold, a counting target (the number of
+    tiles filled, whatever their classes) that no classifier head of the backbone predicts."""
+    splits = _mosaic_splits(cache_dir).remove_columns("classes")
+    return RawSource(splits, "built-in 'fashion_mnist_mosaic_counts'", None, "image", "items", task="regression")
