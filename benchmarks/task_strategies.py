@@ -10,11 +10,14 @@ deterministic, so it runs once), the task's test metrics and training time colle
 - `--task token_classification`: `twitter_ner` (the same tweets, 21 IOB2 tags): seqeval entity F1, precision, recall.
 - `--task multi_label_images`: EfficientNet-Lite0 on `fashion_mnist_mosaics` (derived: the Fashion-MNIST classes in
   a 2x2 mosaic; 1,000 train / 500 validation / 500 test mosaics at 112x112): micro / macro F1, mAP.
+- `--task regression_images`: EfficientNet-Lite0 on `fashion_mnist_mosaic_counts` (derived: how many items, 1-4, the
+  same mosaics hold): RMSE, R², Spearman.
 
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task regression   # ~20 min
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task multi_label  # ~40 min
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task token_classification
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task multi_label_images
+    HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/task_strategies.py --task regression_images
 
 Results go to `benchmarks/results/<task>_strategies.json` and a markdown table is printed.
 """
@@ -95,6 +98,24 @@ TASKS = {
             ("test_macro_f1", "test macro-F1"),
             ("test_map", "test mAP"),
             ("eval_map", "validation mAP"),
+        ],
+    },
+    # The same mosaics, counted: a regression target (1-4 items) for images.
+    "regression_images": {
+        "dataset": "fashion_mnist_mosaic_counts",
+        "model": "efficientnet-lite0",
+        "extra": ["--image_size", "112", "--max_train_samples", "1000", "--max_eval_samples", "500"],
+        "strategies": {
+            "linear_probe": [],
+            "full": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
+            "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
+            "lp_ft": ["--learning_rate", "3e-4", "--num_train_epochs", "2"],
+        },
+        "columns": [
+            ("test_rmse", "test RMSE"),
+            ("test_r2", "test R²"),
+            ("test_spearman", "test Spearman"),
+            ("eval_r2", "validation R²"),
         ],
     },
 }
