@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
 from hf_transfer.data import DataArguments, infer_task, label_names_of, load_transfer_dataset
@@ -144,6 +146,45 @@ def test_token_features_are_cached_per_tagged_token(tiny_bert, ner_files, tmp_pa
     with caplog.at_level(logging.INFO, logger="hf_transfer.probing.features"):
         again = extract_features(model, rows, collate, cache=cache, cache_key="k")
     assert "using cached features" in caplog.text and (again[0] == first[0]).all()
+
+
+def test_extraction_runs_longest_first_and_returns_every_row_in_data_set_order(tiny_bert, ner_files):
+    """Sorted by length, the batches pad less; the features (per row and per tagged token) must come back in the data
+    set's order and equal those of each row run alone, unpadded."""
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    from hf_transfer.probing import extract_features
+    from hf_transfer.probing.features import length_order
+    from hf_transfer.processing import create_collator
+
+    train, _ = ner_files
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    sentences = load_transfer_dataset(DataArguments(train_file=train), task="auto")
+    tokens = preprocess_dataset(sentences, tokenizer, "text")["train"].select(range(24))
+    lengths = [len(ids) for ids in tokens["input_ids"]]
+    order = length_order(tokens)
+    assert [lengths[i] for i in order] == sorted(lengths, reverse=True) and order != list(range(24))
+    model = AutoModelForTokenClassification.from_pretrained(tiny_bert, num_labels=5)
+    collate = create_collator(tokenizer, "text", "token_classification")
+    sorted_run = extract_features(model, tokens, collate, cache=None, cache_key=None, batch_size=8)
+    alone = extract_features(model, list(tokens), collate, cache=None, cache_key=None, batch_size=1)  # unsorted
+    torch.testing.assert_close(sorted_run[0], alone[0], atol=1e-5, rtol=1e-5)
+    assert torch.equal(sorted_run[1], alone[1])
+
+    texts = DatasetDict(
+        {
+            "train": Dataset.from_dict(
+                {"text": [" ".join(w) for w in sentences["train"]["tokens"][:24]], "label": [0, 1] * 12}
+            )
+        }
+    )
+    rows = preprocess_dataset(texts, tokenizer, "text")["train"]
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
+    collate = create_collator(tokenizer, "text")
+    sorted_run = extract_features(model, rows, collate, cache=None, cache_key=None, batch_size=8)
+    alone = extract_features(model, list(rows), collate, cache=None, cache_key=None, batch_size=1)
+    torch.testing.assert_close(sorted_run[0], alone[0], atol=1e-5, rtol=1e-5)
+    assert sorted_run[1].tolist() == [0, 1] * 12
 
 
 def test_entity_scores_are_seqevals():

@@ -15,13 +15,26 @@ from ..models.heads import get_classifier, resolve_module
 from ..processing import IGNORED_LABEL
 from .cache import FeatureCache
 
-__all__ = ["extract_features", "capture_input"]
+__all__ = ["extract_features", "capture_input", "length_order"]
 
 logger = logging.getLogger(__name__)
 
 
 def capture_input(module: nn.Module, store: list[torch.Tensor]):
     return module.register_forward_pre_hook(lambda _module, args: store.append(args[0].detach().float().cpu()))
+
+
+def length_order(dataset: Dataset) -> Optional[list[int]]:
+    """Row indices longest first, for token inputs (None for images, whose rows are all one size).
+
+    A batch pads to its longest row: in data set order one long row makes its batch all long, sorted the batches
+    pad to their own length (what sentence-transformers' `encode` does). Longest first: the first batch is the most
+    memory, so a too-large batch size fails at once, not at the end.
+    """
+    if not isinstance(dataset, Dataset) or "input_ids" not in dataset.column_names:
+        return None
+    lengths = [len(ids) for ids in dataset.with_format("arrow")["input_ids"].to_pylist()]
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
 @torch.inference_mode()
@@ -36,24 +49,35 @@ def _run_extraction(
 ) -> dict[str, torch.Tensor]:
     captured: list[torch.Tensor] = []
     hook = capture_input(resolve_module(model, module_name) if module_name else get_classifier(model), captured)
-    labels: list[torch.Tensor] = []
+    order = length_order(dataset)
+    rows: list[tuple[torch.Tensor, torch.Tensor]] = []  # (features, labels) per row, in the order they ran
+    per_token = False
     was_training = model.training
     model.eval()
     try:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
+        ordered = dataset.select(order) if order is not None else dataset
+        loader = DataLoader(ordered, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
         for batch in tqdm(loader, desc=desc, unit="batch"):
             batch_labels = batch.pop("labels")
             model(**{k: v.to(device) for k, v in batch.items()})
+            batch_features = captured.pop()
             if batch_labels.dim() == 2 and not batch_labels.is_floating_point():  # a tag per token: keep tagged ones
-                tagged = batch_labels != IGNORED_LABEL
-                captured[-1] = captured[-1][tagged]  # (B, T, D) -> (tagged tokens, D)
-                batch_labels = batch_labels[tagged]
-            labels.append(batch_labels)
+                tagged, per_token = batch_labels != IGNORED_LABEL, True
+                rows += [(f[t], y[t]) for f, y, t in zip(batch_features, batch_labels, tagged)]  # (tagged, D) each
+            else:
+                rows += list(zip(batch_features.flatten(1), batch_labels))
     finally:
         hook.remove()
         model.train(was_training)
-    features = torch.cat(captured).flatten(1)  # (N, D): rows, or tagged tokens in row order
-    labels = torch.cat(labels)  # (N,): class ids, float targets of a regression, or (N, K) multi-label rows
+    if order is not None:  # back to data set order
+        restored: list = [None] * len(rows)
+        for position, index in enumerate(order):
+            restored[index] = rows[position]
+        rows = restored
+    if per_token:  # (N, D): tagged tokens in row order
+        features, labels = torch.cat([f for f, _ in rows]), torch.cat([y for _, y in rows])
+    else:  # (N, D) rows; labels (N,) class ids or float targets, or (N, K) multi-label rows
+        features, labels = torch.stack([f for f, _ in rows]), torch.stack([y for _, y in rows])
     return {"features": features, "labels": labels if labels.is_floating_point() else labels.long()}
 
 
