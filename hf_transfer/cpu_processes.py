@@ -15,8 +15,14 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Optional
 
-__all__ = ["requested_cpu_processes", "relaunch_cpu_processes", "start_requested_cpu_processes"]
+__all__ = [
+    "requested_cpu_processes",
+    "relaunch_cpu_processes",
+    "start_requested_cpu_processes",
+    "cpu_threads_to_use",
+]
 
 
 def _launcher_command_line() -> list[str]:
@@ -29,6 +35,39 @@ def _launcher_command_line() -> list[str]:
     if not any("accelerate" in a for a in parent[:3]) or "launch" not in parent:
         return []
     return parent
+
+
+def _launcher_environment() -> dict[str, str]:
+    """The environment of the parent `accelerate launch` process: what the user exported, before accelerate's own
+    settings for this process."""
+    try:
+        with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+            pairs = [item.decode(errors="replace").split("=", 1) for item in f.read().split(b"\0") if b"=" in item]
+    except OSError:
+        return {}
+    return dict(pairs)
+
+
+def cpu_threads_to_use() -> Optional[int]:
+    """Torch threads for this process when `accelerate launch` pinned it to one thread that nobody asked for.
+
+    accelerate exports OMP_NUM_THREADS=1 to the process it starts unless `--cpu` is given (then it divides the cores
+    among the processes) or `--num_cpu_threads_per_process` / the user's OMP_NUM_THREADS say otherwise; so
+    `accelerate launch recipes/finetune.py` on a CPU machine trains on one core. The rule here: a choice of the user
+    (the flag, or OMP_NUM_THREADS in the launcher's environment) stands; otherwise a process gets the cores it may
+    run on divided by the processes on this machine. None: leave torch's setting as it is.
+    """
+    if os.environ.get("OMP_NUM_THREADS") != "1":
+        return None
+    parent = _launcher_command_line()
+    if not parent or any(a.startswith("--num_cpu_threads_per_process") for a in parent):
+        return None
+    if "OMP_NUM_THREADS" in _launcher_environment():
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
+    threads = cores // max(local_processes, 1)
+    return threads if threads > 1 else None
 
 
 def _free_port() -> int:

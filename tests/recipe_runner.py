@@ -50,6 +50,7 @@ def run_recipe(
         command += ["--output_dir", str(output_dir), "--report_to", "none"]
     full_env = {**os.environ, **OFFLINE_ENV}
     full_env.update(env or {})
+    full_env = {key: value for key, value in full_env.items() if value is not None}  # None: not set
     proc = subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=timeout)
     return RecipeRun(proc.returncode, proc.stdout + proc.stderr, output_dir)
 
@@ -97,9 +98,14 @@ def run_recipe_in_process(script: str, *args: str, output_dir: Optional[Path] = 
 
 @contextlib.contextmanager
 def _environment(values: dict):
-    """`values` in os.environ while a recipe runs in this process, as `run_recipe` gives them to a subprocess."""
+    """`values` in os.environ (None: unset) while a recipe runs in this process, as `run_recipe` gives them to a
+    subprocess."""
     saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:

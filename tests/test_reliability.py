@@ -703,6 +703,45 @@ def test_under_accelerate_launch_a_bad_input_is_one_line(num_processes, case, tm
     assert "Traceback" not in run.output and "ChildFailedError" not in run.output, run.output[-3000:]
 
 
+def test_a_process_accelerate_pinned_to_one_thread_gets_the_cores_unless_the_user_chose(tmp_path, monkeypatch):
+    """`accelerate launch recipes/finetune.py` (no --cpu) exports OMP_NUM_THREADS=1; unless the user set it or
+    --num_cpu_threads_per_process, the recipe uses the cores (divided among the processes on the machine)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    import hf_transfer.cpu_processes as cpu_processes
+
+    cores = len(os.sched_getaffinity(0))
+    missing = tmp_path / "missing.csv"
+    missing.write_text("text,score\n" + "".join(f"t{i},{'' if i in (3, 7) else i / 2}\n" for i in range(20)))
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet"]
+    flags = ["--train_file", str(missing), "--label_column", "score", "--task", "regression"]
+    run = run_recipe(
+        "finetune.py", *flags, output_dir=tmp_path / "out", launcher=launcher, env={"OMP_NUM_THREADS": None}
+    )
+    assert run.returncode != 0 and f"n_processes: 1, torch threads: {cores}," in run.output, run.output[-3000:]
+
+    launched = ["accelerate", "launch", "recipes/finetune.py"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
+    monkeypatch.setattr(cpu_processes, "_launcher_command_line", lambda: launched)
+    monkeypatch.setattr(cpu_processes, "_launcher_environment", lambda: {})
+    assert cpu_processes.cpu_threads_to_use() == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert cpu_processes.cpu_threads_to_use() == 4
+    monkeypatch.setattr(cpu_processes, "_launcher_environment", lambda: {"OMP_NUM_THREADS": "1"})  # the user's
+    assert cpu_processes.cpu_threads_to_use() is None
+    monkeypatch.setattr(cpu_processes, "_launcher_environment", lambda: {})
+    monkeypatch.setattr(
+        cpu_processes, "_launcher_command_line", lambda: launched[:2] + ["--num_cpu_threads_per_process", "1"]
+    )
+    assert cpu_processes.cpu_threads_to_use() is None
+    monkeypatch.setattr(cpu_processes, "_launcher_command_line", lambda: [])  # plain python: torch's own default
+    assert cpu_processes.cpu_threads_to_use() is None
+
+
 def test_the_process_that_starts_the_cpu_workers_imports_no_ml_stack():
     """It only starts the workers and waits: each of them imports torch and transformers itself."""
     import subprocess

@@ -6,6 +6,7 @@ import logging
 import sys
 
 import datasets
+import torch
 import transformers
 from transformers import TrainingArguments
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def setup_logging(training_args: TrainingArguments) -> None:
     """Log on the main process only (others at warning), for this package and the HF libraries; each process
-    says its rank, device and precision once."""
+    says its rank, device, torch threads and precision once."""
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%m/%d/%Y %H:%M:%S",
@@ -36,7 +37,7 @@ def setup_logging(training_args: TrainingArguments) -> None:
     precision = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
     logger.warning(
         f"Process rank: {training_args.process_index}, device: {training_args.device}, "
-        f"n_processes: {training_args.world_size}, precision: {precision}"
+        f"n_processes: {training_args.world_size}, torch threads: {torch.get_num_threads()}, precision: {precision}"
     )
     if training_args.should_log:
         for message in training_warnings(training_args):

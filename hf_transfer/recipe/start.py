@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import torch
 from accelerate import PartialState
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
+from ..cpu_processes import cpu_threads_to_use
 from ..hub import HubArguments, publish_run, take_hub_token
 from ..outputs import write_json_atomic
 from ..run_record import RunRecord
@@ -81,8 +83,17 @@ def start_recipe(
         check(*arguments)
     push_to_hub, hub_token = take_hub_token(training_args)
 
-    # 2. Logging: only the main process talks.
+    # 2. The machine and logging: a CPU process that accelerate pinned to one thread nobody asked for gets its share
+    #    of the cores (hf_transfer.cpu_processes); only the main process talks.
+    threads = cpu_threads_to_use()
+    if threads is not None:
+        torch.set_num_threads(threads)
     setup_logging(training_args)
+    if threads is not None:
+        logger.info(
+            f"accelerate launch gave this process 1 CPU thread (OMP_NUM_THREADS=1, not set by you): using {threads}, "
+            "the cores per process here; pass --num_cpu_threads_per_process or export OMP_NUM_THREADS to choose."
+        )
     for args in arguments:
         if not isinstance(args, (TrainingArguments, HubArguments)):
             logger.info(f"{type(args).__name__}: {args}")
