@@ -2,13 +2,14 @@
 
 accelerate starts one process for that command (see `requested_cpu_processes`); that process only starts the N
 workers and waits for them. Each worker imports torch, transformers and the rest itself, so the starter must not:
-this module uses the standard library only, and recipes call `start_requested_cpu_processes()` before their other
+this module uses the standard library only (and PyYAML to read an accelerate config file), and recipes call `start_requested_cpu_processes()` before their other
 imports. That saves a whole import of the stack at every multi-process start: a 2-process run that stops at a
 misspelled flag took 30 s here before, 17 s after (2 cores).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -81,7 +82,7 @@ def requested_cpu_processes() -> int:
 
     accelerate (1.x) starts several CPU processes only through mpirun; without it, its simple launcher
     runs the script once, with `MASTER_ADDR` set but no `WORLD_SIZE`. The requested N is then only
-    visible on the launcher's own command line.
+    visible on the launcher's own command line, or in the config file it read.
     """
     if os.environ.get("WORLD_SIZE") or os.environ.get("RANK") or not os.environ.get("MASTER_ADDR"):
         return 1
@@ -90,11 +91,40 @@ def requested_cpu_processes() -> int:
     parent = _launcher_command_line()
     if not parent:
         return 1
-    for i, arg in enumerate(parent):
-        if arg.startswith("--num_processes"):
-            value = arg.split("=", 1)[1] if "=" in arg else (parent[i + 1] if i + 1 < len(parent) else "1")
-            return int(value) if value.isdigit() else 1
-    return 1
+    value = _flag_value(parent, "--num_processes")
+    if value is None:  # from the config file, as accelerate read it: --config_file, else `accelerate config`'s
+        value = str(_launcher_config(parent).get("num_processes", 1))
+    return int(value) if value.isdigit() else 1
+
+
+def _flag_value(command_line: list[str], flag: str) -> Optional[str]:
+    for i, arg in enumerate(command_line):
+        if arg == flag:
+            return command_line[i + 1] if i + 1 < len(command_line) else None
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _launcher_config(command_line: list[str]) -> dict:
+    """The accelerate config file the launcher read: `--config_file`, else the default one `accelerate config`
+    writes (under $HF_HOME/accelerate of the launcher's environment); {} when there is none."""
+    path = _flag_value(command_line, "--config_file")
+    if path is None:
+        home = _launcher_environment().get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+        path = os.path.join(home, "accelerate", "default_config.yaml")
+    elif not os.path.isabs(path):
+        try:
+            path = os.path.join(os.readlink(f"/proc/{os.getppid()}/cwd"), path)
+        except OSError:
+            pass
+    if not os.path.isfile(path):
+        return {}
+    import yaml  # PyYAML: small, and only when a config file is there
+
+    with open(path, encoding="utf-8") as f:
+        loaded = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def relaunch_cpu_processes(num_processes: int) -> int:
@@ -108,7 +138,7 @@ def relaunch_cpu_processes(num_processes: int) -> int:
     # accelerate always exports MASTER_PORT (29500 unless --main_process_port is given); keep a port the user
     # chose, otherwise take a free one so that two runs on one machine do not collide.
     print(
-        f"accelerate started 1 process for --cpu --num_processes {num_processes}; "
+        f"accelerate started 1 process where {num_processes} CPU processes were asked for; "
         f"starting {num_processes} CPU processes (DDP over gloo).",
         file=sys.stderr,
     )

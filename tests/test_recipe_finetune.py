@@ -284,14 +284,34 @@ def test_resume_after_the_run_is_killed(tiny_bert, tmp_path):
 # ------------------------------------------------------------------------------------------------ DDP
 
 
+@pytest.mark.parametrize(
+    "config", sorted((ROOT / "recipes" / "accelerate_configs").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_accelerate_config_is_one_accelerate_reads(config):
+    """accelerate's own loader refuses unknown top-level keys; the nested plugin keys become `accelerate launch`
+    flags, so each must be one of its options."""
+    import yaml
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.commands.launch import launch_command_parser
+
+    loaded = load_config_from_file(str(config))
+    flags = {option for action in launch_command_parser()._actions for option in action.option_strings}
+    raw = yaml.safe_load(config.read_text())
+    for plugin in ("fsdp_config", "deepspeed_config"):
+        unknown = [key for key in raw.get(plugin, {}) if f"--{key}" not in flags]
+        assert not unknown, f"{config.name}: {plugin} keys accelerate launch does not know: {unknown}"
+    assert loaded.num_processes >= 2 and config.read_text().startswith("#")  # each file says how to run it
+
+
 @pytest.mark.parametrize("strategy, pooling", [("lora", "mean")])
 def test_two_process_ddp_gathers_every_sample_once(strategy, pooling, tiny_bert, tmp_path):
     """A mean-pooled LoRA classifier, the riskiest combination under DDP (peft around a custom module, saved once,
     merged, in sentence-transformers' format); the stock head under DDP is domain_adapt's and maml's 2-process test."""
     out = tmp_path / "out"
-    # Exactly the documented command: accelerate runs --cpu with N > 1 as one process unless mpirun is set
-    # up, so the recipe itself starts the N processes (torch.distributed.run, gloo).
-    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
+    # The shipped config (the other 2-process tests pass `--cpu --num_processes 2`): accelerate runs CPU processes
+    # as one unless mpirun is set up, so the recipe itself starts the 2 processes (gloo), reading N from the file.
+    config = str(ROOT / "recipes" / "accelerate_configs" / "cpu_ddp_2_processes.yaml")
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file", config]
     run = assert_ok(
         run_recipe(
             "finetune.py",
