@@ -35,7 +35,32 @@ import numpy as np
 
 from _common import ROOT, run_recipe_for_results
 
-# Per task: the built-in data, each strategy's settings, and the (key, column title) pairs of the table.
+# The (key, column title) pairs of a table, per kind of target.
+REGRESSION_COLUMNS = [
+    ("test_rmse", "test RMSE"),
+    ("test_r2", "test R²"),
+    ("test_spearman", "test Spearman"),
+    ("eval_r2", "validation R²"),
+]
+MULTI_LABEL_COLUMNS = [
+    ("test_micro_f1", "test micro-F1"),
+    ("test_macro_f1", "test macro-F1"),
+    ("test_map", "test mAP"),
+    ("eval_map", "validation mAP"),
+]
+# EfficientNet-Lite0 on 112x112 mosaics (56x56 upsampled), 1,000 train / 500 validation / 500 test mosaics.
+MOSAIC_RUNS = {
+    "model": "efficientnet-lite0",
+    "extra": ["--image_size", "112", "--max_train_samples", "1000", "--max_eval_samples", "500"],
+    "strategies": {
+        "linear_probe": [],
+        "full": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
+        "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
+        "lp_ft": ["--learning_rate", "3e-4", "--num_train_epochs", "2"],
+    },
+}
+
+# Per task: the built-in data, each strategy's settings, and the columns of the table.
 TASKS = {
     "regression": {
         "dataset": "drug_reviews_usefulness",
@@ -45,12 +70,7 @@ TASKS = {
             "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-3", "--num_train_epochs", "2"],
             "lp_ft": ["--learning_rate", "2e-5", "--num_train_epochs", "1"],
         },
-        "columns": [
-            ("test_rmse", "test RMSE"),
-            ("test_r2", "test R²"),
-            ("test_spearman", "test Spearman"),
-            ("eval_r2", "validation R²"),
-        ],
+        "columns": REGRESSION_COLUMNS,
     },
     "multi_label": {
         "dataset": "twitter_entity_types",
@@ -60,12 +80,7 @@ TASKS = {
             "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-3", "--num_train_epochs", "3"],
             "lp_ft": ["--learning_rate", "2e-5", "--num_train_epochs", "2"],
         },
-        "columns": [
-            ("test_micro_f1", "test micro-F1"),
-            ("test_macro_f1", "test macro-F1"),
-            ("test_map", "test mAP"),
-            ("eval_map", "validation mAP"),
-        ],
+        "columns": MULTI_LABEL_COLUMNS,
     },
     "token_classification": {
         "dataset": "twitter_ner",
@@ -82,42 +97,9 @@ TASKS = {
             ("eval_f1", "validation entity F1"),
         ],
     },
-    # EfficientNet-Lite0 on 112x112 mosaics (56x56 upsampled), 1,000 train / 500 validation / 500 test mosaics.
-    "multi_label_images": {
-        "dataset": "fashion_mnist_mosaics",
-        "model": "efficientnet-lite0",
-        "extra": ["--image_size", "112", "--max_train_samples", "1000", "--max_eval_samples", "500"],
-        "strategies": {
-            "linear_probe": [],
-            "full": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
-            "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
-            "lp_ft": ["--learning_rate", "3e-4", "--num_train_epochs", "2"],
-        },
-        "columns": [
-            ("test_micro_f1", "test micro-F1"),
-            ("test_macro_f1", "test macro-F1"),
-            ("test_map", "test mAP"),
-            ("eval_map", "validation mAP"),
-        ],
-    },
+    "multi_label_images": {**MOSAIC_RUNS, "dataset": "fashion_mnist_mosaics", "columns": MULTI_LABEL_COLUMNS},
     # The same mosaics, counted: a regression target (1-4 items) for images.
-    "regression_images": {
-        "dataset": "fashion_mnist_mosaic_counts",
-        "model": "efficientnet-lite0",
-        "extra": ["--image_size", "112", "--max_train_samples", "1000", "--max_eval_samples", "500"],
-        "strategies": {
-            "linear_probe": [],
-            "full": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
-            "lora": ["--learning_rate", "1e-3", "--head_learning_rate", "1e-2", "--num_train_epochs", "3"],
-            "lp_ft": ["--learning_rate", "3e-4", "--num_train_epochs", "2"],
-        },
-        "columns": [
-            ("test_rmse", "test RMSE"),
-            ("test_r2", "test R²"),
-            ("test_spearman", "test Spearman"),
-            ("eval_r2", "validation R²"),
-        ],
-    },
+    "regression_images": {**MOSAIC_RUNS, "dataset": "fashion_mnist_mosaic_counts", "columns": REGRESSION_COLUMNS},
 }
 COMMON = [
     "--max_seq_length",
