@@ -35,6 +35,10 @@ def probe_output(tiny_bert, tmp_path_factory):
     return out
 
 
+def _push_to(repo: str) -> list[str]:
+    return ["--push_to_hub", "true", "--hub_model_id", repo]
+
+
 def _load_in_fresh_process(code: str) -> list:
     """Run `code` (which prints JSON logits) in a new interpreter that inherits the Hub env."""
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -80,10 +84,7 @@ def test_text_full_round_trip(tiny_bert, tmp_path, hub_server):
             "full",
             *TEXT,
             *TRAIN,
-            "--push_to_hub",
-            "true",
-            "--hub_model_id",
-            "test-user/tiny-text-full",
+            *_push_to("test-user/tiny-text-full"),
             output_dir=out,
             env=ONLINE,
         )
@@ -177,10 +178,7 @@ def test_vision_round_trip(tmp_path, hub_server):
             "100",
             "--max_eval_samples",
             "40",
-            "--push_to_hub",
-            "true",
-            "--hub_model_id",
-            "test-user/tiny-vit-probe",
+            *_push_to("test-user/tiny-vit-probe"),
             output_dir=out,
             env=ONLINE,
         )
@@ -238,10 +236,7 @@ def test_every_task_round_trips_with_its_pipeline_tag_metrics_and_files(task, ti
             "--strategy",
             "linear_probe",
             *[dataset if a == "tweet_sentiment" else a for a in TEXT],
-            "--push_to_hub",
-            "true",
-            "--hub_model_id",
-            repo,
+            *_push_to(repo),
             output_dir=out,
             env=ONLINE,
         )
@@ -284,10 +279,7 @@ def test_persistent_500_fails_clearly_and_output_stays_pushable(tiny_bert, tmp_p
         "--strategy",
         "linear_probe",
         *TEXT,
-        "--push_to_hub",
-        "true",
-        "--hub_model_id",
-        "test-user/later",
+        *_push_to("test-user/later"),
         "--hub_max_retries",
         "2",
         output_dir=out,
@@ -344,10 +336,7 @@ def test_token_never_reaches_logs_or_saved_files(tiny_bert, tmp_path, hub_server
             "full",
             *TEXT,
             *TRAIN,
-            "--push_to_hub",
-            "true",
-            "--hub_model_id",
-            "test-user/secret-check",
+            *_push_to("test-user/secret-check"),
             "--hub_token",
             HUB_TEST_TOKEN,
             output_dir=out,
