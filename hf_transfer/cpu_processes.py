@@ -135,13 +135,13 @@ def relaunch_cpu_processes(num_processes: int) -> int:
     LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); when one fails the others are stopped, and the status is
     the first failure's, so a bad input still exits 2 with its one line (printed by rank 0).
     """
-    # accelerate always exports MASTER_PORT (29500 unless --main_process_port is given); keep a port the user
-    # chose, otherwise take a free one so that two runs on one machine do not collide.
     print(
         f"accelerate started 1 process where {num_processes} CPU processes were asked for; "
         f"starting {num_processes} CPU processes (DDP over gloo).",
         file=sys.stderr,
     )
+    # accelerate always exports MASTER_PORT (29500 unless --main_process_port is given); keep a port the user
+    # chose, otherwise take a free one so that two runs on one machine do not collide.
     chose_port = any(a.startswith("--main_process_port") for a in _launcher_command_line())
     port = os.environ["MASTER_PORT"] if chose_port and os.environ.get("MASTER_PORT") else str(_free_port())
     base_env = {

@@ -657,13 +657,19 @@ def test_domain_adapt_with_few_held_out_rows_skips_the_a_distance(tiny_bert, tmp
 # ------------------------------------------------------------------------------------ accelerate launch
 
 
+def _csv_with_missing_targets(tmp_path):
+    """A regression csv whose rows 3 and 7 have no target."""
+    path = tmp_path / "missing.csv"
+    path.write_text("text,score\n" + "".join(f"t{i},{'' if i in (3, 7) else i / 2}\n" for i in range(20)))
+    return path
+
+
 def _bad_inputs_of_every_task(tmp_path) -> dict[str, tuple[list[str], str]]:
     """Flags and the line that must end the run: a bad argument, and bad data of two tasks (found after the
     processes have started, where each of them reads the files)."""
     ragged = tmp_path / "ragged.jsonl"
     ragged.write_text("".join(json.dumps({"tokens": ["a", "b"], "tags": ["O"]}) + "\n" for _ in range(10)))
-    missing = tmp_path / "missing.csv"
-    missing.write_text("text,score\n" + "".join(f"t{i},{'' if i in (3, 7) else i / 2}\n" for i in range(20)))
+    missing = _csv_with_missing_targets(tmp_path)
     return {
         "misspelled flag": (["--lerning_rate", "1e-3"], "error: Unknown argument --lerning_rate"),
         "ragged tags": (
@@ -713,8 +719,7 @@ def test_a_process_accelerate_pinned_to_one_thread_gets_the_cores_unless_the_use
     import hf_transfer.cpu_processes as cpu_processes
 
     cores = len(os.sched_getaffinity(0))
-    missing = tmp_path / "missing.csv"
-    missing.write_text("text,score\n" + "".join(f"t{i},{'' if i in (3, 7) else i / 2}\n" for i in range(20)))
+    missing = _csv_with_missing_targets(tmp_path)
     launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet"]
     flags = ["--train_file", str(missing), "--label_column", "score", "--task", "regression"]
     run = run_recipe(
