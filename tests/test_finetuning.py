@@ -127,3 +127,68 @@ def test_trainer_optimizer_uses_the_groups(bert_classifier, tmp_path):
     assert rates[-1] == pytest.approx(1e-2) and rates[0] == pytest.approx(2e-4 * 0.9**3)
     head = bert_classifier.classifier.weight
     assert any(g["lr"] == pytest.approx(1e-2) and any(p is head for p in g["params"]) for g in optimizer.param_groups)
+
+
+# ------------------------------------------------------------------------- loss and gradient accumulation
+
+
+def _one_step(model_dir, task, labels, tmp_path, batch_size, accumulation):
+    """One SGD step of TransferTrainer over 4 rows (all of them, whatever the split into micro-batches)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    problem = {"regression": "regression", "multi_label": "multi_label_classification"}[task]
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir,
+        num_labels=len(labels[0]),
+        problem_type=problem,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    texts = ["a good film", "a bad day", "the rain in spain", "what a match"]
+    rows = [
+        {**tokenizer(t, padding="max_length", max_length=8), "labels": torch.tensor(y, dtype=torch.float32)}
+        for t, y in zip(texts, labels)
+    ]
+    args = TrainingArguments(
+        output_dir=str(tmp_path / f"{task}-{batch_size}"),
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        learning_rate=0.5,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        seed=1,
+    )
+    trainer = TransferTrainer(model=model, args=args, train_dataset=rows, task=task)
+    loss = trainer.train().training_loss
+    return loss, model.classifier.weight.detach().clone()
+
+
+@pytest.mark.parametrize(
+    "task, labels",
+    [
+        ("regression", [[1.0], [-2.0], [0.5], [3.0]]),
+        ("multi_label", [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]),
+    ],
+)
+def test_the_loss_does_not_depend_on_gradient_accumulation(tmp_path_factory, tmp_path, task, labels):
+    """transformers' regression and multi-label losses are batch means that ignore `num_items_in_batch`, which
+    Trainer takes as normalised over the accumulated batch: 2 micro-batches of 2 trained on the sum of their means."""
+    model_dir = make_tiny_bert(tmp_path_factory.mktemp("bert-ga"))
+    whole_loss, whole_weight = _one_step(model_dir, task, labels, tmp_path, batch_size=4, accumulation=1)
+    split_loss, split_weight = _one_step(model_dir, task, labels, tmp_path, batch_size=2, accumulation=2)
+    assert split_loss == pytest.approx(whole_loss, rel=1e-4)
+    assert torch_allclose(split_weight, whole_weight)
+
+
+def torch_allclose(a, b) -> bool:
+    import torch
+
+    return bool(torch.allclose(a, b, atol=1e-5, rtol=1e-4))

@@ -1,18 +1,32 @@
-"""`TransferTrainer`: `transformers.Trainer` with per-group learning rates for transfer learning."""
+"""`TransferTrainer`: `transformers.Trainer` with per-group learning rates for transfer learning.
+
+It also computes the loss itself where the stock one would be wrong for a transfer run. transformers' regression
+and multi-label losses are batch means that ignore `num_items_in_batch`, yet `Trainer` treats a model that accepts
+loss kwargs as having normalised over the whole accumulated batch: with gradient accumulation the loss is summed
+over the micro-batches instead of averaged, and across processes it is multiplied by their number. Regression
+(on standardised targets), multi-label BCE and Mixup / CutMix soft targets are computed here as batch means and
+`Trainer` is told so (`loss_is_scaled_for_ga = False`), so the loss and its gradient do not depend on how a batch
+is split into micro-batches or processes.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from transformers import Trainer
+
+from torch.nn import functional as F
 
 from ..models.heads import head_module_names
 from .optim import create_param_groups
 from .targets import TargetScale, standardized_mse
 
 __all__ = ["TransferTrainer"]
+
+# Tasks whose loss is computed here as a batch mean (see the module docstring).
+_MEAN_LOSS_TASKS = ("regression", "multi_label")
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +43,10 @@ class TransferTrainer(Trainer):
             module tree (`hf_transfer.models.heads.head_module_names`).
         target_scale: for a regression head reparametrised by `standardize_target_head`, the train targets' mean
             and std: the loss is then the standardised mean squared error (`hf_transfer.finetuning.targets`).
+        task: the task of the labels (`hf_transfer.constants.TASKS`); regression and multi-label losses are
+            computed here (see the module docstring).
+        batch_mixer: Mixup / CutMix of training batches (`hf_transfer.augmentation.BatchMixer`); single-label
+            trains on the soft targets with soft-target cross-entropy, multi-label with BCE.
     """
 
     def __init__(
@@ -38,20 +56,39 @@ class TransferTrainer(Trainer):
         layer_decay: float = 1.0,
         head_modules: Optional[Sequence[str]] = None,
         target_scale: Optional[TargetScale] = None,
+        task: str = "single_label",
+        batch_mixer: Optional[Callable] = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.target_scale = target_scale
+        self.task = "regression" if target_scale is not None else task
+        self.batch_mixer = batch_mixer
+        if self.task in _MEAN_LOSS_TASKS or batch_mixer is not None:
+            self.loss_is_scaled_for_ga = False
         self.head_learning_rate = head_learning_rate
         self.layer_decay = layer_decay
         self.head_modules = tuple(head_modules) if head_modules else None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.target_scale is None:
+        mixes = self.batch_mixer is not None and model.training
+        if not (mixes or self.task in _MEAN_LOSS_TASKS) or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
+        if mixes:
+            inputs["pixel_values"], labels = self.batch_mixer(inputs["pixel_values"], labels)
         outputs = model(**inputs)
-        loss = standardized_mse(outputs.logits, labels, self.target_scale)
+        logits = outputs.logits
+        if self.task == "regression":
+            loss = (
+                standardized_mse(logits, labels, self.target_scale)
+                if self.target_scale is not None
+                else F.mse_loss(logits.view_as(labels).float(), labels.float())
+            )
+        elif self.task == "multi_label":
+            loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        else:  # single-label, mixed: soft targets
+            loss = torch.sum(-labels * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
         return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
