@@ -15,9 +15,8 @@ import logging
 from typing import Callable, Optional, Sequence
 
 import torch
-from transformers import Trainer
-
 from torch.nn import functional as F
+from transformers import Trainer
 
 from ..models.heads import head_module_names
 from .optim import create_param_groups
