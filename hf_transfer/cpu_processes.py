@@ -23,6 +23,7 @@ __all__ = [
     "relaunch_cpu_processes",
     "start_requested_cpu_processes",
     "cpu_threads_to_use",
+    "image_dataloader_workers",
 ]
 
 
@@ -65,10 +66,20 @@ def cpu_threads_to_use() -> Optional[int]:
         return None
     if "OMP_NUM_THREADS" in _launcher_environment():
         return None
+    threads = _cores_per_local_process()
+    return threads if threads > 1 else None
+
+
+def _cores_per_local_process() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
-    threads = cores // max(local_processes, 1)
-    return threads if threads > 1 else None
+    return cores // max(local_processes, 1)
+
+
+def image_dataloader_workers() -> int:
+    """DataLoader workers that decode and augment images when `--dataloader_num_workers` is not given: half the
+    cores of this process (the other half runs the model), at least 1 so loading overlaps the step, at most 4."""
+    return max(1, min(4, _cores_per_local_process() // 2))
 
 
 def _free_port() -> int:

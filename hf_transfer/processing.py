@@ -130,10 +130,16 @@ def _tokenize_words_fn(tokenizer: PreTrainedTokenizerBase, max_seq_length: int) 
     return tokenize
 
 
-def _image_transform(image_processor: Any, num_labels: Optional[int]) -> Callable[[dict], dict]:
+def _image_transform(
+    image_processor: Any, num_labels: Optional[int], augmentation: Any = None
+) -> Callable[[dict], dict]:
     def transform(batch: dict) -> dict:
         images = [to_rgb(image) for image in batch["image"]]
+        if augmentation is not None:
+            images = [augmentation.augment_image(image) for image in images]
         pixel_values = image_processor(images, return_tensors="pt")["pixel_values"]  # (B, 3, H, W)
+        if augmentation is not None:
+            pixel_values = augmentation.augment_pixels(pixel_values)
         out = {"pixel_values": list(pixel_values)}
         if "label" in batch:
             out["label"] = batch["label"] if num_labels is None else multi_hot(batch["label"], num_labels)
@@ -148,9 +154,11 @@ def preprocess_dataset(
     modality: Modality,
     max_seq_length: int = 128,
     desc_prefix: str = "",
+    augmentation: Any = None,
 ) -> DatasetDict | Dataset:
     """Tokenize text (cached `map`) or attach an on-the-fly image transform, keeping `label` (multi-label lists
-    become 0/1 rows, `multi_hot`)."""
+    become 0/1 rows, `multi_hot`). `augmentation` (an `hf_transfer.augmentation.ImageAugmentation`) makes it a
+    training transform: for the training split of fine-tuning only, never for evaluation or probe features."""
     columns = dataset.column_names
     columns = next(iter(columns.values())) if isinstance(columns, dict) else columns
     needed = "text" if modality == "text" else "image"
@@ -177,7 +185,7 @@ def preprocess_dataset(
             remove_columns=["text"] if num_labels is None else ["text", "label"],
             desc=f"{desc_prefix}Tokenizing",
         )
-    return dataset.with_transform(_image_transform(processor, num_labels))
+    return dataset.with_transform(_image_transform(processor, num_labels, augmentation))
 
 
 def create_collator(

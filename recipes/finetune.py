@@ -30,6 +30,13 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
+from hf_transfer.augmentation import (
+    AugmentationArguments,
+    ModelEmaCallback,
+    create_batch_mixer,
+    create_image_augmentation,
+)
+from hf_transfer.cpu_processes import image_dataloader_workers
 from hf_transfer.data import (
     DataArguments,
     data_source_name,
@@ -76,11 +83,19 @@ def main():
     #      the main process, and the output folder locked, resuming a complete checkpoint of the same run. The Hub
     #      token is kept out of the saved arguments: the push happens once, at the end, with the model card.
     run = start_recipe(
-        (ModelArguments, DataArguments, TransferArguments, LoraArguments, HubArguments, TrainingArguments),
+        (
+            ModelArguments,
+            DataArguments,
+            TransferArguments,
+            LoraArguments,
+            AugmentationArguments,
+            HubArguments,
+            TrainingArguments,
+        ),
         DEFAULT_CONFIG,
         resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy != "linear_probe",
     )
-    model_args, data_args, transfer_args, lora_args, hub_args, training_args = run.arguments
+    model_args, data_args, transfer_args, lora_args, augmentation_args, hub_args, training_args = run.arguments
 
     # 4. Data: `text` or `image` plus `label` (a ClassLabel, a list of them for multi-label, or a float target for
     #    regression), with train / validation (/ test) splits.
@@ -89,6 +104,13 @@ def main():
     task = infer_task(raw_datasets)
     label_names = label_names_of(raw_datasets, data_args)  # the classes, or the one target's name
     logger.info(f"Task {task}, labels {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
+    augmentation_args.check_run(
+        strategy=transfer_args.strategy,
+        task=task,
+        modality=infer_modality(raw_datasets),
+        label_smoothing=training_args.label_smoothing_factor,
+        load_best_model_at_end=training_args.load_best_model_at_end,
+    )
 
     # 5. Model and processor: a stock AutoModelFor{Sequence,Image}Classification with a new head (BCE per label for
     #    multi-label, MSE for regression).
@@ -112,6 +134,18 @@ def main():
     data_collator = create_collator(processor, modality, task)
     if modality == "vision":
         training_args.remove_unused_columns = False  # the transform needs the `image` column
+
+    # 6b. Fine-tuning's training transform (images): timm's augmentation around the model's own processor, read by
+    #     DataLoader workers; the probe's features and every evaluation use the evaluation transform above.
+    augmentation = create_image_augmentation(
+        augmentation_args, augmentation_args.resolve_augmentation(transfer_args.strategy, task, modality), processor
+    )
+    train_dataset = processed["train"]
+    if augmentation is not None:
+        train_dataset = preprocess_dataset(raw_datasets["train"], processor, modality, augmentation=augmentation)
+        logger.info(f"Training augmentation: {augmentation.description}")
+    if modality == "vision" and "dataloader_num_workers" not in run.given:
+        training_args.dataloader_num_workers = image_dataloader_workers()
     sample = sample_inputs(processed["train"], data_collator, model.device)
     if transfer_args.strategy == "lp_ft" and transfer_args.finetune_method == "lora":
         # An architecture that LoRA breaks stops now, not after the probe stage (a throw-away copy is wrapped).
@@ -125,6 +159,7 @@ def main():
         "modality": modality,
         "pooling": classifier_pooling(model),
         "train_samples": len(processed["train"]),
+        "augmentation": augmentation.description if augmentation is not None else "none",
         "eval_samples": len(processed["validation"]),
     }
 
@@ -186,7 +221,7 @@ def main():
         trainer = TransferTrainer(
             model=model,
             args=training_args,
-            train_dataset=processed["train"],
+            train_dataset=train_dataset,
             eval_dataset=processed["validation"],
             processing_class=processor,
             data_collator=data_collator,
@@ -195,8 +230,22 @@ def main():
             layer_decay=transfer_args.layer_decay,
             head_modules=loaded.head_modules,
             target_scale=target_scale,
+            task=task,
+            batch_mixer=create_batch_mixer(
+                augmentation_args,
+                num_labels=len(label_names),
+                task=task,
+                label_smoothing=training_args.label_smoothing_factor,
+            ),
+            callbacks=[
+                ModelEmaCallback(
+                    augmentation_args.model_ema_decay, augmentation_args.model_ema_warmup, resume_from=run.checkpoint
+                )
+            ]
+            if augmentation_args.model_ema
+            else None,
         )
-        metrics.update(train_whole_run(trainer, run.checkpoint))  # train_loss / train_runtime over all resumes
+        metrics.update(train_whole_run(trainer, run.checkpoint))  # whole-run totals; with --model_ema, the average
         if target_scale is not None:
             fold_target_scale(trainer.model)  # a plain raw-unit Linear from here on, in memory and on disk
         if task == "multi_label":  # decision thresholds chosen on validation, saved with the model, used from here on
@@ -229,7 +278,7 @@ def main():
             method=transfer_args.strategy,
             datasets=[data_source_name(data_args)],
             label_names=label_names,
-            arguments=(model_args, data_args, transfer_args, lora_args, training_args),
+            arguments=(model_args, data_args, transfer_args, lora_args, augmentation_args, training_args),
             task=task,
             world_size=training_args.world_size,
             **saved_format_info(model),

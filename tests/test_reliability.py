@@ -69,6 +69,7 @@ def _argument_cases(tmp_path):
         "output_dir is a file": (["--output_dir", str(a_file)], f"--output_dir {a_file} is a file"),
         "read-only output_dir": (["--output_dir", str(read_only / "run")], "cannot be written"),
         "bad TrainingArguments value": (["--lr_scheduler_type", "sideways"], "sideways"),
+        "unknown augmentation": (["--augmentation", "heavy"], "--augmentation 'heavy' is not one of auto, none, basic"),
     }
 
 

@@ -14,7 +14,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from ..errors import ConfigError, HfTransferError
 from .checks import check_training_arguments
 
-__all__ = ["parse_recipe_args", "config_to_argv"]
+__all__ = ["parse_recipe_args", "config_to_argv", "given_argument_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,24 @@ def _check_flags(
         raise ConfigError(f"Unknown {where}{more}.{hint}")
 
 
+def _split_config(argv: Optional[Sequence[str]], default_config: Optional[str]) -> tuple[Optional[str], dict, list]:
+    """`[CONFIG] [--flags]` (or the default config for no arguments) as (config path, its values, the flags)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv and default_config:
+        argv = [default_config]
+    if argv and argv[0].endswith(_CONFIG_SUFFIXES) and not argv[0].startswith("-"):
+        return argv[0], _read_config_file(argv[0]), argv[1:]
+    return None, {}, argv
+
+
+def given_argument_names(argv: Optional[Sequence[str]] = None, default_config: Optional[str] = None) -> frozenset[str]:
+    """The argument names a run was given, by a flag or a config key: a recipe may choose a default from the
+    machine or the data for an argument nobody set (image DataLoader workers), never for one a user set."""
+    _, values, flags = _split_config(argv, default_config)
+    names = {arg.split("=", 1)[0][2:].replace("-", "_") for arg in flags if arg.startswith("--")}
+    return frozenset(names | set(values))
+
+
 def parse_recipe_args(
     parser: HfArgumentParser, argv: Optional[Sequence[str]] = None, default_config: Optional[str] = None
 ) -> tuple:
@@ -92,14 +110,9 @@ def parse_recipe_args(
     `TrainingArguments` raises plain `ValueError`s) are `ConfigError`s: one line, exit 2. The arguments are then
     checked as far as they can be before any data or model is loaded (`hf_transfer.recipe.checks`).
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv and default_config:
+    if not list(sys.argv[1:] if argv is None else argv) and default_config:
         logger.info("No arguments given: running the default job from %s", default_config)
-        argv = [default_config]
-    config, values = None, {}
-    if argv and argv[0].endswith(_CONFIG_SUFFIXES) and not argv[0].startswith("-"):
-        config, argv = argv[0], argv[1:]
-        values = _read_config_file(config)
+    config, values, argv = _split_config(argv, default_config)
     _check_flags(parser, argv, list(values), config)
     argv = config_to_argv(values) + argv
     try:

@@ -127,6 +127,10 @@ def train_whole_run(trainer: Any, checkpoint: Optional[str]) -> dict:
     trainer.add_callback(totals)
     if checkpoint is not None and checkpoint_is_finished(checkpoint, trainer.args):
         trainer._load_from_checkpoint(checkpoint)  # the weights (or adapter) Trainer's own resume would load
+        for callback in trainer.callback_handler.callbacks:  # what a callback makes of the weights at the end
+            restore = getattr(callback, "restore_finished_run", None)
+            if restore is not None:
+                restore(trainer.model, checkpoint)
         trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
         attributes = _saved_totals(trainer.state)
         step = trainer.state.global_step

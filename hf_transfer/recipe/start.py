@@ -21,7 +21,7 @@ from ..cpu_processes import cpu_threads_to_use
 from ..hub import HubArguments, publish_run, take_hub_token
 from ..outputs import write_json_atomic
 from ..run_record import RunRecord
-from .arguments import parse_recipe_args
+from .arguments import given_argument_names, parse_recipe_args
 from .logs import setup_logging
 from .run_guard import claim_output_dir, run_identity
 
@@ -39,12 +39,14 @@ class RecipeStart:
         push_to_hub: whether `--push_to_hub` was asked (the push happens once, at the end, with the card).
         hub_token: the Hub token, kept out of the saved arguments.
         checkpoint: the checkpoint to resume from, or None for a fresh run.
+        given: the argument names set by a flag or a config key (`given_argument_names`).
     """
 
     arguments: tuple
     push_to_hub: bool
     hub_token: Optional[str]
     checkpoint: Optional[str]
+    given: frozenset[str] = frozenset()
 
     def get(self, cls: type) -> Any:
         """The parsed arguments of class `cls`."""
@@ -107,7 +109,7 @@ def start_recipe(
     if checkpoint is not None:
         logger.info(f"Resuming training from {checkpoint}")
     set_seed(training_args.seed)
-    return RecipeStart(arguments, push_to_hub, hub_token, checkpoint)
+    return RecipeStart(arguments, push_to_hub, hub_token, checkpoint, given_argument_names(argv, default_config))
 
 
 def finish_recipe(run: RecipeStart, metrics: dict[str, Any], record: RunRecord, *, push_merged: bool = False) -> None:
