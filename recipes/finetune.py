@@ -171,19 +171,20 @@ def main():
             "preprocessing": describe_preprocessing(processor, modality, transfer_args.max_seq_length),
         }
         model.to(training_args.device)
-        with training_args.main_process_first(desc="feature extraction"):
-            probe, probe_scores = probe_classification_model(
-                model,
-                dict(processed),
-                data_collator,
-                cache=FeatureCache(transfer_args.feature_cache_dir),
-                cache_identity=cache_identity,
-                new_modules=loaded.new_modules,
-                l2_grid=transfer_args.probe_l2_grid or DEFAULT_L2_GRID,
-                max_iter=transfer_args.probe_max_iter,
-                batch_size=transfer_args.feature_batch_size,
-                task=task,
-            )
+        # Every process extracts its share of the rows; each fits the same probe on all of them.
+        probe, probe_scores = probe_classification_model(
+            model,
+            dict(processed),
+            data_collator,
+            cache=FeatureCache(transfer_args.feature_cache_dir),
+            cache_identity=cache_identity,
+            new_modules=loaded.new_modules,
+            l2_grid=transfer_args.probe_l2_grid or DEFAULT_L2_GRID,
+            max_iter=transfer_args.probe_max_iter,
+            batch_size=transfer_args.feature_batch_size,
+            task=task,
+            across_processes=True,
+        )
         metrics["probe_l2"] = probe.l2
         metrics["probe_runtime"] = time.time() - start
         prefix = "probe_" if transfer_args.strategy == "lp_ft" else ""

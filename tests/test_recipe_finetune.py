@@ -354,6 +354,49 @@ def test_two_process_ddp_gathers_every_sample_once(strategy, pooling, tiny_bert,
     assert results["eval_samples_per_second"] > 0
 
 
+@pytest.mark.parametrize("modality", ["text", "vision"])
+def test_two_processes_extract_the_probe_features_of_one(modality, tiny_bert, tiny_vit, tmp_path):
+    """Each of 2 processes extracts half of the rows (every other batch of the length order) and both get all of
+    them back in data set order: the features one process caches, and the same probe."""
+    from safetensors.torch import load_file
+
+    model, data = (tiny_bert, ["--dataset_name", "tweet_sentiment"]) if modality == "text" else (tiny_vit, VISION_DATA)
+    flags = ["--model_name_or_path", model, *data, "--strategy", "linear_probe", "--feature_batch_size", "16"]
+    if modality == "text":
+        flags += ["--max_train_samples", "70", "--max_eval_samples", "33"]
+    # A fresh process, as each of the two is: datasets' hash of the tokenizing function (part of the cache key) is not
+    # the same inside this pytest worker, which has already tokenized with other tokenizers.
+    one_dir, two_dir = str(tmp_path / "one"), str(tmp_path / "two")
+    one = assert_ok(
+        run_recipe(
+            "finetune.py", *flags, "--feature_cache_dir", one_dir, output_dir=tmp_path / "o1", fresh_process=True
+        )
+    )
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
+    two = assert_ok(
+        run_recipe(
+            "finetune.py",
+            *flags,
+            "--feature_cache_dir",
+            str(tmp_path / "two"),
+            output_dir=tmp_path / "o2",
+            launcher=launcher,
+        )
+    )
+    rows = two.results["train_samples"]
+    first_share = sum(min(16, rows - start) for start in range(0, rows, 32))  # batches 0, 2, 4, ... of 16 rows
+    assert f"Extracting train features: this process extracts {first_share} of {rows} rows (2 processes)" in two.output
+    assert two.results["num_processes"] == 2
+    files = sorted(p.name for p in (tmp_path / "one").glob("*.safetensors"))
+    assert files and files == sorted(p.name for p in (tmp_path / "two").glob("*.safetensors"))  # the same keys
+    for name in files:
+        single, sharded = load_file(tmp_path / "one" / name), load_file(tmp_path / "two" / name)
+        torch.testing.assert_close(sharded["features"], single["features"], atol=1e-5, rtol=1e-4)
+        assert torch.equal(sharded["labels"], single["labels"])
+    assert two.results["eval_accuracy"] == pytest.approx(one.results["eval_accuracy"])
+    assert two.results["probe_l2"] == one.results["probe_l2"]
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 

@@ -248,14 +248,15 @@ TWO_PROCESSES = [str(Path(sys.executable).parent / "accelerate"), "launch", "--n
 
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_reloads_to_its_reported_entity_f1(strategy, tiny_bert, ner_files, tmp_path):
-    """`full` runs in 2 processes: each scores half of the test rows, and the gathered token predictions must give
-    the saved model's scores on all rows."""
-    launcher = TWO_PROCESSES if strategy == "full" else None
+    """`full` and the probe run in 2 processes: each scores half of the test rows (and the probe's processes each
+    extract half of the tagged tokens' features), and the gathered predictions must give the saved model's scores
+    on all rows."""
+    launcher = TWO_PROCESSES if strategy in ("full", "linear_probe") else None
     results, scores = _train_and_reload(
         tiny_bert, strategy, STRATEGIES[strategy], ner_files, tmp_path / "out", launcher
     )
     assert results["task"] == "token_classification" and results["pooling"] == "head"
-    assert results["num_processes"] == (2 if strategy == "full" else 1)
+    assert results["num_processes"] == (2 if launcher else 1)
     assert {"test_precision", "test_recall", "test_f1", "test_accuracy", "test_f1_PER", "test_f1_LOC"} <= set(results)
     assert results["test_f1"] > 0.6, results  # the names are a closed list: learnable from the words alone
     assert scores["f1"] == pytest.approx(results["test_f1"], abs=1e-6), (scores, results)

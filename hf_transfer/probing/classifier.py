@@ -63,6 +63,7 @@ def probe_classification_model(
     max_iter: int = 200,
     batch_size: int = 64,
     task: str = "single_label",
+    across_processes: bool = False,
 ) -> tuple[Probe, dict[str, dict[str, float]]]:
     """Probe `model` on frozen pretrained features and write the result into its head; score each split.
 
@@ -75,7 +76,8 @@ def probe_classification_model(
     adds its `datasets` fingerprint. `task`: `single_label` fits the logistic probe, `multi_label` one logistic
     regression per label (`hf_transfer.probing.one_vs_rest`; decision thresholds are then chosen on validation and
     recorded on the model's config), `regression` the ridge probe (`hf_transfer.probing.ridge`; the head then
-    predicts raw units). Returns the probe and each split's task metrics (`{split: {"accuracy": ..., "f1": ...}}`,
+    predicts raw units). `across_processes`: every process of the run calls this; each extracts a share of the rows
+    (`extract_features`) and fits the same probe on the gathered features. Returns the probe and each split's task metrics (`{split: {"accuracy": ..., "f1": ...}}`,
     or micro / macro / per-label F1 and mAP, or RMSE, MAE, R², Pearson, Spearman).
     """
     new = list(new_modules) if new_modules is not None else head_module_names(model)
@@ -107,6 +109,7 @@ def probe_classification_model(
             batch_size=batch_size,
             desc=f"Extracting {name} features",
             module_name=layout.feature_module,
+            across_processes=across_processes,
         )
     num_classes = get_classifier(model).out_features
 
