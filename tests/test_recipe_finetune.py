@@ -378,7 +378,7 @@ def test_two_processes_extract_the_probe_features_of_one(modality, tiny_bert, ti
             "finetune.py",
             *flags,
             "--feature_cache_dir",
-            str(tmp_path / "two"),
+            two_dir,
             output_dir=tmp_path / "o2",
             launcher=launcher,
         )
