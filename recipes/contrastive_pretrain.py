@@ -46,7 +46,14 @@ from hf_transfer.hub import HubArguments
 from hf_transfer.models import ModelArguments, count_parameters, create_backbone
 from hf_transfer.outputs import publish_directory
 from hf_transfer.processing import cap_max_seq_length, set_image_size
-from hf_transfer.recipe import check_modality_match, finish_recipe, run_recipe, start_recipe, train_whole_run
+from hf_transfer.recipe import (
+    check_modality_match,
+    finish_recipe,
+    refuse_under_sharding,
+    run_recipe,
+    start_recipe,
+    train_whole_run,
+)
 from hf_transfer.run_record import RunRecord
 
 logger = logging.getLogger(__name__)
@@ -62,6 +69,14 @@ def main():
         (ModelArguments, DataArguments, ContrastiveArguments, HubArguments, TrainingArguments), DEFAULT_CONFIG
     )
     model_args, data_args, contrastive_args, hub_args, training_args = run.arguments
+    if contrastive_args.gradient_cache:
+        refuse_under_sharding(
+            training_args,
+            "--gradient_cache",
+            "it runs each mini-batch's backward on its own with cached embedding gradients, which FSDP's and ZeRO's "
+            "per-backward gradient reduction does not expect (not tested there)",
+            "Shard without it (a smaller --per_device_train_batch_size), or keep GradCache under DDP.",
+        )
 
     # 4. Data: `text` (+ `positive` for pairs) or `image`; `label` when the source has one (SupCon only reads it).
     with training_args.main_process_first(desc="loading data"):

@@ -66,6 +66,7 @@ from hf_transfer.recipe import (
     publish_classifier,
     publish_merged_lora,
     publish_trained_model,
+    refuse_under_sharding,
     run_recipe,
     saved_format_info,
     start_recipe,
@@ -96,6 +97,14 @@ def main():
         resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy != "linear_probe",
     )
     model_args, data_args, transfer_args, lora_args, augmentation_args, hub_args, training_args = run.arguments
+    if augmentation_args.model_ema:
+        refuse_under_sharding(
+            training_args,
+            "--model_ema",
+            "the average is a full copy of the model, updated from its parameters, which FSDP and ZeRO shard "
+            "across processes (not tested there)",
+            "Train without --model_ema under sharding, or with DDP.",
+        )
 
     # 4. Data: `text` or `image` plus `label` (a ClassLabel, a list of them for multi-label, or a float target for
     #    regression), with train / validation (/ test) splits.

@@ -129,6 +129,26 @@ def test_the_training_transform_ends_in_the_model_s_own_processor(architecture, 
     assert create_image_augmentation(AugmentationArguments(), "none", processor) is None
 
 
+def test_randaugment_at_its_top_magnitude_runs_under_this_pillow(tiny):
+    """timm's RandAugment posterizes to 0 bits at level 10, which Pillow 13 rejects: training stopped at a random
+    step (about 1 in 40 batches at `rand-m9-mstd0.5-inc1`, the randaugment preset)."""
+    from timm.data.auto_augment import AugmentOp
+
+    processor = AutoImageProcessor.from_pretrained(tiny("vit"))
+    augmentation = create_image_augmentation(
+        AugmentationArguments(augmentation="randaugment"), "randaugment", processor
+    )
+    image = Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8))
+    black = AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)(image)
+    assert np.asarray(black).max() == 0  # all bits dropped, as timm means it
+    strongest = create_image_augmentation(
+        AugmentationArguments(auto_augment="rand-m10-n3-mstd0-inc1"), "basic", processor
+    )
+    for _ in range(200):
+        strongest.augment_image(image)
+    assert augmentation.augment_image(image).size == (32, 32)
+
+
 # ------------------------------------------------------------------------------------------ Mixup / CutMix
 
 
@@ -342,3 +362,21 @@ def test_settings_that_do_not_fit_the_run_are_one_line(model, data, flags, messa
     assert message in run.output, run.output[-2000:]
     assert "Traceback" not in run.output
     assert not (tmp_path / "out" / "all_results.json").exists()
+
+
+def test_weight_ema_is_refused_under_fsdp(tiny, tmp_path):
+    run = run_recipe_in_process(
+        "finetune.py",
+        "--model_name_or_path",
+        tiny("vit"),
+        *VISION_RUN,
+        "--strategy",
+        "full",
+        "--model_ema",
+        "true",
+        "--fsdp",
+        "full_shard",
+        output_dir=tmp_path / "out",
+    )
+    assert run.returncode == 2, run.output[-2000:]
+    assert "--model_ema does not run under FSDP" in run.output and "Traceback" not in run.output

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel
 
 from hf_transfer.hub import push_output_dir
-from recipe_runner import assert_ok, run_recipe
+from recipe_runner import assert_ok, run_recipe, run_recipe_in_process
 
 TEXT_DATA = ["--dataset_name", "drug_reviews", "--max_train_samples", "32", "--max_eval_samples", "16"]
 TRAIN = [
@@ -137,3 +137,20 @@ def test_two_processes_gather_negatives_and_resume(tiny_bert, tmp_path):
         run_recipe("contrastive_pretrain.py", *args, "--num_train_epochs", "2", output_dir=out, launcher=launcher)
     )
     assert "Resuming training from" in again.output and (out / "checkpoint-4").is_dir()
+
+
+def test_gradient_cache_is_refused_under_sharding(tiny_bert, tmp_path):
+    """GradCache's per-mini-batch backward is not made for FSDP / ZeRO gradient reduction: one line, before loading."""
+    run = run_recipe_in_process(
+        "contrastive_pretrain.py",
+        "--model_name_or_path",
+        tiny_bert,
+        *TEXT_DATA,
+        "--gradient_cache",
+        "true",
+        "--fsdp",
+        "full_shard",
+        output_dir=tmp_path / "out",
+    )
+    assert run.returncode == 2, run.output[-2000:]
+    assert "--gradient_cache does not run under FSDP" in run.output and "Traceback" not in run.output

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .config import AugmentationArguments
 
@@ -34,6 +34,32 @@ def _processor_mean(image_processor: Any) -> tuple[float, ...]:
     data_config = getattr(image_processor, "data_config", None)  # TimmWrapperImageProcessor
     mean = (data_config or {}).get("mean") or getattr(image_processor, "image_mean", None)
     return tuple(mean) if mean is not None and len(mean) == 3 else _IMAGENET_MEAN
+
+
+def _posterize_keeps_zero_bits() -> None:
+    """timm's RandAugment and AutoAugment posterize to 0 bits at their top magnitudes (`PosterizeIncreasing` at level
+    10, `Posterize` at level 0): all bits dropped, a black image, as Pillow used to return. Pillow 13 rejects
+    fewer than 1 bit with a ValueError, which stopped training at a random step. timm's ops get that black image
+    back; with a Pillow that still accepts 0 bits nothing changes."""
+    try:
+        ImageOps.posterize(Image.new("L", (1, 1)), 0)
+        return
+    except ValueError:
+        pass
+    from timm.data import auto_augment
+
+    original = auto_augment.posterize
+    if getattr(original, "keeps_zero_bits", False):
+        return
+
+    def posterize(img: Image.Image, bits_to_keep: int, **kwargs: Any) -> Image.Image:
+        return Image.new(img.mode, img.size) if bits_to_keep < 1 else original(img, bits_to_keep, **kwargs)
+
+    posterize.keeps_zero_bits = True
+    for name, op in list(auto_augment.NAME_TO_OP.items()):
+        if op is original:
+            auto_augment.NAME_TO_OP[name] = posterize
+    auto_augment.posterize = posterize
 
 
 class ImageAugmentation:
@@ -79,6 +105,7 @@ def create_image_augmentation(
 
     size = processor_input_size(image_processor)
     policy = args.policy(preset)
+    _posterize_keeps_zero_bits()
     trivial = policy == "trivialaugment"  # torchvision's, in the place timm puts its policies
     primary, secondary, _ = create_transform(
         input_size=(3, *size),

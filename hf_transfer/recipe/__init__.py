@@ -10,7 +10,7 @@ the format users load it back with).
 """
 
 from .arguments import config_to_argv, parse_recipe_args
-from .checks import check_modality_match
+from .checks import check_modality_match, refuse_under_sharding
 from .launch import run_recipe
 from .logs import setup_logging, setup_quiet_logging
 from .run_totals import train_whole_run
@@ -32,6 +32,7 @@ __all__ = [
     "config_to_argv",
     "parse_recipe_args",
     "check_modality_match",
+    "refuse_under_sharding",
     "run_recipe",
     "setup_logging",
     "setup_quiet_logging",

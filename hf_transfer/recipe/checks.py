@@ -21,6 +21,8 @@ __all__ = [
     "check_training_arguments",
     "check_output_dir",
     "check_modality_match",
+    "sharding_engine",
+    "refuse_under_sharding",
     "trains_nothing",
     "training_warnings",
 ]
@@ -92,3 +94,21 @@ def check_modality_match(model_name: str, model_modality: str, data_modality: st
             f"{model_name} is a {model_modality} model but the data is {data_modality}; "
             "pick a model and a dataset of the same modality."
         )
+
+
+def sharding_engine(args: TrainingArguments) -> str | None:
+    """`FSDP` or `DeepSpeed` when the run shards the model (transformers' `--fsdp` / `--deepspeed`, or an accelerate
+    config that `accelerate launch` exported), else None."""
+    if args.fsdp or os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+        return "FSDP"
+    if args.deepspeed or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
+        return "DeepSpeed"
+    return None
+
+
+def refuse_under_sharding(args: TrainingArguments, feature: str, why: str, instead: str) -> None:
+    """A feature that has not been made to work on sharded parameters stops the run at its start, naming why and
+    what to do instead, rather than training something other than what was asked."""
+    engine = sharding_engine(args)
+    if engine is not None:
+        raise ConfigError(f"{feature} does not run under {engine}: {why}. {instead}")
