@@ -154,7 +154,7 @@ def main():
         train_dataset = preprocess_dataset(raw_datasets["train"], processor, modality, augmentation=augmentation)
         logger.info(f"Training augmentation: {augmentation.description}")
     if modality == "vision" and "dataloader_num_workers" not in run.given:
-        training_args.dataloader_num_workers = image_dataloader_workers()
+        training_args.dataloader_num_workers = image_dataloader_workers(on_gpu=training_args.device.type != "cpu")
     sample = sample_inputs(processed["train"], data_collator, model.device)
     if transfer_args.strategy == "lp_ft" and transfer_args.finetune_method == "lora":
         # An architecture that LoRA breaks stops now, not after the probe stage (a throw-away copy is wrapped).
