@@ -27,6 +27,11 @@ class RecipeRun:
         return json.loads((self.output_dir / "all_results.json").read_text())
 
 
+def _no_trackers_unless_asked(args) -> list[str]:
+    """`--report_to none` unless the test chose trackers itself."""
+    return [] if "--report_to" in args else ["--report_to", "none"]
+
+
 def run_recipe(
     script: str,
     *args: str,
@@ -47,7 +52,7 @@ def run_recipe(
             return run_recipe_in_process(script, *args, output_dir=output_dir)
     command = (launcher or [sys.executable]) + [str(ROOT / "recipes" / script), *args]
     if output_dir is not None:
-        command += ["--output_dir", str(output_dir), "--report_to", "none"]
+        command += ["--output_dir", str(output_dir), *_no_trackers_unless_asked(args)]
     full_env = {**os.environ, **OFFLINE_ENV}
     full_env.update(env or {})
     full_env = {key: value for key, value in full_env.items() if value is not None}  # None: not set
@@ -70,7 +75,7 @@ def run_recipe_in_process(script: str, *args: str, output_dir: Optional[Path] = 
 
     argv = [str(ROOT / "recipes" / script), *args]
     if output_dir is not None:
-        argv += ["--output_dir", str(output_dir), "--report_to", "none"]
+        argv += ["--output_dir", str(output_dir), *_no_trackers_unless_asked(args)]
     buffer = io.StringIO()
     saved_argv, sys.argv = sys.argv, argv
     returncode = 0

@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +45,29 @@ logger = logging.getLogger(__name__)
 
 TRAINER_STATE_NAME = "trainer_state.json"
 _WEIGHTS_NAME = "maml.safetensors"
+
+
+def tracking_dir(output_dir: str) -> str:
+    """Where trackers write, as transformers' TensorBoard callback decides it: `$TENSORBOARD_LOGGING_DIR`, else
+    `<output_dir>/runs` (a run named by `--run_name`, default `maml`, in a folder of its own)."""
+    return os.path.expanduser(os.environ.get("TENSORBOARD_LOGGING_DIR") or os.path.join(output_dir, "runs"))
+
+
+def accelerate_trackers(report_to: Optional[Sequence[str] | str]) -> list[str]:
+    """`--report_to` as accelerate tracker names (tensorboard, trackio, wandb, mlflow, ...): the outer loop logs
+    through `Accelerator.log`, so the names `Trainer` recipes take work here too; one it does not know stops."""
+    from accelerate.utils import LoggerType
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    names = [n for n in names if n != "none"]
+    known = {t.value for t in LoggerType}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"--report_to {' '.join(unknown)}: maml logs through accelerate's trackers ({', '.join(sorted(known))}); "
+            "choose among those."
+        )
+    return names
 
 
 class MAMLTrainer:
@@ -75,7 +98,10 @@ class MAMLTrainer:
         if args.fp16 or args.bf16:
             raise ConfigError("MAML runs in float32 here; drop --fp16 / --bf16.")
         self.args = args
-        self.accelerator = accelerator or Accelerator(cpu=args.use_cpu)
+        self.trackers = accelerate_trackers(args.report_to)
+        self.accelerator = accelerator or Accelerator(
+            cpu=args.use_cpu, log_with=self.trackers or None, project_dir=tracking_dir(args.output_dir)
+        )
         self.maml = maml.to(self.accelerator.device)
         self.train_episodes, self.eval_episodes = train_episodes, eval_episodes
         self.meta_batch_size, self.num_eval_episodes = meta_batch_size, num_eval_episodes
@@ -328,16 +354,37 @@ class MAMLTrainer:
     # ----------------------------------------------------------------------------------------------
     # The loop
 
+    def _tracked_settings(self) -> dict:
+        """The outer and inner loop's settings, as the trackers' run configuration."""
+        config = self.maml.config
+        return {
+            "inner_steps": config.inner_steps,
+            "eval_inner_steps": config.eval_inner_steps or config.inner_steps,
+            "inner_lr": config.inner_lr,
+            "first_order": config.first_order,
+            "learn_inner_lr": config.learn_inner_lr,
+            "meta_batch_size": self.meta_batch_size,
+            "learning_rate": self.args.learning_rate,
+            "max_steps": self.args.max_steps,
+        }
+
+    def _track(self, values: dict[str, float], step: int) -> None:
+        if self.trackers:
+            self.accelerator.log(values, step=step)
+
     def _validate(self, step: int) -> float:
         mean, ci = mean_confidence_interval(self.evaluate())
         entry = {"step": step, "meta_validation_accuracy": mean, "meta_validation_ci95": ci}
         self.state["log_history"].append(entry)
+        self._track({"meta_validation/accuracy": mean, "meta_validation/ci95": ci}, step)
         logger.info(f"step {step}: meta-validation accuracy {mean:.4f} ± {ci:.4f}")
         return mean
 
     def train(self, resume_from_checkpoint: Optional[str] = None) -> dict:
         """Meta-train for `max_steps` outer updates; returns the training metrics. Restores the best weights."""
         args = self.args
+        if self.trackers:
+            self.accelerator.init_trackers(args.run_name or "maml", config=self._tracked_settings())
         if resume_from_checkpoint:
             self._load_checkpoint(resume_from_checkpoint)
             logger.info(
@@ -374,6 +421,8 @@ class MAMLTrainer:
                     **{k: sum(m[k] for m in running) / len(running) for k in running[0]},
                 }
                 self.state["log_history"].append(entry)
+                tracked = {"meta_train/loss": entry["meta_loss"], "meta_train/accuracy": entry["meta_train_accuracy"]}
+                self._track({**tracked, "meta_train/learning_rate": entry["learning_rate"]}, step + 1)
                 logger.info(
                     f"step {step + 1}: meta-loss {entry['meta_loss']:.4f}, "
                     f"meta-train accuracy {entry['meta_train_accuracy']:.4f}"
@@ -390,6 +439,8 @@ class MAMLTrainer:
                 self.state["meta_train_runtime"] = runtime_before + time.time() - start
                 self._save_checkpoint(step + 1)
         progress.close()
+        if self.trackers:
+            self.accelerator.end_training()
         self.load_best()
         return {
             # The whole run, across resumes: the time recorded with the last meta-iteration's checkpoint (what a resume
