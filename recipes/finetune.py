@@ -5,7 +5,7 @@
 Strategies (`--strategy`): `linear_probe` (cached frozen features + logistic regression), `full`
 fine-tuning, `lora` (peft), and `lp_ft` (probe, then fine-tune from the probe's head).
 
-    accelerate launch recipes/finetune.py                          # built-in default: LoRA, MiniLM, tweets
+    accelerate launch recipes/finetune.py                          # built-in default: linear probe, MiniLM, tweets
     accelerate launch recipes/finetune.py recipes/configs/vision_linear_probe.yaml
     accelerate launch recipes/finetune.py --model_name_or_path minilm --dataset_name bbc_news \
         --strategy full --output_dir outputs/bbc-full
