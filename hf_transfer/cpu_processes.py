@@ -209,6 +209,27 @@ def relaunch_cpu_processes(num_processes: int) -> int:
 def start_requested_cpu_processes() -> None:
     """Under `accelerate launch --cpu --num_processes N` (N > 1): start the N workers, wait, and exit with their
     status. Anywhere else (one process, a worker, a GPU launch, plain `python`): return at once."""
+    sharding = _sharding_asked_on_cpu()
+    if sharding is not None:
+        print(
+            f"error: the accelerate config asks for {sharding} and the launch for CPU: accelerate shards only on GPUs "
+            f"(and other accelerators), so this run would train with DDP, every process holding the whole model. "
+            "Launch without --cpu on GPUs, or use recipes/accelerate_configs/cpu_ddp_2_processes.yaml on CPU.",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     requested = requested_cpu_processes()
     if requested > 1:
         sys.exit(relaunch_cpu_processes(requested))
+
+
+def _sharding_asked_on_cpu() -> Optional[str]:
+    """`FSDP` / `DeepSpeed` when `accelerate launch --cpu` read a config file that asks for it: accelerate then runs
+    its simple launcher, which drops the sharding settings without a word."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes") or os.environ.get("RANK"):
+        return None
+    parent = _launcher_command_line()
+    if not parent:
+        return None
+    distributed_type = str(_launcher_config(parent).get("distributed_type", "")).upper()
+    return {"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"}.get(distributed_type)

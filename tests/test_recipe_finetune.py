@@ -303,6 +303,30 @@ def test_every_shipped_accelerate_config_is_one_accelerate_reads(config):
     assert loaded.num_processes >= 2 and config.read_text().startswith("#")  # each file says how to run it
 
 
+def test_sharding_on_cpu_is_one_line_not_a_silent_ddp_run(tiny_bert, tmp_path):
+    """accelerate enables FSDP / DeepSpeed only on accelerator devices: on CPU, `--fsdp` (transformers' flag) and an
+    FSDP config launched with --cpu both used to train plain DDP without a word."""
+    flag = run_recipe_in_process(
+        "finetune.py",
+        "--model_name_or_path",
+        tiny_bert,
+        "--dataset_name",
+        "tweet_sentiment",
+        "--fsdp",
+        "full_shard",
+        output_dir=tmp_path / "flag",
+    )
+    assert flag.returncode == 2 and "FSDP needs GPUs: accelerate shards only on accelerator devices" in flag.output
+    config = str(ROOT / "recipes" / "accelerate_configs" / "fsdp2.yaml")
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet", "--config_file", config, "--cpu"]
+    launched = run_recipe(
+        "finetune.py", "--model_name_or_path", tiny_bert, output_dir=tmp_path / "cfg", launcher=launcher
+    )
+    assert launched.returncode != 0  # accelerate's launcher exits 1 for any failure of the script (2 here)
+    assert launched.output.strip().splitlines()[-1].startswith("error: the accelerate config asks for FSDP and the")
+    assert "Traceback" not in launched.output and not (tmp_path / "cfg").exists()
+
+
 @pytest.mark.parametrize("strategy, pooling", [("lora", "mean")])
 def test_two_process_ddp_gathers_every_sample_once(strategy, pooling, tiny_bert, tmp_path):
     """A mean-pooled LoRA classifier, the riskiest combination under DDP (peft around a custom module, saved once,

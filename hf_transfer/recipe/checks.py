@@ -84,6 +84,13 @@ def check_training_arguments(args: TrainingArguments) -> None:
                 f"--resume_from_checkpoint {checkpoint} is no complete checkpoint (no trainer_state.json); "
                 "pass a checkpoint-N folder written by a run."
             )
+    engine = sharding_engine(args)
+    if engine is not None and not _has_accelerator(args):
+        raise ConfigError(
+            f"{engine} needs GPUs: accelerate shards only on accelerator devices, so on CPU this run would train with "
+            "DDP, every process holding the whole model. Leave --fsdp / --deepspeed out on CPU (DDP: accelerate "
+            "launch --cpu --num_processes N), or run on GPUs with recipes/accelerate_configs/fsdp2.yaml."
+        )
     check_output_dir(args.output_dir)
 
 
@@ -112,3 +119,11 @@ def refuse_under_sharding(args: TrainingArguments, feature: str, why: str, inste
     engine = sharding_engine(args)
     if engine is not None:
         raise ConfigError(f"{feature} does not run under {engine}: {why}. {instead}")
+
+
+def _has_accelerator(args: TrainingArguments) -> bool:
+    import torch
+
+    if args.use_cpu:
+        return False
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
