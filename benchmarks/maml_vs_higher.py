@@ -78,6 +78,8 @@ class BenchmarkArguments:
         inner_lr (`float`): inner SGD learning rate.
         warmup_steps, timed_steps (`int`): meta-steps left out of / used for the median time.
         threads (`int`): torch intra-op threads.
+        device (`str`): `cpu` or `cuda` (benchmarks/gpu_check.sh); on CUDA the step is timed after a synchronize and
+            the peak is `torch.cuda.max_memory_allocated`.
         output_file (`str`, *optional*): where the JSON goes.
     """
 
@@ -94,6 +96,7 @@ class BenchmarkArguments:
     warmup_steps: int = field(default=2, metadata={"help": "Meta-steps left out of the median time."})
     timed_steps: int = field(default=6, metadata={"help": "Meta-steps whose median time is reported."})
     threads: int = field(default=1, metadata={"help": "torch intra-op threads (1: stable on a shared machine)."})
+    device: str = field(default="cpu", metadata={"help": "cpu or cuda."})
     output_file: Optional[str] = field(
         default=None, metadata={"help": f"JSON results. Default: benchmarks/results/{NAME}.json."}
     )
@@ -105,8 +108,13 @@ class BenchmarkArguments:
         for flag in ("repeats", "meta_batch_size", "timed_steps", "threads", "inner_steps"):
             if getattr(self, flag) < 1:
                 raise ConfigError(f"--{flag} must be at least 1; got {getattr(self, flag)}.")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"--device {self.device!r} must be cpu or cuda.")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is visible here.")
         if self.output_file is None:
-            self.output_file = os.path.join("benchmarks", "results", f"{NAME}.json")
+            suffix = "" if self.device == "cpu" else f"_{self.device}"
+            self.output_file = os.path.join("benchmarks", "results", f"{NAME}{suffix}.json")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -149,16 +157,34 @@ def make_meta_step(variant: str, model: nn.Module, tasks, steps: int, inner_lr: 
     return step, params, outer
 
 
+def _on(value, device: torch.device):
+    """A task (tensors, dicts and tuples of them) on `device`."""
+    if torch.is_tensor(value):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _on(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on(v, device) for v in value)
+    return value
+
+
 def run_variant(args: BenchmarkArguments, gradient_file: Optional[str] = None) -> dict:
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     model, tasks = make_model_and_tasks(args.model, args.meta_batch_size)
+    model, tasks = model.to(device), _on(tasks, device)
     step, params, optimizer = make_meta_step(args.variant, model, tasks, args.inner_steps, args.inner_lr)
     gc.collect()
     before = current_rss_mib()
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     durations = []
     for i in range(args.warmup_steps + args.timed_steps):
         start = time.perf_counter()
         step()
+        if cuda:
+            torch.cuda.synchronize()
         durations.append(time.perf_counter() - start)
         if i == 0 and gradient_file:  # the first meta-gradient, from the initial weights, for the cross-check
             torch.save(torch.cat([p.grad.reshape(-1) for p in params]), gradient_file)
@@ -175,6 +201,8 @@ def run_variant(args: BenchmarkArguments, gradient_file: Optional[str] = None) -
         "train_peak_mib": peak_rss_mib() - before,
         "parameters": sum(p.numel() for p in params),
         "load_average": os.getloadavg(),
+        "device": args.device,
+        **({"cuda_peak_mib": torch.cuda.max_memory_allocated() / 2**20} if cuda else {}),
     }
 
 

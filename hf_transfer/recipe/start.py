@@ -113,9 +113,12 @@ def start_recipe(
 
 
 def finish_recipe(run: RecipeStart, metrics: dict[str, Any], record: RunRecord, *, push_merged: bool = False) -> None:
-    """The last step of every recipe: `all_results.json`, the run record and model card, and the Hub push when
-    `--push_to_hub` asked for it (main process); every process returns once that is done."""
+    """The last step of every recipe: `all_results.json` (with `peak_gpu_memory_mib` on a GPU), the run record and
+    model card, and the Hub push when `--push_to_hub` asked for it (main process); every process returns once that
+    is done."""
     training_args = run.get(TrainingArguments)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # what the run needed of this process's GPU
+        metrics = {**metrics, "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20}
     if training_args.should_save:
         write_json_atomic(Path(training_args.output_dir) / "all_results.json", metrics)
     logger.info(f"Results: {metrics}")
