@@ -19,7 +19,11 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-__all__ = ["machine_info", "StepTimer", "current_rss_mib", "peak_rss_mib"]
+__all__ = ["machine_info", "StepTimer", "current_rss_mib", "peak_rss_mib", "ONE_FINAL_EVALUATION"]
+
+# Recipe flags of a benchmark cell: no checkpoints, no evaluation during training, no trackers (the cell reads the
+# final evaluation in all_results.json).
+ONE_FINAL_EVALUATION = ["--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none"]
 
 _ALWAYS = ("torch", "transformers", "datasets")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, run_recipe_for_results
+from _common import ONE_FINAL_EVALUATION, ROOT, run_recipe_for_results
 
 DATASETS = {
     "fashion_mnist": ["--image_size", "112", "--max_train_samples", "1000", "--max_eval_samples", "500"],
@@ -58,12 +58,7 @@ COMMON = [
     "32",
     "--per_device_eval_batch_size",
     "64",
-    "--save_strategy",
-    "no",
-    "--eval_strategy",
-    "no",
-    "--report_to",
-    "none",
+    *ONE_FINAL_EVALUATION,
 ]
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, run_recipe_for_results
+from _common import ONE_FINAL_EVALUATION, ROOT, run_recipe_for_results
 
 DATASETS = {
     "tweet_sentiment": ["--max_train_samples", "1500", "--max_eval_samples", "500", "--max_seq_length", "64"],
@@ -44,12 +44,7 @@ COMMON = [
     "16",
     "--per_device_eval_batch_size",
     "64",
-    "--save_strategy",
-    "no",
-    "--eval_strategy",
-    "no",
-    "--report_to",
-    "none",
+    *ONE_FINAL_EVALUATION,
 ]
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, run_recipe_for_results
+from _common import ONE_FINAL_EVALUATION, ROOT, run_recipe_for_results
 
 # The (key, column title) pairs of a table, per kind of target.
 REGRESSION_COLUMNS = [
@@ -108,12 +108,7 @@ COMMON = [
     "16",
     "--per_device_eval_batch_size",
     "64",
-    "--save_strategy",
-    "no",
-    "--eval_strategy",
-    "no",
-    "--report_to",
-    "none",
+    *ONE_FINAL_EVALUATION,
 ]
 
 

@@ -8,7 +8,7 @@ import pytest
 # transformers' shared HfApi copy the endpoint), so they are fixed here, before any test module imports it.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hub_server import HubServer, find_free_port  # noqa: E402
-from tiny_models import make_tiny_bert, make_tiny_vit  # noqa: E402
+from tiny_models import make_tiny, make_tiny_bert, make_tiny_vit  # noqa: E402
 
 HUB_TEST_TOKEN = "hf_hubserver_test_token"
 HUB_TEST_USER = "test-user"
@@ -90,6 +90,20 @@ def tiny_bert(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_vit(tmp_path_factory):
     return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """`tiny(name)`: the tiny checkpoint of architecture `name` (`tiny_models.TINY_ARCHITECTURES`), built once per
+    test module."""
+    built = {}
+
+    def get(name: str) -> str:
+        if name not in built:
+            built[name] = make_tiny(name, tmp_path_factory.mktemp(name))
+        return built[name]
+
+    return get
 
 
 @pytest.fixture(scope="module")

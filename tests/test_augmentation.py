@@ -20,7 +20,6 @@ from hf_transfer.finetuning import TransferTrainer
 from hf_transfer.recipe.arguments import given_argument_names
 from recipe_runner import assert_ok, run_recipe_in_process
 from reload_check import ReloadChecker
-from tiny_models import make_tiny
 
 VISION_RUN = [
     "--dataset_name",
@@ -38,18 +37,6 @@ VISION_RUN = [
     "--report_to",
     "none",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    built = {}
-
-    def get(name: str) -> str:
-        if name not in built:
-            built[name] = make_tiny(name, tmp_path_factory.mktemp(name))
-        return built[name]
-
-    return get
 
 
 # ------------------------------------------------------------------------------------------ settings

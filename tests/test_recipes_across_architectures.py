@@ -24,7 +24,6 @@ from transformers import (
 from hf_transfer.adaptation import load_domain_dataset
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from recipe_runner import assert_ok, run_recipe_in_process
-from tiny_models import make_tiny
 
 TRAIN = [
     "--num_train_epochs",
@@ -40,18 +39,6 @@ TRAIN = [
     "--lora_r",
     "4",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    built = {}
-
-    def get(name: str) -> str:
-        if name not in built:
-            built[name] = make_tiny(name, tmp_path_factory.mktemp(name))
-        return built[name]
-
-    return get
 
 
 def _predict(model, processor, rows, modality: str) -> np.ndarray:
