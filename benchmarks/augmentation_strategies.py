@@ -5,8 +5,8 @@ Through `recipes/finetune.py`, the way a user runs it, on small image sets where
 - `fashion_mnist`: 1,000 train / 500 validation / 500 test images, 112x112 (28x28 upsampled);
 - `digits`: all 1,293 train / 144 validation / 360 test images, 64x64 (8x8 upsampled).
 Each cell is one `--augmentation` setting: `none` (train on the evaluation transform, the recipe's behaviour before
-augmentation existed) against `basic` (random-resized crop, flip, colour jitter: the default for single-label image
-fine-tuning) and, with `--arms timm`, the fuller timm recipe (`randaugment` + Mixup 0.8 / CutMix 1.0 + label
+augmentation existed) against `basic` (random-resized crop of 8-100% of the image, flip, colour jitter), `light`
+(`basic` with a crop of at least half the image and no colour jitter) and, with `--arms timm`, the fuller timm recipe (`randaugment` + Mixup 0.8 / CutMix 1.0 + label
 smoothing 0.1 + weight EMA). Full: lr 1e-3, head 1e-2; LoRA: lr 1e-3, head 1e-2 (r 8); batch 32, `--epochs` epochs.
 
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/augmentation_strategies.py   # ~40 min
@@ -38,6 +38,8 @@ STRATEGIES = {
 ARMS = {
     "none": ["--augmentation", "none"],
     "basic": ["--augmentation", "basic"],
+    # A milder crop than timm's ImageNet range (at least half the image), flips, no colour jitter.
+    "light": ["--augmentation", "basic", "--crop_scale", "0.5", "1.0", "--color_jitter", "0"],
     "timm": [
         "--augmentation",
         "randaugment",
