@@ -195,7 +195,8 @@ def main():
     trainable, total = count_parameters(model)
     logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
 
-    # 8. Trainer: task loss on source rows + alignment loss on the features the head sees.
+    # 8. Trainer: task loss on source rows + alignment loss on the features the head sees. The trainer holds the
+    #    model and the alignment loss as one module, so the engine (DDP, FSDP, DeepSpeed) syncs the discriminator.
     trainer = DomainAdaptationTrainer(
         model=model,
         args=training_args,
@@ -224,14 +225,14 @@ def main():
             if split in processed:
                 metrics.update(trainer.evaluate(processed[split], metric_key_prefix=f"{domain}_{name}"))
     if a_distance_layer is not None and is_main:
-        metrics["a_distance_after"] = a_distance(trainer.model)
+        metrics["a_distance_after"] = a_distance(trainer.task_model)
     metrics["trainable_params"], metrics["total_params"] = trainable, total
     if alignment_loss is not None:
         metrics["alignment_loss_config"] = {"name": type(alignment_loss).__name__, **alignment_loss.get_config_dict()}
         metrics["alignment_params"] = sum(p.numel() for p in alignment_loss.parameters())
 
     if transfer_args.merge_lora and training_args.should_save:
-        publish_merged_lora(trainer.model, processor, training_args.output_dir)
+        publish_merged_lora(trainer.task_model, processor, training_args.output_dir)
 
     # 10. Results (all_results.json), model card, and the Hub push: main process only.
     source_name = data_source_name(source_args.to_data_arguments())

@@ -3,6 +3,8 @@ warm-up schedule, config errors, domain checks, source/target pairing, digits_m,
 trainer on a tiny random BERT."""
 
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -369,7 +371,8 @@ def test_trainer_loss_is_task_loss_plus_weighted_alignment_on_head_inputs(tiny_b
     trainer = _trainer(model, tokenizer, source, target, tmp_path, CORALLoss())
     batch = trainer.data_collator(trainer.train_dataset.__getitems__([0, 1, 2, 3]))
     assert batch["input_ids"].shape[0] == 8 and batch["labels"].shape == (4,)
-    loss = trainer.compute_loss(model, dict(batch))
+    assert trainer.model.task_model is model and trainer.task_model is model
+    loss = trainer.compute_loss(trainer.model, dict(batch))
 
     with torch.no_grad():  # reference: BERT's head sees the pooler output (dropout is off in eval mode)
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "domain_labels")}
@@ -411,6 +414,13 @@ def test_trainer_trains_model_and_discriminator_and_saves_its_state(tiny_bert, t
     assert any(not torch.equal(a, b) for a, b in zip(discriminator_before, dann.parameters()))
     assert any(not torch.equal(trainable_before[n], p) for n, p in model.named_parameters() if p.requires_grad)
     assert all(p.grad is None for p in dann.parameters())  # zeroed after each step
+    # The discriminator is a submodule of what the engine wraps, in its own optimizer group.
+    wrapped = {id(p) for p in trainer.model.parameters()}
+    assert all(id(p) in wrapped for p in dann.parameters())
+    (group,) = [
+        g for g in trainer.optimizer.param_groups if any(p is dann.discriminator[0].weight for p in g["params"])
+    ]
+    assert group["initial_lr"] == 1e-2 and len(group["params"]) == len(list(dann.parameters()))
 
     # The discriminator is saved with the checkpoint and restored on resume.
     checkpoint = tmp_path / "checkpoint-3"
@@ -428,3 +438,100 @@ def test_trainer_requires_pairs_with_an_alignment_loss(tiny_bert, text_domains, 
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     with pytest.raises(ValueError, match="needs \\(source, target\\) training pairs"):
         DomainAdaptationTrainer(model=model, args=args, train_dataset=source["train"], alignment_loss=MMDLoss())
+
+
+# --------------------------------------------------------------------------------------------------
+# The discriminator under DDP: 2 gloo processes, each with its own rows
+
+_DDP_WORKER = r"""
+import gc, os, sys
+from types import SimpleNamespace
+import torch, torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from hf_transfer.adaptation import DANNLoss, DomainAdaptationModel
+
+rank, world_size, init_file, out_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.classifier = nn.Linear(5, 6), nn.Linear(6, 3)
+    def forward(self, x):
+        return SimpleNamespace(logits=self.classifier(torch.tanh(self.body(x))))
+
+torch.manual_seed(rank)  # different initial weights per rank: DDP must start them all from rank 0's
+model = DistributedDataParallel(DomainAdaptationModel(Classifier(), DANNLoss(6, hidden_size=4, dropout=0.0)))
+data = torch.load(os.path.join(out_dir, "data.pt"))
+x, domains, labels = data["x"][rank], data["domains"], data["labels"][rank]
+out = model(x=x, domain_labels=domains)
+loss = nn.functional.cross_entropy(out.logits[domains == 0], labels) + out.alignment_loss
+loss.backward()
+inner = model.module
+torch.save({"state": {k: v.clone() for k, v in inner.state_dict().items()},
+            "grads": {n: p.grad.clone() for n, p in inner.named_parameters()}}, os.path.join(out_dir, f"rank{rank}.pt"))
+del model, inner
+gc.collect()
+dist.barrier()
+dist.destroy_process_group()
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def test_ddp_syncs_the_discriminator_as_part_of_the_model(tmp_path):
+    """The discriminator's weights start equal on every process and its gradients are DDP's average."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from hf_transfer.adaptation import DomainAdaptationModel
+
+    world_size = 2
+    torch.manual_seed(0)
+    data = {
+        "x": torch.randn(world_size, 8, 5),
+        "domains": torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]),
+        "labels": torch.randint(0, 3, (world_size, 4)),
+    }
+    torch.save(data, tmp_path / "data.pt")
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DDP_WORKER, str(rank), str(world_size), str(tmp_path / "init"), str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(world_size)
+    ]
+    outputs = [w.communicate(timeout=180)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), "\n".join(outputs)[-4000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world_size)]
+    for name, value in ranks[0]["state"].items():
+        torch.testing.assert_close(ranks[1]["state"][name], value, msg=name)
+    for name, grad in ranks[0]["grads"].items():
+        torch.testing.assert_close(ranks[1]["grads"][name], grad, msg=name)
+    assert any(name.startswith("alignment_loss.discriminator") for name in ranks[0]["grads"])
+
+    # Reference: rank 0's weights in one process, the mean of each rank's own gradient.
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.classifier = nn.Linear(5, 6), nn.Linear(6, 3)
+
+        def forward(self, x):
+            return SimpleNamespace(logits=self.classifier(torch.tanh(self.body(x))))
+
+    reference = DomainAdaptationModel(Classifier(), DANNLoss(6, hidden_size=4, dropout=0.0))
+    reference.load_state_dict(ranks[0]["state"])
+    expected = {n: torch.zeros_like(p) for n, p in reference.named_parameters()}
+    for rank in range(world_size):
+        reference.zero_grad()
+        out = reference(x=data["x"][rank], domain_labels=data["domains"])
+        loss = nn.functional.cross_entropy(out.logits[:4], data["labels"][rank]) + out.alignment_loss
+        loss.backward()
+        for n, p in reference.named_parameters():
+            expected[n] += p.grad / world_size
+    for name, grad in expected.items():
+        torch.testing.assert_close(ranks[0]["grads"][name], grad, atol=1e-6, rtol=1e-5, msg=name)

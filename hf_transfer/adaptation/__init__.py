@@ -1,9 +1,9 @@
 """Unsupervised domain adaptation: labelled source data, unlabelled target data, same task.
 
 Split peft-style: `config.py` is what the user sets, `losses/` holds the alignment losses, one per module (DANN, Deep
-CORAL, multi-kernel MMD), `data.py` pairs source and target rows into training batches, `trainer.py` holds
-the `Trainer` subclass, `domains.py` loads a domain and checks that two pair up, `diagnostics.py`
-the proxy A-distance.
+CORAL, multi-kernel MMD), `data.py` pairs source and target rows into training batches, `model.py` holds
+the task model and the alignment loss as one module, `trainer.py` the `Trainer` subclass, `domains.py` loads a
+domain and checks that two pair up, `diagnostics.py` the proxy A-distance.
 """
 
 from .config import (
@@ -28,6 +28,7 @@ from .losses import (
     ganin_coefficient,
     grad_reverse,
 )
+from .model import DomainAdaptationModel, DomainAdaptationOutput
 from .trainer import ALIGNMENT_STATE_NAME, DomainAdaptationTrainer
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "CORALLoss",
     "DANNLoss",
     "DomainAdaptationArguments",
+    "DomainAdaptationModel",
+    "DomainAdaptationOutput",
     "DomainAdaptationTrainer",
     "DomainPairCollator",
     "DomainPairDataset",

@@ -6,87 +6,36 @@ forward pre-hook on the classification head (`hf_transfer.models.get_classifier`
 the head sees for all 2B rows; the alignment loss (`DANNLoss`, `CORALLoss`, `MMDLoss`) acts on them. This
 works for any stock `AutoModelFor{Sequence,Image}Classification`, plain or wrapped in LoRA adapters.
 
-The alignment loss may have parameters (DANN's discriminator). They live outside the model, so the model
-checkpoint stays a plain transformers / peft checkpoint; the trainer gives them their own optimizer group,
-averages their gradients over processes, zeroes them after each step, and stores them next to each
-checkpoint (`alignment_loss.safetensors`) so a resumed run continues with the same discriminator.
+The trainer wraps the task model and the alignment loss into one `DomainAdaptationModel`, so the alignment
+loss's parameters (DANN's discriminator) are parameters of the module DDP / FSDP / DeepSpeed wrap: synced,
+sharded and checkpointed by the engine like the backbone's, trained in an optimizer group with their own learning
+rate. What is saved stays a plain transformers / peft checkpoint of the task model; the discriminator goes next to
+it in each checkpoint (`alignment_loss.safetensors`, inside the engine's own checkpoint under FSDP / DeepSpeed), so
+a resumed run continues with the same discriminator. `trainer.task_model` is the model the run publishes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Literal, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal, Optional
 
 import torch
-import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..finetuning import TransferTrainer
-from ..models import get_classifier
 from .data import DomainPairCollator, DomainPairDataset
 from .losses import ganin_coefficient
+from .model import DomainAdaptationModel
 
 __all__ = ["ALIGNMENT_STATE_NAME", "DomainAdaptationTrainer"]
 
 logger = logging.getLogger(__name__)
 
 ALIGNMENT_STATE_NAME = "alignment_loss.safetensors"
-
-
-def _base_model(model: nn.Module) -> nn.Module:
-    """The transformers model inside DDP and peft wrappers (where the head lives)."""
-    model = getattr(model, "module", model)
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
-class _AlignmentLossCallback(TrainerCallback):
-    """Keeps the alignment loss's own parameters in step with the model's: one copy across processes,
-    averaged gradients before each optimizer step, zeroed gradients after it, saved with each checkpoint."""
-
-    def __init__(self, loss: nn.Module):
-        self.loss = loss
-
-    def _parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.loss.parameters() if p.requires_grad]
-
-    @staticmethod
-    def _distributed() -> bool:
-        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if self._distributed():
-            for param in self.loss.parameters():
-                dist.broadcast(param.data, src=0)
-        self.loss.zero_grad(set_to_none=True)
-
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if not self._distributed():
-            return
-        world_size = dist.get_world_size()
-        for param in self._parameters():
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
-            param.grad.div_(world_size)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.loss.zero_grad(set_to_none=True)  # Trainer zeroes only the model's gradients
-
-    def on_save(self, args, state, control, **kwargs):
-        state_dict = self.loss.state_dict()
-        if not state_dict or not args.should_save:
-            return
-        folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        if not os.path.isdir(folder):
-            return
-        tmp = os.path.join(folder, f".{ALIGNMENT_STATE_NAME}.tmp")
-        save_file({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, tmp)
-        os.replace(tmp, os.path.join(folder, ALIGNMENT_STATE_NAME))
 
 
 class DomainAdaptationTrainer(TransferTrainer):
@@ -129,6 +78,7 @@ class DomainAdaptationTrainer(TransferTrainer):
 
     def __init__(
         self,
+        model: Optional[nn.Module] = None,
         *args: Any,
         alignment_loss: Optional[nn.Module] = None,
         alignment_weight: float = 1.0,
@@ -137,9 +87,17 @@ class DomainAdaptationTrainer(TransferTrainer):
         alignment_learning_rate: Optional[float] = None,
         **kwargs: Any,
     ):
-        super().__init__(*args, **kwargs)
         if alignment_schedule not in ("ganin", "constant"):
             raise ValueError(f"alignment_schedule {alignment_schedule!r} must be 'ganin' or 'constant'.")
+        train_dataset = kwargs.get("train_dataset")
+        if alignment_loss is not None:
+            if train_dataset is not None and not isinstance(train_dataset, DomainPairDataset):
+                raise ValueError(
+                    "An alignment loss needs (source, target) training pairs: pass "
+                    "train_dataset=DomainPairDataset(source_train, target_train)."
+                )
+            model = DomainAdaptationModel(model, alignment_loss)
+        super().__init__(model, *args, **kwargs)
         self.alignment_loss = alignment_loss
         self.alignment_weight = alignment_weight
         self.alignment_schedule = alignment_schedule
@@ -151,26 +109,15 @@ class DomainAdaptationTrainer(TransferTrainer):
             # Pair items are {"source": ..., "target": ...}; column pruning by the forward signature would drop them.
             logger.info("Setting remove_unused_columns=False: training items are (source, target) pairs.")
             self.args.remove_unused_columns = False
-        self._captured: list[torch.Tensor] = []
-        self._capturing = False
         self._alignment_log: dict[str, float] = {}
         self._alignment_log_count = 0
         if alignment_loss is not None:
-            if not isinstance(self.train_dataset, DomainPairDataset) and self.train_dataset is not None:
-                raise ValueError(
-                    "An alignment loss needs (source, target) training pairs: pass "
-                    "train_dataset=DomainPairDataset(source_train, target_train)."
-                )
             self.loss_is_scaled_for_ga = False  # compute_loss returns per-batch means
-            head = get_classifier(_base_model(self.model))
-            head.register_forward_pre_hook(self._capture_head_input)
-            self.add_callback(_AlignmentLossCallback(alignment_loss))
 
-    # ---- features and coefficient -------------------------------------------------------------------
-
-    def _capture_head_input(self, module: nn.Module, args: tuple) -> None:
-        if self._capturing:
-            self._captured.append(args[0])
+    @property
+    def task_model(self) -> nn.Module:
+        """The classifier being adapted, without the alignment loss: what the run evaluates, saves and publishes."""
+        return self.model.task_model if isinstance(self.model, DomainAdaptationModel) else self.model
 
     def alignment_coefficient(self) -> float:
         """w = alignment_weight · λ_p at the current training progress p = global_step / max_steps."""
@@ -182,7 +129,7 @@ class DomainAdaptationTrainer(TransferTrainer):
     # ---- loss ------------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        domain_labels = inputs.pop("domain_labels", None)
+        domain_labels = inputs.get("domain_labels")
         if domain_labels is None:
             if self.alignment_loss is not None and model.training:
                 raise ValueError(
@@ -196,26 +143,17 @@ class DomainAdaptationTrainer(TransferTrainer):
             raise ValueError("Training batches hold (source, target) pairs but no alignment_loss was given.")
 
         labels = inputs.pop("labels")  # (B,) for the source rows
-        self._captured.clear()
-        self._capturing = True
-        try:
-            outputs = model(**inputs)  # 2B rows: source then target
-        finally:
-            self._capturing = False
-        if not self._captured:
-            raise RuntimeError("The classification head did not run, so no features were captured.")
-        features = self._captured[-1].flatten(1)  # (2B, D)
-        self._captured.clear()
-
-        is_source = domain_labels == 0  # (2B,)
-        task_loss = nn.functional.cross_entropy(outputs.logits[is_source].float(), labels)
         coefficient = self.alignment_coefficient()
         if getattr(self.alignment_loss, "adversarial", False):
             self.alignment_loss.coefficient = coefficient
             weight = 1.0
         else:
             weight = coefficient
-        alignment = self.alignment_loss(features, domain_labels)
+        outputs = model(**inputs)  # 2B rows, source then target, and the alignment loss of their features
+
+        is_source = domain_labels == 0  # (2B,)
+        task_loss = nn.functional.cross_entropy(outputs.logits[is_source].float(), labels)
+        alignment = outputs.alignment_loss
         loss = task_loss + weight * alignment
 
         for key, value in (("task_loss", task_loss), ("alignment_loss", alignment)):
@@ -237,28 +175,72 @@ class DomainAdaptationTrainer(TransferTrainer):
             self._alignment_log, self._alignment_log_count = {}, 0
         super().log(logs, start_time)
 
-    # ---- optimizer and resume -----------------------------------------------------------------
+    # ---- optimizer ---------------------------------------------------------------------------------
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """`TransferTrainer`'s groups for the task model (head rate, layer decay), and one for the alignment loss."""
         if self.optimizer is not None:
             return self.optimizer
-        optimizer = super().create_optimizer(model)
-        params = [p for p in self.alignment_loss.parameters() if p.requires_grad] if self.alignment_loss else []
+        if not isinstance(self.model, DomainAdaptationModel):
+            return super().create_optimizer(model)
+        optimizer = super().create_optimizer(self.model.task_model)
+        params = [p for p in self.model.alignment_loss.parameters() if p.requires_grad]
         if params:
             lr = self.alignment_learning_rate or self.head_learning_rate or self.args.learning_rate
             optimizer.add_param_group({"params": params, "lr": lr, "weight_decay": self.args.weight_decay})
             logger.info("Alignment loss parameters: %d tensors at learning rate %g", len(params), lr)
         return optimizer
 
-    def train(self, resume_from_checkpoint: Optional[str | bool] = None, *args: Any, **kwargs: Any):
-        if self.alignment_loss is not None:
-            self.alignment_loss.to(self.args.device)
-            checkpoint = resume_from_checkpoint
-            if checkpoint is True:
-                checkpoint = get_last_checkpoint(self.args.output_dir)
-            if isinstance(checkpoint, str) and self.alignment_loss.state_dict():
-                self._load_alignment_state(checkpoint)
-        return super().train(resume_from_checkpoint, *args, **kwargs)
+    # ---- saving and loading: the task model as a plain checkpoint, the alignment loss beside it ------------
+
+    @contextmanager
+    def _task_model_as_model(self) -> Iterator[None]:
+        """Lets Trainer's own save / load code see the task model (a `PreTrainedModel` or `PeftModel`)."""
+        wrapper = self.model
+        self.model = wrapper.task_model
+        try:
+            yield
+        finally:
+            self.model = wrapper
+
+    def _engine_checkpoints_the_model(self) -> bool:
+        """FSDP and DeepSpeed save and load the whole wrapped module (discriminator included) themselves."""
+        return bool(self.is_fsdp_enabled or self.is_deepspeed_enabled)
+
+    def _save(self, output_dir: Optional[str] = None, state_dict: Optional[dict] = None) -> None:
+        if not isinstance(self.model, DomainAdaptationModel):
+            return super()._save(output_dir, state_dict)
+        if state_dict is not None:  # gathered by the engine from the wrapper: keep the task model's entries
+            prefix = "task_model."
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        with self._task_model_as_model():
+            super()._save(output_dir, state_dict)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        state_dict = self.alignment_loss.state_dict() if self.alignment_loss is not None else {}
+        if not state_dict or not self.args.should_save or self._engine_checkpoints_the_model():
+            return
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if not os.path.isdir(folder):
+            return
+        tmp = os.path.join(folder, f".{ALIGNMENT_STATE_NAME}.tmp")
+        save_file({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, tmp)
+        os.replace(tmp, os.path.join(folder, ALIGNMENT_STATE_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Optional[nn.Module] = None) -> None:
+        wrapped = isinstance(self.model, DomainAdaptationModel) and model in (None, self.model)
+        if not wrapped or self._engine_checkpoints_the_model():
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        super()._load_from_checkpoint(resume_from_checkpoint, self.model.task_model)
+        if self.alignment_loss.state_dict():
+            self._load_alignment_state(resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        if not isinstance(self.model, DomainAdaptationModel) or self._engine_checkpoints_the_model():
+            return super()._load_best_model()
+        with self._task_model_as_model():
+            super()._load_best_model()
 
     def _load_alignment_state(self, checkpoint: str) -> None:
         path = os.path.join(checkpoint, ALIGNMENT_STATE_NAME)

@@ -15,6 +15,7 @@ import logging
 from typing import Callable, Optional, Sequence
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 from transformers import Trainer
 
@@ -68,6 +69,11 @@ class TransferTrainer(Trainer):
         self.head_learning_rate = head_learning_rate
         self.layer_decay = layer_decay
         self.head_modules = tuple(head_modules) if head_modules else None
+
+    @property
+    def task_model(self) -> nn.Module:
+        """The model the run evaluates, saves and publishes (subclasses may train it inside a larger module)."""
+        return self.model
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mixes = self.batch_mixer is not None and model.training

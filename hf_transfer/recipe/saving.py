@@ -8,13 +8,16 @@ staging folder (`hf_transfer.outputs.publish_directory`), so the folder appears 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from torch import nn
 
 from ..models.pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
 from ..models.thresholds import write_decision_thresholds
 from ..outputs import publish_directory
+
+if TYPE_CHECKING:
+    from ..finetuning import TransferTrainer
 
 __all__ = [
     "classifier_pooling",
@@ -86,22 +89,25 @@ def publish_classifier(
     return publish_directory(output_dir, write, subdir=subdir)
 
 
-def publish_trained_model(trainer: Any, processor: Any, output_dir: str | Path, *, max_seq_length: int = 128) -> None:
+def publish_trained_model(
+    trainer: TransferTrainer, processor: Any, output_dir: str | Path, *, max_seq_length: int = 128
+) -> None:
     """The model a `Trainer` trained, with its processor, published into `output_dir` (every process calls it).
 
     Stock models go through `trainer.save_model` (a peft adapter stays an adapter); a `PooledClassifier` is written
     by the main process in sentence-transformers' format, LoRA folded in (that format reads no adapter).
     """
     should_save = trainer.args.should_save
-    if is_sentence_transformers_classifier(trainer.model):
+    model = trainer.task_model  # without what only training needs (domain_adapt's discriminator)
+    if is_sentence_transformers_classifier(model):
         if should_save:
-            publish_classifier(trainer.model, processor, output_dir, max_seq_length=max_seq_length)
+            publish_classifier(model, processor, output_dir, max_seq_length=max_seq_length)
         return
 
     def write(staging: str) -> None:
         trainer.save_model(staging)
         if should_save:
-            write_decision_thresholds(trainer.model, staging)
+            write_decision_thresholds(model, staging)
 
     publish_directory(output_dir, write)
     if should_save:
