@@ -1,0 +1,95 @@
+"""hf_transfer.transferability: each score against hand-computed cases and the properties its paper states."""
+
+import math
+
+import pytest
+import torch
+
+from hf_transfer.transferability import TRANSFERABILITY_SCORES, h_score, leep, logme, nce
+from hf_transfer.transferability.logme import logme_evidence
+
+
+def _gaussian_evidence(features, y, alpha, beta):
+    """log N(y; 0, F F^T / alpha + I / beta) per row: the marginal likelihood LogME maximises, computed directly."""
+    f = features.double()
+    covariance = f @ f.T / alpha + torch.eye(len(y), dtype=torch.float64) / beta
+    normal = torch.distributions.MultivariateNormal(torch.zeros(len(y), dtype=torch.float64), covariance)
+    return float(normal.log_prob(y.double())) / len(y)
+
+
+@pytest.mark.parametrize("n, dim", [(40, 5), (6, 12)])  # more rows than dimensions, and fewer
+def test_logme_is_the_maximised_gaussian_evidence(n, dim):
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    y = features @ torch.randn(dim, generator=g, dtype=torch.float64) + 0.3 * torch.randn(n, generator=g)
+    evidence, alpha, beta = logme_evidence(features, y)
+    assert evidence == pytest.approx(_gaussian_evidence(features, y, alpha, beta), rel=1e-9)
+    for a, b in ((alpha * 1.2, beta), (alpha / 1.2, beta), (alpha, beta * 1.2), (alpha, beta / 1.2)):
+        assert _gaussian_evidence(features, y, a, b) < evidence  # the fixed point is a maximum
+
+
+def test_logme_averages_one_hot_columns_and_prefers_features_that_predict_the_labels():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(60) % 3
+    informative = torch.nn.functional.one_hot(labels, 3).double() * 3 + torch.randn(60, 3, generator=g)
+    noise = torch.randn(60, 3, generator=g, dtype=torch.float64)
+    columns = torch.nn.functional.one_hot(labels, 3).double()
+    expected = sum(logme_evidence(informative, columns[:, j])[0] for j in range(3)) / 3
+    assert logme(informative, labels) == pytest.approx(expected)
+    assert logme(informative, labels) > logme(noise, labels)
+    # Class numbering does not matter.
+    assert logme(informative, (labels + 1) % 3) == pytest.approx(logme(informative, labels))
+    # Regression: the target column as it is.
+    target = informative[:, 0] * 2.0
+    assert logme(informative, target, regression=True) == pytest.approx(logme_evidence(informative, target)[0])
+
+
+def test_h_score_by_hand_and_its_invariances():
+    # 1-D: var(f) = 1.25, the class means 0.5 and 2.5 have variance 1.0 -> 0.8.
+    assert h_score(torch.tensor([[0.0], [1.0], [2.0], [3.0]]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.8)
+    g = torch.Generator().manual_seed(2)
+    labels = torch.arange(30) % 3
+    features = torch.randn(30, 4, generator=g, dtype=torch.float64) + labels[:, None].double()
+    mixing = torch.randn(4, 4, generator=g, dtype=torch.float64) + 4 * torch.eye(4, dtype=torch.float64)
+    assert h_score(features @ mixing + 7.0, labels) == pytest.approx(h_score(features, labels), rel=1e-8)
+    assert 0.0 <= h_score(features, labels) <= 2.0  # min(D, C - 1)
+    # Features that are the class means reach the bound C - 1; with an extra constant dimension too.
+    means = torch.nn.functional.one_hot(labels, 3).double()
+    assert h_score(torch.cat([means, torch.ones(30, 1)], 1), labels) == pytest.approx(2.0)
+
+
+def test_nce_by_hand():
+    # Joint: (y0, z0) 2/4, (y1, z0) 1/4, (y1, z1) 1/4; P(y0|z0) = 2/3, P(y1|z0) = 1/3, P(y1|z1) = 1.
+    expected = 0.5 * math.log(2 / 3) + 0.25 * math.log(1 / 3) + 0.25 * math.log(1.0)
+    assert nce(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 0, 1, 1])) == pytest.approx(expected)
+    # 0 when the source label determines the target label, whatever the numbering.
+    assert nce(torch.tensor([5, 3, 3, 9, 1]), torch.tensor([0, 1, 1, 2, 2])) == pytest.approx(0.0)
+    # The entropy of Y when Z says nothing.
+    assert nce(torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 0, 1])) == pytest.approx(-math.log(2))
+
+
+def test_leep_by_hand_and_its_bound_by_nce():
+    theta = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    # P(y|z0) = [1, 0], P(y|z1) = [1/3, 2/3]: expected predictions 1, 2/3, 2/3.
+    assert leep(theta, torch.tensor([0, 0, 1])) == pytest.approx(2 * math.log(2 / 3) / 3)
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 3, (50,), generator=g)
+    logits = torch.randn(50, 6, generator=g) + 2 * torch.nn.functional.one_hot(labels * 2, 6)
+    probabilities = logits.softmax(1)
+    hard = probabilities.argmax(1)
+    # Nguyen et al., Theorem 1: LEEP >= NCE + mean log theta(x_i)_{z_i}, with z_i the source head's argmax.
+    bound = nce(hard, labels) + float(torch.log(probabilities.gather(1, hard[:, None])).mean())
+    assert leep(probabilities, labels) >= bound - 1e-12
+    assert leep(probabilities, labels) <= 0.0
+    # A deterministic source head makes LEEP the NCE of its labels.
+    one_hot = torch.nn.functional.one_hot(hard, 6).double()
+    assert leep(one_hot, labels) == pytest.approx(nce(hard, labels))
+
+
+def test_registry_names_every_score_and_what_it_needs():
+    assert set(TRANSFERABILITY_SCORES) == {"logme", "h_score", "leep", "nce"}
+    assert {n for n, s in TRANSFERABILITY_SCORES.items() if s.needs_source_head} == {"leep", "nce"}
+    features, labels = torch.randn(20, 3), torch.arange(20) % 2
+    probabilities = torch.rand(20, 4).softmax(1)
+    for score in TRANSFERABILITY_SCORES.values():
+        assert math.isfinite(score.compute(features, probabilities, labels))
