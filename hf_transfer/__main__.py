@@ -1,7 +1,9 @@
-"""Command line: `python -m hf_transfer push OUTPUT_DIR --repo_id user/name` (also `hf-transfer push ...`).
+"""Command line: `hf-transfer COMMAND ...` (also `python -m hf_transfer COMMAND ...`).
 
-Pushes a finished output directory (model or adapter, processor, results and a freshly generated model
-card) to the Hub, e.g. after a push that failed during the run, or for a run made without --push_to_hub.
+- `push OUTPUT_DIR --repo_id user/name`: pushes a finished output directory (model or adapter, processor, results
+  and a freshly generated model card) to the Hub, e.g. after a push that failed during the run.
+- `rank --candidates ... --dataset_name ...`: ranks backbones or layers for a data set by transferability scores
+  (LogME, H-score, LEEP, NCE) computed from their features, before any training (`hf_transfer.transferability`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from .hub import push_output_dir
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-transfer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    rank = commands.add_parser(
+        "rank", add_help=False, help="Rank backbones or layers by transferability scores (rank --help for flags)."
+    )
+    rank.add_argument("rank_args", nargs=argparse.REMAINDER)
     push = commands.add_parser("push", help="Push an output directory to the Hub with a generated model card.")
     push.add_argument("output_dir", help="A directory written by one of the recipes (--output_dir).")
     push.add_argument("--repo_id", required=True, help="Target repository, e.g. `your-name/minilm-tweets-lora`.")
@@ -32,6 +38,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     push.add_argument("--timeout", type=float, default=60.0, help="Seconds per Hub request (connect, send, answer).")
     push.add_argument("--deadline", type=float, default=1800.0, help="Seconds for the whole push.")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["rank"]:  # its flags are the dataclasses' (HfArgumentParser), not argparse's here
+        from .transferability.command import main as rank_main
+
+        logging.basicConfig(format="%(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+        try:
+            return rank_main(argv[1:])
+        except HfTransferError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     args = parser.parse_args(argv)
 
     logging.basicConfig(format="%(levelname)s - %(name)s - %(message)s", level=logging.INFO)

@@ -46,16 +46,40 @@ def test_logme_averages_one_hot_columns_and_prefers_features_that_predict_the_la
 
 def test_h_score_by_hand_and_its_invariances():
     # 1-D: var(f) = 1.25, the class means 0.5 and 2.5 have variance 1.0 -> 0.8.
-    assert h_score(torch.tensor([[0.0], [1.0], [2.0], [3.0]]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.8)
+    one_d = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    assert h_score(one_d, torch.tensor([0, 0, 1, 1]), shrinkage=0.0) == pytest.approx(0.8)
+    assert h_score(one_d, torch.tensor([0, 0, 1, 1])) == pytest.approx(0.8)  # one dimension: nothing to shrink
     g = torch.Generator().manual_seed(2)
     labels = torch.arange(30) % 3
     features = torch.randn(30, 4, generator=g, dtype=torch.float64) + labels[:, None].double()
     mixing = torch.randn(4, 4, generator=g, dtype=torch.float64) + 4 * torch.eye(4, dtype=torch.float64)
-    assert h_score(features @ mixing + 7.0, labels) == pytest.approx(h_score(features, labels), rel=1e-8)
-    assert 0.0 <= h_score(features, labels) <= 2.0  # min(D, C - 1)
+    plain = h_score(features, labels, shrinkage=0.0)
+    assert h_score(features @ mixing + 7.0, labels, shrinkage=0.0) == pytest.approx(plain, rel=1e-8)
+    assert 0.0 <= plain <= 2.0  # min(D, C - 1)
     # Features that are the class means reach the bound C - 1; with an extra constant dimension too.
     means = torch.nn.functional.one_hot(labels, 3).double()
-    assert h_score(torch.cat([means, torch.ones(30, 1)], 1), labels) == pytest.approx(2.0)
+    assert h_score(torch.cat([means, torch.ones(30, 1)], 1), labels, shrinkage=0.0) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="shrinkage"):
+        h_score(features, labels, shrinkage=1.5)
+
+
+def test_shrunk_h_score_uses_the_ledoit_wolf_weight_and_survives_more_dimensions_than_rows():
+    from sklearn.covariance import ledoit_wolf_shrinkage as sklearn_shrinkage
+
+    from hf_transfer.transferability.hscore import ledoit_wolf_shrinkage
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(50, 8, generator=g, dtype=torch.float64) * torch.linspace(0.5, 3.0, 8, dtype=torch.float64)
+    x = x - x.mean(0)
+    assert ledoit_wolf_shrinkage(x) == pytest.approx(float(sklearn_shrinkage(x.numpy(), assume_centered=True)))
+    # 40 rows, 100 dimensions: the plain score is C - 1 for noise and signal alike; the shrunk one tells them apart.
+    labels = torch.arange(40) % 2
+    noise = torch.randn(40, 100, generator=g, dtype=torch.float64)
+    signal = noise.clone()
+    signal[:, :5] += 2.0 * labels[:, None].double()
+    assert h_score(noise, labels, shrinkage=0.0) == pytest.approx(1.0)
+    assert h_score(signal, labels, shrinkage=0.0) == pytest.approx(1.0)
+    assert h_score(noise, labels) < 0.5 < h_score(signal, labels)
 
 
 def test_nce_by_hand():

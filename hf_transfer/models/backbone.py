@@ -60,13 +60,28 @@ class Backbone(nn.Module):
         return self.model(**inputs)
 
     def embed(self, **inputs: torch.Tensor) -> torch.Tensor:
-        outputs = self.forward_features(**inputs)
+        return self.pool_outputs(self.forward_features(**inputs), inputs)
+
+    def pool_outputs(self, outputs: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The embedding `(B, D)` from the model's outputs on `inputs`."""
         if self.pooling == "pooler" or self.modality == "vision":
             pooled = getattr(outputs, "pooler_output", None)
             if pooled is None:
                 pooled = outputs.last_hidden_state[:, 0]
             return pooled.flatten(1)  # (B, D)
         return pool_tokens(outputs.last_hidden_state, inputs["attention_mask"], self.pooling)  # (B, D)
+
+    def pool_hidden_state(self, hidden: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One intermediate layer's output as `(B, D)`: text pooled as the embedding is (over the attention mask),
+        token maps `(B, N, D)` averaged over tokens, feature maps `(B, C, H, W)` over positions."""
+        if self.modality == "text":
+            mode = "mean" if self.pooling == "pooler" else self.pooling
+            return pool_tokens(hidden, inputs["attention_mask"], mode)
+        if hidden.dim() == 4:
+            return hidden.mean(dim=(2, 3))
+        if hidden.dim() == 3:
+            return hidden.mean(dim=1)
+        return hidden.flatten(1)
 
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         return self.embed(**inputs)
