@@ -113,7 +113,7 @@ def _source_head(path: str, backbone: Backbone) -> Optional[torch.nn.Module]:
     config = backbone.config
     architectures = getattr(config, "architectures", None) or []
     has_head = any(a.endswith(("ForImageClassification", "ForSequenceClassification")) for a in architectures)
-    has_head = has_head or bool(getattr(config, "num_classes", 0))  # timm checkpoints
+    has_head = has_head or config.model_type == "timm_wrapper"  # timm checkpoints keep their head unless reset
     if not has_head:
         return None
     auto = AutoModelForImageClassification if backbone.modality == "vision" else AutoModelForSequenceClassification
@@ -233,9 +233,10 @@ def extract_candidate_features(
         )
         cached = cache.load(key) if cache is not None else None
         if cached is None:
-            cached = _extract_split(
+            extracted = _extract_split(
                 backbone, source_head, dataset, collate_fn, request.layers, batch_size, request.model
             )
+            cached = {k: v.clone() for k, v in extracted.items()}  # out of inference mode: probes fit on them
             if cache is not None:
                 cache.save(key, cached)
         per_split[split] = cached
