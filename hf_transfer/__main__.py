@@ -2,6 +2,8 @@
 
 - `push OUTPUT_DIR --repo_id user/name`: pushes a finished output directory (model or adapter, processor, results
   and a freshly generated model card) to the Hub, e.g. after a push that failed during the run.
+- `compare --dataset_name ... [--strategies ...]`: runs a grid of strategies x seeds x label budgets through
+  recipes/finetune.py and writes a table, plots and a recommendation (`hf_transfer.comparison`).
 - `rank --candidates ... --dataset_name ...`: ranks backbones or layers for a data set by transferability scores
   (LogME, H-score, LEEP, NCE) computed from their features, before any training (`hf_transfer.transferability`).
 """
@@ -20,6 +22,10 @@ from .hub import push_output_dir
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-transfer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    compare = commands.add_parser(
+        "compare", add_help=False, help="Compare strategies on your data (compare --help for flags)."
+    )
+    compare.add_argument("compare_args", nargs=argparse.REMAINDER)
     rank = commands.add_parser(
         "rank", add_help=False, help="Rank backbones or layers by transferability scores (rank --help for flags)."
     )
@@ -39,12 +45,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     push.add_argument("--timeout", type=float, default=60.0, help="Seconds per Hub request (connect, send, answer).")
     push.add_argument("--deadline", type=float, default=1800.0, help="Seconds for the whole push.")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["rank"]:  # its flags are the dataclasses' (HfArgumentParser), not argparse's here
-        from .transferability.command import main as rank_main
+    if argv[:1] in (["rank"], ["compare"]):  # their flags are dataclasses' (HfArgumentParser), not argparse's here
+        if argv[0] == "rank":
+            from .transferability.command import main as command_main
+        else:
+            from .comparison.command import main as command_main
 
         logging.basicConfig(format="%(levelname)s - %(name)s - %(message)s", level=logging.INFO)
         try:
-            return rank_main(argv[1:])
+            return command_main(argv[1:])
         except HfTransferError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -485,3 +485,35 @@ def test_all_builtins_listed():
         "fashion_mnist_mosaic_counts",
         "digits",
     )
+
+
+def test_train_samples_per_class_keeps_a_seeded_label_budget():
+    import collections
+
+    from hf_transfer.data import DataArguments, load_transfer_dataset
+    from hf_transfer.errors import DataError
+
+    splits = load_transfer_dataset(DataArguments(dataset_name="digits", train_samples_per_class=5, split_seed=3))
+    assert collections.Counter(splits["train"]["label"]) == {label: 5 for label in range(10)}
+    again = load_transfer_dataset(DataArguments(dataset_name="digits", train_samples_per_class=5, split_seed=3))
+    assert again["train"]["image"] == splits["train"]["image"]  # the same rows for the same seed
+    other = load_transfer_dataset(DataArguments(dataset_name="digits", train_samples_per_class=5, split_seed=4))
+    assert other["train"]["image"] != splits["train"]["image"]
+    assert len(splits["validation"]) == len(load_transfer_dataset(DataArguments(dataset_name="digits"))["validation"])
+    with pytest.raises(DataError, match="--train_samples_per_class must be a positive integer"):
+        DataArguments(dataset_name="digits", train_samples_per_class=0)
+
+
+def test_train_samples_seed_changes_the_labelled_rows_not_the_evaluation_rows():
+    from hf_transfer.data import DataArguments, load_transfer_dataset
+
+    def load(seed):
+        return load_transfer_dataset(
+            DataArguments(
+                dataset_name="digits", train_samples_per_class=3, max_eval_samples=50, train_samples_seed=seed
+            )
+        )
+
+    a, b = load(0), load(1)
+    assert a["train"]["image"] != b["train"]["image"]
+    assert a["validation"]["image"] == b["validation"]["image"] and a["test"]["image"] == b["test"]["image"]

@@ -156,6 +156,20 @@ class DataArguments:
             "help": "Keep a seeded, class-stratified subset of this many train rows (positive). Default: all rows."
         },
     )
+    train_samples_per_class: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Keep a seeded subset of this many train rows per class (all of a smaller class): a label budget, "
+            "as in few-shot comparisons. Single-label classification only. Default: all rows."
+        },
+    )
+    train_samples_seed: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Seed of the train subset (--train_samples_per_class, --max_train_samples) alone, so runs can draw "
+            "different labelled rows and still score on the same validation and test rows. Default: --split_seed."
+        },
+    )
     max_eval_samples: Optional[int] = field(
         default=None,
         metadata={
@@ -234,6 +248,7 @@ class DataArguments:
             )
         for flag, value in (
             ("--max_train_samples", self.max_train_samples),
+            ("--train_samples_per_class", self.train_samples_per_class),
             ("--max_eval_samples", self.max_eval_samples),
         ):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):

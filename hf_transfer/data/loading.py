@@ -15,7 +15,7 @@ from .constants import SPLIT_ORDER
 from .labels import encode_labels
 from .multi_labels import encode_multi_labels, multi_label_summary
 from .sources import load_source
-from .splits import canonical_split_names, carve_split, subsample
+from .splits import canonical_split_names, carve_split, per_class_subset, subsample
 from .targets import encode_targets, resolve_task, target_summary
 from .token_tags import encode_token_tags, tag_summary
 
@@ -77,7 +77,9 @@ def load_transfer_dataset(
         splits = carve_split(splits, "test", _BUILTIN_TEST_FRACTION, seed, source.description)
     if "validation" not in splits:
         splits = carve_split(splits, "validation", args.validation_split_percentage, seed, source.description)
-    splits["train"] = subsample(splits["train"], args.max_train_samples, seed)
+    train_seed = seed if args.train_samples_seed is None else args.train_samples_seed
+    splits["train"] = per_class_subset(splits["train"], args.train_samples_per_class, train_seed, source.description)
+    splits["train"] = subsample(splits["train"], args.max_train_samples, train_seed)
     for split in ("validation", "test"):
         if split in splits:
             splits[split] = subsample(splits[split], args.max_eval_samples, seed)

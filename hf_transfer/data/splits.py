@@ -13,7 +13,7 @@ from ..errors import DataError
 from .constants import SPLIT_ALIASES
 from .labels import classlabel_ids
 
-__all__ = ["canonical_split_names", "carve_split", "subsample"]
+__all__ = ["canonical_split_names", "carve_split", "per_class_subset", "subsample"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,26 @@ def carve_split(splits: DatasetDict, target: str, fraction: float, seed: int, de
     out = DatasetDict(splits)
     out["train"], out[target] = parts["train"], parts["test"]
     return out
+
+
+def per_class_subset(ds: Dataset, per_class: Optional[int], seed: int, description: str) -> Dataset:
+    """A seeded subset with `per_class` rows of every class (all rows of a smaller class), in a shuffled order."""
+    if per_class is None:
+        return ds
+    if not isinstance(ds.features["label"], ClassLabel):
+        raise DataError(
+            f"--train_samples_per_class needs single-label classes; {description} has no class label column. "
+            "Use --max_train_samples for a subset of other tasks."
+        )
+    perm = np.random.default_rng(seed).permutation(len(ds))
+    labels = classlabel_ids(ds)[perm]
+    seen: dict[int, int] = {}
+    keep = []
+    for position, label in zip(perm.tolist(), labels.tolist()):
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(position)
+    return ds.select(keep)
 
 
 def _stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:

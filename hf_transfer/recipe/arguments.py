@@ -70,8 +70,10 @@ def _check_flags(
     unknown = [key for key in config_keys if f"--{key}" not in known]
     in_config = bool(unknown)  # config keys are named as keys, command-line ones as flags
     if not in_config:
-        unknown = [
-            arg.split("=", 1)[0][2:] for arg in argv if arg.startswith("--") and arg.split("=", 1)[0] not in known
+        unknown = [  # a value with a space is a value even when it starts with "--" (argparse's rule too)
+            arg.split("=", 1)[0][2:]
+            for arg in argv
+            if arg.startswith("--") and " " not in arg and arg.split("=", 1)[0] not in known
         ]
     if unknown:
         key, prefix = unknown[0], "" if in_config else "--"

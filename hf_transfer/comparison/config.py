@@ -1,0 +1,62 @@
+"""`CompareArguments`: the grid `hf-transfer compare` runs (the data comes as the recipes' `DataArguments`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import ConfigError
+
+__all__ = ["CompareArguments", "COMPARABLE_STRATEGIES"]
+
+COMPARABLE_STRATEGIES = ("linear_probe", "lora", "full", "lp_ft")  # recipes/finetune.py's --strategy values
+
+
+@dataclass
+class CompareArguments:
+    models: list[str] = field(
+        default_factory=lambda: ["minilm"], metadata={"help": "Backbones to compare (aliases, Hub ids or folders)."}
+    )
+    strategies: list[str] = field(
+        default_factory=lambda: ["linear_probe", "lora", "full"],
+        metadata={"help": f"Strategies of recipes/finetune.py to compare: any of {', '.join(COMPARABLE_STRATEGIES)}."},
+    )
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds: one run per seed."})
+    label_budgets: list[str] = field(
+        default_factory=lambda: ["8", "32", "128"],
+        metadata={
+            "help": "Labelled training rows per class (--train_samples_per_class of each run), and `all` for every "
+            "row of the train split."
+        },
+    )
+    output_dir: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "The comparison folder: one sub-folder per cell (finished cells are never rerun), comparison.md / "
+            ".csv and the plots. Default outputs/compare-<data>."
+        },
+    )
+    recipe_args: str = field(
+        default="",
+        metadata={"help": 'More flags for every run, as one string, e.g. "--num_train_epochs 3 --learning_rate 1e-4".'},
+    )
+    parallel: int = field(
+        default=1, metadata={"help": "Cells run at once; the machine's cores are shared between them."}
+    )
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.strategies if s not in COMPARABLE_STRATEGIES]
+        if unknown:
+            raise ConfigError(
+                f"--strategies {' '.join(unknown)}: unknown; choose from {', '.join(COMPARABLE_STRATEGIES)}."
+            )
+        for budget in self.label_budgets:
+            if budget != "all" and not (budget.isdigit() and int(budget) > 0):
+                raise ConfigError(f"--label_budgets {budget}: use positive integers (rows per class) or `all`.")
+        if not self.models or not self.strategies or not self.seeds or not self.label_budgets:
+            raise ConfigError("--models, --strategies, --seeds and --label_budgets each need at least one value.")
+        if self.parallel < 1:
+            raise ConfigError(f"--parallel must be at least 1; got {self.parallel}.")
+        for flag in ("--output_dir", "--seed", "--strategy", "--model_name_or_path", "--train_samples_per_class"):
+            if flag in self.recipe_args.split():
+                raise ConfigError(f"--recipe_args sets {flag}, which the comparison sets per cell: remove it.")

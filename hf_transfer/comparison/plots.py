@@ -1,0 +1,84 @@
+"""The comparison's plots (PNG): accuracy against labelled rows per class, and accuracy against training time."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+from .summary import SummaryRow
+
+__all__ = ["plot_accuracy_vs_labels", "plot_accuracy_vs_time"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server or under CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _x_positions(rows: Sequence[SummaryRow]) -> dict[str, float]:
+    """Budgets on a log axis; `all` one step past the largest numeric budget, at the mean train rows per class."""
+    numeric = sorted({int(r.label_budget) for r in rows if r.label_budget != "all"})
+    positions = {str(b): float(b) for b in numeric}
+    if any(r.label_budget == "all" for r in rows):
+        positions["all"] = float(numeric[-1] * 4 if numeric else 1)
+    return positions
+
+
+def plot_accuracy_vs_labels(rows: Sequence[SummaryRow], path: Path, title: str) -> None:
+    plt = _pyplot()
+    positions = _x_positions(rows)
+    figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for label in dict.fromkeys(r.label for r in rows):
+        line = sorted((r for r in rows if r.label == label and r.seeds), key=lambda r: positions[r.label_budget])
+        if not line:
+            continue
+        axis.errorbar(
+            [positions[r.label_budget] for r in line],
+            [r.accuracy_mean for r in line],
+            yerr=[r.accuracy_std for r in line],
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(list(positions.values()), list(positions))
+    axis.set_xlabel("labelled training rows per class")
+    axis.set_ylabel("test accuracy (mean ± std over seeds)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_accuracy_vs_time(rows: Sequence[SummaryRow], path: Path, title: str) -> None:
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for label in dict.fromkeys(r.label for r in rows):
+        points = [r for r in rows if r.label == label and r.seeds and not math.isnan(r.train_seconds_mean)]
+        if not points:
+            continue
+        axis.scatter([r.train_seconds_mean for r in points], [r.accuracy_mean for r in points], label=label)
+        for r in points:
+            axis.annotate(
+                r.label_budget,
+                (r.train_seconds_mean, r.accuracy_mean),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    axis.set_xscale("log")
+    axis.set_xlabel("training time per run (s, log scale)")
+    axis.set_ylabel("test accuracy (mean over seeds)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -1,0 +1,163 @@
+"""The comparison's table: mean and spread over seeds per (model, strategy, label budget), and the one-line
+recommendation the table backs (or the admission that it backs none)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .grid import CellResult
+
+__all__ = ["SummaryRow", "recommend", "summarize", "write_csv", "write_markdown"]
+
+
+@dataclass
+class SummaryRow:
+    model: str
+    strategy: str
+    label_budget: str
+    train_rows: Optional[int]
+    seeds: int
+    accuracy_mean: float
+    accuracy_std: float
+    f1_mean: float
+    f1_std: float
+    train_seconds_mean: float
+    peak_memory_mib: Optional[float]
+    trainable_params: Optional[int]
+    failed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.strategy}"
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _test_metric(results: dict, name: str) -> Optional[float]:
+    """The test split's metric, else validation's (a data set without a test split)."""
+    for prefix in ("test", "eval"):
+        if f"{prefix}_{name}" in results:
+            return float(results[f"{prefix}_{name}"])
+    return None
+
+
+def summarize(cells: Sequence[CellResult]) -> list[SummaryRow]:
+    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    for result in cells:
+        groups.setdefault((result.cell.model_label, result.cell.strategy, result.cell.label_budget), []).append(result)
+    rows = []
+    for (model, strategy, budget), members in groups.items():
+        finished = [m for m in members if m.results is not None]
+        accuracy = [v for m in finished if (v := _test_metric(m.results, "accuracy")) is not None]
+        f1 = [v for m in finished if (v := _test_metric(m.results, "f1")) is not None]
+        seconds = [float(m.results.get("train_runtime", math.nan)) for m in finished]
+        memory = [m.results.get("peak_gpu_memory_mib") or m.peak_rss_mib for m in finished]
+        memory = [float(v) for v in memory if v]
+        rows.append(
+            SummaryRow(
+                model,
+                strategy,
+                budget,
+                finished[0].results.get("train_samples") if finished else None,
+                len(finished),
+                *_mean_std(accuracy),
+                *_mean_std(f1),
+                statistics.fmean(seconds) if seconds else math.nan,
+                max(memory) if memory else None,
+                finished[0].results.get("trainable_params") if finished else None,
+                len(members) - len(finished),
+            )
+        )
+    return rows
+
+
+def _budget_value(budget: str) -> float:
+    return math.inf if budget == "all" else float(budget)
+
+
+def recommend(rows: Sequence[SummaryRow]) -> str:
+    """One line: the best strategy at the largest label budget, with its margin over the runner-up in units of their
+    spread over seeds; within the spread, the cheaper of the two (training time) is what the table supports."""
+    scored = [r for r in rows if r.seeds and not math.isnan(r.accuracy_mean)]
+    if not scored:
+        return "No cell finished: no recommendation."
+    budget = max((r.label_budget for r in scored), key=_budget_value)
+    at_budget = sorted((r for r in scored if r.label_budget == budget), key=lambda r: r.accuracy_mean, reverse=True)
+    where = "all labelled rows" if budget == "all" else f"{budget} labelled rows per class"
+    best = at_budget[0]
+    if len(at_budget) == 1:
+        return f"With {where}: {best.label} reaches {best.accuracy_mean:.3f} test accuracy (nothing to compare with)."
+    second = at_budget[1]
+    margin = best.accuracy_mean - second.accuracy_mean
+    spread = math.hypot(best.accuracy_std, second.accuracy_std)
+    numbers = (
+        f"{best.accuracy_mean:.3f} ± {best.accuracy_std:.3f} against {second.accuracy_mean:.3f} ± "
+        f"{second.accuracy_std:.3f} for {second.label} over {min(best.seeds, second.seeds)} seeds"
+    )
+    if spread > 0 and margin > spread:
+        return f"Recommended with {where}: {best.label} ({numbers}; margin {margin:.3f}, {margin / spread:.1f}x the spread)."
+    cheaper = min((best, second), key=lambda r: r.train_seconds_mean)
+    return (
+        f"No clear winner with {where}: {best.label} leads by {margin:.3f}, within the seeds' spread ({numbers}); "
+        f"{cheaper.label} is the cheaper ({cheaper.train_seconds_mean:.0f} s per run)."
+    )
+
+
+_COLUMNS = (
+    "model",
+    "strategy",
+    "label_budget",
+    "train_rows",
+    "seeds",
+    "accuracy_mean",
+    "accuracy_std",
+    "f1_mean",
+    "f1_std",
+    "train_seconds_mean",
+    "peak_memory_mib",
+    "trainable_params",
+    "failed",
+)
+
+
+def write_csv(rows: Sequence[SummaryRow], path: Path) -> None:
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(_COLUMNS)
+        for row in rows:
+            writer.writerow([getattr(row, c) for c in _COLUMNS])
+
+
+def write_markdown(rows: Sequence[SummaryRow], recommendation: str, plots: Sequence[str], path: Path) -> str:
+    header = (
+        "| model | strategy | labels per class | train rows | test accuracy | test macro-F1 | train s | "
+        "peak memory MiB | trainable params |"
+    )
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (_budget_value(r.label_budget), -r.accuracy_mean)):
+        failed = f" ({r.failed} failed)" if r.failed else ""
+        lines.append(
+            f"| {r.model} | {r.strategy} | {r.label_budget} | {r.train_rows or ''} | "
+            f"{r.accuracy_mean:.3f} ± {r.accuracy_std:.3f} ({r.seeds}){failed} | {r.f1_mean:.3f} ± {r.f1_std:.3f} | "
+            f"{r.train_seconds_mean:.0f} | {'' if r.peak_memory_mib is None else f'{r.peak_memory_mib:.0f}'} | "
+            f"{'' if r.trainable_params is None else f'{r.trainable_params:,}'} |"
+        )
+    text = (
+        "# Strategy comparison\n\n"
+        f"{recommendation}\n\n"
+        "Mean ± standard deviation over seeds (their number in brackets); test split, else validation. Peak memory: "
+        "the run's GPU peak, else the process's resident peak.\n\n" + "\n".join(lines) + "\n"
+    )
+    for plot in plots:
+        text += f"\n![{plot}]({plot})\n"
+    path.write_text(text)
+    return text
