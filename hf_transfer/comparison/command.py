@@ -19,7 +19,7 @@ from ..data import DataArguments, data_source_name
 from ..errors import ConfigError
 from ..recipe.arguments import config_to_argv, parse_recipe_args
 from .config import CompareArguments
-from .grid import build_grid, run_grid
+from .grid import build_grid, model_label, run_grid
 from .plots import plot_accuracy_vs_labels, plot_accuracy_vs_time
 from .summary import recommend, summarize, write_csv, write_markdown
 
@@ -57,14 +57,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cells,
         output_dir,
         data_flags(data_args),
-        recipe_args=compare_args.recipe_args,
+        extra_flags=compare_args.flags_for,
         parallel=compare_args.parallel,
     )
 
     # 3. Table, recommendation and plots.
     rows = summarize(results)
     recommendation = recommend(rows)
-    title = f"{', '.join(dict.fromkeys(compare_args.models))} on {dataset}"
+    title = f"{', '.join(dict.fromkeys(model_label(m) for m in compare_args.models))} on {dataset}"
     plot_accuracy_vs_labels(rows, output_dir / ACCURACY_VS_LABELS, title)
     plot_accuracy_vs_time(rows, output_dir / ACCURACY_VS_TIME, title)
     write_csv(rows, output_dir / "comparison.csv")

@@ -40,6 +40,13 @@ class CompareArguments:
         default="",
         metadata={"help": 'More flags for every run, as one string, e.g. "--num_train_epochs 3 --learning_rate 1e-4".'},
     )
+    strategy_args: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": 'More flags for one strategy\'s runs, as `STRATEGY: FLAGS`, e.g. "lora: --learning_rate 5e-4" '
+            '"full: --learning_rate 5e-5" (strategies train best at different rates). They follow --recipe_args.'
+        },
+    )
     parallel: int = field(
         default=1, metadata={"help": "Cells run at once; the machine's cores are shared between them."}
     )
@@ -57,6 +64,26 @@ class CompareArguments:
             raise ConfigError("--models, --strategies, --seeds and --label_budgets each need at least one value.")
         if self.parallel < 1:
             raise ConfigError(f"--parallel must be at least 1; got {self.parallel}.")
-        for flag in ("--output_dir", "--seed", "--strategy", "--model_name_or_path", "--train_samples_per_class"):
-            if flag in self.recipe_args.split():
-                raise ConfigError(f"--recipe_args sets {flag}, which the comparison sets per cell: remove it.")
+        for entry in self.strategy_args:
+            strategy, colon, _ = entry.partition(":")
+            if not colon or strategy.strip() not in COMPARABLE_STRATEGIES:
+                raise ConfigError(
+                    f"--strategy_args {entry!r}: write STRATEGY: FLAGS with STRATEGY one of "
+                    f'{", ".join(COMPARABLE_STRATEGIES)}, e.g. "lora: --learning_rate 5e-4".'
+                )
+        per_strategy = " ".join(entry.partition(":")[2] for entry in self.strategy_args)
+        for where, flags in (("--recipe_args", self.recipe_args), ("--strategy_args", per_strategy)):
+            for flag in ("--output_dir", "--seed", "--strategy", "--model_name_or_path", "--train_samples_per_class"):
+                if flag in flags.split():
+                    raise ConfigError(f"{where} sets {flag}, which the comparison sets per cell: remove it.")
+
+    def flags_for(self, strategy: str) -> list[str]:
+        """--recipe_args, then this strategy's --strategy_args, as recipe flags."""
+        import shlex
+
+        flags = shlex.split(self.recipe_args)
+        for entry in self.strategy_args:
+            name, _, more = entry.partition(":")
+            if name.strip() == strategy:
+                flags += shlex.split(more)
+        return flags

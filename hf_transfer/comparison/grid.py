@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import time
@@ -17,11 +16,16 @@ from typing import Callable, Optional, Sequence
 
 from ..errors import ConfigError
 
-__all__ = ["Cell", "CellResult", "build_grid", "finetune_recipe_path", "run_grid"]
+__all__ = ["Cell", "CellResult", "build_grid", "finetune_recipe_path", "model_label", "run_grid"]
 
 CELL_FILE = "compare_cell.json"  # what the cell was asked, next to the run's all_results.json
 USAGE_FILE = "compare_usage.json"  # what the cell's process used (peak resident memory), measured by compare
 RESULTS_FILE = "all_results.json"
+
+
+def model_label(model: str) -> str:
+    """A model as tables and plots name it: an alias or Hub id as given, a local folder by its name."""
+    return Path(model).name if os.path.isabs(model) or model.startswith(".") else model
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,7 @@ class Cell:
 
     @property
     def model_label(self) -> str:
-        """The model as tables name it: an alias or Hub id as given, a local folder by its name."""
-        return Path(self.model).name if os.path.isabs(self.model) or self.model.startswith(".") else self.model
+        return model_label(self.model)
 
     @property
     def folder_name(self) -> str:
@@ -125,24 +128,25 @@ def run_grid(
     output_dir: Path,
     shared_flags: Sequence[str],
     *,
-    recipe_args: str = "",
+    extra_flags: Callable[[str], list[str]] = lambda strategy: [],
     parallel: int = 1,
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> list[CellResult]:
     """Run every unfinished cell (`parallel` at once) and return every cell's result, earlier ones included.
 
+    Each run gets the cell's own flags, then `shared_flags` (the data), then `extra_flags(strategy)`.
+
     A cell that exits 2 (a bad input) stops the comparison with its error line: every other cell would fail the
     same way. Any other failure is recorded, reported, and left out of the table.
     """
     recipe = finetune_recipe_path()
-    extra = shlex.split(recipe_args)
     cores = os.cpu_count() or 1
     threads = max(1, cores // parallel)
     cells_dir = output_dir / "cells"
     pending, results = [], {}
     for cell in cells:
         folder = cells_dir / cell.folder_name
-        request = _cell_request(cell, [*shared_flags, *extra])
+        request = _cell_request(cell, [*shared_flags, *extra_flags(cell.strategy)])
         if _finished(folder, request):
             usage = json.loads((folder / USAGE_FILE).read_text()) if (folder / USAGE_FILE).is_file() else {}
             results[cell] = CellResult(
@@ -166,12 +170,11 @@ def run_grid(
             sys.executable,
             str(recipe),
             *cell.recipe_flags(),
-            *shared_flags,
-            *extra,
+            "--report_to",
+            "none",  # unless the comparison's flags ask for trackers
+            *request["flags"],
             "--output_dir",
             str(folder),
-            "--report_to",
-            "none",
         ]
         progress(f"compare: running {cell.folder_name}")
         code, peak, log = _run_cell(cell, folder, command, threads)
