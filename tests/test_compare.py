@@ -119,3 +119,30 @@ def test_a_cell_that_rejects_its_input_stops_the_comparison_with_its_line(tiny_b
     assert result.returncode == 2, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: cell ") and "--num_train_epochs" in last and "Traceback" not in result.stderr
+
+
+def test_the_comparison_is_pushed_as_a_dataset_repo(tmp_path, hub_server):
+    from hf_transfer.comparison.plots import plot_accuracy_vs_labels, plot_accuracy_vs_time
+    from hf_transfer.comparison.publish import push_comparison
+    from hf_transfer.comparison.summary import write_cells, write_csv, write_markdown
+
+    cells = [_result(s, b, seed, 0.5 + 0.1 * seed) for s in ("lora", "full") for b in ("8", "all") for seed in (0, 1)]
+    rows = summarize(cells)
+    plot_accuracy_vs_labels(rows, tmp_path / "accuracy_vs_labels.png", "m on data")
+    plot_accuracy_vs_time(rows, tmp_path / "accuracy_vs_time.png", "m on data")
+    write_csv(rows, tmp_path / "comparison.csv")
+    write_cells(cells, tmp_path / "comparison_cells.jsonl")
+    write_markdown(rows, recommend(rows), ["accuracy_vs_labels.png"], tmp_path / "comparison.md")
+    url = push_comparison(tmp_path, "test-user/compare")
+    assert "test-user/compare" in url
+    card = hub_server.read_file("test-user/compare", "README.md", repo_type="dataset").decode()
+    assert card.startswith("---\ntags:\n- hf-transfer") and "No clear winner with all labelled rows" in card
+    for name in ("comparison.csv", "comparison_cells.jsonl", "accuracy_vs_labels.png", "accuracy_vs_time.png"):
+        assert hub_server.read_file("test-user/compare", name, repo_type="dataset") == (tmp_path / name).read_bytes()
+    lines = (tmp_path / "comparison_cells.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and json.loads(lines[1])["seed"] == 1 and json.loads(lines[1])["test_accuracy"] == 0.6
+
+
+def test_push_needs_a_repo_id_before_anything_runs():
+    with pytest.raises(ConfigError, match="--push_to_hub true needs --hub_repo_id"):
+        CompareArguments(push_to_hub=True)

@@ -17,11 +17,13 @@ from transformers import HfArgumentParser
 
 from ..data import DataArguments, data_source_name
 from ..errors import ConfigError
+from ..hub import check_repo_id
 from ..recipe.arguments import config_to_argv, parse_recipe_args
 from .config import CompareArguments
 from .grid import build_grid, model_label, run_grid
 from .plots import plot_accuracy_vs_labels, plot_accuracy_vs_time
-from .summary import recommend, summarize, write_csv, write_markdown
+from .publish import push_comparison
+from .summary import recommend, summarize, write_cells, write_csv, write_markdown
 
 __all__ = ["data_flags", "main"]
 
@@ -47,6 +49,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise ConfigError("--train_samples_per_class is what --label_budgets sets per cell: pass --label_budgets.")
     if data_args.dataset_name is None and data_args.train_file is None and data_args.train_dir is None:
         raise ConfigError("Name the data: --dataset_name (e.g. tweet_sentiment), --train_file or --train_dir.")
+    if compare_args.push_to_hub:
+        check_repo_id(compare_args.hub_repo_id, "--hub_repo_id")  # before hours of runs, not after
     dataset = data_source_name(data_args)
     output_dir = Path(compare_args.output_dir or f"outputs/compare-{dataset.replace('/', '_')}")
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -68,10 +72,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plot_accuracy_vs_labels(rows, output_dir / ACCURACY_VS_LABELS, title)
     plot_accuracy_vs_time(rows, output_dir / ACCURACY_VS_TIME, title)
     write_csv(rows, output_dir / "comparison.csv")
+    write_cells(results, output_dir / "comparison_cells.jsonl")
     print(write_markdown(rows, recommendation, [ACCURACY_VS_LABELS, ACCURACY_VS_TIME], output_dir / "comparison.md"))
     failed = [r for r in results if r.results is None]
     print(f"Saved {output_dir / 'comparison.md'}, comparison.csv and the plots", file=sys.stderr)
     if failed:
         print(f"error: {len(failed)} cell(s) failed; see {failed[0].log}. Rerun to retry them.", file=sys.stderr)
         return 1
+    if compare_args.push_to_hub:
+        print(push_comparison(output_dir, compare_args.hub_repo_id, private=compare_args.hub_private or None))
     return 0

@@ -51,6 +51,14 @@ class CompareArguments:
         default=1, metadata={"help": "Cells run at once; the machine's cores are shared between them."}
     )
 
+    push_to_hub: bool = field(
+        default=False, metadata={"help": "Push the comparison (card, table, cells, plots) as a Hub dataset repo."}
+    )
+    hub_repo_id: Optional[str] = field(
+        default=None, metadata={"help": "The dataset repository, e.g. `your-name/compare-tweets` (with --push_to_hub)."}
+    )
+    hub_private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in COMPARABLE_STRATEGIES]
         if unknown:
@@ -62,6 +70,8 @@ class CompareArguments:
                 raise ConfigError(f"--label_budgets {budget}: use positive integers (rows per class) or `all`.")
         if not self.models or not self.strategies or not self.seeds or not self.label_budgets:
             raise ConfigError("--models, --strategies, --seeds and --label_budgets each need at least one value.")
+        if self.push_to_hub and not self.hub_repo_id:
+            raise ConfigError("--push_to_hub true needs --hub_repo_id (e.g. your-name/compare-tweets).")
         if self.parallel < 1:
             raise ConfigError(f"--parallel must be at least 1; got {self.parallel}.")
         for entry in self.strategy_args:

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from .grid import CellResult
 
-__all__ = ["SummaryRow", "recommend", "summarize", "write_csv", "write_markdown"]
+__all__ = ["SummaryRow", "recommend", "summarize", "write_cells", "write_csv", "write_markdown"]
 
 
 @dataclass
@@ -127,6 +127,34 @@ _COLUMNS = (
     "trainable_params",
     "failed",
 )
+
+
+def write_cells(cells: Sequence[CellResult], path: Path) -> None:
+    """Every cell's own numbers, one json line each: the runs behind each mean."""
+    import json
+
+    keys = (
+        "test_accuracy",
+        "test_f1",
+        "eval_accuracy",
+        "eval_f1",
+        "train_runtime",
+        "train_samples",
+        "trainable_params",
+    )
+    with path.open("w") as out:
+        for c in cells:
+            numbers = {k: c.results.get(k) for k in keys} if c.results is not None else {}
+            row = {
+                "model": c.cell.model_label,
+                "strategy": c.cell.strategy,
+                "label_budget": c.cell.label_budget,
+                "seed": c.cell.seed,
+                "finished": c.results is not None,
+                "peak_rss_mib": c.peak_rss_mib,
+                **numbers,
+            }
+            out.write(json.dumps(row) + "\n")
 
 
 def write_csv(rows: Sequence[SummaryRow], path: Path) -> None:

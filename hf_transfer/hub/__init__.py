@@ -7,7 +7,7 @@ local folder is never modified), `publish` (a recipe's record, card and push at 
 from ..errors import HubPushError
 from .arguments import HubArguments
 from .publish import publish_run, take_hub_token
-from .push import check_repo_id, push_output_dir
+from .push import check_repo_id, push_output_dir, push_staged_folder
 from .requests import bounded_hub_requests, hub_is_offline
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "hub_is_offline",
     "check_repo_id",
     "push_output_dir",
+    "push_staged_folder",
     "take_hub_token",
     "publish_run",
 ]

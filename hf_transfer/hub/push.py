@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
@@ -43,7 +43,7 @@ from .requests import (
     within_deadline,
 )
 
-__all__ = ["check_repo_id", "push_output_dir"]
+__all__ = ["check_repo_id", "push_output_dir", "push_staged_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,37 @@ def push_output_dir(
         raise HubPushError(
             f"{output_dir} holds no saved model (config.json or adapter_config.json); run a recipe with --output_dir {output_dir} first."
         )
+    return push_staged_folder(
+        lambda staging: _stage(output_dir, staging, repo_id),
+        repo_id,
+        token=token,
+        private=private,
+        commit_message=commit_message or f"Upload {output_dir.name} with hf_transfer",
+        max_retries=max_retries,
+        request_timeout=request_timeout,
+        deadline=deadline,
+        flags=flags,
+        retry_hint=retry_hint,
+    )
+
+
+def push_staged_folder(
+    stage: Callable[[Path], None],
+    repo_id: str,
+    *,
+    repo_type: str = "model",
+    token: Optional[str] = None,
+    private: Optional[bool] = None,
+    commit_message: str,
+    max_retries: int = 2,
+    request_timeout: float = 60.0,
+    deadline: float = 1800.0,
+    flags: dict[str, str],
+    retry_hint: str,
+) -> str:
+    """Create `repo_id` (of `repo_type`) if needed and upload what `stage(folder)` writes into a temporary folder,
+    every request bounded in time, transient failures retried; returns the commit URL. Every failure is one
+    `HubPushError` naming the fix and `retry_hint`."""
     check_repo_id(repo_id, flags["repo_id"])
     if hub_is_offline():
         raise HubPushError(f"HF_HUB_OFFLINE is set, so nothing can be pushed: set HF_HUB_OFFLINE=0. {retry_hint}")
@@ -127,17 +158,18 @@ def push_output_dir(
 
     def push() -> object:
         with_retries(
-            lambda: api.create_repo(repo_id, private=private, exist_ok=True, token=token),
+            lambda: api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, token=token),
             f"Creating {repo_id}",
             attempts,
         )
         with tempfile.TemporaryDirectory(prefix="hf-transfer-push-") as staging:
-            _stage(output_dir, Path(staging), repo_id)
+            stage(Path(staging))
             return with_retries(
                 lambda: api.upload_folder(
                     repo_id=repo_id,
+                    repo_type=repo_type,
                     folder_path=staging,
-                    commit_message=commit_message or f"Upload {output_dir.name} with hf_transfer",
+                    commit_message=commit_message,
                     token=token,
                 ),
                 f"Uploading to {repo_id}",
@@ -170,5 +202,5 @@ def push_output_dir(
             f"{describe_hub_error(err)}). Check the network (HF_HUB_OFFLINE must be unset to push). {retry_hint}"
         ) from err
     url = getattr(commit, "commit_url", None) or str(commit)
-    logger.info("Pushed %s to %s", output_dir, url)
+    logger.info("Pushed to %s", url)
     return url
