@@ -3,8 +3,6 @@ warm-up schedule, config errors, domain checks, source/target pairing, digits_m,
 trainer on a tiny random BERT."""
 
 import math
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 from transformers import AutoTokenizer, TrainingArguments
 
+from gloo_workers import run_gloo_workers
 from hf_transfer.adaptation import (
     ALIGNMENT_STATE_NAME,
     CORALLoss,
@@ -496,18 +495,7 @@ def test_ddp_syncs_the_discriminator_as_part_of_the_model(tmp_path):
         "labels": torch.randint(0, 3, (world_size, 4)),
     }
     torch.save(data, tmp_path / "data.pt")
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _DDP_WORKER, str(rank), str(world_size), str(tmp_path / "init"), str(tmp_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(world_size)
-    ]
-    outputs = [w.communicate(timeout=180)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), "\n".join(outputs)[-4000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world_size)]
+    ranks = run_gloo_workers(_DDP_WORKER, world_size, tmp_path, timeout=180)
     for name, value in ranks[0]["state"].items():
         torch.testing.assert_close(ranks[1]["state"][name], value, msg=name)
     for name, grad in ranks[0]["grads"].items():

@@ -3,8 +3,6 @@ the cross-process gather (2 gloo processes), the trainer and the saved backbone.
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from PIL import Image
 from torch import nn
 from transformers import AutoModel, AutoModelForImageClassification, AutoTokenizer, TrainingArguments
 
+from gloo_workers import run_gloo_workers
 from hf_transfer.contrastive import (
     BatchedSimCLRAugmentation,
     ContrastiveArguments,
@@ -530,18 +529,7 @@ def test_negatives_are_gathered_from_all_processes_with_gradients(tmp_path):
     embeddings = torch.randn(2, world_size * b, 5)  # (views, 2B, D)
     labels = torch.tensor([0, 1, 0, 2, 1, 0])
     torch.save({"embeddings": embeddings, "labels": labels}, tmp_path / "data.pt")
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _GATHER_WORKER, str(rank), str(world_size), str(tmp_path / "init"), str(tmp_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(world_size)
-    ]
-    outputs = [w.communicate(timeout=120)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), "\n".join(outputs)[-4000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
+    ranks = run_gloo_workers(_GATHER_WORKER, world_size, tmp_path, timeout=120)
     for name, loss in (
         ("ntxent", NTXentLoss(0.1)),
         ("in_batch", InBatchNegativesLoss(0.05, symmetric=True)),

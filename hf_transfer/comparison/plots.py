@@ -29,6 +29,17 @@ def _x_positions(rows: Sequence[SummaryRow]) -> dict[str, float]:
     return positions
 
 
+def _finish(plt, figure, axis, xlabel: str, ylabel: str, title: str, path: Path) -> None:
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def plot_accuracy_vs_labels(rows: Sequence[SummaryRow], path: Path, title: str) -> None:
     plt = _pyplot()
     positions = _x_positions(rows)
@@ -47,14 +58,7 @@ def plot_accuracy_vs_labels(rows: Sequence[SummaryRow], path: Path, title: str) 
         )
     axis.set_xscale("log", base=2)
     axis.set_xticks(list(positions.values()), list(positions))
-    axis.set_xlabel("labelled training rows per class")
-    axis.set_ylabel("test accuracy (mean ± std over seeds)")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    _finish(plt, figure, axis, "labelled training rows per class", "test accuracy (mean ± std over seeds)", title, path)
 
 
 def plot_accuracy_vs_time(rows: Sequence[SummaryRow], path: Path, title: str) -> None:
@@ -74,11 +78,4 @@ def plot_accuracy_vs_time(rows: Sequence[SummaryRow], path: Path, title: str) ->
                 textcoords="offset points",
             )
     axis.set_xscale("log")
-    axis.set_xlabel("training time per run (s, log scale)")
-    axis.set_ylabel("test accuracy (mean over seeds)")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    _finish(plt, figure, axis, "training time per run (s, log scale)", "test accuracy (mean over seeds)", title, path)
