@@ -56,6 +56,12 @@ def test_recommendation_needs_a_margin_beyond_the_spread():
     assert line.endswith("m linear_probe is the cheaper (2 s per run).")
 
 
+def test_strategy_args_follow_the_shared_recipe_args():
+    args = CompareArguments(recipe_args="--num_train_epochs 3", strategy_args=["lora: --learning_rate 5e-4"])
+    assert args.flags_for("lora") == ["--num_train_epochs", "3", "--learning_rate", "5e-4"]
+    assert args.flags_for("full") == ["--num_train_epochs", "3"]
+
+
 def test_data_flags_repeat_only_what_the_user_set():
     args = DataArguments(dataset_name="tweet_sentiment", max_eval_samples=50)
     assert data_flags(args) == ["--dataset_name", "tweet_sentiment", "--max_eval_samples", "50"]
@@ -68,6 +74,8 @@ def test_data_flags_repeat_only_what_the_user_set():
         ({"label_budgets": ["0"]}, "--label_budgets 0: use positive integers"),
         ({"recipe_args": "--seed 3"}, "--recipe_args sets --seed"),
         ({"parallel": 0}, "--parallel must be at least 1"),
+        ({"recipe_args": "--task regression"}, "compare scores single-label classification"),
+        ({"strategy_args": ["probe: --x 1"]}, "--strategy_args 'probe: --x 1': write STRATEGY: FLAGS"),
     ],
 )
 def test_compare_arguments_reject_bad_values(kwargs, message):

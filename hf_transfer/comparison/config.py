@@ -87,6 +87,13 @@ class CompareArguments:
                 if flag in flags.split():
                     raise ConfigError(f"{where} sets {flag}, which the comparison sets per cell: remove it.")
 
+        tokens = " ".join([self.recipe_args, per_strategy]).replace("=", " ").split()
+        if "--task" in tokens and tokens[tokens.index("--task") + 1 :][:1] not in (["single_label"], ["auto"]):
+            raise ConfigError(
+                "hf-transfer compare scores single-label classification (accuracy, macro-F1, label budgets per "
+                "class); for multi-label, regression or NER runs use recipes/finetune.py --task directly."
+            )
+
     def flags_for(self, strategy: str) -> list[str]:
         """--recipe_args, then this strategy's --strategy_args, as recipe flags."""
         import shlex
