@@ -102,3 +102,17 @@ def test_features_are_the_head_input_and_the_probe_becomes_the_head(tmp_path):
         logits = model(**{k: enc[k] for k in ("input_ids", "attention_mask")}).logits
     torch.testing.assert_close(logits, feats @ probe.weight.T + probe.bias, atol=1e-4, rtol=1e-4)
     assert torch.equal(get_classifier(model).weight, probe.weight)
+
+
+@pytest.mark.parametrize("standardize", ["shrunk", "global"])
+def test_probe_is_unchanged_by_the_scale_of_the_features(standardize):
+    """A random network's features can be 1e-20: the standardisation floor is relative, so they are not erased."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 3
+    features = torch.randn(60, 8, generator=g) + torch.nn.functional.one_hot(labels, 8).float() * 2
+    val = torch.randn(30, 8, generator=g) + torch.nn.functional.one_hot(labels[:30], 8).float() * 2
+    plain = fit_linear_probe(features, labels, val, labels[:30], 3, standardize=standardize)
+    tiny = fit_linear_probe(features * 1e-20, labels, val * 1e-20, labels[:30], 3, standardize=standardize)
+    assert plain.validation_accuracy > 0.8
+    assert tiny.validation_accuracy == plain.validation_accuracy
+    assert torch.equal(tiny.predict(val * 1e-20), plain.predict(val))

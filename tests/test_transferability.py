@@ -37,6 +37,8 @@ def test_logme_averages_one_hot_columns_and_prefers_features_that_predict_the_la
     expected = sum(logme_evidence(informative, columns[:, j])[0] for j in range(3)) / 3
     assert logme(informative, labels) == pytest.approx(expected)
     assert logme(informative, labels) > logme(noise, labels)
+    # Nor does the scale of the features (the evidence is maximised over alpha), down to a random network's 1e-20.
+    assert logme(informative * 1e-20, labels) == pytest.approx(logme(informative, labels), rel=1e-4)
     # Class numbering does not matter.
     assert logme(informative, (labels + 1) % 3) == pytest.approx(logme(informative, labels))
     # Regression: the target column as it is.
@@ -56,6 +58,7 @@ def test_h_score_by_hand_and_its_invariances():
     plain = h_score(features, labels, shrinkage=0.0)
     assert h_score(features @ mixing + 7.0, labels, shrinkage=0.0) == pytest.approx(plain, rel=1e-8)
     assert 0.0 <= plain <= 2.0  # min(D, C - 1)
+    assert h_score(features * 1e-20, labels) == pytest.approx(h_score(features, labels), rel=1e-6)
     # Features that are the class means reach the bound C - 1; with an extra constant dimension too.
     means = torch.nn.functional.one_hot(labels, 3).double()
     assert h_score(torch.cat([means, torch.ones(30, 1)], 1), labels, shrinkage=0.0) == pytest.approx(2.0)

@@ -86,6 +86,11 @@ STANDARDIZE_PRIOR_ROWS = 32
 MAX_GRID_EXTENSIONS = 3
 
 
+def _scale_floor(mean_variance: torch.Tensor) -> float:
+    """The smallest scale a feature is divided by: 1e-6 of the features' typical scale (never 0)."""
+    return max(1e-6 * float(mean_variance.sqrt()), 1e-300)
+
+
 def standardization(
     features: torch.Tensor, prior_rows: int = STANDARDIZE_PRIOR_ROWS
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +106,8 @@ def standardization(
     var = x.var(0, unbiased=False)
     pooled = var.mean()
     shrunk = (n * var + prior_rows * pooled) / (n + prior_rows)
-    return mean, shrunk.sqrt().clamp(min=1e-6)
+    # The floor is relative: features of any scale (a random network's can be 1e-20) keep their variation.
+    return mean, shrunk.sqrt().clamp(min=_scale_floor(pooled))
 
 
 def fit_linear_probe(
@@ -134,7 +140,8 @@ def fit_linear_probe(
         raise ValueError("Linear probing needs non-empty train and validation features.")
     if standardize == "global":
         mean = train_features.double().mean(0)
-        std = (train_features.double() - mean).pow(2).mean().sqrt().clamp(min=1e-6).expand_as(mean)
+        variance = (train_features.double() - mean).pow(2).mean()
+        std = variance.sqrt().clamp(min=_scale_floor(variance)).expand_as(mean)
     else:
         mean, std = standardization(train_features, STANDARDIZE_PRIOR_ROWS if standardize == "shrunk" else 0)
 

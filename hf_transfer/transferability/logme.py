@@ -23,6 +23,10 @@ def logme_evidence(features: torch.Tensor, target: torch.Tensor, max_iter: int =
     iteration costs O(n min(n, D)) whichever of n, D is larger.
     """
     features = features.double()
+    # The maximised evidence does not change when F is scaled (alpha absorbs it); one global scale keeps the
+    # iteration in range for features of any magnitude (a random network's can be 1e-20).
+    scale = float(features.pow(2).mean().sqrt()) or 1.0
+    features = features / scale
     target = target.double()
     n, dim = features.shape
     u, s, _ = torch.linalg.svd(features, full_matrices=False)  # k = min(n, D) singular values
@@ -54,7 +58,7 @@ def logme_evidence(features: torch.Tensor, target: torch.Tensor, max_iter: int =
         - alpha / 2 * m_norm2
         - log_det / 2
     )
-    return evidence / n, alpha, beta
+    return evidence / n, alpha * scale**2, beta  # alpha of the prior on the weights of the unscaled features
 
 
 def logme(features: torch.Tensor, labels: torch.Tensor, regression: bool = False) -> float:
