@@ -442,6 +442,17 @@ def test_trainer_requires_pairs_with_an_alignment_loss(tiny_bert, text_domains, 
 # --------------------------------------------------------------------------------------------------
 # The discriminator under DDP: 2 gloo processes, each with its own rows
 
+# A classifier with a `classifier` head, defined once for the workers and for the single-process reference.
+_CLASSIFIER = """
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.classifier = nn.Linear(5, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return SimpleNamespace(logits=self.classifier(torch.tanh(self.body(x))))
+"""
+
 _DDP_WORKER = r"""
 import gc, os, sys
 from types import SimpleNamespace
@@ -453,12 +464,7 @@ from hf_transfer.adaptation import DANNLoss, DomainAdaptationModel
 rank, world_size, init_file, out_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
 
-class Classifier(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body, self.classifier = nn.Linear(5, 6), nn.Linear(6, 3)
-    def forward(self, x):
-        return SimpleNamespace(logits=self.classifier(torch.tanh(self.body(x))))
+CLASSIFIER
 
 torch.manual_seed(rank)  # different initial weights per rank: DDP must start them all from rank 0's
 model = DistributedDataParallel(DomainAdaptationModel(Classifier(), DANNLoss(6, hidden_size=4, dropout=0.0)))
@@ -495,7 +501,7 @@ def test_ddp_syncs_the_discriminator_as_part_of_the_model(tmp_path):
         "labels": torch.randint(0, 3, (world_size, 4)),
     }
     torch.save(data, tmp_path / "data.pt")
-    ranks = run_gloo_workers(_DDP_WORKER, world_size, tmp_path, timeout=180)
+    ranks = run_gloo_workers(_DDP_WORKER.replace("CLASSIFIER", _CLASSIFIER), world_size, tmp_path, timeout=180)
     for name, value in ranks[0]["state"].items():
         torch.testing.assert_close(ranks[1]["state"][name], value, msg=name)
     for name, grad in ranks[0]["grads"].items():
@@ -503,14 +509,9 @@ def test_ddp_syncs_the_discriminator_as_part_of_the_model(tmp_path):
     assert any(name.startswith("alignment_loss.discriminator") for name in ranks[0]["grads"])
 
     # Reference: rank 0's weights in one process, the mean of each rank's own gradient.
-    class Classifier(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body, self.classifier = nn.Linear(5, 6), nn.Linear(6, 3)
-
-        def forward(self, x):
-            return SimpleNamespace(logits=self.classifier(torch.tanh(self.body(x))))
-
+    namespace = {"nn": nn, "torch": torch, "SimpleNamespace": SimpleNamespace}
+    exec(_CLASSIFIER, namespace)
+    Classifier = namespace["Classifier"]
     reference = DomainAdaptationModel(Classifier(), DANNLoss(6, hidden_size=4, dropout=0.0))
     reference.load_state_dict(ranks[0]["state"])
     expected = {n: torch.zeros_like(p) for n, p in reference.named_parameters()}
