@@ -18,7 +18,7 @@ export TOKENIZERS_PARALLELISM ?= false
 # The suite runs in TEST_WORKERS processes (pytest-xdist), one torch thread each: two single-threaded workers use
 # two cores far better than one two-threaded. Recipes run inside the worker (tests/recipe_runner.py) except where a
 # test needs the real command line; what they saved is reloaded in a fresh interpreter. `worksteal` rebalances the
-# uneven tail (a few one-minute integration runs among many one-second tests). Measured here: 416-454 tests in 682-936 s
+# uneven tail (a few one-minute integration runs among many one-second tests). Measured here: 416-495 tests in 682-936 s
 # (it was 1,218 s with a fresh interpreter per recipe run).
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist worksteal
