@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _result(strategy, budget, seed, accuracy, seconds=10.0, f1=None):
     results = {"test_accuracy": accuracy, "test_f1": f1 if f1 is not None else accuracy - 0.1, "train_runtime": seconds}
-    return CellResult(Cell("m", strategy, budget, seed), {**results, "trainable_params": 5}, 100.0, Path("log"), False)
+    return CellResult(Cell("m", strategy, budget, seed), {**results, "trainable_params": 5}, 100.0, Path("log"))
 
 
 def test_grid_runs_small_budgets_first_and_names_each_cell():

@@ -61,7 +61,6 @@ class CellResult:
     results: Optional[dict]  # the run's all_results.json; None when it failed
     peak_rss_mib: Optional[float]
     log: Path
-    reused: bool  # finished in an earlier invocation
 
 
 def build_grid(
@@ -154,7 +153,6 @@ def run_grid(
                 json.loads((folder / RESULTS_FILE).read_text()),
                 usage.get("peak_rss_mib"),
                 folder / "compare.log",
-                True,
             )
         else:
             pending.append((cell, folder, request))
@@ -183,7 +181,7 @@ def run_grid(
             raise ConfigError(f"cell {cell.folder_name}: {lines[-1][7:] if lines else 'bad input'} (log: {log})")
         (folder / USAGE_FILE).write_text(json.dumps({"peak_rss_mib": peak, "exit_code": code}) + "\n")
         ok = code == 0 and (folder / RESULTS_FILE).is_file()
-        return CellResult(cell, json.loads((folder / RESULTS_FILE).read_text()) if ok else None, peak, log, False)
+        return CellResult(cell, json.loads((folder / RESULTS_FILE).read_text()) if ok else None, peak, log)
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         for future in as_completed([pool.submit(run, item) for item in pending]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import torch
@@ -69,7 +69,6 @@ class CandidateFeatures:
     labels: dict[str, torch.Tensor]
     source_probabilities: Optional[dict[str, torch.Tensor]] = None
     extraction_seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_candidates(specs: Sequence[str]) -> list[CandidateRequest]:
