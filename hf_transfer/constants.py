@@ -5,7 +5,11 @@ Plain values only: a config module reads them here instead of importing the impl
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
+    "Modality",
+    "MODALITIES",
     "DEFAULT_L2_GRID",
     "MIN_TEMPERATURE",
     "TASKS",
@@ -15,6 +19,10 @@ __all__ = [
     "TOKEN_CLASSIFICATION_METRICS",
     "DEFAULT_LABEL_SEPARATOR",
 ]
+
+# What a backbone reads: text (a tokenizer) or images (an image processor).
+Modality = Literal["text", "vision"]
+MODALITIES: tuple[str, ...] = ("text", "vision")
 
 # What a label column can hold, the task a model is transferred to: one class per row, any number of classes per
 # row, a number per row, or one tag per word (NER).

@@ -16,8 +16,9 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Optional
 
+from .constants import Modality
 from .errors import DataError, HfTransferError
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
     "installed_package_dir",
     "OFFLINE_EXTRA_HINT",
 ]
-
-Modality = Literal["text", "vision"]
 
 OFFLINE_EXTRA_HINT = 'pip install "hf-transfer-toolkit[offline]"'
 

@@ -173,23 +173,16 @@ def main():
         metrics["a_distance_before"] = a_distance(model)
 
     # 7. Training data per method: source pairs with unlabelled target rows, or one labelled domain alone.
-    if da_args.uses_alignment:
+    trains_on = da_args.method_entry.trains_on
+    if trains_on == "source_and_target":
         train_dataset = DomainPairDataset(processed_source["train"], processed_target["train"], seed=da_args.pair_seed)
-    elif da_args.method == "target_oracle":
-        train_dataset = processed_target["train"]
     else:
-        train_dataset = processed_source["train"]
+        train_dataset = (processed_target if trains_on == "target" else processed_source)["train"]
     alignment_loss = create_alignment_loss(
-        da_args.method,
-        get_classifier(model).in_features,
-        dann_hidden_size=da_args.dann_hidden_size,
-        dann_dropout=da_args.dann_dropout,
-        mmd_num_kernels=da_args.mmd_num_kernels,
-        mmd_kernel_mul=da_args.mmd_kernel_mul,
-        mmd_estimator=da_args.mmd_estimator,
+        da_args.method, get_classifier(model).in_features, **da_args.alignment_loss_options()
     )
 
-    if transfer_args.strategy == "lora":
+    if transfer_args.finetune_method == "lora":
         model = create_lora_model(model, lora_args, new_modules=loaded.new_modules, sample_inputs=sample)
         training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
     trainable, total = count_parameters(model)

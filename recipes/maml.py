@@ -38,7 +38,6 @@ from transformers import TrainingArguments
 from hf_transfer.data import DataArguments, data_source_name, infer_modality, load_transfer_dataset
 from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import LoraArguments, create_lora_model
-from hf_transfer.finetuning.config import CLASSIFIER_POOLINGS
 from hf_transfer.hub import HubArguments
 from hf_transfer.meta import (
     MAML,
@@ -52,6 +51,7 @@ from hf_transfer.meta import (
     zero_init_head,
 )
 from hf_transfer.models import ModelArguments, count_parameters
+from hf_transfer.models.pooling_modes import CLASSIFIER_POOLINGS
 from hf_transfer.outputs import write_json_atomic
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset
 from hf_transfer.recipe import (

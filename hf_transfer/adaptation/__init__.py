@@ -1,6 +1,6 @@
 """Unsupervised domain adaptation: labelled source data, unlabelled target data, same task.
 
-Split peft-style: `config.py` is what the user sets, `losses/` holds the alignment losses, one per module (DANN, Deep
+Split peft-style: `config.py` is what the user sets, `methods.py` the registry of `--method` values, `losses/` holds the alignment losses, one per module (DANN, Deep
 CORAL, multi-kernel MMD), `data.py` pairs source and target rows into training batches, `model.py` holds
 the task model and the alignment loss as one module, `trainer.py` the `Trainer` subclass, `domains.py` loads a
 domain and checks that two pair up, `diagnostics.py` the proxy A-distance.
@@ -28,10 +28,13 @@ from .losses import (
     ganin_coefficient,
     grad_reverse,
 )
+from .methods import ADAPTATION_METHODS, AdaptationMethod
 from .model import DomainAdaptationModel, DomainAdaptationOutput
 from .trainer import ALIGNMENT_STATE_NAME, DomainAdaptationTrainer
 
 __all__ = [
+    "ADAPTATION_METHODS",
+    "AdaptationMethod",
     "ALIGNMENT_METHODS",
     "ALIGNMENT_STATE_NAME",
     "METHODS",

@@ -18,6 +18,8 @@ from typing import Literal, Optional
 from ..data.arguments import DataArguments
 from ..data.constants import BUILTIN_DATASETS, DERIVED_DATASETS
 from ..errors import ConfigError, HfTransferError
+from ..finetuning.strategies import STRATEGIES
+from .methods import ADAPTATION_METHODS, AdaptationMethod
 
 __all__ = [
     "METHODS",
@@ -29,7 +31,7 @@ __all__ = [
     "prefix_flags",
 ]
 
-METHODS = ("source_only", "dann", "coral", "mmd", "target_oracle")
+METHODS: tuple[str, ...] = ADAPTATION_METHODS.names()
 
 
 @dataclass
@@ -37,7 +39,7 @@ class DomainAdaptationArguments:
     """How to adapt a model trained on labelled source data to an unlabelled target domain.
 
     Args:
-        method (`Literal["source_only", "dann", "coral", "mmd", "target_oracle"]`, defaults to `"dann"`):
+        method (`str`, defaults to `"dann"`): a name of `hf_transfer.adaptation.methods.ADAPTATION_METHODS`:
             `source_only` trains on labelled source data alone (the baseline); `dann` adds a domain
             discriminator behind a gradient-reversal layer (Ganin et al. 2016); `coral` matches feature
             covariances (Sun & Saenko 2016); `mmd` minimises a multi-kernel MMD (DAN, Long et al. 2015);
@@ -65,13 +67,11 @@ class DomainAdaptationArguments:
         a_distance_max_samples (`int`, defaults to 500): rows per domain used for the A-distance.
     """
 
-    method: Literal["source_only", "dann", "coral", "mmd", "target_oracle"] = field(
+    method: str = field(
         default="dann",
         metadata={
-            "help": "source_only: labelled source only (baseline). dann: domain discriminator behind gradient "
-            "reversal (Ganin et al. 2016). coral: match feature covariances (Sun & Saenko 2016). mmd: "
-            "multi-kernel MMD (DAN, Long et al. 2015). target_oracle: train on the labelled target train "
-            "split (upper bound). Default dann."
+            "help": " ".join(f"{entry.name}: {entry.description}." for entry in ADAPTATION_METHODS.entries())
+            + " Default dann."
         },
     )
     alignment_weight: float = field(
@@ -126,8 +126,7 @@ class DomainAdaptationArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"--method {self.method!r} is not one of {', '.join(METHODS)}.")
+        ADAPTATION_METHODS.check(self.method)
         if self.alignment_schedule not in ("ganin", "constant"):
             raise ConfigError(f"--alignment_schedule {self.alignment_schedule!r} must be `ganin` or `constant`.")
         if self.mmd_estimator not in ("biased", "linear"):
@@ -167,7 +166,16 @@ class DomainAdaptationArguments:
     @property
     def uses_alignment(self) -> bool:
         """True for the methods that draw unlabelled target batches and add an alignment loss."""
-        return self.method in ("dann", "coral", "mmd")
+        return self.method_entry.aligns
+
+    @property
+    def method_entry(self) -> AdaptationMethod:
+        """The `ADAPTATION_METHODS` entry of `--method`."""
+        return ADAPTATION_METHODS.get(self.method)
+
+    def alignment_loss_options(self) -> dict[str, object]:
+        """The fields an alignment loss may take (its entry says which)."""
+        return {name: getattr(self, name) for name in self.method_entry.loss_options}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,14 +241,17 @@ TargetDataArguments = create_prefixed_data_arguments(
 
 
 def check_transfer_strategy(strategy: str, task: str = "auto") -> None:
-    """Domain adaptation trains the backbone, so only `full` and `lora` fine-tuning apply; it adapts classifiers."""
+    """Domain adaptation trains the backbone in one stage (full or LoRA fine-tuning); it adapts classifiers."""
     if task not in ("auto", "single_label"):
         raise ConfigError(
             f"--task {task}: domain adaptation adapts classifiers (one class per row) for now; train a {task} model "
             "with recipes/finetune.py."
         )
-    if strategy not in ("full", "lora"):
+    # The strategies whose one stage fine-tunes the backbone (a probe stage would fit its head on source features).
+    adaptable = [entry.name for entry in STRATEGIES.entries() if entry.finetunes and not entry.probes]
+    if strategy not in adaptable:
+        reason = "does not train the backbone" if not STRATEGIES.get(strategy).finetunes else "starts with a probe"
         raise ConfigError(
-            f"--strategy {strategy} does not train the backbone, so there is nothing to adapt; use --strategy full "
-            "or --strategy lora with domain adaptation."
+            f"--strategy {strategy} {reason}, so there is nothing to adapt; use --strategy "
+            f"{' or --strategy '.join(adaptable)} with domain adaptation."
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import ConfigError
+from ..finetuning.strategies import STRATEGIES
 
 __all__ = ["AUGMENTATIONS", "AUTO_AUGMENT_POLICIES", "AugmentationArguments"]
 
@@ -129,7 +130,7 @@ class AugmentationArguments:
     def resolve_augmentation(self, strategy: str, task: str, modality: str = "vision") -> str:
         """The preset a run uses: `--augmentation`, or `auto`'s choice (`none`, see the class; text and the probe
         never augment)."""
-        if modality != "vision" or strategy == "linear_probe":
+        if modality != "vision" or not STRATEGIES.get(strategy).finetunes:
             return "none"
         if self.augmentation == "auto" and (self.auto_augment or self.random_erasing):
             return "basic"  # a policy or erasing asked for by itself comes with the crop and flip of `basic`
@@ -161,10 +162,12 @@ class AugmentationArguments:
                 "--augmentation, --auto_augment, --random_erasing, --mixup and --cutmix transform images; this is a "
                 f"{modality} model. Leave them out (--model_ema and --label_smoothing_factor work for every model)."
             )
-        if strategy == "linear_probe" and (augments or self.mixes or self.model_ema):
+        if not STRATEGIES.get(strategy).finetunes and (augments or self.mixes or self.model_ema):
+            training = ", ".join(entry.name for entry in STRATEGIES.entries() if entry.finetunes)
             raise ConfigError(
-                "The linear probe fits cached features of the evaluation transform: augmentation, Mixup / CutMix and "
-                "--model_ema need training; use --strategy full, lora or lp_ft, or leave them out."
+                f"The linear probe fits cached features of the evaluation transform (--strategy {strategy}): "
+                f"augmentation, Mixup / CutMix and --model_ema need training; use --strategy {training}, or leave "
+                "them out."
             )
         if self.mixes and task not in ("single_label", "multi_label"):
             raise ConfigError(

@@ -9,10 +9,12 @@ from typing import Literal, Optional
 
 from ..constants import MIN_TEMPERATURE
 from ..errors import ConfigError
+from ..models.pooling_modes import POOLING_MODES
+from .losses.registry import CONTRASTIVE_LOSSES
 
 __all__ = ["ContrastiveArguments", "ContrastiveLossName", "ViewsName"]
 
-ContrastiveLossName = Literal["ntxent", "in_batch", "supcon"]
+ContrastiveLossName = str  # a name of `CONTRASTIVE_LOSSES`
 ViewsName = Literal["auto", "augment", "dropout", "pair"]
 
 
@@ -21,7 +23,7 @@ class ContrastiveArguments:
     """How positives are made, which loss compares them, and how big the compared batch gets.
 
     Args:
-        contrastive_loss (`Literal["ntxent", "in_batch", "supcon"]`, defaults to `"ntxent"`):
+        contrastive_loss (`str`, defaults to `"ntxent"`): a name of `CONTRASTIVE_LOSSES`:
             `ntxent`: SimCLR's NT-Xent over the 2N views (2N - 2 negatives per view). `in_batch`: InfoNCE over
             (anchor, positive) pairs, sentence-transformers' MultipleNegativesRankingLoss (N - 1 negatives).
             `supcon`: supervised contrastive loss (Khosla et al. 2020), needs labels.
@@ -47,7 +49,7 @@ class ContrastiveArguments:
             0 puts the loss directly on the backbone's pooled embedding (SimCSE, sentence-transformers).
         projection_hidden_dim (`int`, *optional*):
             Hidden size of the 2-layer head. Default: the backbone's embedding size.
-        pooling (`Literal["mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"]`, *optional*):
+        pooling (`str`, *optional*): a mode of `hf_transfer.models.pooling_modes.POOLING_MODES`:
             Pooled embedding that is trained (`hf_transfer.models.pooling`). Default: the pooling a sentence-transformers
             checkpoint ships (`modules.json`), else mean (text) / the model's pooler (vision). A text
             classifier from `recipes/finetune.py` reads BERT's `pooler` (CLS, dense, tanh): pick `pooler` to
@@ -95,9 +97,8 @@ class ContrastiveArguments:
     contrastive_loss: ContrastiveLossName = field(
         default="ntxent",
         metadata={
-            "help": "ntxent (SimCLR/SimCSE NT-Xent over 2N views), in_batch (InfoNCE over anchor/positive "
-            "pairs, sentence-transformers' MultipleNegativesRankingLoss) or supcon (supervised contrastive, "
-            "Khosla et al. 2020; needs labels). Default ntxent."
+            "help": "; ".join(f"{entry.name}: {entry.description}" for entry in CONTRASTIVE_LOSSES.entries())
+            + ". Default ntxent."
         },
     )
     views: ViewsName = field(
@@ -155,11 +156,11 @@ class ContrastiveArguments:
         default=None,
         metadata={"help": "Hidden size of the 2-layer projection head. Default: the backbone's embedding size."},
     )
-    pooling: Optional[Literal["mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"]] = field(
+    pooling: Optional[str] = field(
         default=None,
         metadata={
-            "help": "Pooled embedding to train: mean, cls, max, mean_sqrt_len, weightedmean, lasttoken or pooler "
-            "(the model's pooler_output). Default: the pooling of a sentence-transformers checkpoint "
+            "help": f"Pooled embedding to train: {', '.join(POOLING_MODES.names())} (pooler: the model's "
+            "pooler_output). Default: the pooling of a sentence-transformers checkpoint "
             "(modules.json), else mean for text, pooler for vision. recipes/finetune.py's BERT classifier "
             "reads `pooler`."
         },
@@ -268,10 +269,13 @@ class ContrastiveArguments:
                 f"--pair_column {self.pair_column!r} gives pairs, but --views is {self.views!r}. Drop --views "
                 "(or pass --views pair), or drop --pair_column."
             )
-        if self.pair_column and self.contrastive_loss == "supcon":
+        loss = CONTRASTIVE_LOSSES.get(self.contrastive_loss)
+        if self.pooling is not None:
+            POOLING_MODES.check(self.pooling)
+        if self.pair_column and not loss.accepts_pairs:
             raise ConfigError(
-                "--contrastive_loss supcon makes positives from labels and two views of one input; it does not use "
-                "--pair_column. Use --contrastive_loss in_batch for pairs, or drop --pair_column."
+                f"--contrastive_loss {loss.name} makes positives from labels and two views of one input; it does not "
+                "use --pair_column. Use --contrastive_loss in_batch for pairs, or drop --pair_column."
             )
         if self.projection_dim < 0:
             raise ConfigError(f"--projection_dim must be >= 0 (0: no projection head); got {self.projection_dim}.")
@@ -298,7 +302,7 @@ class ContrastiveArguments:
         ):
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{flag} must be a probability in [0, 1]; got {value}.")
-        if self.symmetric and self.contrastive_loss != "in_batch":
+        if self.symmetric and not loss.has_symmetric_option:
             warnings.warn(
                 f"--symmetric only changes --contrastive_loss in_batch; with {self.contrastive_loss} it has no effect "
                 "(NT-Xent and SupCon already score both views).",
@@ -312,7 +316,7 @@ class ContrastiveArguments:
 
     @property
     def needs_labels(self) -> bool:
-        return self.contrastive_loss == "supcon"
+        return CONTRASTIVE_LOSSES.get(self.contrastive_loss).needs_labels
 
     def resolve_views(self, modality: Literal["text", "vision"]) -> Literal["augment", "dropout", "pair"]:
         """The concrete view maker for a modality; raises `ConfigError` when it does not fit."""

@@ -7,12 +7,10 @@ from typing import Literal, Optional
 
 from ..constants import DEFAULT_L2_GRID, TASKS
 from ..errors import ConfigError
+from ..models.pooling_modes import CLASSIFIER_POOLINGS, HEAD_POOLING
+from .strategies import FINETUNE_METHODS, STRATEGIES, Strategy
 
 __all__ = ["STRATEGIES", "CLASSIFIER_POOLINGS", "LoraArguments", "TransferArguments"]
-
-STRATEGIES = ("linear_probe", "full", "lora", "lp_ft")
-# `head` (the stock classification head) or a mode of `hf_transfer.models.pooling` except its `pooler`.
-CLASSIFIER_POOLINGS = ("head", "mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken")
 
 
 @dataclass
@@ -55,7 +53,7 @@ class TransferArguments:
             validation and saved), `regression` (a numeric target: MSE on standardised targets, a head that
             predicts raw units, a ridge probe), `token_classification` (a tag per word: AutoModelForTokenClassification,
             seqeval scores), or `auto` (`hf_transfer.data.targets.resolve_task`).
-        strategy (`Literal["linear_probe", "full", "lora", "lp_ft"]`): `linear_probe` fits a logistic
+        strategy (`str`): a name of `hf_transfer.finetuning.strategies.STRATEGIES`: `linear_probe` fits a logistic
             regression on cached frozen features; `full` fine-tunes every weight; `lora` trains LoRA
             adapters through peft plus the new head; `lp_ft` probes first and starts fine-tuning from
             the probe's head (Kumar et al. 2022, https://arxiv.org/abs/2202.10054).
@@ -90,12 +88,9 @@ class TransferArguments:
             "for numbers that are not all whole, else single_label."
         },
     )
-    strategy: Literal["linear_probe", "full", "lora", "lp_ft"] = field(
+    strategy: str = field(
         default="lora",
-        metadata={
-            "help": "linear_probe: logistic regression on cached frozen features. full: fine-tune all weights. "
-            "lora: peft LoRA adapters + new head. lp_ft: linear probe, then fine-tune from its head."
-        },
+        metadata={"help": " ".join(f"{entry.name}: {entry.description}." for entry in STRATEGIES.entries())},
     )
     lp_ft_finetune: Literal["full", "lora"] = field(
         default="full", metadata={"help": "Fine-tuning stage used by --strategy lp_ft: full or lora."}
@@ -155,9 +150,8 @@ class TransferArguments:
     def __post_init__(self) -> None:
         if self.task not in ("auto", *TASKS):
             raise ConfigError(f"--task {self.task!r} is not one of auto, {', '.join(TASKS)}.")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"--strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}.")
-        if self.lp_ft_finetune not in ("full", "lora"):
+        STRATEGIES.check(self.strategy)
+        if self.lp_ft_finetune not in FINETUNE_METHODS:
             raise ConfigError(f"--lp_ft_finetune {self.lp_ft_finetune!r} must be `full` or `lora`.")
         if not 0.0 < self.layer_decay <= 1.0:
             raise ConfigError(f"--layer_decay {self.layer_decay} must be in (0, 1]; use 1.0 to disable it.")
@@ -174,8 +168,7 @@ class TransferArguments:
             raise ConfigError("--probe_max_iter and --feature_batch_size must be positive.")
         if self.pooling is not None and self.pooling not in CLASSIFIER_POOLINGS:
             raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(CLASSIFIER_POOLINGS)}.")
-        uses_lora = self.strategy == "lora" or (self.strategy == "lp_ft" and self.lp_ft_finetune == "lora")
-        if self.merge_lora and not uses_lora:
+        if self.merge_lora and self.finetune_method != "lora":
             raise ConfigError(
                 "--merge_lora only applies to LoRA training: use --strategy lora (or lp_ft with --lp_ft_finetune lora)."
             )
@@ -195,13 +188,15 @@ class TransferArguments:
         (tweets / BBC, 3 seeds, benchmarks/RESULTS.md), but it would save LoRA merged, without its adapter."""
         if self.pooling is not None:
             return self.pooling
-        return "auto" if aligns_features or self.strategy in ("linear_probe", "lp_ft") else "head"
+        return "auto" if aligns_features or self.strategy_entry.starts_from_frozen_features else HEAD_POOLING
+
+    @property
+    def strategy_entry(self) -> Strategy:
+        """The `STRATEGIES` entry of `--strategy`: which stages the run has."""
+        return STRATEGIES.get(self.strategy)
 
     @property
     def finetune_method(self) -> Optional[str]:
         """`full`, `lora`, or None for a probe-only run."""
-        if self.strategy == "linear_probe":
-            return None
-        if self.strategy == "lp_ft":
-            return self.lp_ft_finetune
-        return self.strategy
+        entry = self.strategy_entry
+        return getattr(self, entry.finetune_method_flag) if entry.finetune_method_flag else entry.finetune_method

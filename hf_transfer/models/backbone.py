@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 
-from ..errors import ModelLoadError
 from .arguments import ModelArguments
 from .loading import Modality, infer_model_modality, load_config, load_processor, readable_weights, resolve_model_path
-from .pooling import POOLING_MODES, Pooling, pool_tokens, read_sentence_transformers_pooling
+from .pooling import Pooling, pool_tokens, read_sentence_transformers_pooling
+from .pooling_modes import POOLING_MODES
 
 __all__ = ["Backbone", "create_backbone"]
 
@@ -64,7 +64,7 @@ class Backbone(nn.Module):
 
     def pool_outputs(self, outputs: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The embedding `(B, D)` from the model's outputs on `inputs`."""
-        if self.pooling == "pooler" or self.modality == "vision":
+        if self.modality == "vision" or POOLING_MODES.get(self.pooling).pool is None:
             pooled = getattr(outputs, "pooler_output", None)
             if pooled is None:
                 pooled = outputs.last_hidden_state[:, 0]
@@ -75,7 +75,8 @@ class Backbone(nn.Module):
         """One intermediate layer's output as `(B, D)`: text pooled as the embedding is (over the attention mask),
         token maps `(B, N, D)` averaged over tokens, feature maps `(B, C, H, W)` over positions."""
         if self.modality == "text":
-            mode = "mean" if self.pooling == "pooler" else self.pooling
+            # An intermediate layer has no pooler: its tokens are averaged instead.
+            mode = self.pooling if POOLING_MODES.get(self.pooling).pool is not None else "mean"
             return pool_tokens(hidden, inputs["attention_mask"], mode)
         if hidden.dim() == 4:
             return hidden.mean(dim=(2, 3))
@@ -112,8 +113,8 @@ def create_backbone(
             trust_remote_code=model_args.trust_remote_code,
         )
     processor = load_processor(path, modality, model_args)
-    if pooling is not None and pooling not in POOLING_MODES:
-        raise ModelLoadError(f"--pooling {pooling!r} is not one of {', '.join(POOLING_MODES)}.")
+    if pooling is not None:
+        POOLING_MODES.check(pooling)
     if pooling is None and modality == "text":
         pooling = read_sentence_transformers_pooling(path)
         if pooling:

@@ -5,9 +5,7 @@ A sentence-transformers checkpoint (all-MiniLM-L6-v2, BGE, E5, ...) says how its
 another pooling throws away what the checkpoint was trained for, so the backbone's default comes from there
 (`read_sentence_transformers_pooling`), and `--pooling` overrides it.
 
-Modes: `mean`, `cls` (first token), `max`, `mean_sqrt_len`, `weightedmean` (position-weighted, as
-sentence-transformers), `lasttoken` (the last non-padding token, for decoder embedders), and `pooler` (the model's
-own `pooler_output`, e.g. BERT's dense + tanh, or a vision backbone's globally pooled features).
+The modes are the entries of `hf_transfer.models.pooling_modes.POOLING_MODES`; each names its function here.
 """
 
 from __future__ import annotations
@@ -15,25 +13,34 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 
-__all__ = ["POOLING_MODES", "Pooling", "pool_tokens", "read_sentence_transformers_pooling"]
+from .pooling_modes import POOLING_MODES
+
+__all__ = [
+    "POOLING_MODES",
+    "Pooling",
+    "pool_tokens",
+    "read_sentence_transformers_pooling",
+    "pool_mean",
+    "pool_cls",
+    "pool_max",
+    "pool_mean_sqrt_len",
+    "pool_weightedmean",
+    "pool_lasttoken",
+]
 
 logger = logging.getLogger(__name__)
 
-Pooling = Literal["mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler"]
-POOLING_MODES: tuple[str, ...] = ("mean", "cls", "max", "mean_sqrt_len", "weightedmean", "lasttoken", "pooler")
+Pooling = str  # a name of `POOLING_MODES`
 
-# sentence-transformers' Pooling config keys, in its own order of precedence when several are set.
+# sentence-transformers' Pooling config keys (a config that sets several concatenates modes: not read here).
 _ST_POOLING_KEYS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "lasttoken",
+    mode.sentence_transformers_key: mode.name
+    for mode in POOLING_MODES.entries()
+    if mode.sentence_transformers_key is not None
 }
 
 
@@ -65,23 +72,47 @@ def read_sentence_transformers_pooling(path: str) -> Optional[str]:
 
 
 def pool_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
-    """One vector per row from token states `hidden` (B, T, D) and `attention_mask` (B, T)."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    """One vector per row from token states `hidden` (B, T, D) and `attention_mask` (B, T), pooled as the
+    `POOLING_MODES` entry `mode` says (`pooler` reads the model's output instead: it has no token function)."""
+    entry = POOLING_MODES.get(mode)
+    if entry.pool is None:
+        raise ValueError(f"--pooling {mode} reads the model's pooler_output, not its token states.")
+    return entry.pool(hidden, attention_mask)
+
+
+def _mask(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    return attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+
+
+def pool_cls(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The first attended token: position 0 under right padding."""
     rows = torch.arange(hidden.shape[0], device=hidden.device)
-    if mode == "cls":  # the first attended token: position 0 under right padding
-        return hidden[rows, attention_mask.long().argmax(1)]
-    if mode in ("mean", "mean_sqrt_len"):
-        total = (hidden * mask).sum(1)  # (B, D)
-        count = mask.sum(1).clamp(min=1e-9)  # (B, 1)
-        return total / (count if mode == "mean" else count.sqrt())
-    if mode == "max":
-        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(1).values
-    if mode == "weightedmean":
-        weights = torch.arange(1, hidden.shape[1] + 1, device=hidden.device, dtype=hidden.dtype)
-        weights = weights.view(1, -1, 1) * mask  # (B, T, 1)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-    if mode == "lasttoken":
-        positions = torch.arange(hidden.shape[1], device=hidden.device).expand_as(attention_mask)
-        last = (positions * attention_mask.long()).argmax(1)  # (B,) the last attended position, either padding side
-        return hidden[rows, last]
-    raise ValueError(f"Unknown pooling {mode!r}; use one of {', '.join(POOLING_MODES)}.")
+    return hidden[rows, attention_mask.long().argmax(1)]  # (B, D)
+
+
+def pool_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = _mask(hidden, attention_mask)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, D)
+
+
+def pool_mean_sqrt_len(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = _mask(hidden, attention_mask)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9).sqrt()  # (B, D)
+
+
+def pool_max(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = _mask(hidden, attention_mask)
+    return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(1).values  # (B, D)
+
+
+def pool_weightedmean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    weights = torch.arange(1, hidden.shape[1] + 1, device=hidden.device, dtype=hidden.dtype)
+    weights = weights.view(1, -1, 1) * _mask(hidden, attention_mask)  # (B, T, 1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # (B, D)
+
+
+def pool_lasttoken(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The last attended position, whichever side the padding is on."""
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    positions = torch.arange(hidden.shape[1], device=hidden.device).expand_as(attention_mask)
+    return hidden[rows, (positions * attention_mask.long()).argmax(1)]  # (B, D)

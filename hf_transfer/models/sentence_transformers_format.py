@@ -19,6 +19,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from .pooling_modes import POOLING_MODES
+
 __all__ = ["IDENTITY", "TANH", "write_sentence_transformers_files"]
 
 IDENTITY = "torch.nn.modules.linear.Identity"
@@ -53,7 +55,8 @@ def write_sentence_transformers_files(
 ) -> None:
     """Describe the transformer saved at `output_dir` as a sentence-transformers model (see the module docstring).
 
-    `pooling` is one of `hf_transfer.models.pooling.POOLING_MODES` except `pooler` (export the pooler as a Dense module).
+    `pooling` is a mode of `hf_transfer.models.pooling_modes.POOLING_MODES` with a sentence-transformers key (for
+    `pooler`, export the pooler as a Dense module).
     """
     output_dir = Path(output_dir)
     modules = [
@@ -64,12 +67,11 @@ def write_sentence_transformers_files(
         output_dir / "1_Pooling" / "config.json",
         {
             "word_embedding_dimension": embedding_dim,
-            "pooling_mode_cls_token": pooling == "cls",
-            "pooling_mode_mean_tokens": pooling == "mean",
-            "pooling_mode_max_tokens": pooling == "max",
-            "pooling_mode_mean_sqrt_len_tokens": pooling == "mean_sqrt_len",
-            "pooling_mode_weightedmean_tokens": pooling == "weightedmean",
-            "pooling_mode_lasttoken": pooling == "lasttoken",
+            **{
+                mode.sentence_transformers_key: mode.name == pooling
+                for mode in POOLING_MODES.entries()
+                if mode.sentence_transformers_key is not None
+            },
         },
     )
     for linear, activation in dense:

@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Optional
 
 from torch import nn
 
-from .coral import CORALLoss
-from .dann import DANNLoss
-from .mmd import MMDLoss
+from ..methods import ADAPTATION_METHODS
 
 __all__ = ["ALIGNMENT_METHODS", "create_alignment_loss"]
 
-ALIGNMENT_METHODS = ("dann", "coral", "mmd")
+ALIGNMENT_METHODS: tuple[str, ...] = tuple(entry.name for entry in ADAPTATION_METHODS.entries() if entry.aligns)
 
 
-def create_alignment_loss(
-    method: str,
-    feature_dim: int,
-    *,
-    dann_hidden_size: int = 256,
-    dann_dropout: float = 0.5,
-    mmd_num_kernels: int = 5,
-    mmd_kernel_mul: float = 2.0,
-    mmd_estimator: Literal["biased", "linear"] = "biased",
-) -> Optional[nn.Module]:
-    """The alignment loss of `method` (`dann`, `coral`, `mmd`), or None for methods without one."""
-    if method == "dann":
-        return DANNLoss(feature_dim, hidden_size=dann_hidden_size, dropout=dann_dropout)
-    if method == "coral":
-        return CORALLoss()
-    if method == "mmd":
-        return MMDLoss(num_kernels=mmd_num_kernels, kernel_mul=mmd_kernel_mul, estimator=mmd_estimator)
-    return None
+def create_alignment_loss(method: str, feature_dim: int, **options: Any) -> Optional[nn.Module]:
+    """The alignment loss of the `ADAPTATION_METHODS` entry `method`, or None for methods without one.
+
+    `options` are `DomainAdaptationArguments` fields (`dann_hidden_size=...`, `mmd_num_kernels=...`); each loss
+    takes the ones its entry maps, and the others are ignored.
+    """
+    entry = ADAPTATION_METHODS.get(method)
+    if entry.alignment_loss is None:
+        return None
+    kwargs = {argument: options[option] for option, argument in entry.loss_options.items() if option in options}
+    if entry.loss_takes_feature_dim:
+        return entry.alignment_loss(feature_dim, **kwargs)
+    return entry.alignment_loss(**kwargs)

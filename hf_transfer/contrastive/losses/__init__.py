@@ -24,7 +24,8 @@ References:
     - lightly's `NTXentLoss` (lightly/loss/ntx_ent_loss.py), sentence-transformers' `MultipleNegativesRankingLoss`.
 
 One loss per module, as in sentence-transformers' `losses/`: `ntxent`, `in_batch_negatives`, `supcon`; their shared
-`base` (temperature, gather) and `temperature`; `factory` builds the one `ContrastiveArguments` names.
+`base` (temperature, gather) and `temperature`; `registry` names them (one entry per loss), `factory` builds the one
+`ContrastiveArguments` names.
 """
 
 from ...constants import MIN_TEMPERATURE
@@ -32,6 +33,7 @@ from .base import ContrastiveLoss
 from .factory import create_contrastive_loss
 from .in_batch_negatives import InBatchNegativesLoss, in_batch_negatives_loss
 from .ntxent import NTXentLoss, ntxent_loss
+from .registry import CONTRASTIVE_LOSSES, ContrastiveLossEntry
 from .supcon import SupConLoss, supcon_loss
 from .temperature import Temperature
 
@@ -46,4 +48,6 @@ __all__ = [
     "in_batch_negatives_loss",
     "supcon_loss",
     "create_contrastive_loss",
+    "CONTRASTIVE_LOSSES",
+    "ContrastiveLossEntry",
 ]

@@ -6,23 +6,21 @@ from typing import Any
 
 from torch import nn
 
-from .in_batch_negatives import InBatchNegativesLoss
-from .ntxent import NTXentLoss
-from .supcon import SupConLoss
+from .registry import CONTRASTIVE_LOSSES
 
 __all__ = ["create_contrastive_loss"]
 
 
 def create_contrastive_loss(args: Any) -> nn.Module:
-    """The loss named by `ContrastiveArguments.contrastive_loss`, with its temperature and gather settings."""
-    common: dict[str, Any] = dict(
+    """The loss named by `ContrastiveArguments.contrastive_loss` (an unknown name is a `ConfigError`), with its
+    temperature and gather settings."""
+    entry = CONTRASTIVE_LOSSES.get(args.contrastive_loss)
+    kwargs: dict[str, Any] = dict(
         temperature=args.temperature,
         learnable_temperature=args.learnable_temperature,
         min_temperature=args.min_temperature,
         gather_across_processes=args.gather_across_processes,
     )
-    if args.contrastive_loss == "in_batch":
-        return InBatchNegativesLoss(symmetric=args.symmetric, **common)
-    if args.contrastive_loss == "supcon":
-        return SupConLoss(**common)
-    return NTXentLoss(**common)
+    if entry.has_symmetric_option:
+        kwargs["symmetric"] = args.symmetric
+    return entry.loss_class(**kwargs)

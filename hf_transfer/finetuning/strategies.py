@@ -1,0 +1,80 @@
+"""The transfer strategies by name (`--strategy`): each is one entry that says which stages it runs.
+
+A strategy is at most two stages: the linear probe on cached frozen features, then fine-tuning with `Trainer`
+(full or LoRA). `recipes/finetune.py` asks the entry which stages to run and how they connect (LP-FT's fine-tuning
+starts from the probe's head), `compare` lists the entries, domain adaptation accepts the ones that train the
+backbone. Adding a strategy is one entry here (and its stage code, when it brings a new kind of stage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .._registry import Registry
+
+__all__ = ["Strategy", "STRATEGIES", "FINETUNE_METHODS"]
+
+# What the fine-tuning stage trains: every weight, or LoRA adapters (peft) and the new head.
+FINETUNE_METHODS: tuple[str, ...] = ("full", "lora")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A way to transfer a backbone to a labelled task.
+
+    Args:
+        name: its `--strategy` value.
+        description: one line for `--help`, the docs and `compare`.
+        probes: runs the linear probe (cached frozen features + a fitted head) first.
+        finetune_method: what its fine-tuning stage trains (`full` or `lora`); None when it has no such stage.
+        finetune_method_flag: the `TransferArguments` field that chooses `finetune_method` instead (LP-FT's
+            `lp_ft_finetune`).
+        paper: where it comes from, for the card.
+    """
+
+    name: str
+    description: str
+    probes: bool = False
+    finetune_method: Optional[str] = None
+    finetune_method_flag: Optional[str] = None
+    paper: Optional[str] = None
+
+    @property
+    def finetunes(self) -> bool:
+        """Whether it trains the backbone (a `Trainer` stage: checkpoints, resumption, augmentation)."""
+        return self.finetune_method is not None or self.finetune_method_flag is not None
+
+    @property
+    def head_from_probe(self) -> bool:
+        """Fine-tuning starts from the probe's fitted head instead of a new one."""
+        return self.probes and self.finetunes
+
+    @property
+    def starts_from_frozen_features(self) -> bool:
+        """The pretrained embedding is used as it is (at least at first): pool as the checkpoint was trained."""
+        return self.probes
+
+
+STRATEGIES: Registry[Strategy] = Registry("strategy", "--strategy")
+STRATEGIES.register(
+    Strategy("linear_probe", "logistic regression (ridge for regression) on cached frozen features", probes=True)
+)
+STRATEGIES.register(Strategy("full", "fine-tune every weight with a new head", finetune_method="full"))
+STRATEGIES.register(
+    Strategy(
+        "lora",
+        "peft LoRA adapters plus a new head (Hu et al. 2021)",
+        finetune_method="lora",
+        paper="https://arxiv.org/abs/2106.09685",
+    )
+)
+STRATEGIES.register(
+    Strategy(
+        "lp_ft",
+        "the linear probe, then fine-tuning (--lp_ft_finetune full or lora) from the probe's head (Kumar et al. 2022)",
+        probes=True,
+        finetune_method_flag="lp_ft_finetune",
+        paper="https://arxiv.org/abs/2202.10054",
+    )
+)

@@ -1,0 +1,94 @@
+"""The registries of kinds (strategies, adaptation methods, contrastive losses, pooling modes): an unknown name is one
+error listing the known ones, never a silent default, and every entry resolves to its implementation."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from hf_transfer._registry import LazyReference, Registry
+from hf_transfer.adaptation import ADAPTATION_METHODS, DomainAdaptationArguments, create_alignment_loss
+from hf_transfer.contrastive import ContrastiveArguments
+from hf_transfer.contrastive.losses import CONTRASTIVE_LOSSES, create_contrastive_loss
+from hf_transfer.errors import ConfigError
+from hf_transfer.finetuning import STRATEGIES, TransferArguments
+from hf_transfer.models.pooling import pool_tokens
+from hf_transfer.models.pooling_modes import CLASSIFIER_POOLINGS, POOLING_MODES
+
+
+def test_registry_refuses_unknown_names_and_duplicates():
+    registry = Registry("colour", "--colour")
+    registry.register(SimpleNamespace(name="red"))
+    registry.register(SimpleNamespace(name="blue"))
+    assert registry.names() == ("red", "blue") and list(registry) == ["red", "blue"] and "red" in registry
+    with pytest.raises(ConfigError, match=r"^--colour 'green' is not one of red, blue\.$"):
+        registry.get("green")
+    with pytest.raises(ValueError, match="registered already"):
+        registry.register(SimpleNamespace(name="red"))
+
+
+def _loss_args(name):
+    return SimpleNamespace(
+        contrastive_loss=name,
+        temperature=0.1,
+        learnable_temperature=False,
+        min_temperature=0.01,
+        gather_across_processes=False,
+        symmetric=True,
+    )
+
+
+def test_an_unknown_contrastive_loss_is_refused_not_replaced_by_ntxent():
+    """The factory used to end in a fall-through that returned NT-Xent for any name it did not know."""
+    with pytest.raises(ConfigError, match="--contrastive_loss 'triplet' is not one of ntxent, in_batch, supcon"):
+        create_contrastive_loss(_loss_args("triplet"))
+    with pytest.raises(ConfigError, match="is not one of"):
+        ContrastiveArguments(contrastive_loss="triplet")
+
+
+@pytest.mark.parametrize("name", CONTRASTIVE_LOSSES.names())
+def test_every_contrastive_loss_entry_builds_its_module(name):
+    loss = create_contrastive_loss(_loss_args(name))
+    assert type(loss).__name__ == CONTRASTIVE_LOSSES.get(name).loss_class.target.rpartition(":")[2]
+    anchors, positives = torch.randn(4, 8), torch.randn(4, 8)
+    labels = torch.tensor([0, 0, 1, 1])
+    assert torch.isfinite(loss(anchors, positives, labels=labels))
+
+
+@pytest.mark.parametrize("name", ADAPTATION_METHODS.names())
+def test_every_adaptation_method_entry_builds_its_loss(name):
+    entry = ADAPTATION_METHODS.get(name)
+    arguments = DomainAdaptationArguments(method=name)
+    loss = create_alignment_loss(name, 6, **arguments.alignment_loss_options())
+    assert (loss is None) == (not entry.aligns) == (not arguments.uses_alignment)
+    with pytest.raises(ConfigError, match="--method 'adda' is not one of source_only, dann"):
+        DomainAdaptationArguments(method="adda")
+
+
+def test_every_token_pooling_mode_pools_and_the_classifier_poolings_are_the_exportable_ones():
+    hidden, mask = torch.randn(2, 5, 4), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    for entry in POOLING_MODES.entries():
+        if entry.pool is not None:
+            assert pool_tokens(hidden, mask, entry.name).shape == (2, 4)
+    assert CLASSIFIER_POOLINGS[0] == "head" and "pooler" not in CLASSIFIER_POOLINGS
+    with pytest.raises(ConfigError, match="--pooling 'median' is not one of mean, cls"):
+        pool_tokens(hidden, mask, "median")
+
+
+def test_strategies_say_their_stages():
+    stages = {
+        name: (STRATEGIES.get(name).probes, TransferArguments(strategy=name).finetune_method) for name in STRATEGIES
+    }
+    assert stages == {
+        "linear_probe": (True, None),
+        "full": (False, "full"),
+        "lora": (False, "lora"),
+        "lp_ft": (True, "full"),
+    }
+    assert TransferArguments(strategy="lp_ft", lp_ft_finetune="lora").finetune_method == "lora"
+    with pytest.raises(ConfigError, match="--strategy 'setfit_like' is not one of linear_probe, full, lora, lp_ft"):
+        TransferArguments(strategy="setfit_like")
+
+
+def test_lazy_reference_imports_on_use():
+    assert LazyReference("math:sqrt")(16.0) == 4.0
