@@ -18,12 +18,12 @@ export TOKENIZERS_PARALLELISM ?= false
 # The suite runs in TEST_WORKERS processes (pytest-xdist), one torch thread each: two single-threaded workers use
 # two cores far better than one two-threaded. Recipes run inside the worker (tests/recipe_runner.py) except where a
 # test needs the real command line; what they saved is reloaded in a fresh interpreter. `worksteal` rebalances the
-# uneven tail (a few one-minute integration runs among many one-second tests). Measured here: 416-495 tests in 682-936 s
-# (it was 1,218 s with a fresh interpreter per recipe run).
+# uneven tail (a few one-minute integration runs among many one-second tests). How long it takes:
+# benchmarks/RESULTS.md, "Test-suite time".
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist worksteal
 
-.PHONY: install demo test test-fast lint format fashion-mnist clean
+.PHONY: install demo test test-fast lint docs format fashion-mnist clean
 
 install: $(STAMP)
 
@@ -45,12 +45,20 @@ demo: install
 test: install fashion-mnist
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest $(XDIST) tests
 
-# ruff's formatter and lint rules from pyproject.toml ([tool.ruff]); CI runs it before the tests.
-# `make format` rewrites the files the way `make lint` checks them.
+# ruff's formatter and lint rules from pyproject.toml ([tool.ruff]), then the documentation build; CI runs it
+# before the tests. `make format` rewrites the files the way `make lint` checks them.
 LINTED := hf_transfer recipes tests benchmarks
-lint: install
+lint: install docs
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/ruff check $(LINTED)
+
+# The documentation site (mkdocs.yml, docs/): --strict fails on a broken link or anchor and on a page missing from
+# nav. mkdocs does not read README.md, so the files it links to are checked here.
+SITE_DIR ?= site
+docs: install
+	$(VENV)/bin/mkdocs build --strict --site-dir $(SITE_DIR)
+	@missing=$$(grep -oE '\]\([^)# ]+' README.md | cut -c3- | grep -v : | sort -u | while read -r f; do [ -e "$$f" ] || echo "$$f"; done); \
+	if [ -n "$$missing" ]; then echo "README.md links to missing files: $$missing"; exit 1; fi
 
 format: install
 	$(VENV)/bin/ruff format $(LINTED)
@@ -61,4 +69,4 @@ test-fast: install
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest $(XDIST) tests -m "not integration"
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs .pytest_cache $(SITE_DIR)
