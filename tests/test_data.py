@@ -230,9 +230,11 @@ def test_files_with_int_labels(cache_dir, tmp_path, suffix):
 
 def test_non_contiguous_int_and_integral_float_labels(cache_dir, tmp_path):
     frame = pd.DataFrame({"text": [t for t, _ in ROWS], "rating": [float(1 + 4 * (i % 2)) for i in range(len(ROWS))]})
-    dd = load(cache_dir, train_file=write_table(tmp_path / "train.csv", frame))
-    assert dd["train"].features["label"].names == ["1", "5"]
+    dd = load(cache_dir, train_file=write_table(tmp_path / "train.parquet", frame))
+    assert dd["train"].features["label"].names == ["1", "5"]  # whole floats of a typed column are integer ids
     assert set(dd["train"]["label"]) == {0, 1}
+    dd = load(cache_dir, train_file=write_table(tmp_path / "train.csv", frame))
+    assert dd["train"].features["label"].names == ["1.0", "5.0"]  # a csv's cells are class names as written
 
 
 def test_column_flags_pick_columns(cache_dir, tmp_path):

@@ -62,8 +62,13 @@ def topic_files(tmp_path_factory):
 
 
 def test_separated_names_and_label_lists_are_multi_label(topic_files, tmp_path):
+    """Names joined by the separator are several labels under --task multi_label; under auto they stop the run (a
+    comma can as well be part of a name), while real lists are multi-label under auto."""
     train, test = topic_files
-    splits = load_transfer_dataset(DataArguments(train_file=train, test_file=test, label_column="topics"), task="auto")
+    data = DataArguments(train_file=train, test_file=test, label_column="topics")
+    with pytest.raises(DataError, match=r"cells holding ','.*pass --task multi_label if .* or --task single_label"):
+        load_transfer_dataset(data, task="auto")
+    splits = load_transfer_dataset(data, task="multi_label")
     assert infer_task(splits) == "multi_label"
     assert label_names_of(splits, DataArguments(train_file=train)) == ["food", "music", "sports"]
     empty = sum(1 for labels in splits["train"]["label"] if not labels)
@@ -77,8 +82,10 @@ def test_separated_names_and_label_lists_are_multi_label(topic_files, tmp_path):
     pipes = _write_csv(tmp_path / "pipes.csv", [(f"t{i}", ["a|b", "b", "a"][i % 3]) for i in range(30)])
     piped = load_transfer_dataset(DataArguments(train_file=pipes, label_column="topics", label_separator="|"))
     assert infer_task(piped) == "single_label"  # the default task of other recipes is one class per row
+    with pytest.raises(DataError, match=r"pass --task multi_label --label_separator '\|' if"):
+        load_transfer_dataset(DataArguments(train_file=pipes, label_column="topics", label_separator="|"), task="auto")
     piped = load_transfer_dataset(
-        DataArguments(train_file=pipes, label_column="topics", label_separator="|"), task="auto"
+        DataArguments(train_file=pipes, label_column="topics", label_separator="|"), task="multi_label"
     )
     assert label_names_of(piped, DataArguments(train_file=pipes)) == ["a", "b"]
 
@@ -168,7 +175,7 @@ import json, os, sys, numpy as np, torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 from hf_transfer.data import DataArguments, load_transfer_dataset
 out, base, train, test = sys.argv[1:5]
-rows = load_transfer_dataset(DataArguments(train_file=train, test_file=test, label_column="topics"), task="auto")["test"]
+rows = load_transfer_dataset(DataArguments(train_file=train, test_file=test, label_column="topics"), task="multi_label")["test"]
 texts, names = list(rows["text"]), rows.features["label"].feature.names
 truth = np.zeros((len(rows), len(names)), dtype=bool)
 for i, labels in enumerate(rows["label"]):
@@ -222,7 +229,17 @@ TWO_PROCESSES = [str(Path(sys.executable).parent / "accelerate"), "launch", "--n
 
 def _train_and_reload(base, strategy, settings, topic_files, out, launcher=None) -> tuple[dict, dict]:
     return finetune_and_reload(
-        RELOAD, base, strategy, topic_files, out, "--label_column", "topics", *settings, launcher=launcher
+        RELOAD,
+        base,
+        strategy,
+        topic_files,
+        out,
+        "--label_column",
+        "topics",
+        "--task",
+        "multi_label",
+        *settings,
+        launcher=launcher,
     )
 
 
@@ -286,6 +303,8 @@ def test_image_multi_label_from_a_csv_of_paths(family, strategy, tmp_path):
             "colours",
             "--label_separator",
             ";",
+            "--task",
+            "multi_label",
             "--strategy",
             strategy,
             "--per_device_train_batch_size",

@@ -9,6 +9,11 @@ source (a built-in offline set, a Hub id, csv/tsv/json/jsonl/parquet files, or i
 - columns `text` (string) *or* `image` (`datasets.Image`, PIL when read), and `label`, a
   `datasets.ClassLabel` with names that is identical across all splits. Every other column is dropped.
 
+Labels keep the meaning they have in the file: a csv's cells are text, so `1`, `01` and `1.0` are three names (two
+that are one number written differently stop the run, as do names differing only in letter case); names joined by
+`--label_separator` are several labels only under `--task multi_label`; text is a number only in the dot format
+(`1.5`, never `1,5`), and a regression target must be finite in float32. Every file, csv to CoNLL, must be UTF-8.
+
 Every step is a seeded, cached `datasets` transform, so loading the same thing twice gives the same
 `_fingerprint` for every split; downstream code keys its feature caches on it.
 

@@ -139,8 +139,9 @@ class DataArguments:
     label_separator: str = field(
         default=DEFAULT_LABEL_SEPARATOR,
         metadata={
-            "help": "What separates several labels in one text cell of a multi-label column (`sports,politics`); "
-            f"a cell that holds it makes --task auto read the column as multi-label. Default '{DEFAULT_LABEL_SEPARATOR}'."
+            "help": "What separates several labels in one text cell of a multi-label column (`sports,politics`), "
+            "read so under --task multi_label only; under --task auto a cell that holds it stops the run, asking "
+            f"for --task multi_label or --task single_label. Default '{DEFAULT_LABEL_SEPARATOR}'."
         },
     )
     validation_split_percentage: float = field(

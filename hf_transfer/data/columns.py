@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import io
-from typing import Literal, Optional, Union
+import re
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +24,13 @@ __all__ = [
     "verify_images",
     "null_rows",
     "rows_text",
+    "dot_number",
+    "is_text",
 ]
+
+# A number as text files write it with a decimal point: `3`, `-0.25`, `.5`, `1e-3`. No decimal comma (`1,5`), no
+# thousands separator, no `inf` / `nan`: text that is anything else stays text.
+_DOT_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _find_column(
@@ -91,6 +98,20 @@ def resolve_columns(splits: DatasetDict, source: RawSource) -> tuple[str, Litera
 def null_rows(array: Union[pa.Array, pa.ChunkedArray]) -> np.ndarray:
     missing = pc.is_null(array, nan_is_null=True) if pa.types.is_floating(array.type) else pc.is_null(array)
     return np.flatnonzero(np.asarray(missing.to_numpy(zero_copy_only=False), dtype=bool))
+
+
+def is_text(feature: Any) -> bool:
+    """Whether a column's feature is plain strings (a csv's cells, names), not numbers, lists or classes."""
+    return isinstance(feature, Value) and (
+        pa.types.is_string(feature.pa_type) or pa.types.is_large_string(feature.pa_type)
+    )
+
+
+def dot_number(text: str) -> Optional[float]:
+    """The number `text` writes in the dot format (surrounding spaces allowed), or None: the one reading of text as a
+    number, so `1,5` is never taken for 1.5 (nor for 15)."""
+    stripped = text.strip()
+    return float(stripped) if _DOT_NUMBER.fullmatch(stripped) else None
 
 
 def rows_text(rows: np.ndarray) -> str:

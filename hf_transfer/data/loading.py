@@ -38,8 +38,9 @@ def load_transfer_dataset(
             `multi_label` (a `List(ClassLabel)`, possibly empty per row), `regression` (one float32 per row),
             `token_classification` (a `List(ClassLabel)` of tags, one per word of a `tokens` column; chosen whenever
             the input column holds word lists or the file is CoNLL), or
-            `auto`: multi-label for lists or `--label_separator`-joined names, regression for numbers that are not
-            all whole (`hf_transfer.data.targets.resolve_task`), else single_label. `infer_task` reads it back.
+            `auto`: multi-label for lists, regression for numbers that are not all whole, else single_label
+            (`hf_transfer.data.targets.resolve_task`); text labels holding `--label_separator` stop the run, asking
+            for `--task multi_label` or `--task single_label`. `infer_task` reads it back.
 
     Raises:
         DataError: the source cannot be read or does not fit the contract; the message says what to change.
@@ -57,7 +58,9 @@ def load_transfer_dataset(
     splits = DatasetDict(
         {split: to_canonical_columns(ds, split, input_column, target, label_column) for split, ds in splits.items()}
     )
-    task = resolve_task(splits, source.task if task == "auto" and source.task else task, args.label_separator)
+    task = resolve_task(
+        splits, source.task if task == "auto" and source.task else task, args.label_separator, source.description
+    )
     if task == "regression":
         splits = encode_targets(splits, source.description)
     elif task == "multi_label":

@@ -1,7 +1,8 @@
 """Several labels per row (`--task multi_label`): which columns hold them, and one `List(ClassLabel)` for every split.
 
 A row's labels come as a list (`["sports", "politics"]`, or integer ids) or as one string joined by
-`--label_separator` (`"sports,politics"`). Either way the canonical `label` is a list of class ids of one
+`--label_separator` (`"sports,politics"`); the second is read as several labels only under `--task multi_label` (a
+comma is as likely part of a name, `Smith, John`, or a decimal comma, `1,5`: `hf_transfer.data.targets`). Either way the canonical `label` is a list of class ids of one
 `ClassLabel` built from train, possibly empty: a row with none of the labels is a valid row, written `[]` in a list
 column and as an empty cell in a text column (csv cannot tell an empty string from a missing one). A missing list
 (`null` in json), names train never saw, and train sets with fewer than two labels stop the run with the rows named.
@@ -17,10 +18,10 @@ import pyarrow as pa
 from datasets import ClassLabel, Dataset, DatasetDict, List, Sequence, Value
 
 from ..errors import DataError
-from .columns import rows_text
+from .columns import is_text, rows_text
 from .name_lists import encode_name_lists
 
-__all__ = ["holds_label_lists", "holds_separated_labels", "encode_multi_labels", "multi_label_summary"]
+__all__ = ["holds_label_lists", "separated_label_rows", "encode_multi_labels", "multi_label_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,24 +31,19 @@ def holds_label_lists(feature: Any) -> bool:
     return isinstance(feature, (List, Sequence)) or (isinstance(feature, Value) and pa.types.is_list(feature.pa_type))
 
 
-def _is_string(feature: Any) -> bool:
-    return isinstance(feature, Value) and (
-        pa.types.is_string(feature.pa_type) or pa.types.is_large_string(feature.pa_type)
-    )
-
-
-def holds_separated_labels(ds: Dataset, separator: str) -> bool:
-    """Whether a string label column has a cell with `separator` in it (`"sports,politics"`)."""
-    if not _is_string(ds.features["label"]):
-        return False
-    return any(isinstance(v, str) and separator in v for v in ds.with_format("arrow")["label"].to_pylist())
+def separated_label_rows(ds: Dataset, separator: str) -> np.ndarray:
+    """The rows of a string label column whose cell holds `separator` (`"sports,politics"`; none for other columns)."""
+    if not is_text(ds.features["label"]):
+        return np.zeros(0, dtype=np.int64)
+    values = ds.with_format("arrow")["label"].to_pylist()
+    return np.flatnonzero([isinstance(v, str) and separator in v for v in values])
 
 
 def _row_labels(ds: Dataset, split: str, separator: str) -> list[list[str]]:
     """Each row's labels as names (stripped, empty pieces dropped), or a DataError naming rows that have none."""
     feature = ds.features["label"]
     values = ds.with_format("arrow")["label"].to_pylist()
-    if _is_string(feature):
+    if is_text(feature):
         return [[piece.strip() for piece in v.split(separator) if piece.strip()] if v else [] for v in values]
     missing = np.flatnonzero([v is None for v in values])
     if len(missing):

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, Iterator, NamedTuple, Optional, Sequence
 
 import datasets
-from datasets import DatasetDict
+import pandas as pd
+from datasets import Dataset, DatasetDict, Features, Value
 
-from ..errors import DataError
+from ..cache import cache_write_problem
+from ..errors import DataError, HfTransferError
 from ..registry import get_builtin_dataset
 from .arguments import DataArguments
 from .conll import load_conll_file
 from .constants import BUILTIN_DATASETS, FILE_BUILDERS, SPLIT_ORDER
+from .text_files import file_utf8_problem, not_utf8_error
 
 __all__ = ["RawSource", "load_source", "read_data_files"]
 
@@ -43,7 +47,8 @@ def load_source(args: DataArguments, cache_dir: Optional[str]) -> RawSource:
     if args.dataset_name in BUILTIN_DATASETS:
         if any((args.text_column, args.image_column, args.label_column)):
             logger.warning("Built-in '%s' has fixed columns; ignoring --*_column flags.", args.dataset_name)
-        return get_builtin_dataset(args.dataset_name).load(cache_dir)
+        with _datasets_cache_errors(cache_dir):
+            return get_builtin_dataset(args.dataset_name).load(cache_dir)
     if args.dataset_name is not None:
         return _load_hub(args, cache_dir)
     if args.train_file is not None:
@@ -56,7 +61,7 @@ def _load_hub(args: DataArguments, cache_dir: Optional[str]) -> RawSource:
     try:
         loaded = datasets.load_dataset(name, config, cache_dir=cache_dir)
     except Exception as err:  # offline, not found, bad config, broken script: all end the same way
-        raise DataError(
+        raise _unwritable_cache(err, cache_dir) or DataError(
             f"Could not load dataset '{name}'"
             + (f" (config '{config}')" if config else "")
             + f": {type(err).__name__}: {err}. --dataset_name takes a built-in ({', '.join(BUILTIN_DATASETS)}) "
@@ -80,15 +85,48 @@ def _root_cause(err: BaseException) -> BaseException:
     return err
 
 
-def _utf8_problem(path: str, limit: int = 1 << 28) -> Optional[str]:
-    """Where `path` stops being UTF-8 (the readers say only "invalid UTF8" or nothing), or None."""
-    data = Path(path).read_bytes()[:limit]
+def _unwritable_cache(err: BaseException, cache_dir: Optional[str], inputs: Sequence[str] = ()) -> Optional[DataError]:
+    """The one line for a datasets cache that cannot be written (permission, read-only, full), naming the folder
+    and how to move it; None for any other error, or one about reading an input file (`inputs`)."""
+    cause = _root_cause(err)
+    filename = getattr(cause, "filename", None)
+    if filename is not None and any(os.path.abspath(os.fspath(filename)) == os.path.abspath(p) for p in inputs):
+        return None
+    problem = cache_write_problem(
+        cause,
+        "the datasets cache",
+        cache_dir or datasets.config.HF_DATASETS_CACHE,
+        "pass --cache_dir with a writable folder, or set HF_DATASETS_CACHE (or HF_HOME) to one",
+    )
+    return DataError(problem) if problem else None
+
+
+@contextmanager
+def _datasets_cache_errors(cache_dir: Optional[str], inputs: Sequence[str] = ()) -> Iterator[None]:
+    """Turn an unwritable datasets cache met inside the block into its one line (`_unwritable_cache`)."""
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        return f"byte {data[err.start : err.start + 1]!r} on line {line}: {err.reason}"
-    return None
+        yield
+    except HfTransferError:
+        raise
+    except Exception as err:
+        error = _unwritable_cache(err, cache_dir, inputs)
+        if error is None:
+            raise
+        raise error from err
+
+
+def _read_file(path: str, split: str, flag: str, cache_dir: Optional[str]) -> Dataset:
+    """One data file as a `Dataset`; csv / tsv cells are read as text, so a label such as `01`, `1.0` or `1,5`
+    stays what the file says (the labels' module decides, with the task, what it means)."""
+    builder, kwargs = FILE_BUILDERS[Path(path).suffix.lower()]
+    if builder == "conll":
+        with _datasets_cache_errors(cache_dir, [path]):
+            return load_conll_file(path, cache_dir, where=f"{flag} '{path}'")
+    options: dict[str, Any] = dict(kwargs)
+    if builder == "csv":
+        columns = pd.read_csv(path, nrows=0, sep=kwargs.get("sep", ","), encoding="utf-8").columns
+        options["features"] = Features({str(column): Value("string") for column in columns})
+    return datasets.load_dataset(builder, data_files={split: path}, cache_dir=cache_dir, **options)[split]
 
 
 def read_data_files(args: DataArguments, cache_dir: Optional[str] = None) -> DatasetDict:
@@ -100,32 +138,28 @@ def read_data_files(args: DataArguments, cache_dir: Optional[str] = None) -> Dat
         path = getattr(args, f"{split}_file")
         if path is None:
             continue
-        flag = f"--{split}_file"
-        builder, kwargs = FILE_BUILDERS[Path(path).suffix.lower()]
+        flag, suffix = f"--{split}_file", Path(path).suffix.lower()
         if "://" not in path and os.path.getsize(path) == 0:
             raise DataError(f"{flag} '{path}' is empty, so split '{split}' has no rows. Give it some rows.")
-        if builder == "conll":
-            splits[split] = load_conll_file(path, cache_dir)
-            continue
         try:
-            splits[split] = datasets.load_dataset(builder, data_files={split: path}, cache_dir=cache_dir, **kwargs)[
-                split
-            ]
+            splits[split] = _read_file(path, split, flag, cache_dir)
+        except HfTransferError:
+            raise
         except Exception as err:
             cause = _root_cause(err)
             if "corresponds to no data" in str(err):
                 raise DataError(
                     f"{flag} '{path}' has no data rows, so split '{split}' is empty. Give it some rows."
                 ) from err
-            problem = _utf8_problem(path) if "://" not in path else None
+            unwritable = _unwritable_cache(err, cache_dir, [path])
+            if unwritable is not None:
+                raise unwritable from err
+            problem = file_utf8_problem(path) if "://" not in path else None
             if problem is not None:
-                raise DataError(
-                    f"{flag} '{path}' is not UTF-8 text ({problem}). Save it as UTF-8, e.g. "
-                    f"`iconv -f latin1 -t utf-8 {path} > fixed{Path(path).suffix}`."
-                ) from err
+                raise not_utf8_error(f"{flag} '{path}'", path, problem) from err
             raise DataError(
-                f"Could not read {flag} '{path}' as {builder} ({type(cause).__name__}: {cause}). "
-                f"Check that the file is valid {Path(path).suffix.lower()}."
+                f"Could not read {flag} '{path}' as {FILE_BUILDERS[suffix][0]} ({type(cause).__name__}: {cause}). "
+                f"Check that the file is valid {suffix}."
             ) from err
     return DatasetDict(splits)
 
@@ -158,7 +192,7 @@ def _load_image_dirs(args: DataArguments, cache_dir: Optional[str]) -> RawSource
         loaded = datasets.load_dataset("imagefolder", data_files=data_files, cache_dir=cache_dir)
     except Exception as err:
         folders = ", ".join(f"--{split}_dir '{getattr(args, f'{split}_dir')}'" for split in data_files)
-        raise DataError(
+        raise _unwritable_cache(err, cache_dir) or DataError(
             f"Could not read image folders {folders} ({type(err).__name__}: {err}). Each folder needs image "
             "files (.png, .jpg, ...) in one sub-folder per class."
         ) from err

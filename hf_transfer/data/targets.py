@@ -1,27 +1,34 @@
 """Numeric targets (`--task regression`): which task a label column holds, and one float per row, checked.
 
-Under `--task auto` a label column is a regression target when it holds numbers that are not all whole (whole
-numbers, such as ratings or ids, stay classes unless the user says otherwise), and multi-label when it holds lists
-or text cells joined by `--label_separator` (`hf_transfer.data.multi_labels`).
+Under `--task auto` a label column is read as class names unless it can only mean something else: lists are
+multi-label, numbers of a typed column (json, parquet) or text that is all numbers in the dot format (`3.25`), not all
+whole, are a regression target (with a warning saying so); whole numbers stay classes. Text cells holding
+`--label_separator` (`sports,politics`, but also `Smith, John` or a decimal comma `1,5`) could be several labels or
+one name: that stops the run, asking for `--task multi_label` or `--task single_label`. Text targets are read in the
+dot format only, and every target must be finite in float32, the type training uses.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 
 import numpy as np
 import pyarrow as pa
-from datasets import ClassLabel, DatasetDict, List, Value
+from datasets import ClassLabel, Dataset, DatasetDict, List, Value
 
 from ..constants import DEFAULT_LABEL_SEPARATOR
 from ..errors import DataError
-from .columns import null_rows, rows_text
-from .multi_labels import holds_label_lists, holds_separated_labels
+from .columns import dot_number, is_text, null_rows, rows_text
+from .multi_labels import holds_label_lists, separated_label_rows
 
 __all__ = ["resolve_task", "encode_targets", "target_summary"]
 
 logger = logging.getLogger(__name__)
+
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")  # `1,5`: a number in the decimal-comma format
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_number_list(feature) -> bool:
@@ -36,10 +43,15 @@ def _is_numeric(feature) -> bool:
     )
 
 
-def resolve_task(splits: DatasetDict, requested: str, separator: str = DEFAULT_LABEL_SEPARATOR) -> str:
-    """`token_classification` when the input is word lists (`tokens`); else `requested`, or for `auto`: `multi_label`
-    when train's labels are lists or `separator`-joined names, `regression` when they are numbers that are not all
-    whole, else `single_label`."""
+def resolve_task(
+    splits: DatasetDict,
+    requested: str,
+    separator: str = DEFAULT_LABEL_SEPARATOR,
+    description: str = "the data",
+) -> str:
+    """`token_classification` when the input is word lists (`tokens`); else `requested`, or for `auto` (see the module
+    docstring): `multi_label` for label lists, `regression` for numbers that are not all whole, else `single_label`;
+    text cells holding `separator` stop the run (`DataError`), since only the user knows what they are."""
     if "tokens" in splits["train"].column_names:  # words of sentences (hf_transfer.data.columns): a tag per word
         if requested not in ("auto", "token_classification"):
             raise DataError(
@@ -50,28 +62,60 @@ def resolve_task(splits: DatasetDict, requested: str, separator: str = DEFAULT_L
         return "token_classification"
     if requested != "auto":
         return requested
-    feature = splits["train"].features["label"]
+    train = splits["train"]
+    feature = train.features["label"]
     if _is_number_list(feature):  # [0.3, 1.2] per row: several targets
         return "regression"
     if holds_label_lists(feature):
         return "multi_label"
-    if holds_separated_labels(splits["train"], separator):
-        logger.info(
-            "The label column has cells joined by '%s': reading it as multi-label (pass --task single_label if the "
-            "separator is part of class names, or --label_separator to change it).",
-            separator,
-        )
-        return "multi_label"
-    if isinstance(feature, Value) and pa.types.is_floating(feature.pa_type):
-        values = np.asarray(splits["train"].with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
+    if is_text(feature):
+        cells = train.with_format("arrow")["label"].to_pylist()
+        commas = [i for i, v in enumerate(cells) if v is not None and _DECIMAL_COMMA.fullmatch(v)]
+        if commas and all(v is None or dot_number(v) is not None or _DECIMAL_COMMA.fullmatch(v) for v in cells):
+            raise DataError(
+                f"The labels of {description} look like numbers with a decimal comma ({_cells_text(cells, commas)}), "
+                "which are not read as numbers: write them with a dot (1.5) for a numeric target, pass --task "
+                "single_label if they are class names, or --task multi_label if they are several labels per row."
+            )
+        separated = separated_label_rows(train, separator)
+        if len(separated):
+            flag = "" if separator == DEFAULT_LABEL_SEPARATOR else f" --label_separator '{separator}'"
+            raise DataError(
+                f"The labels of {description} have cells holding '{separator}' ({_cells_text(cells, separated)}): pass "
+                f"--task multi_label{flag} if they are several labels per row, or --task single_label if "
+                f"'{separator}' is part of class names."
+            )
+        values = [v for v in cells if v is not None]
+        numbers = [dot_number(v) for v in values]
+        if values and all(n is not None for n in numbers) and not all(n.is_integer() for n in numbers):
+            return _auto_regression(description, values)
+    elif isinstance(feature, Value) and pa.types.is_floating(feature.pa_type):
+        values = np.asarray(train.with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
         finite = values[np.isfinite(values)]
         if len(finite) and not np.all(finite == np.floor(finite)):
-            return "regression"
+            return _auto_regression(description, finite.tolist())
     return "single_label"
 
 
+def _auto_regression(description: str, values: list) -> str:
+    shown = ", ".join(str(v) for v in values[:3])
+    logger.warning(
+        "--task auto: reading the labels of %s as a regression target (numbers such as %s, not all whole). Pass "
+        "--task single_label if they are class names.",
+        description,
+        shown,
+    )
+    return "regression"
+
+
+def _cells_text(cells: list, rows) -> str:
+    """`row 0: 'Smith, John', row 3: 'Doe, Jane'`: the first three of `rows`, for a message."""
+    return ", ".join(f"row {i}: {cells[i]!r}" for i in list(rows)[:3])
+
+
 def encode_targets(splits: DatasetDict, description: str) -> DatasetDict:
-    """Every split's `label` as one float32 per row; a label that is not a number, or is missing, stops the run."""
+    """Every split's `label` as one float32 per row; a label that is not a number, is missing, or is not finite in
+    float32 stops the run."""
     out = {}
     if _is_number_list(splits["train"].features["label"]) or holds_label_lists(splits["train"].features["label"]):
         return _encode_target_lists(splits, description)
@@ -82,23 +126,22 @@ def encode_targets(splits: DatasetDict, description: str) -> DatasetDict:
                 f"The label column of {description} holds classes ({', '.join(feature.names[:5])}), not numbers: "
                 "--task regression needs one number per row. Drop --task regression, or pick a numeric --label_column."
             )
-        if not _is_numeric(feature):
-            shown = _first_non_numbers(ds)
+        missing = null_rows(ds.with_format("arrow")["label"])
+        if not _is_numeric(feature) and not is_text(feature):
             raise DataError(
                 f"Split '{split}' of {description}: --task regression needs one number per row, but the label column "
-                f"holds {feature}{shown}. Pass --label_column with a numeric column, or drop --task regression."
+                f"holds {feature}. Pass --label_column with a numeric column, or drop --task regression."
             )
-        missing = null_rows(ds.with_format("arrow")["label"])
         if len(missing):
             raise DataError(
                 f"Split '{split}' has {len(missing)} rows with no target (empty or NaN; {rows_text(missing)}, 0-based, "
                 "header not counted). Drop or fill those rows."
             )
+        if is_text(feature):
+            ds = _text_targets(ds, split, description)
         values = np.asarray(ds.with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
-        infinite = np.flatnonzero(~np.isfinite(values))
-        if len(infinite):
-            raise DataError(f"Split '{split}' has infinite targets ({rows_text(infinite)}). Fix those rows.")
-        out[split] = ds if feature == Value("float32") else ds.cast_column("label", Value("float32"))
+        _check_float32(split, values[:, None])
+        out[split] = ds if ds.features["label"] == Value("float32") else ds.cast_column("label", Value("float32"))
     values = np.asarray(out["train"].with_format("arrow")["label"].to_numpy(zero_copy_only=False), dtype=float)
     if len(values) < 2 or float(values.std()) == 0.0:
         raise DataError(
@@ -106,6 +149,41 @@ def encode_targets(splits: DatasetDict, description: str) -> DatasetDict:
             "targets that vary. Check --label_column."
         )
     return DatasetDict(out)
+
+
+def _parse_targets(batch: dict[str, list]) -> dict[str, list]:
+    return {"label": [dot_number(v) for v in batch["label"]]}
+
+
+def _text_targets(ds: Dataset, split: str, description: str) -> Dataset:
+    """A text column of numbers (a csv's cells) as float64, read in the dot format only: `1,5` is an error, never
+    1.5 or 15."""
+    values = ds.with_format("arrow")["label"].to_pylist()
+    bad = [i for i, v in enumerate(values) if dot_number(v) is None]
+    if bad:
+        shown = ", ".join(repr(values[i]) for i in bad[:3])
+        comma = any(_DECIMAL_COMMA.fullmatch(values[i]) for i in bad)
+        raise DataError(
+            f"Split '{split}' of {description}: --task regression needs one number per row, but the label column "
+            f"holds text (e.g. {rows_text(np.asarray(bad[:10]))}: {shown}). "
+            + ("Numbers are read with a decimal point: write 1.5, not 1,5. " if comma else "")
+            + "Pass --label_column with a numeric column, or drop --task regression."
+        )
+    features = ds.features.copy()
+    features["label"] = Value("float64")
+    return ds.map(_parse_targets, batched=True, features=features, desc=f"Reading {split} targets")
+
+
+def _check_float32(split: str, values: np.ndarray) -> None:
+    """Targets train in float32: one beyond its range (1e39) is infinite there, and NaN / inf are no targets."""
+    bad = ~np.isfinite(values) | (np.abs(values) > _FLOAT32_MAX)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if len(rows):
+        shown = ", ".join(f"row {i}: {values[i][bad[i]][0]:g}" for i in rows[:3])
+        raise DataError(
+            f"Split '{split}' has {len(rows)} rows with a target that is infinite or beyond float32's range "
+            f"(±{_FLOAT32_MAX:.3g}, the type training uses): {shown}. Fix or rescale them (e.g. a log, another unit)."
+        )
 
 
 def _encode_target_lists(splits: DatasetDict, description: str) -> DatasetDict:
@@ -135,6 +213,7 @@ def _encode_target_lists(splits: DatasetDict, description: str) -> DatasetDict:
             )
         feature = List(Value("float32"), length=size)
         rows = [[float(v) for v in row] for row in values]
+        _check_float32(split, np.asarray(rows, dtype=float))
         out[split] = ds.remove_columns("label").add_column("label", rows, feature=feature)
     stds = np.asarray(out["train"]["label"], dtype=float).std(0)
     if len(out["train"]) < 2 or (stds == 0).any():
@@ -143,23 +222,6 @@ def _encode_target_lists(splits: DatasetDict, description: str) -> DatasetDict:
             "regression needs targets that vary. Drop them."
         )
     return DatasetDict(out)
-
-
-def _first_non_numbers(ds) -> str:
-    """` (e.g. rows 0, 2: 'abc', 'n/a')` for a column of strings, so the user sees what is not a number."""
-    array = ds.with_format("arrow")["label"]
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        return ""
-    values = array.to_pylist()
-    bad = [i for i, v in enumerate(values) if v is not None and not _parses(v)]
-    return f" (e.g. {rows_text(np.asarray(bad[:10]))}: {', '.join(repr(values[i]) for i in bad[:3])})" if bad else ""
-
-
-def _parses(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
 
 
 def target_summary(splits: DatasetDict) -> str:
