@@ -69,8 +69,16 @@ mapping. With tokens set:
 
 Fault injection / observation:
 
-* ``fail_next(n=1, status=500, route=None, method=None, writes_only=False, headers=None)``: the next ``n``
-  matching requests answer ``status`` (JSON ``{"error": ...}``) without being processed.
+* ``fail_next(n=1, status=500, route=None, method=None, writes_only=False, headers=None, body=None,
+  content_type="text/html")``: the next ``n`` matching requests answer ``status`` (JSON ``{"error": ...}``, or
+  ``body`` as ``content_type``: e.g. ``fail_next(status=200, body="<html>...")``, a proxy's login page)
+  without being processed. ``headers={"Retry-After": "5"}`` with ``status=429`` is a rate limit.
+* ``hang_next(n=1, seconds=60, route=None, method=None, after_processing=False)``: the next ``n`` matching
+  requests wait ``seconds`` before anything happens, then get no answer at all (the connection is closed,
+  nothing processed: a Hub or proxy that stopped answering); with ``after_processing=True`` the request is
+  processed at once (a commit lands) and only its JSON answer waits ``seconds``. ``clear_faults()``,
+  ``reset()`` and ``stop()`` end every wait early (the request then gets no answer), so a hang never
+  outlives its test.
 * ``count(route=None, method=None, status=None)``, ``calls`` (a ``Counter`` per route name),
   ``requests`` (list of ``RequestRecord``), ``unhandled``; ``reset_stats()``; ``reset()`` also wipes repos.
 
@@ -340,6 +348,7 @@ class RequestRecord:
     route: str  # route name, "unhandled" when no route matched
     status: int
     user: str | None
+    at: float = 0.0  # time.monotonic() when the answer was decided (to measure waits between requests)
 
 
 class _HTTPError(Exception):
@@ -357,9 +366,12 @@ class _HTTPError(Exception):
 
 
 class _Fault:
-    def __init__(self, n, status, route, method, writes_only, headers, message):
+    def __init__(self, n, status, route, method, writes_only, headers, message, body=None, content_type=None):
         self.remaining, self.status, self.route, self.method = n, status, route, method
         self.writes_only, self.headers, self.message = writes_only, headers or {}, message
+        self.body, self.content_type = body, content_type
+        self.hang: float | None = None  # seconds to wait (hang_next)
+        self.after_processing = False
 
     def matches(self, method: str, route: str, is_write: bool) -> bool:
         if self.remaining <= 0:
@@ -399,6 +411,7 @@ class HubServer:
         self._repos: dict[tuple[str, str], _Repo] = {}
         self._pending_lfs: set[str] = set()
         self._faults: list[_Fault] = []
+        self._release = threading.Event()  # set to end every hang_next wait at once
         self._counter = 0
         self.calls: collections.Counter = collections.Counter()
         self.requests: list[RequestRecord] = []
@@ -449,6 +462,7 @@ class HubServer:
     def stop(self) -> None:
         """Stop serving (the port is closed: clients get 'connection refused'). State is kept, so
         ``start()`` again resumes on the same port with the same repos."""
+        self._release_hangs()
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
             httpd.shutdown()
@@ -480,14 +494,42 @@ class HubServer:
         writes_only: bool = False,
         headers: dict | None = None,
         message: str = "Injected failure (hub_server.fail_next)",
+        body: bytes | str | None = None,
+        content_type: str = "text/html",
     ) -> None:
-        """Make the next ``n`` requests matching (route name / method / write routes only) answer ``status``."""
+        """Make the next ``n`` requests matching (route name / method / write routes only) answer ``status``:
+        a JSON error, or ``body`` as ``content_type`` when given."""
+        if isinstance(body, str):
+            body = body.encode()
         with self._lock:
-            self._faults.append(_Fault(n, status, route, method, writes_only, headers, message))
+            fault = _Fault(n, status, route, method, writes_only, headers, message, body, content_type)
+            self._faults.append(fault)
+
+    def hang_next(
+        self,
+        n: int = 1,
+        seconds: float = 60.0,
+        *,
+        route: str | Iterable[str] | None = None,
+        method: str | None = None,
+        after_processing: bool = False,
+    ) -> None:
+        """Make the next ``n`` matching requests wait ``seconds`` and then go unanswered, or, with
+        ``after_processing``, be processed at once and answered ``seconds`` late (see the module docstring)."""
+        with self._lock:
+            fault = _Fault(n, 0, route, method, False, None, "")
+            fault.hang, fault.after_processing = seconds, after_processing
+            self._faults.append(fault)
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+        self._release_hangs()
+
+    def _release_hangs(self) -> None:
+        """End the waits of requests hanging now; later hangs wait again."""
+        self._release.set()
+        self._release = threading.Event()
 
     def count(self, route: str | None = None, method: str | None = None, status: int | None = None) -> int:
         with self._lock:
@@ -511,6 +553,7 @@ class HubServer:
             self._repos.clear()
             self._pending_lfs.clear()
             self._faults.clear()
+            self._release_hangs()
             self.reset_stats()
             for name in os.listdir(self.storage_dir):
                 p = os.path.join(self.storage_dir, name)
@@ -665,10 +708,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             raise _HTTPError(400, "Invalid JSON body") from None
 
+    def _hang(self, seconds: float) -> bool:
+        """Wait `seconds` (hang_next); False when the wait was ended early by clear_faults / reset / stop."""
+        return not self.hub._release.wait(seconds)
+
     def _send(
         self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"
     ) -> None:
         self._record(status)
+        if self._late is not None and not self._hang(self._late):
+            self.close_connection = True  # released: the answer never comes
+            return
         self.send_response(status)
         headers = dict(headers or {})
         headers.setdefault("Content-Type", content_type)
@@ -687,7 +737,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self._recorded:
             self._recorded = True
             with self.hub._lock:
-                self.hub.requests.append(RequestRecord(self.command, self.path, self._route, status, self._user))
+                self.hub.requests.append(
+                    RequestRecord(self.command, self.path, self._route, status, self._user, time.monotonic())
+                )
 
     def _send_json(self, obj: Any, status: int = 200, headers: dict | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
@@ -706,6 +758,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._route = "unhandled"
         self._body = None
         self._user: str | None = None
+        self._late: float | None = None  # seconds the answer waits (hang_next(after_processing=True))
         split = urlsplit(self.path)
         raw_path, self.query = split.path, parse_qs(split.query)
         method = self.command
@@ -725,8 +778,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         fault.remaining -= 1
                         if fault.remaining <= 0:
                             hub._faults.remove(fault)
+                if fault is not None and fault.hang is not None and fault.after_processing:
+                    self._late, fault = fault.hang, None
                 if fault is not None:
                     self._read_body()  # drain so the client sees the response, not a reset
+                    if fault.hang is not None:  # no answer, nothing processed
+                        self._hang(fault.hang)
+                        self.close_connection = True
+                        return
+                    if fault.body is not None:
+                        self._send(fault.status, fault.body, fault.headers, fault.content_type)
+                        return
                     raise _HTTPError(fault.status, fault.message, headers=fault.headers)
                 if match is None:
                     with hub._lock:

@@ -304,6 +304,25 @@ def test_fault_counters_and_hash_check(hub_server):
     assert not hub_server.unhandled
 
 
+def test_raw_answers_and_hangs(hub_server):
+    """fail_next(body=...) answers a page that is not JSON; hang_next holds a request, before or after processing,
+    until its time is up or clear_faults() / reset() / stop() release it."""
+    hub_server.fail_next(1, 200, route="whoami", body="<html>proxy</html>")
+    page = httpx2.get(f"{hub_server.url}/api/whoami-v2", timeout=5)
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html" and page.text == "<html>proxy</html>"
+    auth = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"}
+    hub_server.hang_next(1, 60, route="create_repo")
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(f"{hub_server.url}/api/repos/create", json={"name": "hung"}, headers=auth, timeout=0.5)
+    assert not hub_server.repo_exists("test-user/hung")  # nothing processed
+    hub_server.hang_next(1, 60, route="create_repo", after_processing=True)
+    with pytest.raises(httpx2.ReadTimeout):
+        httpx2.post(f"{hub_server.url}/api/repos/create", json={"name": "late"}, headers=auth, timeout=0.5)
+    assert hub_server.repo_exists("test-user/late")  # processed, only the answer is late
+    hub_server.clear_faults()  # ends the waits of both hung requests: their handlers are done
+    assert httpx2.get(f"{hub_server.url}/api/whoami-v2", headers=auth, timeout=5).status_code == 200
+
+
 def test_persistent_500_gives_up_after_bounded_retries(hub_server):
     api = HfApi()
     api.create_repo("test-user/r")
