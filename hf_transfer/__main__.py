@@ -2,10 +2,15 @@
 
 - `push OUTPUT_DIR --repo_id user/name`: pushes a finished output directory (model or adapter, processor, results
   and a freshly generated model card) to the Hub, e.g. after a push that failed during the run.
-- `compare --dataset_name ... [--strategies ...]`: runs a grid of strategies x seeds x label budgets through
-  recipes/finetune.py and writes a table, plots and a recommendation (`hf_transfer.comparison`).
-- `rank --candidates ... --dataset_name ...`: ranks backbones or layers for a data set by transferability scores
-  (LogME, H-score, LEEP, NCE) computed from their features, before any training (`hf_transfer.transferability`).
+- `compare --model_name_or_path ... --dataset_name ... [--strategy ...]`: runs a grid of strategies x seeds x label
+  budgets through recipes/finetune.py and writes a table, plots and a recommendation (`hf_transfer.comparison`).
+  Ctrl-C stops it with the table of the finished cells (exit code 130); the same command resumes.
+- `rank --model_name_or_path ... --dataset_name ...`: ranks backbones or layers for a data set by transferability
+  scores (LogME, H-score, LEEP, NCE) computed from their features, before any training, down to a few labelled rows
+  (`hf_transfer.transferability`).
+
+compare and rank take the recipes' flag names (`--model_name_or_path`, `--seed`, the data flags, ...), several
+values where they take several; their older names (`--models`, `--candidates`, ...) still work.
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except HfTransferError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # before or after the part that handles it (compare's grid)
+            print(f"interrupted: hf-transfer {argv[0]} stopped.", file=sys.stderr)
+            return 130
     args = parser.parse_args(argv)
 
     logging.basicConfig(format="%(levelname)s - %(name)s - %(message)s", level=logging.INFO)
@@ -70,11 +78,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             max_retries=args.max_retries,
             request_timeout=args.timeout,
             deadline=args.deadline,
-            flags={"token": "--token", "repo_id": "--repo_id"},
+            flags={
+                "token": "--token",
+                "repo_id": "--repo_id",
+                "max_retries": "--max_retries",
+                "timeout": "--timeout",
+                "deadline": "--deadline",
+            },
         )
     except HfTransferError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # HubPushInterrupted says what state the Hub may be in
+        print(f"error: {err or 'interrupted'}", file=sys.stderr)
+        return 130
     print(url)
     return 0
 

@@ -120,3 +120,38 @@ def test_registry_names_every_score_and_what_it_needs():
     probabilities = torch.rand(20, 4).softmax(1)
     for score in TRANSFERABILITY_SCORES.values():
         assert math.isfinite(score.compute(features, probabilities, labels))
+
+
+def _class_signal(n, dim, noise, seed):
+    """Features that carry the labels: one random direction per class, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    means = torch.nn.functional.one_hot(labels, 3).double() @ torch.randn(3, dim, generator=g, dtype=torch.float64)
+    return means + noise * torch.randn(n, dim, generator=g, dtype=torch.float64), labels
+
+
+@pytest.mark.parametrize("n, dim", [(40, 384), (10, 1000)])
+def test_logme_is_finite_and_still_the_maximum_with_far_more_dimensions_than_rows(n, dim):
+    """D >> N (few labelled rows, a 384-d model or every layer): F fits any y exactly, the best noise precision grows
+    without bound, and MacKay's updates divided by zero. The evidence itself is finite and still maximised."""
+    for noise in (0.1, 1.0):
+        features, labels = _class_signal(n, dim, noise, seed=n)
+        score = logme(features, labels)
+        assert math.isfinite(score)
+        assert score > logme(torch.randn(n, dim, generator=torch.Generator().manual_seed(1)), labels)
+        column = torch.nn.functional.one_hot(labels, 3).double()[:, 0]
+        evidence, alpha, beta = logme_evidence(features, column)
+        assert math.isfinite(evidence) and alpha > 0 and beta > 0
+        # The Gaussian evidence at (alpha, beta), and nowhere higher (beta may sit at the noise-free limit).
+        assert evidence == pytest.approx(_gaussian_evidence(features, column, alpha, beta), rel=1e-6)
+        for a, b in ((alpha * 1.5, beta), (alpha / 1.5, beta), (alpha, beta * 1.5), (alpha, beta / 1.5), (1.0, 1.0)):
+            assert _gaussian_evidence(features, column, a, b) < evidence + 1e-9
+
+
+def test_logme_with_zero_singular_values_and_constant_features():
+    labels = torch.arange(12) % 2
+    features, _ = _class_signal(6, 50, 0.5, seed=3)
+    duplicated = torch.cat([features, features])  # rank 6 for 12 rows: six zero singular values
+    assert math.isfinite(logme(duplicated, labels))
+    assert math.isfinite(logme(torch.zeros(12, 8), labels))  # no feature at all: the noise-only model
+    assert math.isfinite(logme(torch.ones(12, 8), labels))  # one direction, shared by every row

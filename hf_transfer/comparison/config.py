@@ -1,32 +1,138 @@
-"""`CompareArguments`: the grid `hf-transfer compare` runs (the data comes as the recipes' `DataArguments`)."""
+"""`CompareArguments`: the grid `hf-transfer compare` runs (the data comes as the recipes' `DataArguments`).
+
+Flags carry the recipe's names where they mean the same thing, with several values where the grid takes several:
+`--model_name_or_path` (also `--models`), `--strategy` / `--strategies`, `--seed` / `--seeds`,
+`--train_samples_per_class` / `--label_budgets`, `--hub_private_repo` / `--hub_private`, and the data flags.
+
+`--recipe_args` and `--strategy_args` are read by recipes/finetune.py's own parser (`recipe_flag_values`), so every
+spelling of a flag (`--strategy=lora`, `--model-name-or-path x`, an abbreviation argparse expands) is recognised.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+import argparse
+import shlex
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from typing import Any, Optional
 
 from ..errors import ConfigError
 
-__all__ = ["CompareArguments", "COMPARABLE_STRATEGIES"]
+__all__ = ["CompareArguments", "COMPARABLE_STRATEGIES", "CELL_FLAGS", "finetune_argument_classes", "recipe_flag_values"]
 
 COMPARABLE_STRATEGIES = ("linear_probe", "lora", "full", "lp_ft")  # recipes/finetune.py's --strategy values
+
+# What the comparison sets per cell (`grid.Cell.recipe_flags`, the cell's folder): argument name -> compare's flag.
+CELL_FLAGS = {
+    "model_name_or_path": "--model_name_or_path",
+    "strategy": "--strategy",
+    "seed": "--seed",
+    "train_samples_seed": "--seed",
+    "train_samples_per_class": "--train_samples_per_class",
+    "output_dir": "--output_dir",
+}
+SCORED_TASKS = ("single_label", "auto")  # --task values of the runs compare can score
+
+
+def finetune_argument_classes() -> tuple[type, ...]:
+    """recipes/finetune.py's argument dataclasses, in its order (a test keeps the two lists the same)."""
+    from transformers import TrainingArguments
+
+    from ..augmentation import AugmentationArguments
+    from ..data import DataArguments
+    from ..finetuning import LoraArguments, TransferArguments
+    from ..hub import HubArguments
+    from ..models import ModelArguments
+
+    return (
+        ModelArguments,
+        DataArguments,
+        TransferArguments,
+        LoraArguments,
+        AugmentationArguments,
+        HubArguments,
+        TrainingArguments,
+    )
+
+
+class _FlagsParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the usage and exit
+        raise ConfigError(message)
+
+
+@lru_cache(maxsize=1)
+def _finetune_parser() -> argparse.ArgumentParser:
+    """The recipe's parser with nothing required and no defaults: parsing flags yields only what they set."""
+    from transformers import HfArgumentParser
+
+    class Parser(_FlagsParser, HfArgumentParser):
+        pass
+
+    parser = Parser(finetune_argument_classes(), add_help=False)
+    for action in parser._actions:
+        action.default, action.required = argparse.SUPPRESS, False
+    return parser
+
+
+def recipe_flag_values(flags: list[str], where: str) -> dict[str, Any]:
+    """The arguments that `flags` set, by name, as recipes/finetune.py's parser reads them: `--seed 3`, `--seed=3`
+    and a prefix argparse expands all set `seed`. A flag the recipe does not know is an error here, before any run.
+    """
+    parser = _finetune_parser()
+    try:
+        values, unknown = parser.parse_known_args(flags)
+    except ConfigError as err:
+        raise ConfigError(f"{where} {' '.join(flags)!r}: {err}") from None
+    stray = [token for token in unknown if token.startswith("-")]
+    if unknown:
+        what = f"{stray[0]} is not a flag of recipes/finetune.py" if stray else f"{unknown[0]!r} follows no flag"
+        raise ConfigError(f"{where} {' '.join(flags)!r}: {what}; see python recipes/finetune.py --help.")
+    return vars(values)
+
+
+def _check_spelled_in_full(flags: list[str], where: str) -> None:
+    """The recipe takes each flag by its full name (`hf_transfer.recipe.arguments`): an abbreviation argparse would
+    expand stops here, not in the first cell."""
+    known = _finetune_parser()._option_string_actions
+    for token in flags:
+        name = token.split("=", 1)[0]
+        if token.startswith("--") and " " not in token and name not in known:
+            raise ConfigError(f"{where}: {name} is not a flag of recipes/finetune.py; write flags in full.")
 
 
 @dataclass
 class CompareArguments:
-    models: list[str] = field(
-        default_factory=lambda: ["minilm"], metadata={"help": "Backbones to compare (aliases, Hub ids or folders)."}
+    model_name_or_path: list[str] = field(
+        default_factory=lambda: ["minilm"],
+        metadata={
+            "aliases": ["--models"],
+            "help": "Backbones to compare (the recipe's flag with several values; --models is the same flag): "
+            "aliases, Hub ids or folders.",
+        },
     )
     strategies: list[str] = field(
         default_factory=lambda: ["linear_probe", "lora", "full"],
-        metadata={"help": f"Strategies of recipes/finetune.py to compare: any of {', '.join(COMPARABLE_STRATEGIES)}."},
+        metadata={
+            "aliases": ["--strategy"],
+            "help": f"Strategies of recipes/finetune.py to compare (its --strategy, several values): any of "
+            f"{', '.join(COMPARABLE_STRATEGIES)}.",
+        },
     )
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds: one run per seed."})
+    seeds: list[int] = field(
+        default_factory=lambda: [0, 1, 2],
+        metadata={
+            "aliases": ["--seed"],
+            "help": "Seeds (the recipe's --seed, several values): one run per seed; the seed also draws the run's "
+            "labelled rows.",
+        },
+    )
     label_budgets: list[str] = field(
         default_factory=lambda: ["8", "32", "128"],
         metadata={
-            "help": "Labelled training rows per class (--train_samples_per_class of each run), and `all` for every "
-            "row of the train split."
+            "aliases": ["--train_samples_per_class", "--train-samples-per-class"],
+            "help": "Labelled training rows per class (the recipe's --train_samples_per_class, several values), and "
+            "`all` for every row of the train split. A class with fewer rows gives all of its rows; the table says "
+            "what each cell really had.",
         },
     )
     output_dir: Optional[str] = field(
@@ -57,7 +163,9 @@ class CompareArguments:
     hub_repo_id: Optional[str] = field(
         default=None, metadata={"help": "The dataset repository, e.g. `your-name/compare-tweets` (with --push_to_hub)."}
     )
-    hub_private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    hub_private: bool = field(
+        default=False, metadata={"aliases": ["--hub_private_repo"], "help": "Create the repository as private."}
+    )
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in COMPARABLE_STRATEGIES]
@@ -68,8 +176,10 @@ class CompareArguments:
         for budget in self.label_budgets:
             if budget != "all" and not (budget.isdigit() and int(budget) > 0):
                 raise ConfigError(f"--label_budgets {budget}: use positive integers (rows per class) or `all`.")
-        if not self.models or not self.strategies or not self.seeds or not self.label_budgets:
-            raise ConfigError("--models, --strategies, --seeds and --label_budgets each need at least one value.")
+        if not self.model_name_or_path or not self.strategies or not self.seeds or not self.label_budgets:
+            raise ConfigError(
+                "--model_name_or_path, --strategies, --seeds and --label_budgets each need at least one value."
+            )
         if self.push_to_hub and not self.hub_repo_id:
             raise ConfigError("--push_to_hub true needs --hub_repo_id (e.g. your-name/compare-tweets).")
         if self.parallel < 1:
@@ -81,26 +191,58 @@ class CompareArguments:
                     f"--strategy_args {entry!r}: write STRATEGY: FLAGS with STRATEGY one of "
                     f'{", ".join(COMPARABLE_STRATEGIES)}, e.g. "lora: --learning_rate 5e-4".'
                 )
-        per_strategy = " ".join(entry.partition(":")[2] for entry in self.strategy_args)
-        for where, flags in (("--recipe_args", self.recipe_args), ("--strategy_args", per_strategy)):
-            for flag in ("--output_dir", "--seed", "--strategy", "--model_name_or_path", "--train_samples_per_class"):
-                if flag in flags.split():
-                    raise ConfigError(f"{where} sets {flag}, which the comparison sets per cell: remove it.")
+        self.recipe_values()  # every run's flags, checked now rather than in each cell
 
-        tokens = " ".join([self.recipe_args, per_strategy]).replace("=", " ").split()
-        if "--task" in tokens and tokens[tokens.index("--task") + 1 :][:1] not in (["single_label"], ["auto"]):
-            raise ConfigError(
-                "hf-transfer compare scores single-label classification (accuracy, macro-F1, label budgets per "
-                "class); for multi-label, regression or NER runs use recipes/finetune.py --task directly."
-            )
+    def _split(self, where: str, flags: str) -> list[str]:
+        try:
+            return shlex.split(flags)
+        except ValueError as err:
+            raise ConfigError(f"{where} {flags!r}: {err}; quote each flag's value once.") from None
+
+    def recipe_values(self, strategy: Optional[str] = None) -> dict[str, Any]:
+        """What --recipe_args and the strategy's --strategy_args (every strategy's when `strategy` is None) set,
+        read as the recipe reads them. Refuses what each cell sets itself, the data flags (given to compare, so every
+        cell and the comparison itself read the same data), and a --task that compare cannot score."""
+        from ..data import DataArguments
+
+        data_flags = {f.name for f in fields(DataArguments)}
+        sources = [("--recipe_args", self.recipe_args)]
+        sources += [
+            ("--strategy_args", entry.partition(":")[2])
+            for entry in self.strategy_args
+            if strategy is None or entry.partition(":")[0].strip() == strategy
+        ]
+        values: dict[str, Any] = {}
+        for where, flags in sources:
+            tokens = self._split(where, flags)
+            given = recipe_flag_values(tokens, where)
+            for name in given:
+                if name in CELL_FLAGS:
+                    raise ConfigError(
+                        f"{where} sets --{name} (in {flags.strip()!r}), which the comparison sets per cell "
+                        f"({CELL_FLAGS[name]} of compare, or the cell's folder): remove it."
+                    )
+                if name in data_flags:
+                    raise ConfigError(
+                        f"{where} sets the data flag --{name} (in {flags.strip()!r}): pass it to hf-transfer compare "
+                        "itself, so every cell and the comparison read the same data."
+                    )
+            task = given.get("task")
+            if task is not None and task not in SCORED_TASKS:
+                raise ConfigError(
+                    "hf-transfer compare scores single-label classification (accuracy, macro-F1, label budgets per "
+                    f"class), not --task {task}; for multi-label, regression or NER runs use recipes/finetune.py "
+                    "--task directly."
+                )
+            _check_spelled_in_full(tokens, where)
+            values.update(given)
+        return values
 
     def flags_for(self, strategy: str) -> list[str]:
         """--recipe_args, then this strategy's --strategy_args, as recipe flags."""
-        import shlex
-
-        flags = shlex.split(self.recipe_args)
+        flags = self._split("--recipe_args", self.recipe_args)
         for entry in self.strategy_args:
             name, _, more = entry.partition(":")
             if name.strip() == strategy:
-                flags += shlex.split(more)
+                flags += self._split("--strategy_args", more)
         return flags

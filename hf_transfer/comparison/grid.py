@@ -1,22 +1,43 @@
 """The comparison grid: one cell per (model, strategy, label budget, seed), each a run of recipes/finetune.py in a
-folder of its own, so an interrupted comparison resumes where it stopped and a finished cell is never rerun."""
+folder of its own, so an interrupted comparison resumes where it stopped and a finished cell is never rerun.
+
+Interrupting a comparison (Ctrl-C, SIGTERM) cancels the queued cells and stops the running ones, whole process
+groups included: `run_grid` then raises `GridInterrupted` with the cells that finished, for a partial table.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from ..errors import ConfigError
 
-__all__ = ["Cell", "CellResult", "build_grid", "finetune_recipe_path", "model_label", "run_grid"]
+if TYPE_CHECKING:
+    from .budgets import LabelledRows
+
+__all__ = [
+    "Cell",
+    "CellResult",
+    "GridInterrupted",
+    "build_grid",
+    "finetune_recipe_path",
+    "model_label",
+    "model_labels",
+    "run_grid",
+]
+
+STOP_GRACE_SECONDS = 10.0  # a stopped cell's processes get SIGTERM, then SIGKILL after this long
 
 CELL_FILE = "compare_cell.json"  # what the cell was asked, next to the run's all_results.json
 USAGE_FILE = "compare_usage.json"  # what the cell's process used (peak resident memory), measured by compare
@@ -26,6 +47,21 @@ RESULTS_FILE = "all_results.json"
 def model_label(model: str) -> str:
     """A model as tables and plots name it: an alias or Hub id as given, a local folder by its name."""
     return Path(model).name if os.path.isabs(model) or model.startswith(".") else model
+
+
+def model_labels(models: Sequence[str]) -> dict[str, str]:
+    """Each model's name in tables and plots, unique among `models`: two folders called `tiny` (`a/tiny`, `b/tiny`)
+    are told apart by as many parent folders as it takes, never merged into one row."""
+    models = list(dict.fromkeys(models))
+    labels = {m: model_label(m) for m in models}
+    for depth in range(2, 64):
+        clashing = [m for m in models if sum(labels[m] == labels[o] for o in models) > 1]
+        if not clashing:
+            break
+        for m in clashing:
+            parts = Path(m.rstrip("/")).parts
+            labels[m] = "/".join(parts[-depth:]) if depth < len(parts) else m
+    return labels
 
 
 @dataclass(frozen=True)
@@ -40,10 +76,18 @@ class Cell:
         return model_label(self.model)
 
     @property
+    def model_key(self) -> str:
+        """The model's part of the folder name, unique to the model as given: an alias keeps its name; a Hub id or a
+        path gets a digest of the whole string after its last part (`a/tiny` and `b/tiny` are two cells)."""
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.rstrip("/").split("/")[-1]) or "model"
+        if "/" not in self.model and os.sep not in self.model and name == self.model:
+            return name
+        return f"{name}-{hashlib.sha1(self.model.encode()).hexdigest()[:8]}"
+
+    @property
     def folder_name(self) -> str:
-        model = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.rstrip("/").split("/")[-1])
         budget = "all" if self.label_budget == "all" else f"{self.label_budget}-per-class"
-        return f"{model}--{self.strategy}--{budget}--seed{self.seed}"
+        return f"{self.model_key}--{self.strategy}--{budget}--seed{self.seed}"
 
     def recipe_flags(self) -> list[str]:
         # The seed draws the labelled rows too (the spread over seeds includes which rows were labelled); validation
@@ -61,6 +105,16 @@ class CellResult:
     results: Optional[dict]  # the run's all_results.json; None when it failed
     peak_rss_mib: Optional[float]
     log: Path
+    labelled: Optional[LabelledRows] = None  # the labelled rows the cell really had (`budgets.draw_labelled_rows`)
+
+
+class GridInterrupted(KeyboardInterrupt):
+    """The comparison was interrupted: queued cells were cancelled, running ones stopped. `results` holds the
+    cells that finished (earlier runs' included), in grid order."""
+
+    def __init__(self, results: list[CellResult], total: int) -> None:
+        super().__init__(f"{len(results)} of {total} cells finished")
+        self.results, self.total = results, total
 
 
 def build_grid(
@@ -103,23 +157,82 @@ def _finished(folder: Path, request: dict) -> bool:
         return False
     previous = json.loads(asked.read_text())
     if previous != request:
-        raise ConfigError(
-            f"{folder} holds a cell of another comparison ({' '.join(previous.get('flags', []))!r}): pass another "
-            "--output_dir, or delete that folder."
-        )
+        if previous.get("cell", {}).get("model") != request["cell"]["model"]:
+            what = f"the cell of another model ({previous.get('cell', {}).get('model')!r}, not {request['cell']['model']!r})"
+        else:
+            what = f"a cell of another comparison ({' '.join(previous.get('flags', []))!r})"
+        raise ConfigError(f"{folder} holds {what}: pass another --output_dir, or delete that folder.")
     return (folder / RESULTS_FILE).is_file()
 
 
-def _run_cell(cell: Cell, folder: Path, command: list[str], threads: int) -> tuple[int, Optional[float], Path]:
-    """One recipe run in a fresh process; its output goes to the cell's log. Returns (exit code, peak RSS, log)."""
+class _Processes:
+    """The cells' running recipe processes, each the leader of its own process group, so that stopping a cell stops
+    whatever it started (DataLoader workers, CPU worker processes) and nothing is left running."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, subprocess.Popen] = {}
+        self.stopping = False
+
+    def start(self, command: list[str], **kwargs) -> Optional[subprocess.Popen]:
+        with self._lock:
+            if self.stopping:
+                return None
+            process = subprocess.Popen(command, start_new_session=True, **kwargs)
+            self._running[process.pid] = process
+            return process
+
+    def wait(self, process: subprocess.Popen) -> tuple[int, Optional[float]]:
+        """Exit code and peak resident memory (MiB) of `process`."""
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        with self._lock:
+            self._running.pop(process.pid, None)
+        return process.returncode, usage.ru_maxrss / 1024.0  # ru_maxrss is in KiB on Linux
+
+    def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM to every running cell's process group, SIGKILL to what is left after `grace` seconds."""
+        with self._lock:
+            self.stopping = True
+            groups = list(self._running)
+        for pgid in groups:
+            _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_group_alive(pgid) for pgid in groups):
+            time.sleep(0.05)
+        for pgid in groups:
+            _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _run_cell(
+    folder: Path, command: list[str], threads: int, processes: _Processes
+) -> tuple[Optional[int], Optional[float], Path]:
+    """One recipe run in a fresh process; its output goes to the cell's log. Returns (exit code, peak RSS, log);
+    the exit code is None when the comparison was stopping and the run never started."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "compare.log"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss / 1024.0, log  # ru_maxrss is in KiB on Linux
+        process = processes.start(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        if process is None:
+            return None, None, log
+        code, peak = processes.wait(process)
+    return code, peak, log
 
 
 def run_grid(
@@ -136,12 +249,22 @@ def run_grid(
     Each run gets the cell's own flags, then `shared_flags` (the data), then `extra_flags(strategy)`.
 
     A cell that exits 2 (a bad input) stops the comparison with its error line: every other cell would fail the
-    same way. Any other failure is recorded, reported, and left out of the table.
+    same way. Any other failure is recorded, reported, and left out of the table. An interrupt (KeyboardInterrupt;
+    the caller turns SIGTERM into one) cancels the queued cells, stops the running ones and raises
+    `GridInterrupted` with what finished; a stopped cell is not recorded, so the next run starts it again.
     """
     recipe = finetune_recipe_path()
     cores = os.cpu_count() or 1
     threads = max(1, cores // parallel)
     cells_dir = output_dir / "cells"
+    owners: dict[str, Cell] = {}
+    for cell in cells:  # a folder is one cell's: two cells sharing one would overwrite and mix each other's runs
+        other = owners.setdefault(cell.folder_name, cell)
+        if other != cell:
+            raise ConfigError(
+                f"The cells of {other.model!r} and {cell.model!r} would share the folder "
+                f"{cells_dir / cell.folder_name}: give the models distinct names or paths."
+            )
     pending, results = [], {}
     for cell in cells:
         folder = cells_dir / cell.folder_name
@@ -159,9 +282,12 @@ def run_grid(
     progress(f"compare: {len(cells)} cells, {len(results)} finished earlier, {len(pending)} to run")
     started = time.perf_counter()
     done = 0
+    processes = _Processes()
 
-    def run(item: tuple[Cell, Path, dict]) -> CellResult:
+    def run(item: tuple[Cell, Path, dict]) -> Optional[CellResult]:
         cell, folder, request = item
+        if processes.stopping:
+            return None
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CELL_FILE).write_text(json.dumps(request, indent=2) + "\n")
         command = [
@@ -175,7 +301,9 @@ def run_grid(
             str(folder),
         ]
         progress(f"compare: running {cell.folder_name}")
-        code, peak, log = _run_cell(cell, folder, command, threads)
+        code, peak, log = _run_cell(folder, command, threads, processes)
+        if code is None or processes.stopping:  # stopped by an interrupt: neither finished nor failed
+            return None
         if code == 2:
             lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error: ")]
             raise ConfigError(f"cell {cell.folder_name}: {lines[-1][7:] if lines else 'bad input'} (log: {log})")
@@ -183,8 +311,10 @@ def run_grid(
         ok = code == 0 and (folder / RESULTS_FILE).is_file()
         return CellResult(cell, json.loads((folder / RESULTS_FILE).read_text()) if ok else None, peak, log)
 
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        for future in as_completed([pool.submit(run, item) for item in pending]):
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    futures = [pool.submit(run, item) for item in pending]
+    try:
+        for future in as_completed(futures):
             result = future.result()
             done += 1
             results[result.cell] = result
@@ -193,4 +323,33 @@ def run_grid(
             eta = f", about {elapsed / done * left / 60:.0f} min left" if left else ""
             status = "done" if result.results is not None else f"FAILED (see {result.log})"
             progress(f"compare: [{done}/{len(pending)}] {result.cell.folder_name} {status}{eta}")
+    except BaseException as err:  # an interrupt, or a cell's bad input: nothing more runs, nothing is left running
+        with _interrupts_ignored():
+            for future in futures:
+                future.cancel()
+            processes.stop_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+        if not isinstance(err, KeyboardInterrupt):
+            raise
+        for future in futures:  # a cell that finished just as the interrupt came counts
+            if future.done() and not future.cancelled() and future.exception() is None and future.result():
+                results.setdefault(future.result().cell, future.result())
+        raise GridInterrupted([results[cell] for cell in cells if cell in results], len(cells)) from None
+    pool.shutdown(wait=True)
     return [results[cell] for cell in cells]
+
+
+class _interrupts_ignored:
+    """SIGINT and SIGTERM ignored for a moment (main thread only): a second Ctrl-C must not cut the clean-up short
+    and leave a cell's processes running."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> None:
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in self._SIGNALS}
+
+    def __exit__(self, *exc_info) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -21,12 +21,20 @@ def _pyplot():
 
 
 def _x_positions(rows: Sequence[SummaryRow]) -> dict[str, float]:
-    """Budgets on a log axis; `all` one step past the largest numeric budget, at the mean train rows per class."""
+    """Budgets on a log axis, each at the labelled rows per class its cells really had (a budget larger than the
+    classes sits at their size); `all` one step past the largest numeric budget."""
     numeric = sorted({int(r.label_budget) for r in rows if r.label_budget != "all"})
-    positions = {str(b): float(b) for b in numeric}
+    positions = {}
+    for budget in numeric:
+        had = [r.rows_per_class_max for r in rows if r.label_budget == str(budget) and r.rows_per_class_max]
+        positions[str(budget)] = float(min([budget, *had]))
     if any(r.label_budget == "all" for r in rows):
-        positions["all"] = float(numeric[-1] * 4 if numeric else 1)
+        positions["all"] = max(positions.values(), default=0.25) * 4
     return positions
+
+
+def _tick_label(budget: str, position: float) -> str:
+    return budget if budget == "all" or float(budget) == position else f"{position:.0f} (asked {budget})"
 
 
 def _finish(plt, figure, axis, xlabel: str, ylabel: str, title: str, path: Path) -> None:
@@ -57,7 +65,7 @@ def plot_accuracy_vs_labels(rows: Sequence[SummaryRow], path: Path, title: str) 
             label=label,
         )
     axis.set_xscale("log", base=2)
-    axis.set_xticks(list(positions.values()), list(positions))
+    axis.set_xticks(list(positions.values()), [_tick_label(b, x) for b, x in positions.items()])
     _finish(plt, figure, axis, "labelled training rows per class", "test accuracy (mean ± std over seeds)", title, path)
 
 

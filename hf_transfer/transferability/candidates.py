@@ -74,7 +74,9 @@ class CandidateFeatures:
 def parse_candidates(specs: Sequence[str]) -> list[CandidateRequest]:
     """`["minilm", "minilm@all", "random:minilm"]` -> one request per (model, weights), its layers merged."""
     if not specs:
-        raise ConfigError("--candidates is empty: name at least two models or layers, e.g. --candidates minilm@all.")
+        raise ConfigError(
+            "--model_name_or_path is empty: name at least two models or layers, e.g. --model_name_or_path minilm@all."
+        )
     entries: dict[tuple[str, bool], dict[str, Any]] = {}
     for spec in specs:
         random_init = spec.startswith(RANDOM_PREFIX)

@@ -1,7 +1,11 @@
 """`hf-transfer rank`: rank candidate backbones (or layers) for a data set by transferability scores.
 
-hf-transfer rank --candidates minilm@all random:minilm --dataset_name tweet_sentiment --max_train_samples 1000
-hf-transfer rank --candidates efficientnet-lite0 efficientnet-lite0@all --dataset_name digits --check_with_probes true
+hf-transfer rank --model_name_or_path minilm@all random:minilm --dataset_name tweet_sentiment --max_train_samples 40
+hf-transfer rank --model_name_or_path efficientnet-lite0 efficientnet-lite0@all --dataset_name digits \
+    --check_with_probes true
+
+`--candidates` is another name of `--model_name_or_path`. Few labelled rows (fewer than the features' dimensions)
+are the case rank is for: every score is defined there.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # 1. Arguments: flags, or a YAML / JSON file and overriding flags.
     parser = HfArgumentParser((RankArguments, DataArguments), prog="hf-transfer rank")
     rank_args, data_args = parse_recipe_args(parser, argv)
-    requests = parse_candidates(rank_args.candidates)
+    requests = parse_candidates(rank_args.model_name_or_path)
     device = torch.device(
         "cuda" if rank_args.device == "cuda" or (rank_args.device == "auto" and torch.cuda.is_available()) else "cpu"
     )
@@ -55,7 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 splits,
                 model_args=ModelArguments(model_name_or_path=request.model, cache_dir=rank_args.cache_dir),
                 max_seq_length=rank_args.max_seq_length,
-                batch_size=rank_args.batch_size,
+                batch_size=rank_args.feature_batch_size,
                 seed=rank_args.seed,
                 cache=cache,
                 device=device,
