@@ -19,9 +19,9 @@ from typing import Optional
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .constants import MULTI_LABEL_METRICS, PROBLEM_TYPES, REGRESSION_METRICS, TOKEN_CLASSIFICATION_METRICS
 from .registry import get_builtin_dataset
 from .run_record import RUN_INFO_FILE, looks_like_hub_id
+from .tasks import TASKS, Task
 
 __all__ = ["create_model_card"]
 
@@ -36,7 +36,7 @@ def _dataset_hub_id(name: str) -> str:
 # first so `micro_f1` is not read as `f1`; per-label scores (`test_f1_<label>`) get a table of their own.
 _METRICS = tuple(
     sorted(
-        {"accuracy", "f1", *MULTI_LABEL_METRICS, *REGRESSION_METRICS, *TOKEN_CLASSIFICATION_METRICS},
+        {metric for task in TASKS.entries() for metric in task.metrics},
         key=len,
         reverse=True,
     )
@@ -54,32 +54,30 @@ def _split_metric(key: str) -> Optional[tuple[str, str]]:
     return None
 
 
+def _task(info: dict) -> Task:
+    """The task entry of the run (runs recorded before tasks existed were single-label)."""
+    return TASKS.get(info.get("task") or "single_label")
+
+
 def _outputs_text(info: dict) -> str:
-    """`3 labels: a, b, c`, or for a regression `regression of target, in its own units`."""
-    names = [str(name) for name in info["label_names"]]
-    if info.get("task") == "regression":
-        return f"regression of `{', '.join(names)}`, predicted in its own units"
-    if info.get("task") == "multi_label":
-        return f"multi-label, any of {len(names)} labels per input: {', '.join(names[:20])}"
-    if info.get("task") == "token_classification":
-        types = sorted({name[2:] for name in names if name != "O"})
-        return f"token classification, {len(names)} IOB tags of {len(types)} entity types: {', '.join(types[:20])}"
-    return f"{len(names)} labels: {', '.join(names[:20])}"
+    """`3 labels: a, b, c`, or for a regression `regression of target, in its own units`: the task entry says."""
+    return _task(info).describe_outputs([str(name) for name in info["label_names"]])
 
 
 def _per_label_table(info: dict, results: dict) -> list[str]:
     """A multi-label run's F1 per label (at the saved decision thresholds), or a token classifier's per entity type,
     on each split that has them."""
-    names = [str(name) for name in info["label_names"]]
-    if info.get("task") == "token_classification":
-        names = sorted({name[2:] for name in names if name != "O"})
-    elif info.get("task") != "multi_label":
+    task = _task(info)
+    if task.per_label_scores is None:
         return []
+    names = [str(name) for name in info["label_names"]]
+    if task.per_token:  # scored per entity type, not per IOB tag
+        names = sorted({name[2:] for name in names if name != "O"})
     splits = [split for split in ("eval", "test") if all(f"{split}_f1_{name}" in results for name in names)]
     if not splits:
         return []
     header = " | ".join({"eval": "validation"}.get(split, split) for split in splits)
-    what = "entity type" if info.get("task") == "token_classification" else "label"
+    what = task.per_label_scores
     lines = ["", f"### F1 per {what}", "", f"| {what} | {header} |", "|---|" + "---|" * len(splits)]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(f"{results[f'{split}_f1_{name}']:.4f}" for split in splits) + " |")
@@ -131,13 +129,14 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
                 f'model = SentenceTransformer("{repo_id}")\nembeddings = model.encode(["a sentence"])'
             )
         return snippet
-    if info.get("sentence_transformers") and info.get("task") == "regression":
+    task = _task(info)
+    if info.get("sentence_transformers") and task.decision == "value":
         return (
             "from sentence_transformers import SentenceTransformer\n\n"
             f'model = SentenceTransformer("{repo_id}")\n'
             'predictions = model.encode(["a sentence"])[:, 0]  # in the target\'s own units'
         )
-    multi_label = info.get("task") == "multi_label"
+    multi_label = task.decision == "thresholds"
     if info.get("sentence_transformers") and multi_label:
         return (
             "from sentence_transformers import SentenceTransformer\n\n"
@@ -154,9 +153,7 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
             'logits = model.encode(["a sentence"])  # (N, num_labels)\n'
             "labels = [model[0].auto_model.config.id2label[int(i)] for i in logits.argmax(-1)]"
         )
-    auto = "AutoModelForSequenceClassification" if info["modality"] == "text" else "AutoModelForImageClassification"
-    if info.get("task") == "token_classification":
-        auto = "AutoModelForTokenClassification"
+    auto = task.model_class(info["modality"])
     processor = "AutoTokenizer" if info["modality"] == "text" else "AutoImageProcessor"
     example = '["a sentence"], return_tensors="pt"' if info["modality"] == "text" else '[image], return_tensors="pt"'
     thresholds = (
@@ -169,7 +166,7 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
     )
     if is_adapter:
         id2label = {i: n for i, n in enumerate(info["label_names"])}
-        problem_type = PROBLEM_TYPES.get(info.get("task"))
+        problem_type = task.problem_type
         return (
             f"from peft import PeftModel\nfrom transformers import {auto}, {processor}\n\n"
             f'base = {auto}.from_pretrained(\n    "{base_reference}", num_labels={len(id2label)}, id2label={id2label},\n'
@@ -178,7 +175,7 @@ def _usage(info: dict, repo_id: str, is_adapter: bool, base_reference: str) -> s
             f'model = PeftModel.from_pretrained(base, "{repo_id}")\n'
             f'processor = {processor}.from_pretrained("{repo_id}")' + thresholds
         )
-    if info.get("task") == "token_classification":
+    if task.per_token:
         return (
             "from transformers import pipeline\n\n"
             f'ner = pipeline("token-classification", model="{repo_id}", aggregation_strategy="simple")\n'
@@ -203,12 +200,11 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     is_adapter = (output_dir / "adapter_config.json").is_file()
     repo_id = repo_id or output_dir.name
     base_reference = info.get("base_model_hub_id") or info["base_model_path"]
-    pipeline_tag = "text-classification" if info["modality"] == "text" else "image-classification"
-    if info.get("task") == "token_classification":
-        pipeline_tag = "token-classification"
     is_backbone = info.get("saved_as") == "backbone"
     if is_backbone:
         pipeline_tag = "sentence-similarity" if info.get("sentence_transformers") else "feature-extraction"
+    else:
+        pipeline_tag = _task(info).pipeline_tag(info["modality"])
     dataset_ids = [_dataset_hub_id(d) for d in info["datasets"]]
     hub_datasets = [d for d in dataset_ids if looks_like_hub_id(d)]
 

@@ -92,3 +92,31 @@ def test_strategies_say_their_stages():
 
 def test_lazy_reference_imports_on_use():
     assert LazyReference("math:sqrt")(16.0) == 4.0
+
+
+def test_tasks_name_stock_transformers_classes_and_refuse_unknown_names():
+    import transformers
+
+    from hf_transfer.tasks import TASK_CHOICES, TASKS
+
+    for task in TASKS.entries():
+        for modality in task.model_classes:
+            assert hasattr(transformers, task.model_class(modality)), task.name
+            assert task.pipeline_tag(modality) in transformers.pipelines.SUPPORTED_TASKS
+        assert task.headline_metric in task.metrics
+    assert TASK_CHOICES[0] == "auto"
+    with pytest.raises(ConfigError, match="--task 'ranking' is not one of"):
+        TransferArguments(task="ranking")
+    with pytest.raises(ConfigError, match="--task token_classification is for text models; this is a vision model"):
+        TASKS.get("token_classification").model_class("vision")
+
+
+def test_batch_mean_losses_of_the_tasks():
+    from hf_transfer.tasks.losses import multi_label_loss, regression_loss, soft_target_loss
+
+    logits = torch.tensor([[0.0, 2.0], [1.0, -1.0]])
+    assert regression_loss(logits[:, :1], torch.tensor([[1.0], [3.0]])).item() == pytest.approx((1 + 4) / 2)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    assert multi_label_loss(logits, torch.tensor([[0.0, 1.0], [1.0, 0.0]])).item() == pytest.approx(bce.item())
+    hard = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0]))
+    assert soft_target_loss(logits, torch.tensor([[0.0, 1.0], [1.0, 0.0]])).item() == pytest.approx(hard.item())

@@ -19,6 +19,7 @@ from ..data.arguments import DataArguments
 from ..data.constants import BUILTIN_DATASETS, DERIVED_DATASETS
 from ..errors import ConfigError, HfTransferError
 from ..finetuning.strategies import STRATEGIES
+from ..tasks import AUTO_TASK, TASKS
 from .methods import ADAPTATION_METHODS, AdaptationMethod
 
 __all__ = [
@@ -242,7 +243,7 @@ TargetDataArguments = create_prefixed_data_arguments(
 
 def check_transfer_strategy(strategy: str, task: str = "auto") -> None:
     """Domain adaptation trains the backbone in one stage (full or LoRA fine-tuning); it adapts classifiers."""
-    if task not in ("auto", "single_label"):
+    if task != AUTO_TASK and not TASKS.get(task).one_class_per_row:
         raise ConfigError(
             f"--task {task}: domain adaptation adapts classifiers (one class per row) for now; train a {task} model "
             "with recipes/finetune.py."

@@ -12,6 +12,7 @@ from typing import Optional
 
 from ..errors import ConfigError
 from ..finetuning.strategies import STRATEGIES
+from ..tasks import TASKS
 
 __all__ = ["AUGMENTATIONS", "AUTO_AUGMENT_POLICIES", "AugmentationArguments"]
 
@@ -169,7 +170,7 @@ class AugmentationArguments:
                 f"augmentation, Mixup / CutMix and --model_ema need training; use --strategy {training}, or leave "
                 "them out."
             )
-        if self.mixes and task not in ("single_label", "multi_label"):
+        if self.mixes and not TASKS.get(task).classifies_rows:
             raise ConfigError(
                 f"--mixup / --cutmix mix the classes of two images into soft targets; a {task} task has no classes. "
                 "Leave them out."
@@ -179,7 +180,7 @@ class AugmentationArguments:
                 "--model_ema saves the weight average at the end, --load_best_model_at_end the best checkpoint's "
                 "live weights: choose one."
             )
-        if label_smoothing and task in ("multi_label", "regression"):
+        if label_smoothing and not TASKS.get(task).picks_one_class:
             raise ConfigError(
                 f"--label_smoothing_factor smooths one class per example; a {task} task has no such class. "
                 "Leave it at 0."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..tasks import TASKS
 from .config import AugmentationArguments
 
 __all__ = ["BatchMixer", "create_batch_mixer"]
@@ -54,6 +55,8 @@ def create_batch_mixer(
         return None
     from timm.data import Mixup
 
+    several_classes = TASKS.get(task).label_kind == "classes"  # 0 / 1 targets per class, not a distribution
+
     mixup = Mixup(
         mixup_alpha=args.mixup,
         cutmix_alpha=args.cutmix,
@@ -62,6 +65,6 @@ def create_batch_mixer(
         mode="batch",
         label_smoothing=label_smoothing,
         num_classes=num_labels,
-        multi_label=task == "multi_label",
+        multi_label=several_classes,
     )
-    return BatchMixer(mixup, multi_label=task == "multi_label")
+    return BatchMixer(mixup, multi_label=several_classes)

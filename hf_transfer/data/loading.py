@@ -9,15 +9,13 @@ from datasets import DatasetDict
 
 from ..errors import DataError
 from ..registry import get_builtin_dataset
+from ..tasks import AUTO_TASK, TASKS
 from .arguments import DataArguments
 from .columns import resolve_columns, to_canonical_columns, verify_images
 from .constants import SPLIT_ORDER
-from .labels import encode_labels
-from .multi_labels import encode_multi_labels, multi_label_summary
 from .sources import load_source
 from .splits import canonical_split_names, carve_split, per_class_subset, subsample
-from .targets import encode_targets, resolve_task, target_summary
-from .token_tags import encode_token_tags, tag_summary
+from .targets import resolve_task
 
 __all__ = ["load_transfer_dataset"]
 
@@ -34,7 +32,7 @@ def load_transfer_dataset(
     Args:
         args: the data arguments.
         cache_dir: `datasets` cache folder (also where built-ins are prepared). Default: the `datasets` cache.
-        task: what `label` must hold (`hf_transfer.constants.TASKS`): `single_label` (a `ClassLabel`),
+        task: what `label` must hold (a name of `hf_transfer.tasks.TASKS`, whose entry encodes it): `single_label` (a `ClassLabel`),
             `multi_label` (a `List(ClassLabel)`, possibly empty per row), `regression` (one float32 per row),
             `token_classification` (a `List(ClassLabel)` of tags, one per word of a `tokens` column; chosen whenever
             the input column holds word lists or the file is CoNLL), or
@@ -59,21 +57,10 @@ def load_transfer_dataset(
         {split: to_canonical_columns(ds, split, input_column, target, label_column) for split, ds in splits.items()}
     )
     task = resolve_task(
-        splits, source.task if task == "auto" and source.task else task, args.label_separator, source.description
+        splits, source.task if task == AUTO_TASK and source.task else task, args.label_separator, source.description
     )
-    if task == "regression":
-        splits = encode_targets(splits, source.description)
-    elif task == "multi_label":
-        splits = encode_multi_labels(splits, source.description, args.label_separator)
-    elif task == "token_classification":
-        if "tokens" not in splits["train"].column_names:
-            raise DataError(
-                f"--task token_classification needs a list of words per row and one tag per word; {source.description} "
-                "has a text column of plain strings. Pass --text_column with a column of word lists, or a .conll file."
-            )
-        splits = encode_token_tags(splits, source.description)
-    else:
-        splits = encode_labels(splits, source.description)
+    task_entry = TASKS.get(task)
+    splits = task_entry.encode_labels(splits, source.description, args.label_separator)
 
     seed = args.split_seed
     if source.carve_test:
@@ -91,15 +78,5 @@ def load_transfer_dataset(
     if source.verify and "image" in splits["train"].column_names:
         verify_images(splits)
     sizes = ", ".join(f"{split}={len(ds)}" for split, ds in splits.items())
-    if task == "regression":
-        logger.info("Loaded %s: %s; regression target %s", source.description, sizes, target_summary(splits))
-    elif task == "multi_label":
-        logger.info("Loaded %s: %s; multi-label, %s", source.description, sizes, multi_label_summary(splits))
-    elif task == "token_classification":
-        logger.info("Loaded %s: %s; token classification, %s", source.description, sizes, tag_summary(splits))
-    else:
-        label = splits["train"].features["label"]
-        logger.info(
-            "Loaded %s: %s; %d classes (%s)", source.description, sizes, label.num_classes, ", ".join(label.names[:10])
-        )
+    logger.info("Loaded %s: %s; %s", source.description, sizes, task_entry.summarize_labels(splits))
     return splits

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..constants import DEFAULT_L2_GRID, TASKS
+from ..constants import DEFAULT_L2_GRID
 from ..errors import ConfigError
 from ..models.pooling_modes import CLASSIFIER_POOLINGS, HEAD_POOLING
+from ..tasks import TASK_CHOICES, TASKS
 from .strategies import FINETUNE_METHODS, STRATEGIES, Strategy
 
 __all__ = ["STRATEGIES", "CLASSIFIER_POOLINGS", "LoraArguments", "TransferArguments"]
@@ -81,11 +82,11 @@ class TransferArguments:
     task: str = field(
         default="auto",
         metadata={
-            "help": "What the data holds: single_label (one class per row), multi_label (any number of classes per "
-            "row; decision thresholds chosen on validation), regression (one number per row; the model predicts it "
-            "in raw units) or token_classification (a tag per word, NER). Default auto: token_classification for "
-            "word lists (a .conll file), multi_label for label lists or --label_separator-joined names, regression "
-            "for numbers that are not all whole, else single_label."
+            "help": "What the data holds: "
+            + "; ".join(f"{task.name} ({task.description})" for task in TASKS.entries())
+            + ". Default auto: token_classification for word lists (a .conll file), multi_label for real label lists "
+            "(names joined by --label_separator stop and ask for --task multi_label or single_label), regression for "
+            "dot-format numbers that are not all whole (with a warning), else single_label (labels as written)."
         },
     )
     strategy: str = field(
@@ -148,8 +149,8 @@ class TransferArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.task not in ("auto", *TASKS):
-            raise ConfigError(f"--task {self.task!r} is not one of auto, {', '.join(TASKS)}.")
+        if self.task not in TASK_CHOICES:
+            raise ConfigError(f"--task {self.task!r} is not one of {', '.join(TASK_CHOICES)}.")
         STRATEGIES.check(self.strategy)
         if self.lp_ft_finetune not in FINETUNE_METHODS:
             raise ConfigError(f"--lp_ft_finetune {self.lp_ft_finetune!r} must be `full` or `lora`.")

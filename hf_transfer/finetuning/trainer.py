@@ -16,17 +16,15 @@ from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers import Trainer
 
 from ..models.heads import head_module_names
+from ..tasks import TASKS
+from ..tasks.losses import soft_target_loss
 from .optim import create_param_groups
-from .targets import TargetScale, standardized_mse
+from .targets import TargetScale
 
 __all__ = ["TransferTrainer"]
-
-# Tasks whose loss is computed here as a batch mean (see the module docstring).
-_MEAN_LOSS_TASKS = ("regression", "multi_label")
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +41,8 @@ class TransferTrainer(Trainer):
             module tree (`hf_transfer.models.heads.head_module_names`).
         target_scale: for a regression head reparametrised by `standardize_target_head`, the train targets' mean
             and std: the loss is then the standardised mean squared error (`hf_transfer.finetuning.targets`).
-        task: the task of the labels (`hf_transfer.constants.TASKS`); regression and multi-label losses are
-            computed here (see the module docstring).
+        task: the task of the labels (a name of `hf_transfer.tasks.TASKS`); its entry's `batch_mean_loss`, if any,
+            is computed here (see the module docstring).
         batch_mixer: Mixup / CutMix of training batches (`hf_transfer.augmentation.BatchMixer`); single-label
             trains on the soft targets with soft-target cross-entropy, multi-label with BCE.
     """
@@ -62,9 +60,9 @@ class TransferTrainer(Trainer):
     ):
         super().__init__(*args, **kwargs)
         self.target_scale = target_scale
-        self.task = "regression" if target_scale is not None else task
+        self.task = TASKS.get("regression" if target_scale is not None else task)  # standardised targets: regression
         self.batch_mixer = batch_mixer
-        if self.task in _MEAN_LOSS_TASKS or batch_mixer is not None:
+        if self.task.batch_mean_loss is not None or batch_mixer is not None:
             self.loss_is_scaled_for_ga = False
         self.head_learning_rate = head_learning_rate
         self.layer_decay = layer_decay
@@ -77,23 +75,15 @@ class TransferTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mixes = self.batch_mixer is not None and model.training
-        if not (mixes or self.task in _MEAN_LOSS_TASKS) or "labels" not in inputs:
+        task_loss = self.task.batch_mean_loss
+        if not (mixes or task_loss is not None) or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
         if mixes:
             inputs["pixel_values"], labels = self.batch_mixer(inputs["pixel_values"], labels)
         outputs = model(**inputs)
-        logits = outputs.logits
-        if self.task == "regression":
-            loss = (
-                standardized_mse(logits, labels, self.target_scale)
-                if self.target_scale is not None
-                else F.mse_loss(logits.view_as(labels).float(), labels.float())
-            )
-        elif self.task == "multi_label":
-            loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-        else:  # single-label, mixed: soft targets
-            loss = torch.sum(-labels * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        # one class per row, mixed: soft targets
+        loss = (task_loss or soft_target_loss)(outputs.logits, labels, self.target_scale)
         return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:

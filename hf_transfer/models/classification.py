@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+import transformers
 from torch import nn
-from transformers import (
-    AutoModelForImageClassification,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    PretrainedConfig,
-    PreTrainedModel,
-)
+from transformers import PretrainedConfig, PreTrainedModel
 
-from ..constants import PROBLEM_TYPES
 from ..errors import ModelLoadError
+from ..tasks import TASKS
 from .arguments import ModelArguments
 from .heads import newly_initialized_modules
 from .loading import infer_model_modality, load_config, readable_weights
@@ -62,11 +57,12 @@ def load_classification_model(
     """`create_classification_model`, plus the paths of the modules the checkpoint lacked (newly initialised).
 
     Those modules are random until trained: LoRA must train and save them, a probe must not read them
-    (`hf_transfer.models.heads`). `task` (`hf_transfer.constants.TASKS`) picks the head: a tag per token
-    (`AutoModelForTokenClassification`) for `token_classification`, else one output per name in `label_names` with
-    transformers' `problem_type` of the task (`PROBLEM_TYPES`: BCE per label, or MSE for regression).
+    (`hf_transfer.models.heads`). `task` (a name of `hf_transfer.tasks.TASKS`) picks the head: its entry's
+    `AutoModelFor...` class for the modality (a tag per token for token classification), one output per name in
+    `label_names`, and transformers' `problem_type` of the task (BCE per label, or MSE for regression).
     """
-    problem_type = PROBLEM_TYPES.get(task)
+    task_entry = TASKS.get(task)
+    problem_type = task_entry.problem_type
     model_args = model_args or ModelArguments(model_name_or_path=path)
     config = load_config(path, model_args)
     modality = infer_model_modality(config)
@@ -86,9 +82,7 @@ def load_classification_model(
             )
     id2label = {i: name for i, name in enumerate(label_names)}
     label2id = {name: i for i, name in id2label.items()}
-    auto_cls = AutoModelForSequenceClassification if modality == "text" else AutoModelForImageClassification
-    if task == "token_classification":
-        auto_cls = AutoModelForTokenClassification
+    auto_cls = getattr(transformers, task_entry.model_class(modality))
     with readable_weights(path):
         model, loading_info = auto_cls.from_pretrained(
             path,

@@ -14,7 +14,6 @@ from typing import Any, Optional
 
 from transformers import PreTrainedModel
 
-from ..constants import PROBLEM_TYPES
 from ..errors import ModelLoadError
 from ..models import (
     Modality,
@@ -29,7 +28,9 @@ from ..models import (
 )
 from ..models.pooled_classifier import load_pooled_classifier
 from ..models.pooling import read_sentence_transformers_pooling
+from ..models.pooling_modes import HEAD_POOLING, POOLING_MODES
 from ..processing import set_image_size
+from ..tasks import TASKS
 from .checks import check_modality_match
 
 __all__ = ["TransferModel", "load_transfer_model"]
@@ -73,8 +74,8 @@ def load_transfer_model(
 
     `pooling` (text): `head` keeps the stock classification head; a mode of `hf_transfer.models.pooling` builds a
     `PooledClassifier` (saved in sentence-transformers' format); `auto` is the pooling of a sentence-transformers
-    checkpoint when it ships one, else `head`. `task` (`hf_transfer.constants.TASKS`): the head's kind
-    (`load_classification_model`); token classification always keeps the stock per-token head.
+    checkpoint when it ships one, else `head`. `task` (a name of `hf_transfer.tasks.TASKS`): the head's kind
+    (`load_classification_model`); a per-token task always keeps the stock per-token head.
     """
     guard = main_process_first(desc="resolving the model") if main_process_first else contextlib.nullcontext()
     with guard:
@@ -90,16 +91,18 @@ def load_transfer_model(
     processor = load_processor(path, modality, model_args)
     if replace_head is None:
         replace_head = is_builtin_model(model_args.model_name_or_path)
-    if task == "token_classification" and pooling not in ("auto", "head"):
+    task_entry = TASKS.get(task)
+    task_entry.check_modality(modality)
+    if task_entry.per_token and pooling not in ("auto", HEAD_POOLING):
         raise ModelLoadError(
             f"--pooling {pooling} pools a sentence into one vector; token classification tags every token. Drop "
             "--pooling (or pass --pooling head)."
         )
     if pooling == "auto":
-        pooling = (read_sentence_transformers_pooling(path) if modality == "text" else None) or "head"
-        pooling = "head" if task == "token_classification" else pooling
-    if pooling != "head":
-        if modality != "text" or pooling == "pooler":
+        pooling = (read_sentence_transformers_pooling(path) if modality == "text" else None) or HEAD_POOLING
+        pooling = HEAD_POOLING if task_entry.per_token else pooling
+    if pooling != HEAD_POOLING:
+        if modality != "text" or POOLING_MODES.get(pooling).pool is None:
             raise ModelLoadError(
                 f"--pooling {pooling} applies to text backbones with token states; use --pooling head"
                 + (" (an image backbone's head pools itself)." if modality != "text" else " for BERT's pooler.")
@@ -109,7 +112,7 @@ def load_transfer_model(
             path,
             pooling,
             label_names,
-            PROBLEM_TYPES.get(task),
+            task_entry.problem_type,
             cache_dir=model_args.cache_dir,
             revision=model_args.model_revision,
             token=model_args.token,
