@@ -20,7 +20,7 @@ from hf_transfer.__main__ import main
 from hf_transfer.comparison import Cell, CellResult, CompareArguments, build_grid, recommend, summarize
 from hf_transfer.comparison.budgets import LabelledRows
 from hf_transfer.comparison.command import parse_arguments
-from hf_transfer.comparison.config import finetune_argument_classes
+from hf_transfer.comparison.arguments import finetune_argument_classes
 from hf_transfer.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -259,7 +259,7 @@ def test_rank_takes_the_recipes_flag_names_and_keeps_the_old_ones():
 
     from hf_transfer.data import DataArguments
     from hf_transfer.recipe.arguments import parse_recipe_args
-    from hf_transfer.transferability.config import RankArguments
+    from hf_transfer.transferability.arguments import RankArguments
 
     parser = HfArgumentParser((RankArguments, DataArguments))
     data = ["--dataset_name", "tweet_sentiment"]

@@ -1,12 +1,12 @@
 """Unsupervised domain adaptation: labelled source data, unlabelled target data, same task.
 
-Split peft-style: `config.py` is what the user sets, `methods.py` the registry of `--method` values, `losses/` holds the alignment losses, one per module (DANN, Deep
+Split peft-style: `arguments.py` is what the user sets, `methods.py` the registry of `--method` values, `losses/` holds the alignment losses, one per module (DANN, Deep
 CORAL, multi-kernel MMD), `data.py` pairs source and target rows into training batches, `model.py` holds
 the task model and the alignment loss as one module, `trainer.py` the `Trainer` subclass, `domains.py` loads a
 domain and checks that two pair up, `diagnostics.py` the proxy A-distance.
 """
 
-from .config import (
+from .arguments import (
     METHODS,
     DomainAdaptationArguments,
     SourceDataArguments,

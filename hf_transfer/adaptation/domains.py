@@ -13,7 +13,7 @@ from datasets import DatasetDict
 
 from ..data import DataArguments, infer_modality, load_transfer_dataset
 from ..errors import DataError, HfTransferError
-from .config import prefix_flags
+from .arguments import prefix_flags
 
 __all__ = ["load_domain_dataset", "align_domains"]
 

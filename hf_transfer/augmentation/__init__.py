@@ -1,11 +1,11 @@
 """Training the way timm trains, for every fine-tuning strategy: image augmentation, Mixup / CutMix, weight EMA.
 
-Split peft-style: `config.py` is what the user sets (no torch, no timm); `transforms.py` builds the image training
+Split peft-style: `arguments.py` is what the user sets (no torch, no timm); `transforms.py` builds the image training
 transform around the model's own processor; `mixing.py` mixes batches; `ema.py` keeps the weight average. timm is
 imported only when one of them is asked for (it is the `vision` extra).
 """
 
-from .config import AUGMENTATIONS, AugmentationArguments
+from .arguments import AUGMENTATIONS, AugmentationArguments
 from .ema import ModelEmaCallback
 from .mixing import BatchMixer, create_batch_mixer
 from .transforms import ImageAugmentation, create_image_augmentation

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..tasks import TASKS
-from .config import AugmentationArguments
+from .arguments import AugmentationArguments
 
 __all__ = ["BatchMixer", "create_batch_mixer"]
 

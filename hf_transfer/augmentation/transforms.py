@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import torch
 from PIL import Image, ImageOps
 
-from .config import AugmentationArguments
+from .arguments import AugmentationArguments
 
 __all__ = ["ImageAugmentation", "create_image_augmentation", "processor_input_size"]
 

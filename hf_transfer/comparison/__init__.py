@@ -1,13 +1,13 @@
 """Strategy comparison: which of probe, LoRA, full fine-tuning and LP-FT to use on the user's data, measured.
 
-`config` is what the user sets (and reads --recipe_args with recipes/finetune.py's own parser), `budgets` draws each
+`arguments` is what the user sets (and reads --recipe_args with recipes/finetune.py's own parser), `budgets` draws each
 cell's labelled rows before anything runs (a task compare cannot score stops there), `grid` builds and runs the cells
 (one recipes/finetune.py run each, resumable, stopped cleanly by Ctrl-C or SIGTERM), `summary` the table and the
 recommendation, `plots` the figures, `command` the `hf-transfer compare` entry point.
 """
 
+from .arguments import COMPARABLE_STRATEGIES, CompareArguments
 from .budgets import LabelledRows
-from .config import COMPARABLE_STRATEGIES, CompareArguments
 from .grid import Cell, CellResult, GridInterrupted, build_grid, run_grid
 from .summary import SummaryRow, recommend, summarize
 

@@ -14,6 +14,7 @@ from datasets import Dataset
 from ..data import DataArguments, infer_task, load_transfer_dataset
 from ..data.splits import per_class_subset, subsample
 from ..errors import ConfigError
+from ..tasks import TASKS
 
 __all__ = [
     "LabelledRows",
@@ -54,7 +55,7 @@ def check_single_label(train: Dataset, dataset: str) -> None:
     """compare scores one class per row (accuracy, macro-F1, rows per class): anything else stops here, before any
     cell trains, not as a table of nan."""
     task = infer_task(train)
-    if task != "single_label":
+    if not TASKS.get(task).one_class_per_row:
         raise ConfigError(
             f"hf-transfer compare scores single-label classification and {dataset} holds {task.replace('_', '-')} "
             f"labels: run recipes/finetune.py --task {task} for it (or pass --label_column with a column of classes)."

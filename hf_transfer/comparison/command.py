@@ -26,8 +26,8 @@ from ..data import DataArguments, data_source_name
 from ..errors import ConfigError
 from ..hub import check_repo_id
 from ..recipe.arguments import config_to_argv, parse_recipe_args
+from .arguments import CompareArguments
 from .budgets import check_single_label, draw_labelled_rows, load_train_pool, warn_small_classes
-from .config import CompareArguments
 from .grid import CellResult, GridInterrupted, build_grid, model_labels, run_grid
 from .plots import plot_accuracy_vs_labels, plot_accuracy_vs_time
 from .publish import push_comparison

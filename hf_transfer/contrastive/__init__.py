@@ -1,6 +1,6 @@
 """Contrastive pretraining: learn a transferable representation from unlabelled (or weakly paired) data.
 
-- `config`: `ContrastiveArguments` (loss, views, temperature, projection head, GradCache, augmentations).
+- `arguments`: `ContrastiveArguments` (loss, views, temperature, projection head, GradCache, augmentations).
 - `losses`: `NTXentLoss` (SimCLR / SimCSE), `InBatchNegativesLoss` (InfoNCE over pairs), `SupConLoss`,
   with a fixed or learnable (`Temperature`) temperature and a cross-process gather with gradients.
 - `augmentations`: SimCLR image augmentations (kornia batched, or torchvision per image).
@@ -14,7 +14,7 @@ The result is transferred with `recipes/finetune.py --model_name_or_path <output
 """
 
 from .augmentations import BatchedSimCLRAugmentation, SimCLRAugmentation
-from .config import ContrastiveArguments
+from .arguments import ContrastiveArguments
 from .data import load_contrastive_dataset
 from .distributed import gather_with_grad
 from .evaluation import linear_evaluation

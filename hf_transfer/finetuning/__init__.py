@@ -1,11 +1,11 @@
 """Fine-tuning strategies: full, LoRA (peft) and LP-FT, on top of `transformers.Trainer`.
 
-Split peft-style: `config.py` is what the user sets, `lora.py` wraps models in adapters,
+Split peft-style: `arguments.py` is what the user sets, `lora.py` wraps models in adapters,
 `optim.py` builds parameter groups, `trainer.py` holds the `Trainer` subclass; `strategies.py` is the registry of
 `--strategy` values (which stages each runs).
 """
 
-from .config import STRATEGIES, LoraArguments, TransferArguments
+from .arguments import STRATEGIES, LoraArguments, TransferArguments
 from .lora import create_lora_model, resolve_lora_target_modules
 from .optim import create_param_groups, layer_id_for_parameter
 from .strategies import Strategy

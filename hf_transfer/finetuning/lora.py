@@ -24,7 +24,7 @@ from transformers import PreTrainedModel
 
 from ..errors import ConfigError
 from ..models.heads import head_module_names, is_inside
-from .config import LoraArguments
+from .arguments import LoraArguments
 
 __all__ = ["resolve_lora_target_modules", "create_lora_model"]
 

@@ -23,7 +23,7 @@ from ..models import ModelArguments
 from ..probing import FeatureCache
 from ..recipe.arguments import parse_recipe_args
 from .candidates import extract_candidate_features, parse_candidates
-from .config import RankArguments
+from .arguments import RankArguments
 from .ranking import rank_candidates, write_ranking
 
 __all__ = ["main"]

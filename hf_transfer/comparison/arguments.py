@@ -17,10 +17,12 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from ..finetuning.strategies import STRATEGIES
+from ..tasks import AUTO_TASK, TASKS
 
 __all__ = ["CompareArguments", "COMPARABLE_STRATEGIES", "CELL_FLAGS", "finetune_argument_classes", "recipe_flag_values"]
 
-COMPARABLE_STRATEGIES = ("linear_probe", "lora", "full", "lp_ft")  # recipes/finetune.py's --strategy values
+COMPARABLE_STRATEGIES: tuple[str, ...] = STRATEGIES.names()  # recipes/finetune.py's --strategy values
 
 # What the comparison sets per cell (`grid.Cell.recipe_flags`, the cell's folder): argument name -> compare's flag.
 CELL_FLAGS = {
@@ -31,7 +33,8 @@ CELL_FLAGS = {
     "train_samples_per_class": "--train_samples_per_class",
     "output_dir": "--output_dir",
 }
-SCORED_TASKS = ("single_label", "auto")  # --task values of the runs compare can score
+# --task values of the runs compare can score: accuracy, macro-F1 and label budgets per class need one class per row.
+SCORED_TASKS = (AUTO_TASK, *(task.name for task in TASKS.entries() if task.one_class_per_row))
 
 
 def finetune_argument_classes() -> tuple[type, ...]:
