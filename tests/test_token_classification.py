@@ -1,5 +1,6 @@
 """Token classification / NER (`--task token_classification`): CoNLL files and words/tags columns read and checked,
-tags aligned to the first sub-token of each word, seqeval's entity-level scores, the probe on cached per-token
+tags aligned to the first sub-token of each word, sentences longer than --max_seq_length read in overlapping windows
+and scored whole (every word, in every strategy), seqeval's entity-level scores, the probe on cached per-token
 features, and every finetune strategy reloading in a fresh process (transformers, peft, pipeline) to the F1 it
 reported (full fine-tuning in 2 processes, whose gathered token predictions give the same scores)."""
 
@@ -200,6 +201,116 @@ def test_entity_scores_are_seqevals():
     assert padded == scores  # -100 positions are not scored
 
 
+# ------------------------------------------------------------------------------------------------ long sentences
+
+LONG = 60  # words per sentence: several windows at --max_seq_length 16 or 24
+
+
+def _long_sentences(n: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    """`n` sentences of exactly `LONG` words, entities all along them (the later half too)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        words, tags = [], []
+        while len(words) < LONG:
+            roll = rng.random()
+            entity, kind = (PEOPLE, "PER") if roll < 0.2 else (PLACES, "LOC")
+            name = entity[int(rng.integers(len(entity)))]
+            if roll < 0.4 and len(words) + len(name) <= LONG:
+                words += name
+                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)
+            else:
+                words.append(str(rng.choice(FILLER)))
+                tags.append("O")
+        out.append((words, tags))
+    return out
+
+
+@pytest.mark.parametrize("architecture", ["bert", "distilbert"])
+def test_a_long_sentence_is_read_in_windows_that_tag_every_word_once_where_it_has_most_context(
+    architecture, tiny, tmp_path
+):
+    from hf_transfer.processing import window_counts
+
+    sentences = [*_long_sentences(6, seed=1), (["alice", "met", "bob"], ["B-PER", "O", "B-PER"])]
+    path = _write_conll(tmp_path / "long.conll", sentences)
+    splits = load_transfer_dataset(DataArguments(train_file=path, validation_file=path), task="auto")
+    names = splits["train"].features["label"].feature.names
+    tokenizer = AutoTokenizer.from_pretrained(tiny(architecture))
+    processed = preprocess_dataset(splits, tokenizer, "text", max_seq_length=16)
+    rows = processed["train"]
+    assert max(len(ids) for ids in rows["input_ids"]) <= 16
+    assert window_counts(processed) == {
+        "train_sentences_windowed": 6,
+        "train_words_cut": 0,
+        "eval_sentences_windowed": 6,
+        "eval_words_cut": 0,
+    }
+    tagged: dict[int, list[tuple[int, str]]] = {}
+    for row in rows:
+        positions = [i for i, tag in enumerate(row["labels"]) if tag != IGNORED_LABEL]
+        assert len(positions) == len(row["word_index"])
+        words, tags = sentences[row["sentence"]]
+        pieces = tokenizer.convert_ids_to_tokens(row["input_ids"])
+        for position, word in zip(positions, row["word_index"]):
+            assert pieces[position] == tokenizer.tokenize(words[word])[0]  # the word's first sub-token
+            assert names[row["labels"][position]] == tags[word]
+            # the most context: a word at a window's edge is the sentence's first or last
+            assert position > 1 or word == 0, (row["word_index"], position)
+            assert position < len(pieces) - 2 or word == len(words) - 1, (row["word_index"], position)
+            tagged.setdefault(row["sentence"], []).append((word, tags[word]))
+    for number, (_, tags) in enumerate(sentences):  # every word once, in order
+        assert tagged[number] == list(enumerate(tags)), number
+    assert len(rows) > 2 * 6  # overlapping windows: more than the sentences' length alone asks
+
+
+def test_scores_are_over_whole_sentences_and_a_word_no_window_tags_counts_as_missed(tiny_bert, tmp_path, caplog):
+    import logging
+
+    from transformers import EvalPrediction
+
+    from hf_transfer.metrics import create_compute_metrics
+    from hf_transfer.metrics.token_classification import SentenceWindows
+    from hf_transfer.processing import sentence_windows
+
+    sentences = _long_sentences(4, seed=2)
+    path = _write_conll(tmp_path / "long.conll", sentences)
+    splits = load_transfer_dataset(DataArguments(train_file=path, test_file=path), task="auto")
+    names = splits["train"].features["label"].feature.names
+    rows = preprocess_dataset(splits, AutoTokenizer.from_pretrained(tiny_bert), "text", max_seq_length=24)["test"]
+    right = [np.eye(len(names))[np.maximum(np.asarray(tags), 0)] for tags in rows["labels"]]  # perfect logits
+    windows = SentenceWindows.of(rows)
+    whole = compute_token_classification_metrics(right, rows["labels"], names, windows)
+    assert whole["f1"] == 1.0 and whole["words_cut"] == 0
+    # One window of the first sentence gone: its words are still in the reference, predicted O (missed).
+    from seqeval.metrics import f1_score
+
+    kept = [i for i in range(len(rows)) if i != 1]
+    fewer = rows.select(kept)
+    short = compute_token_classification_metrics(
+        [right[i] for i in kept], fewer["labels"], names, SentenceWindows.of(fewer)
+    )
+    expected = [list(tags) for _, tags in sentences]
+    for word in rows["word_index"][1]:
+        expected[0][word] = "O"
+    assert short["words_cut"] == len(rows["word_index"][1]) > 0 and rows["sentence"][1] == 0
+    assert short["f1"] == pytest.approx(f1_score([tags for _, tags in sentences], expected)) and short["f1"] < 1.0
+
+    # Trainer's compute_metrics finds which split it scores from the references; unknown rows are scored per row.
+    other = preprocess_dataset(splits, AutoTokenizer.from_pretrained(tiny_bert), "text", max_seq_length=48)["train"]
+    compute = create_compute_metrics(
+        "token_classification", label_names=names, windows=sentence_windows({"validation": other, "test": rows})
+    )
+    padded = np.full((len(rows), 24), IGNORED_LABEL)
+    for i, tags in enumerate(rows["labels"]):
+        padded[i, : len(tags)] = tags
+    logits = np.eye(len(names))[np.maximum(padded, 0)]
+    assert compute(EvalPrediction(predictions=logits, label_ids=padded)) == whole
+    with caplog.at_level(logging.WARNING, logger="hf_transfer.metrics.task_metrics"):
+        per_row = compute(EvalPrediction(predictions=logits[1:], label_ids=padded[1:]))
+    assert "scored per row (window)" in caplog.text and "words_cut" not in per_row
+
+
 # ------------------------------------------------------------------------------------------------ the recipe
 
 RELOAD = r"""
@@ -272,6 +383,59 @@ def test_other_text_families_reload_to_their_reported_entity_f1(architecture, st
     base = make_tiny(architecture, tmp_path / architecture)
     results, scores = _train_and_reload(base, strategy, STRATEGIES[strategy], ner_files, tmp_path / "out")
     assert scores["f1"] == pytest.approx(results["test_f1"], abs=1e-6), (scores, results)
+
+
+@pytest.mark.parametrize(
+    "architecture, strategy",
+    [("bert", "linear_probe"), ("bert", "full"), ("distilbert", "lora"), ("distilbert", "lp_ft")],
+)
+def test_sentences_longer_than_max_seq_length_are_trained_and_scored_on_every_word(
+    architecture, strategy, tiny, tmp_path, monkeypatch
+):
+    """200-word sentences at --max_seq_length 32 used to be cut: half the entities were neither trained nor scored,
+    and F1 was reported over what was left. Every call that scores must see every word of every sentence."""
+    import hf_transfer.metrics.token_classification as token_metrics
+
+    train, test = _long_sentences(24, seed=3), _long_sentences(6, seed=4)
+    files = _write_conll(tmp_path / "train.conll", train), _write_conll(tmp_path / "test.conll", test)
+    references = []
+    real_report = token_metrics.classification_report
+
+    def recording_report(true, predicted, **kwargs):
+        references.append(true)
+        return real_report(true, predicted, **kwargs)
+
+    monkeypatch.setattr(token_metrics, "classification_report", recording_report)
+    settings = {"full": STRATEGIES["full"][2:], "lora": STRATEGIES["lora"][2:], "lp_ft": STRATEGIES["lp_ft"][2:]}
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            tiny(architecture),
+            "--train_file",
+            files[0],
+            "--test_file",
+            files[1],
+            "--strategy",
+            strategy,
+            "--max_seq_length",
+            "24",
+            "--num_train_epochs",
+            "1",
+            "--save_strategy",
+            "no",
+            *settings.get(strategy, []),
+            output_dir=tmp_path / "out",
+        )
+    )
+    results = run.results
+    assert results["test_sentences_windowed"] == 6 and results["test_words_cut"] == 0, results
+    assert results["train_words_cut"] == 0 and results["train_sentences_windowed"] > 0
+    assert (
+        results["train_samples"] + results["eval_samples"] == 24
+    )  # sentences (validation split off train), not windows
+    assert references and all(len(row) == LONG for true in references for row in true)  # whole sentences only
+    assert [tags for _, tags in test] in references  # the test F1's reference: every word of every test sentence
 
 
 def test_pooling_is_refused_for_token_classification(tiny_bert, ner_files, tmp_path):

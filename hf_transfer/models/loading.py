@@ -1,5 +1,10 @@
 """From a name to loaded parts: a built-in alias, a local folder or a Hub id resolved to a folder, its config,
-its modality and its processor, read through the ordinary `from_pretrained` code path with clear errors."""
+its modality and its processor, read through the ordinary `from_pretrained` code path with clear errors.
+
+Every loading path (the recipes' `load_transfer_model`, `hf-transfer rank`'s backbones) goes through here, so a
+model this toolkit will not run is refused once, in one line: one whose architecture is code in its own folder
+(`auto_map`, without --trust_remote_code), or whose weights are a pickle that torch will not load safely.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,18 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Iterator, Optional
 
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
     MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
 )
 
+from ..constants import Modality
 from ..errors import ModelLoadError
 from ..registry import get_builtin_model, list_builtin_models
 from .arguments import ModelArguments
@@ -31,12 +39,44 @@ __all__ = [
     "model_fingerprint",
 ]
 
-Modality = Literal["text", "vision"]
-
 
 def is_builtin_model(name: str) -> bool:
     """Whether `name` is a built-in alias (`hf_transfer.registry`): its head is always new."""
     return get_builtin_model(name) is not None
+
+
+def _remote_code_error(name_or_path: str, config: Optional[dict] = None) -> ModelLoadError:
+    """The one line for a model whose classes are Python files of its own repository (`auto_map`)."""
+    config = config or {}
+    named = ", ".join(sorted(set(str(v) for v in (config.get("auto_map") or {}).values())))
+    details = [f"config.json's auto_map: {named}"] if named else []
+    if config.get("model_type"):
+        details.append(f"model_type {config['model_type']!r} is not one transformers implements")
+    return ModelLoadError(
+        f"{name_or_path!r} is a model with its own code"
+        + (f" ({'; '.join(details)})" if details else "")
+        + ", and running a model's code is refused unless asked for, since it runs with your rights. If you trust it, "
+        "pass --trust_remote_code true (the recipes' flag; hf-transfer rank runs no remote code); otherwise choose a "
+        "model of an architecture transformers implements (BERT, RoBERTa, ViT, ...)."
+    )
+
+
+def _is_remote_code_refusal(err: BaseException) -> bool:
+    """Whether transformers refused to load `err`'s model because it needs `trust_remote_code`."""
+    return isinstance(err, ValueError) and "trust_remote_code" in str(err)
+
+
+def _check_no_remote_code(folder: str, trust_remote_code: bool) -> None:
+    """A local folder whose config names its own classes (`auto_map`) for a model type transformers lacks: refused
+    here, in one line, unless `trust_remote_code` (transformers would raise a multi-line `ValueError` later)."""
+    if trust_remote_code:
+        return
+    try:
+        config = json.loads(Path(folder, "config.json").read_text())
+    except (OSError, ValueError):
+        return  # unreadable: `load_config` says so
+    if isinstance(config, dict) and config.get("auto_map") and config.get("model_type") not in CONFIG_MAPPING_NAMES:
+        raise _remote_code_error(folder, config)
 
 
 def resolve_model_path(
@@ -71,12 +111,15 @@ def resolve_model_path(
                 f"--model_name_or_path {name_or_path!r} is a directory without config.json; "
                 "point it at a folder written by `save_pretrained`."
             )
+        _check_no_remote_code(name_or_path, trust_remote_code)
         return name_or_path
     try:
         AutoConfig.from_pretrained(
             name_or_path, cache_dir=cache_dir, revision=revision, token=token, trust_remote_code=trust_remote_code
         )
     except Exception as err:  # OSError, ValueError, HTTP errors: all mean "cannot resolve"
+        if _is_remote_code_refusal(err):
+            raise _remote_code_error(name_or_path) from err
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
         raise ModelLoadError(
             f"Unknown model {name_or_path!r}: it is not a built-in alias ({', '.join(list_builtin_models())}), "
@@ -103,15 +146,21 @@ def infer_model_modality(config: PretrainedConfig) -> Modality:
 
 
 def load_config(path: str, model_args: Optional[ModelArguments] = None, **kwargs: Any) -> PretrainedConfig:
+    """The model's config; one needing its own code without --trust_remote_code is one `ModelLoadError`."""
     model_args = model_args or ModelArguments(model_name_or_path=path)
-    return AutoConfig.from_pretrained(
-        path,
-        cache_dir=model_args.cache_dir,
-        revision=model_args.model_revision,
-        token=model_args.token,
-        trust_remote_code=model_args.trust_remote_code,
-        **kwargs,
-    )
+    try:
+        return AutoConfig.from_pretrained(
+            path,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            trust_remote_code=model_args.trust_remote_code,
+            **kwargs,
+        )
+    except ValueError as err:
+        if _is_remote_code_refusal(err):
+            raise _remote_code_error(path) from err
+        raise
 
 
 def load_processor(path: str, modality: Modality, model_args: Optional[ModelArguments] = None):
@@ -127,21 +176,47 @@ def load_processor(path: str, modality: Modality, model_args: Optional[ModelArgu
     try:
         return cls.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as err:
+        if _is_remote_code_refusal(err):
+            raise _remote_code_error(path) from err
         kind = "tokenizer" if modality == "text" else "image processor"
         raise ModelLoadError(
             f"No {kind} found for {path!r}: save it next to the model (`processor.save_pretrained(dir)`). Cause: {err}"
         ) from err
 
 
+def _is_refused_pickle(err: BaseException) -> bool:
+    """Whether `err` is torch (weights-only unpickling) or transformers (a torch too old to unpickle safely)
+    refusing a pickled weights file."""
+    if isinstance(err, pickle.UnpicklingError):
+        return True
+    return isinstance(err, ValueError) and "torch.load" in str(err) and "safetensors" in str(err)
+
+
 @contextlib.contextmanager
 def readable_weights(path: str) -> Iterator[None]:
     """A weights file that cannot be read (truncated by an interrupted copy or download, or not safetensors at
-    all) is one `ModelLoadError` naming the file, not safetensors' deserialisation traceback."""
+    all), a pickle torch refuses to load, or a model needing its own code is one `ModelLoadError` naming the file
+    or folder, not a deserialisation traceback."""
     try:
         yield
     except Exception as err:
         from safetensors import SafetensorError
 
+        if _is_refused_pickle(err):
+            files = sorted(Path(path).glob("*.bin")) if os.path.isdir(path) else []
+            why = (
+                "it holds more than tensors, which torch's safe (weights-only) loader refuses"
+                if isinstance(err, pickle.UnpicklingError)
+                else "this torch is older than 2.6, which transformers needs to unpickle weights safely"
+            )
+            raise ModelLoadError(
+                f"The weights of {path!r} are a pickle ({', '.join(f.name for f in files) or 'pytorch_model.bin'}) "
+                f"that cannot be loaded safely ({why}); a pickle can run code, so it is refused for safety. Convert "
+                "it to safetensors where you trust it (load it, then save_pretrained(folder) writes "
+                "model.safetensors), or use a safetensors copy of the model."
+            ) from err
+        if _is_remote_code_refusal(err):
+            raise _remote_code_error(path) from err
         if not isinstance(err, SafetensorError) and "safetensors" not in type(err).__module__:
             raise
         files = sorted(Path(path).glob("*.safetensors")) if os.path.isdir(path) else []

@@ -22,6 +22,8 @@ from typing import Any, Optional
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
+from .saving import checkpoint_writes
+
 __all__ = ["RunTotalsCallback", "checkpoint_is_finished", "train_whole_run"]
 
 logger = logging.getLogger(__name__)
@@ -145,5 +147,6 @@ def train_whole_run(trainer: Any, checkpoint: Optional[str]) -> dict:
             metrics["train_loss"] = float(attributes["loss_sum_before"]) / step
             metrics["train_runtime"] = float(attributes["runtime_before"])
         return metrics
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    with checkpoint_writes(trainer.args):  # a full disk: one line, no half-written checkpoint left
+        result = trainer.train(resume_from_checkpoint=checkpoint)
     return {**result.metrics, **totals.whole_run_metrics(result.metrics, trainer.state)}

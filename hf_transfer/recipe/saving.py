@@ -1,12 +1,14 @@
 """Writing a trained classifier and its processor into a folder, in the format users load it back with.
 
 Stock classification models (and peft adapters) go out through `save_pretrained`; a `PooledClassifier`, bare
-or under peft, as a sentence-transformers model (`hf_transfer.models.pooled_classifier`). Every write goes through a
-staging folder (`hf_transfer.outputs.publish_directory`), so the folder appears whole or not at all.
+or under peft, as a sentence-transformers model (`hf_transfer.models.pooled_classifier`). Every write, the processor's
+too, goes through a staging folder (`hf_transfer.outputs.publish_directory`), so the folder appears whole or not at
+all; a disk that refuses the write (full, read-only) ends the run with one line naming the folder and the fix.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -14,7 +16,8 @@ from torch import nn
 
 from ..models.pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
 from ..models.thresholds import write_decision_thresholds
-from ..outputs import publish_directory
+from ..outputs import publish_directory, remove_incomplete_checkpoints, write_errors_as_one_line
+from .run_guard import where_the_work_is
 
 if TYPE_CHECKING:
     from ..finetuning import TransferTrainer
@@ -27,6 +30,7 @@ __all__ = [
     "is_sentence_transformers_classifier",
     "publish_trained_model",
     "publish_merged_lora",
+    "checkpoint_writes",
 ]
 
 
@@ -86,7 +90,7 @@ def publish_classifier(
         if also_write is not None:
             also_write(staging)
 
-    return publish_directory(output_dir, write, subdir=subdir)
+    return publish_directory(output_dir, write, subdir=subdir, note=where_the_work_is)
 
 
 def publish_trained_model(
@@ -108,10 +112,9 @@ def publish_trained_model(
         trainer.save_model(staging)
         if should_save:
             write_decision_thresholds(model, staging)
+            processor.save_pretrained(staging)
 
-    publish_directory(output_dir, write)
-    if should_save:
-        processor.save_pretrained(output_dir)
+    publish_directory(output_dir, write, note=where_the_work_is)
 
 
 def publish_merged_lora(model: nn.Module, processor: Any, output_dir: str | Path) -> None:
@@ -120,3 +123,12 @@ def publish_merged_lora(model: nn.Module, processor: Any, output_dir: str | Path
     if is_sentence_transformers_classifier(model):
         return
     publish_classifier(model.merge_and_unload(), processor, output_dir, subdir="merged")
+
+
+def checkpoint_writes(training_args: Any) -> AbstractContextManager[None]:
+    """Around training: a checkpoint the disk refuses to write (full, read-only) ends the run with one line naming
+    the folder and the fix, the checkpoint it cut off removed (main process), so none half-written is resumed from or
+    passes for a saved model; the newest complete one is named when there is one."""
+    output_dir = training_args.output_dir
+    cleanup = (lambda: remove_incomplete_checkpoints(output_dir)) if training_args.should_save else None
+    return write_errors_as_one_line(output_dir, "a checkpoint", cleanup=cleanup, note=where_the_work_is)
