@@ -27,17 +27,16 @@ start_requested_cpu_processes()
 import copy
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from accelerate import PartialState
 from datasets import concatenate_datasets
 from transformers import TrainingArguments
 
 from hf_transfer.data import DataArguments, data_source_name, infer_modality, load_transfer_dataset
-from hf_transfer.errors import ConfigError
-from hf_transfer.finetuning import LoraArguments, create_lora_model
+from hf_transfer.finetuning import LoraArguments, TransferArguments, create_lora_model
 from hf_transfer.hub import HubArguments
 from hf_transfer.meta import (
     MAML,
@@ -69,8 +68,27 @@ logger = logging.getLogger(__name__)
 
 ADAPTER_SUBDIR = "adapter"  # a pooled LoRA model's meta-learned adapter, next to its merged sentence-transformers form
 DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "maml_text.yaml")
-# LoRA's input dropout off: in MAML's inner loop it would add noise to every adaptation step.
-DEFAULT_LORA_DROPOUT = 0.0
+
+# The defaults maml sets differently from finetune's, on purpose; every other flag they share is finetune's own.
+MAML_DEFAULTS: dict[str, Any] = {
+    # LoRA's input dropout off: in MAML's inner loop it would add noise to every adaptation step.
+    "lora_dropout": 0.0,
+    # The probe baseline fits a probe per meta-test episode (600) and L2 strength, finetune one per L2 strength:
+    # a shorter grid and fewer L-BFGS iterations.
+    "probe_l2_grid": [10.0, 1.0, 0.1, 0.01, 0.001],
+    "probe_max_iter": 100,
+}
+_FINETUNE_FIELDS = {f.name: f for f in fields(TransferArguments)}
+
+
+def finetune_flag(name: str, help: Optional[str] = None) -> Any:
+    """finetune's flag `name` (a `TransferArguments` field) for maml: its help, unless maml's `help` tells more, and
+    its default, unless `MAML_DEFAULTS` has maml's. Its check stays `TransferArguments`' own."""
+    default = MAML_DEFAULTS.get(name, _FINETUNE_FIELDS[name].default)
+    metadata = {"help": help or _FINETUNE_FIELDS[name].metadata["help"]}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -78,26 +96,18 @@ class MetaRecipeArguments:
     """Model preparation and baselines of the MAML recipe.
 
     Args:
-        max_seq_length (`int`): tokens per text after truncation (text models).
-        image_size (`int`, *optional*): resize images to this square size (vision); default: the processor's.
+        max_seq_length, image_size, pooling, probe_l2_grid, probe_max_iter: finetune's flags
+            (`hf_transfer.finetuning.TransferArguments`), checked by its rules; maml's own defaults are `MAML_DEFAULTS`.
+            `pooling` defaults to `auto` here whatever the adaptation: the pooling a sentence-transformers checkpoint
+            was trained with, else the stock head. The probe's L2 strength is chosen on meta-validation episodes.
         zero_init_head (`bool`): start the N-way head at zero (labels are shuffled per episode).
         use_lora (`bool`): meta-train peft LoRA adapters (+ head) instead of every weight; implied by
             `--adapt lora` / `lora_and_head`. The adapters are set by `LoraArguments` (`--lora_r`, ...).
-        probe_l2_grid (`list[float]`): L2 strengths for the probe baseline, chosen on meta-validation episodes.
-        pooling (`str`, *optional*): what the N-way text head reads, as in `TransferArguments.pooling`; default
-            `auto`: the pooling a sentence-transformers checkpoint was trained with, else the stock head.
-        probe_max_iter (`int`): L-BFGS iterations of each probe fit.
         run_baselines (`bool`): also score the probe and fine-tuning baselines on the meta-test episodes.
     """
 
-    max_seq_length: int = field(default=128, metadata={"help": "Maximum tokens per text (text models)."})
-    image_size: Optional[int] = field(
-        default=None,
-        metadata={
-            "help": "Resize images to IMAGE_SIZE x IMAGE_SIZE (vision models): smaller is much faster on CPU. "
-            "Default: the image processor's own size."
-        },
-    )
+    max_seq_length: int = finetune_flag("max_seq_length")
+    image_size: Optional[int] = finetune_flag("image_size")
     zero_init_head: bool = field(
         default=True,
         metadata={
@@ -112,21 +122,17 @@ class MetaRecipeArguments:
             "lora or lora_and_head."
         },
     )
-    probe_l2_grid: list[float] = field(
-        default_factory=lambda: [10.0, 1.0, 0.1, 0.01, 0.001],
-        metadata={
-            "help": "L2 strengths of the probe baseline (on standardised features); the best on "
-            "meta-validation episodes is used at meta-test."
-        },
+    probe_l2_grid: list[float] = finetune_flag(
+        "probe_l2_grid",
+        help="L2 strengths of the probe baseline (on standardised features); the best on meta-validation episodes "
+        "is used at meta-test.",
     )
-    probe_max_iter: int = field(default=100, metadata={"help": "L-BFGS iterations per probe fit."})
-    pooling: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Text classifier input: head (the stock transformers head) or a pooling mode ("
-            f"{', '.join(CLASSIFIER_POOLINGS[1:])}; saved in sentence-transformers' format). Default: the "
-            "pooling a sentence-transformers checkpoint ships (modules.json), else head."
-        },
+    probe_max_iter: int = finetune_flag("probe_max_iter")
+    pooling: Optional[str] = finetune_flag(
+        "pooling",
+        help="Text classifier input: head (the stock transformers head) or a pooling mode ("
+        f"{', '.join(CLASSIFIER_POOLINGS[1:])}; saved in sentence-transformers' format). Default: the pooling a "
+        "sentence-transformers checkpoint ships (modules.json), else head.",
     )
     run_baselines: bool = field(
         default=True,
@@ -134,14 +140,9 @@ class MetaRecipeArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.max_seq_length <= 0:
-            raise ConfigError(f"--max_seq_length must be positive; got {self.max_seq_length}.")
-        if self.image_size is not None and self.image_size < 16:
-            raise ConfigError(f"--image_size must be at least 16 pixels; got {self.image_size}.")
-        if not self.probe_l2_grid or any(v < 0 for v in self.probe_l2_grid):
-            raise ConfigError(f"--probe_l2_grid {self.probe_l2_grid} must be non-empty and non-negative.")
-        if self.pooling is not None and self.pooling not in CLASSIFIER_POOLINGS:
-            raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(CLASSIFIER_POOLINGS)}.")
+        # The flags named as finetune's are finetune's: its own checks run on them, so each check is written once.
+        shared = {f.name for f in fields(self)} & set(_FINETUNE_FIELDS)
+        TransferArguments(**{name: getattr(self, name) for name in shared})
 
 
 def main():
@@ -160,7 +161,7 @@ def main():
             TrainingArguments,
         ),
         DEFAULT_CONFIG,
-        defaults={"lora_dropout": DEFAULT_LORA_DROPOUT},
+        defaults=MAML_DEFAULTS,
     )
     model_args, data_args, episode_args, maml_config, recipe_args, lora_args, hub_args, training_args = run.arguments
 

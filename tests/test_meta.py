@@ -1,4 +1,7 @@
-"""hf_transfer.meta: meta-gradients against explicit unrolling, inner-loop parameter selection, episodes, configs."""
+"""hf_transfer.meta: meta-gradients against explicit unrolling, inner-loop parameter selection, episodes, the outer
+loop's checkpoints and trackers, configs."""
+
+import json
 
 import numpy as np
 import pytest
@@ -453,6 +456,97 @@ def test_cached_features_give_the_same_accuracies_as_per_episode_forwards():
 
 
 # --------------------------------------------------------------------------------------------------
+# The outer loop: checkpoints (accelerate's save_state / load_state) and trackers
+
+
+def _meta_trainer(output_dir, max_steps, **training_args):
+    """MAMLTrainer on the MLP and Gaussian-blob episodes: seeded, deterministic, a constant outer learning rate."""
+    from transformers import TrainingArguments
+
+    from hf_transfer.meta import MAMLTrainer
+
+    _, maml = build(MLP, inner_steps=2, inner_lr=0.5)
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        save_steps=1,
+        learning_rate=0.05,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        use_cpu=True,
+        disable_tqdm=True,
+        **{"report_to": "none", **training_args},
+    )
+    episodes = _vector_episodes()
+    return MAMLTrainer(maml, args, episodes, episodes, meta_batch_size=2, num_eval_episodes=4)
+
+
+def test_resumed_meta_training_continues_exactly_where_it_stopped(tmp_path):
+    """The weights, optimizer (Adam's moments) and scheduler of checkpoint-2 restored: the third meta-iteration is the
+    one an uninterrupted run takes."""
+    from safetensors.torch import load_file
+
+    _meta_trainer(tmp_path / "whole", 3).train()
+    _meta_trainer(tmp_path / "resumed", 2).train()
+    resumed = _meta_trainer(tmp_path / "resumed", 3)
+    metrics = resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
+    assert metrics["resumed_from_step"] == 2 and metrics["meta_iterations"] == 3
+    weights = {run: load_file(tmp_path / run / "checkpoint-3" / "maml.safetensors") for run in ("whole", "resumed")}
+    before = load_file(tmp_path / "whole" / "checkpoint-2" / "maml.safetensors")
+    assert not torch.equal(weights["whole"]["model.body.weight"], before["model.body.weight"])  # step 3 did train
+    for name, value in weights["whole"].items():
+        torch.testing.assert_close(weights["resumed"][name], value, rtol=0, atol=1e-12, msg=name)
+    history = {
+        run: [
+            e for e in json.loads((tmp_path / run / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]
+        ]
+        for run in ("whole", "resumed")
+    }
+    losses = {run: [e["meta_loss"] for e in entries if "meta_loss" in e] for run, entries in history.items()}
+    assert len(losses["resumed"]) == 3 and losses["resumed"] == pytest.approx(losses["whole"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "limit, best, kept",
+    [(2, 4, {4, 8, 10}), (2, 10, {8, 10}), (2, None, {8, 10}), (1, 2, {2, 10}), (3, 6, {6, 8, 10}), (None, 2, None)],
+)
+def test_checkpoint_rotation_keeps_the_newest_and_the_best(tmp_path, limit, best, kept):
+    """`--save_total_limit` newest checkpoints, and the best one on top when it is older (by step, not by name)."""
+    from hf_transfer.meta.checkpoints import rotate_meta_checkpoints
+
+    steps = {2, 4, 6, 8, 10}
+    for step in steps:
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    rotate_meta_checkpoints(tmp_path, limit, best)
+    assert {int(p.name.split("-")[1]) for p in tmp_path.iterdir()} == (kept or steps)
+
+
+def test_a_checkpoint_of_the_earlier_format_is_a_config_error(tmp_path):
+    from hf_transfer.meta.checkpoints import load_checkpoint
+
+    (tmp_path / "optimizer.pt").write_bytes(b"")
+    (tmp_path / "trainer_state.json").write_text("{}")
+    with pytest.raises(ConfigError, match="earlier hf_transfer.*new --output_dir"):
+        load_checkpoint(None, None, tmp_path)
+
+
+def test_trackers_end_with_training_but_the_process_group_stays_for_the_meta_test(tmp_path):
+    """`Accelerator.end_training` would destroy the process group, and the meta-test after training gathers its
+    episodes through it (a run on several processes with --report_to stopped there)."""
+    import torch.distributed as dist
+
+    trainer = _meta_trainer(tmp_path / "out", 1, report_to="tensorboard")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        trainer.train()
+        assert dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    assert list((tmp_path / "out" / "runs").rglob("events.out.tfevents.*"))  # the trackers did log, and were closed
+
+
+# --------------------------------------------------------------------------------------------------
 # Config errors
 
 
@@ -486,3 +580,33 @@ def test_maml_config_errors(kwargs, message):
 def test_episode_arguments_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         EpisodeArguments(**kwargs)
+
+
+class _RunsCodeWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_never_runs_code_from_its_optimizer_file(tmp_path):
+    """The optimizer and scheduler are read back with `weights_only=True` (accelerate's registered objects would be
+    unpickled with `weights_only=False`: a checkpoint folder could run code on resume)."""
+    import torch
+    from safetensors.torch import save_model
+
+    from hf_transfer.meta.checkpoints import WEIGHTS_NAME, load_checkpoint
+
+    marker = tmp_path / "code-ran"
+    checkpoint = tmp_path / "checkpoint-1"
+    checkpoint.mkdir()
+    model = torch.nn.Linear(2, 2)
+    save_model(model, str(checkpoint / WEIGHTS_NAME))
+    (checkpoint / "random_states_0.pkl").write_bytes(b"")
+    (checkpoint / "trainer_state.json").write_text("{}")
+    torch.save(_RunsCodeWhenUnpickled(marker), checkpoint / "optimizer.pt")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        load_checkpoint(None, model, checkpoint, {"optimizer": optimizer})
+    assert not marker.exists()

@@ -1,6 +1,7 @@
 """End-to-end runs of recipes/maml.py on tiny random backbones and real data (BBC News, digits)."""
 
 import json
+import runpy
 import shutil
 import sys
 from pathlib import Path
@@ -9,8 +10,9 @@ import pytest
 import torch
 from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
+from hf_transfer.errors import ConfigError
 from hf_transfer.meta import MAML
-from recipe_runner import assert_ok, run_recipe
+from recipe_runner import ROOT, assert_ok, run_recipe
 
 # Tiny models run far faster on one thread, above all on a machine shared with other jobs.
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -90,6 +92,19 @@ RESULT_KEYS = (
     "maml_minus_finetune",
     "maml_minus_probe",
 )
+
+
+def test_flags_shared_with_finetune_keep_maml_defaults_and_take_finetune_checks():
+    """--max_seq_length, --image_size, --pooling, --probe_* are finetune's flags (one definition of each check);
+    maml's own defaults of them stay (a probe per meta-test episode: a shorter grid, fewer iterations)."""
+    arguments = runpy.run_path(str(ROOT / "recipes" / "maml.py"))["MetaRecipeArguments"]
+    defaults = arguments()
+    assert defaults.probe_l2_grid == [10.0, 1.0, 0.1, 0.01, 0.001] and defaults.probe_max_iter == 100
+    assert defaults.max_seq_length == 128 and defaults.image_size is None and defaults.pooling is None
+    with pytest.raises(ConfigError, match="--probe_max_iter"):  # 0 iterations would leave every probe unfitted
+        arguments(probe_max_iter=0)
+    with pytest.raises(ConfigError, match="--pooling 'average' is not one of head"):
+        arguments(pooling="average")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +29,6 @@ __all__ = [
     "episode_results",
     "episode_accuracies",
     "probe_accuracies",
-    "distributed_map",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,17 +42,6 @@ def mean_confidence_interval(values: Sequence[float]) -> tuple[float, float]:
     if array.size == 1:  # one value: the interval is undefined, not zero
         return float(array.mean()), float("nan")
     return float(array.mean()), float(1.96 * array.std(ddof=1) / math.sqrt(array.size))
-
-
-def distributed_map(fn: Callable[[int], object], indices: Sequence[int], accelerator=None) -> list:
-    """`[fn(i) for i in indices]`, with the indices split across processes and the results gathered in order."""
-    if accelerator is None or accelerator.num_processes == 1:
-        return [fn(i) for i in indices]
-    from accelerate.utils import gather_object
-
-    local = [(i, fn(i)) for i in list(indices)[accelerator.process_index :: accelerator.num_processes]]
-    gathered = dict(gather_object(local))
-    return [gathered[i] for i in indices]
 
 
 @torch.no_grad()

@@ -7,9 +7,8 @@ the summed gradients are then all-reduced across processes, so every process tak
 step as a single process would. Meta-validation runs on a fixed set of episodes at every checkpoint;
 the best checkpoint by meta-validation accuracy is restored at the end.
 
-Checkpoints (`checkpoint-N/`) hold the wrapper's state (safetensors), optimizer, scheduler and RNG
-state, and `trainer_state.json`, which is written last: `hf_transfer.outputs.find_last_checkpoint`
-takes a checkpoint only once that file parses, so a killed run resumes from the last complete one.
+Checkpoints (`checkpoint-N/`, through `Accelerator.save_state`) are `checkpoints.py`'s; metrics go to accelerate's
+trackers (`tracking.py`).
 
 `TrainingArguments` flags honoured: `output_dir`, `learning_rate`, `weight_decay`, `adam_beta1/2`,
 `adam_epsilon`, `max_grad_norm`, `max_steps` (meta-iterations), `lr_scheduler_type`, `warmup_steps`,
@@ -20,54 +19,26 @@ best weights in memory only), `save_total_limit`, `seed`, `disable_tqdm`, `use_c
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
-from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 from accelerate import Accelerator
-from safetensors.torch import load_model, save_model
+from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 from transformers import TrainingArguments, get_scheduler
 
 from ..errors import ConfigError
-from ..outputs import publish_directory, write_json_atomic
+from .checkpoints import checkpoint_dir, load_checkpoint, load_checkpoint_weights, save_checkpoint
 from .episodes import EpisodeDataset
 from .evaluation import episode_accuracies, episode_results, mean_confidence_interval, probe_accuracies
 from .model import MAML
+from .tracking import accelerate_trackers, finish_trackers, tracked_settings, tracking_dir
 
-__all__ = ["MAMLTrainer", "TRAINER_STATE_NAME"]
+__all__ = ["MAMLTrainer"]
 
 logger = logging.getLogger(__name__)
-
-TRAINER_STATE_NAME = "trainer_state.json"
-_WEIGHTS_NAME = "maml.safetensors"
-
-
-def tracking_dir(output_dir: str) -> str:
-    """Where trackers write, as transformers' TensorBoard callback decides it: `$TENSORBOARD_LOGGING_DIR`, else
-    `<output_dir>/runs` (a run named by `--run_name`, default `maml`, in a folder of its own)."""
-    return os.path.expanduser(os.environ.get("TENSORBOARD_LOGGING_DIR") or os.path.join(output_dir, "runs"))
-
-
-def accelerate_trackers(report_to: Optional[Sequence[str] | str]) -> list[str]:
-    """`--report_to` as accelerate tracker names (tensorboard, trackio, wandb, mlflow, ...): the outer loop logs
-    through `Accelerator.log`, so the names `Trainer` recipes take work here too; one it does not know stops."""
-    from accelerate.utils import LoggerType
-
-    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
-    names = [n for n in names if n != "none"]
-    known = {t.value for t in LoggerType}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ConfigError(
-            f"--report_to {' '.join(unknown)}: maml logs through accelerate's trackers ({', '.join(sorted(known))}); "
-            "choose among those."
-        )
-    return names
 
 
 class MAMLTrainer:
@@ -119,6 +90,8 @@ class MAMLTrainer:
             num_warmup_steps=args.get_warmup_steps(args.max_steps),
             num_training_steps=args.max_steps,
         )
+        # Checkpointed by their state dicts, not prepared: see checkpoints.py.
+        self._stateful = {"optimizer": self.optimizer, "scheduler": self.scheduler}
         self.state: dict = {
             "global_step": 0,
             "best_metric": None,
@@ -188,27 +161,23 @@ class MAMLTrainer:
         desc: str = "Meta-validation",
     ) -> list[float]:
         """Per-episode query accuracies after adaptation (the same episodes 0..n-1 every time)."""
-        episodes = episodes or self.eval_episodes
-        indices = list(range(num_episodes or self.num_eval_episodes))
         self.maml.eval()
-        local = indices[self.accelerator.process_index :: self.accelerator.num_processes]
+        local = self._local_episodes(num_episodes or self.num_eval_episodes)
         accuracies = episode_accuracies(
-            self.maml,
-            episodes,
-            local,
-            device=self.device,
-            desc=desc,
-            disable_tqdm=self.args.disable_tqdm or not self.accelerator.is_main_process,
+            self.maml, episodes or self.eval_episodes, local, device=self.device, desc=desc, disable_tqdm=self._quiet
         )
-        return self._gather(local, accuracies)
+        return gather_object(accuracies)
 
-    def _gather(self, local: list[int], values: list) -> list:
-        from accelerate.utils import gather_object
+    def _local_episodes(self, num_episodes: int) -> list[int]:
+        """This process's share of episodes 0..n-1, a contiguous one: `gather_object` of per-episode results (every
+        process's list, in process order) is then in episode order."""
+        with self.accelerator.split_between_processes(list(range(num_episodes))) as local:
+            return local
 
-        if self.accelerator.num_processes == 1:
-            return values
-        gathered = dict(gather_object(list(zip(local, values))))
-        return [gathered[i] for i in sorted(gathered)]
+    @property
+    def _quiet(self) -> bool:
+        """No progress bars: `--disable_tqdm`, or not the main process."""
+        return self.args.disable_tqdm or not self.accelerator.is_main_process
 
     def meta_test(
         self,
@@ -225,61 +194,43 @@ class MAMLTrainer:
         fitted on the support set's frozen head-input features, its L2 strength chosen on meta-validation
         episodes). Also paired differences (MAML minus baseline, per episode) with their intervals.
         """
-        rank, world = self.accelerator.process_index, self.accelerator.num_processes
-        disable = self.args.disable_tqdm or not self.accelerator.is_main_process
-        indices = list(range(num_episodes))
-        local = indices[rank::world]
         start = time.time()
         self.maml.eval()
-        maml_results = episode_results(
-            self.maml, test_episodes, local, device=self.device, desc="Meta-test: MAML", disable_tqdm=disable
-        )
-        per_episode = {"maml": self._gather(local, [r.accuracy for r in maml_results])}
-        query_losses = self._gather(local, [r.query_loss for r in maml_results])
+        on_device = dict(device=self.device, disable_tqdm=self._quiet)
+        local = self._local_episodes(num_episodes)
+        maml_results = episode_results(self.maml, test_episodes, local, desc="Meta-test: MAML", **on_device)
+        per_episode = {"maml": gather_object([r.accuracy for r in maml_results])}
+        query_losses = gather_object([r.query_loss for r in maml_results])
         results: dict = {"meta_test_query_loss": float(np.mean(query_losses))}
         if baseline is not None:
             baseline.to(self.device).eval()
-            per_episode["finetune"] = self._gather(
-                local,
-                episode_accuracies(
-                    baseline,
-                    test_episodes,
-                    local,
-                    device=self.device,
-                    desc="Meta-test: fine-tune baseline",
-                    disable_tqdm=disable,
-                ),
+            per_episode["finetune"] = gather_object(
+                episode_accuracies(baseline, test_episodes, local, desc="Meta-test: fine-tune baseline", **on_device)
             )
-            if probe_l2_grid:
-                val_indices = list(range(num_probe_selection_episodes or self.num_eval_episodes))
-                val_local = val_indices[rank::world]
-                sweep = probe_accuracies(
-                    baseline,
-                    self.eval_episodes,
-                    val_local,
-                    probe_l2_grid,
-                    max_iter=probe_max_iter,
-                    device=self.device,
-                    desc="Probe L2 on meta-validation",
-                    disable_tqdm=disable,
-                )
-                scores = {l2: mean_confidence_interval(self._gather(val_local, accs))[0] for l2, accs in sweep.items()}
-                l2 = max(scores, key=lambda k: (scores[k], k))  # ties: the stronger regulariser
-                logger.info(f"Probe L2 chosen on meta-validation: {l2:g} (accuracy {scores[l2]:.4f}; sweep {scores})")
-                results["probe_l2"] = l2
-                per_episode["probe"] = self._gather(
-                    local,
-                    probe_accuracies(
-                        baseline,
-                        test_episodes,
-                        local,
-                        [l2],
-                        max_iter=probe_max_iter,
-                        device=self.device,
-                        desc="Meta-test: probe baseline",
-                        disable_tqdm=disable,
-                    )[l2],
-                )
+        if baseline is not None and probe_l2_grid:
+            sweep = probe_accuracies(
+                baseline,
+                self.eval_episodes,
+                self._local_episodes(num_probe_selection_episodes or self.num_eval_episodes),
+                probe_l2_grid,
+                max_iter=probe_max_iter,
+                desc="Probe L2 on meta-validation",
+                **on_device,
+            )
+            scores = {l2: mean_confidence_interval(gather_object(accs))[0] for l2, accs in sweep.items()}
+            l2 = max(scores, key=lambda k: (scores[k], k))  # ties: the stronger regulariser
+            logger.info(f"Probe L2 chosen on meta-validation: {l2:g} (accuracy {scores[l2]:.4f}; sweep {scores})")
+            results["probe_l2"] = l2
+            probe = probe_accuracies(
+                baseline,
+                test_episodes,
+                local,
+                [l2],
+                max_iter=probe_max_iter,
+                desc="Meta-test: probe baseline",
+                **on_device,
+            )
+            per_episode["probe"] = gather_object(probe[l2])
         for method, accuracies in per_episode.items():
             mean, ci = mean_confidence_interval(accuracies)
             prefix = "meta_test" if method == "maml" else f"{method}_baseline"
@@ -296,54 +247,12 @@ class MAMLTrainer:
     # ----------------------------------------------------------------------------------------------
     # Checkpoints
 
-    def _checkpoint_dir(self, step: int) -> Path:
-        return Path(self.args.output_dir) / f"checkpoint-{step}"
-
-    def _save_checkpoint(self, step: int) -> None:
-        if self.args.save_strategy == "no":
-            return
-        path = self._checkpoint_dir(step)
-        if self.args.should_save:
-
-            def write(tmp: str) -> None:
-                save_model(self.maml, os.path.join(tmp, _WEIGHTS_NAME))
-                torch.save(self.optimizer.state_dict(), os.path.join(tmp, "optimizer.pt"))
-                torch.save(self.scheduler.state_dict(), os.path.join(tmp, "scheduler.pt"))
-                torch.save({"torch": torch.get_rng_state()}, os.path.join(tmp, "rng_state.pt"))
-
-            publish_directory(path, write)
-            write_json_atomic(path / TRAINER_STATE_NAME, self.state)  # last: marks the checkpoint complete
-            self._rotate_checkpoints()
-        self.accelerator.wait_for_everyone()
-
-    def _rotate_checkpoints(self) -> None:
-        limit = self.args.save_total_limit
-        if not limit:
-            return
-        root = Path(self.args.output_dir)
-        steps = sorted(int(p.name.split("-")[1]) for p in root.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
-        keep = set(steps[-limit:]) | ({self.state["best_step"]} if self.state["best_step"] is not None else set())
-        for step in steps:
-            if step not in keep:
-                shutil.rmtree(root / f"checkpoint-{step}", ignore_errors=True)
-
-    def _load_checkpoint(self, path: str | os.PathLike) -> None:
-        import json
-
-        path = Path(path)
-        load_model(self.maml, str(path / _WEIGHTS_NAME), device="cpu")  # copied into the parameters' devices
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=self.device, weights_only=True))
-        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-        rng = torch.load(path / "rng_state.pt", weights_only=True)
-        torch.set_rng_state(rng["torch"])
-        self.state = json.loads((path / TRAINER_STATE_NAME).read_text())
-
     def load_best(self) -> None:
         """Put the best meta-validation weights back into the wrapper."""
         if self._best_weights is not None:
             self.maml.load_state_dict(self._best_weights)
         elif self.state.get("best_checkpoint"):
-            load_model(self.maml, os.path.join(self.state["best_checkpoint"], _WEIGHTS_NAME), device="cpu")
+            load_checkpoint_weights(self.maml, self.state["best_checkpoint"])
         else:
             return
         logger.info(
@@ -353,20 +262,6 @@ class MAMLTrainer:
 
     # ----------------------------------------------------------------------------------------------
     # The loop
-
-    def _tracked_settings(self) -> dict:
-        """The outer and inner loop's settings, as the trackers' run configuration."""
-        config = self.maml.config
-        return {
-            "inner_steps": config.inner_steps,
-            "eval_inner_steps": config.eval_inner_steps or config.inner_steps,
-            "inner_lr": config.inner_lr,
-            "first_order": config.first_order,
-            "learn_inner_lr": config.learn_inner_lr,
-            "meta_batch_size": self.meta_batch_size,
-            "learning_rate": self.args.learning_rate,
-            "max_steps": self.args.max_steps,
-        }
 
     def _track(self, values: dict[str, float], step: int) -> None:
         if self.trackers:
@@ -384,9 +279,10 @@ class MAMLTrainer:
         """Meta-train for `max_steps` outer updates; returns the training metrics. Restores the best weights."""
         args = self.args
         if self.trackers:
-            self.accelerator.init_trackers(args.run_name or "maml", config=self._tracked_settings())
+            settings = tracked_settings(self.maml.config, self.meta_batch_size, args)
+            self.accelerator.init_trackers(args.run_name or "maml", config=settings)
         if resume_from_checkpoint:
-            self._load_checkpoint(resume_from_checkpoint)
+            self.state = load_checkpoint(self.accelerator, self.maml, resume_from_checkpoint, self._stateful)
             logger.info(
                 f"Resuming meta-training from {resume_from_checkpoint} at meta-iteration {self.state['global_step']}"
             )
@@ -435,12 +331,21 @@ class MAMLTrainer:
                     if args.save_strategy == "no":
                         self._best_weights = {k: v.detach().clone() for k, v in self.maml.state_dict().items()}
                     else:
-                        self.state["best_checkpoint"] = str(self._checkpoint_dir(step + 1))
+                        self.state["best_checkpoint"] = str(checkpoint_dir(args.output_dir, step + 1))
                 self.state["meta_train_runtime"] = runtime_before + time.time() - start
-                self._save_checkpoint(step + 1)
+                if args.save_strategy != "no":
+                    save_checkpoint(
+                        self.accelerator,
+                        self.maml,
+                        args.output_dir,
+                        step + 1,
+                        self.state,
+                        args.save_total_limit,
+                        self._stateful,
+                    )
         progress.close()
         if self.trackers:
-            self.accelerator.end_training()
+            finish_trackers(self.accelerator)
         self.load_best()
         return {
             # The whole run, across resumes: the time recorded with the last meta-iteration's checkpoint (what a resume
