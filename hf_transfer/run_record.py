@@ -1,26 +1,46 @@
 """The record of what a run did (`<output_dir>/transfer_run.json`), written by every recipe at its end.
 
-The model card (`hf_transfer.model_card`) is rendered from this file, `all_results.json` and
-`trainer_state.json` alone, so a card can be rebuilt and pushed long after the run.
+The model card (`hf_transfer.model_card`) is rendered from this record (`RunRecord.load`) and `trainer_state.json`
+alone, so a card can be rebuilt and pushed long after the run. The record holds the run's scores per split
+(`RunRecord.scores`), read once out of the flat keys of `all_results.json` (`split_scores`) when the run ends.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import torch
 
+from .errors import DataError
 from .outputs import write_json_atomic
 from .registry import get_builtin_model
+from .tasks import TASKS
 
-__all__ = ["RUN_INFO_FILE", "RunRecord", "non_default_arguments", "looks_like_hub_id"]
+__all__ = [
+    "RUN_INFO_FILE",
+    "RESULTS_FILE",
+    "SPLITS",
+    "LossRecord",
+    "RunRecord",
+    "non_default_arguments",
+    "looks_like_hub_id",
+    "split_metric_key",
+    "split_scores",
+]
 
 RUN_INFO_FILE = "transfer_run.json"
+RESULTS_FILE = "all_results.json"
+
+# The splits a score is of. A key's split may carry a prefix before it: a domain (`source_eval`, `target_test`), a
+# stage (`probe_eval`) or an evaluation (`meta_test`, `linear_eval_validation`); its last part is one of these.
+SPLITS = ("train", "eval", "validation", "test")
 
 _NOT_HYPERPARAMETERS = (
     "output_dir",
@@ -104,9 +124,78 @@ def looks_like_hub_id(name: str) -> bool:
     return name.count("/") == 1 and not os.path.exists(name) and not name.startswith((".", "/"))
 
 
+def _base_model_hub_id(base_model: str) -> Optional[str]:
+    """The Hub id of a built-in alias, or the name itself when it reads as a Hub id (not a local folder)."""
+    builtin = get_builtin_model(base_model)
+    if builtin is not None:
+        return builtin.hub_id
+    return base_model if looks_like_hub_id(base_model) else None
+
+
+def _is_score(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def split_metric_key(key: str, metrics: Iterable[str]) -> Optional[tuple[str, str]]:
+    """`("test", "micro_f1")` for `test_micro_f1`, `("source_eval", "accuracy")` for `source_eval_accuracy`: a key
+    of `all_results.json` as its split and one of `metrics`; None for keys that are not a split's metric (runtimes,
+    per-label scores). Longer names are tried first, so `micro_f1` is not read as `f1`."""
+    for metric in sorted(metrics, key=len, reverse=True):
+        split = key[: -len(metric) - 1]
+        if key.endswith(f"_{metric}") and split.rpartition("_")[2] in SPLITS:
+            return split, metric
+    return None
+
+
+def _label_score_names(task: str, label_names: Sequence[Any]) -> list[str]:
+    """What a task's per-label F1 is per: each label, or for a token classifier each entity type (not IOB tag)."""
+    names = [str(name) for name in label_names]
+    if TASKS.get(task).per_token:
+        return sorted({name[2:] for name in names if name != "O"})
+    return names
+
+
+def split_scores(
+    metrics: Mapping[str, Any], task: str, label_names: Sequence[Any]
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """The run's scores out of the flat keys of `all_results.json`: `{split: {metric: value}}` for the task's metrics
+    (finite values only), and `{split: {label: F1}}` for the validation (`eval`) and test splits that score every
+    label (`{split}_f1_{label}`; tasks with per-label scores only)."""
+    entry = TASKS.get(task)
+    scores: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        parsed = split_metric_key(key, entry.metrics)
+        if parsed is not None and _is_score(value):
+            split, metric = parsed
+            scores.setdefault(split, {})[metric] = float(value)
+    label_scores: dict[str, dict[str, float]] = {}
+    if entry.per_label_scores is not None:
+        names = _label_score_names(task, label_names)
+        for split in ("eval", "test"):
+            values = [metrics.get(f"{split}_f1_{name}") for name in names]
+            if all(_is_score(value) for value in values):
+                label_scores[split] = {name: float(value) for name, value in zip(names, values)}
+    return scores, label_scores
+
+
+@dataclass
+class LossRecord:
+    """The loss a contrastive run trained with, as the card shows it: its class name, `get_config_dict()`, BibTeX."""
+
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    citation: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, loss: Mapping[str, Any]) -> LossRecord:
+        return cls(
+            name=str(loss.get("name") or ""), config=dict(loss.get("config") or {}), citation=loss.get("citation")
+        )
+
+
 @dataclass
 class RunRecord:
-    """What ran: the recipe, its base model and data, the method, and how the output folder is saved.
+    """What ran: the recipe, its base model and data, the method, how the output folder is saved, and its scores.
 
     Args:
         recipe: the recipe's name (`finetune`, `domain_adapt`, `maml`, `contrastive_pretrain`).
@@ -117,13 +206,29 @@ class RunRecord:
         datasets: the data the run read (built-in names, Hub ids or file paths).
         label_names: the classes of the saved head (the target's name for regression; empty for a backbone).
         arguments: the argument dataclasses of the run; the card lists the values that differ from the defaults.
+            Not saved: `hyperparameters` holds what the card needs of them.
         world_size: how many processes trained.
-        task: `single_label` or `regression` (`hf_transfer.constants.TASKS`).
+        task: a `hf_transfer.tasks.TASKS` name (`single_label`, `multi_label`, `regression`, `token_classification`).
         sentence_transformers: the folder is a sentence-transformers model (a pooled classifier or backbone).
         pooling: its pooling, when it has one.
         saved_as: `backbone` for a pretrained backbone without a head (contrastive pretraining).
         domains: `{"source": ..., "target": ...}` of a domain-adaptation run.
-        loss: the contrastive loss (`name`, `config`, `citation`).
+        loss: the contrastive loss (a `LossRecord`, or a dict with its `name`, `config`, `citation`).
+
+    Resolved when the record is first saved (`resolved`), from the run's machine, and kept as loaded after that:
+        base_model_hub_id: the base model's Hub id (a built-in alias's, or the name when it is one); None for a folder.
+        hyperparameters: the `arguments` that differ from their defaults, secrets and local paths left out.
+        hardware: the processes and device that trained.
+        versions: python's and the libraries' versions.
+
+    Filled from the results when the run ends (`with_results`):
+        scores: `{split: {metric: value}}` for the task's metrics; a split is `eval`, `test`, or prefixed by a
+            domain or stage (`source_eval`, `target_test`, `probe_eval`).
+        label_scores: `{split: {label: F1}}` of a multi-label run (per label) or a token classifier (per entity
+            type), for `eval` and `test`.
+        trainable_params, total_params: the parameter counts.
+        train_runtime: the seconds training took.
+        trained: False when the run trained nothing (`--num_train_epochs 0`); None when not said.
     """
 
     recipe: str
@@ -140,33 +245,94 @@ class RunRecord:
     pooling: Optional[str] = None
     saved_as: Optional[str] = None
     domains: Optional[dict[str, str]] = None
-    loss: Optional[dict[str, Any]] = field(default=None)
+    loss: Optional[LossRecord] = None
+    base_model_hub_id: Optional[str] = None
+    hyperparameters: Optional[dict[str, Any]] = None
+    hardware: Optional[str] = None
+    versions: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    label_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    trainable_params: Optional[int] = None
+    total_params: Optional[int] = None
+    train_runtime: Optional[float] = None
+    trained: Optional[bool] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.loss, Mapping):  # recipes and saved files give the loss as a dict
+            self.loss = LossRecord.from_dict(self.loss)
+
+    def resolved(self) -> RunRecord:
+        """This record with its base model's Hub id, hyperparameters, hardware and versions filled, all at once, the
+        first time (no `hardware` yet): a loaded record keeps what the machine of its run found."""
+        if self.hardware is not None:
+            return self
+        return dataclasses.replace(
+            self,
+            base_model_hub_id=self.base_model_hub_id or _base_model_hub_id(self.base_model),
+            hyperparameters=self.hyperparameters
+            if self.hyperparameters is not None
+            else non_default_arguments(*self.arguments),
+            hardware=_hardware(self.world_size),
+            versions=self.versions or _versions(),
+        )
+
+    def with_results(self, metrics: Mapping[str, Any]) -> RunRecord:
+        """This record with the scores and run facts of `metrics` (what `all_results.json` holds)."""
+        scores, label_scores = split_scores(metrics, self.task, self.label_names)
+        trainable, total, runtime = (metrics.get(k) for k in ("trainable_params", "total_params", "train_runtime"))
+        trained = metrics.get("trained")
+        return dataclasses.replace(
+            self,
+            scores=scores,
+            label_scores=label_scores,
+            trainable_params=trainable if isinstance(trainable, int) and not isinstance(trainable, bool) else None,
+            total_params=total if isinstance(total, int) and not isinstance(total, bool) else None,
+            train_runtime=float(runtime) if _is_score(runtime) else None,
+            trained=trained if isinstance(trained, bool) else None,
+        )
+
+    def label_score_names(self) -> list[str]:
+        """The rows of `label_scores`, in order: the labels, or a token classifier's entity types (sorted)."""
+        return _label_score_names(self.task, self.label_names)
+
+    def dataset_of_split(self, split: str) -> tuple[Optional[str], str]:
+        """`(dataset, split)` of a domain's split (`target_eval` -> the target's data, `eval`); `(None, split)` for
+        the others, which are of the run's data."""
+        domain, _, domain_split = split.partition("_")
+        if domain_split and (self.domains or {}).get(domain):
+            return self.domains[domain], domain_split
+        return None, split
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON the model card reads: hyperparameters, hardware and versions resolved, unset extras left out."""
-        builtin = get_builtin_model(self.base_model)
+        """The JSON of `transfer_run.json`: derived fields resolved, `arguments` left out (`hyperparameters` says
+        what the card needs of them), unset extras left out."""
+        record = self.resolved()
         info = {
-            "recipe": self.recipe,
-            "base_model": self.base_model,
-            "base_model_hub_id": builtin.hub_id
-            if builtin is not None
-            else (self.base_model if looks_like_hub_id(self.base_model) else None),
-            "base_model_path": self.base_model_path,
-            "modality": self.modality,
-            "method": self.method,
-            "task": self.task,
-            "datasets": list(self.datasets),
-            "label_names": list(self.label_names),
-            "hyperparameters": non_default_arguments(*self.arguments),
-            "hardware": _hardware(self.world_size),
-            "versions": _versions(),
+            "recipe": record.recipe,
+            "base_model": record.base_model,
+            "base_model_hub_id": record.base_model_hub_id,
+            "base_model_path": record.base_model_path,
+            "modality": record.modality,
+            "method": record.method,
+            "task": record.task,
+            "datasets": list(record.datasets),
+            "label_names": list(record.label_names),
+            "hyperparameters": record.hyperparameters,
+            "hardware": record.hardware,
+            "versions": record.versions,
+            "scores": record.scores,
+            "label_scores": record.label_scores,
+            "trainable_params": record.trainable_params,
+            "total_params": record.total_params,
+            "train_runtime": record.train_runtime,
+            "trained": record.trained,
         }
         extras = {
-            "sentence_transformers": self.sentence_transformers,
-            "pooling": self.pooling,
-            "saved_as": self.saved_as,
-            "domains": self.domains,
-            "loss": self.loss,
+            "sentence_transformers": record.sentence_transformers,
+            "pooling": record.pooling,
+            "saved_as": record.saved_as,
+            "domains": record.domains,
+            "loss": dataclasses.asdict(record.loss) if record.loss is not None else None,
         }
         info.update({key: value for key, value in extras.items() if value})
         return info
@@ -174,6 +340,31 @@ class RunRecord:
     def save(self, output_dir: str | os.PathLike) -> Path:
         """Write `output_dir/transfer_run.json` (main process, after training)."""
         return write_json_atomic(Path(output_dir) / RUN_INFO_FILE, self.to_dict())
+
+    @classmethod
+    def load(cls, output_dir: str | os.PathLike) -> RunRecord:
+        """The record of the run in `output_dir`. Files written before a field existed get its default, and their
+        scores are read from `all_results.json`, as the run would have recorded them."""
+        path = Path(output_dir) / RUN_INFO_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: it is written by the recipes at the end of a run.")
+        try:
+            info = json.loads(path.read_text())
+        except ValueError as err:
+            raise DataError(f"{path} is not valid JSON ({err}): rerun the recipe to write it again.") from None
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "arguments"}
+        required = [name for name, f in fields.items() if f.default is f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if not isinstance(info, dict) or info.get(name) is None]
+        if missing:
+            raise DataError(
+                f"{path} is not a run record (no {', '.join(missing)}): rerun the recipe to write it again."
+            )
+        known = {name: value for name, value in info.items() if name in fields and value is not None}
+        record = cls(**known)
+        if "scores" not in info:  # recorded before the record held its scores
+            results = Path(output_dir) / RESULTS_FILE
+            record = record.with_results(json.loads(results.read_text()) if results.is_file() else {})
+        return record
 
     def merged(self) -> RunRecord:
         """The record of the `merged/` folder a LoRA run also writes (`--merge_lora`)."""

@@ -13,7 +13,7 @@ from transformers import AutoModelForImageClassification, AutoModelForSequenceCl
 
 from hf_transfer.hub import HubPushError, push_output_dir
 from hf_transfer.model_card import create_model_card
-from hf_transfer.run_record import non_default_arguments
+from hf_transfer.run_record import RunRecord, non_default_arguments
 from recipe_runner import ROOT, assert_ok, run_recipe
 from tiny_models import make_tiny_vit
 
@@ -61,6 +61,32 @@ def test_card_yaml_parses_and_carries_the_results(probe_output):
     assert reported["test_f1"] == pytest.approx(results["test_f1"])
     assert 'AutoModelForSequenceClassification.from_pretrained("test-user/probe")' in card.content
     assert ModelCard(card.content).data.to_dict()["library_name"] == "transformers"
+
+
+def test_card_renders_the_records_typed_scores(tmp_path):
+    """The card reads the scores the record holds (no key of all_results.json is parsed): each on its domain's data
+    and split, a multi-label run's F1 per label in the labels' order."""
+    record = RunRecord(
+        recipe="domain_adapt",
+        base_model="minilm",
+        base_model_path="/models/minilm",
+        modality="text",
+        method="dann (full)",
+        datasets=["tweet_sentiment", "drug_reviews"],
+        label_names=["sports", "music"],
+        task="multi_label",
+        domains={"source": "tweet_sentiment", "target": "drug_reviews"},
+        scores={"target_eval": {"micro_f1": 0.5}, "test": {"map": 0.25}},
+        label_scores={"eval": {"sports": 0.75, "music": 0.125}},
+        trained=False,
+    )
+    record.save(tmp_path)
+    card = create_model_card(tmp_path, "test-user/typed")
+    by_name = {r.metric_name: r for r in card.data.eval_results}
+    assert by_name["target_eval_micro_f1"].dataset_name == "drug_reviews"
+    assert by_name["target_eval_micro_f1"].dataset_split == "validation" and by_name["test_map"].metric_value == 0.25
+    assert "| test_map | 0.2500 |" in card.content and "**Untrained:**" in card.content
+    assert "| sports | 0.7500 |\n| music | 0.1250 |" in card.content
 
 
 def test_non_default_arguments_skip_secrets_and_derived_values():

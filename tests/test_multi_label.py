@@ -16,7 +16,6 @@ from sklearn.metrics import average_precision_score, f1_score
 from hf_transfer.data import DataArguments, infer_task, label_names_of, load_transfer_dataset
 from hf_transfer.errors import DataError
 from hf_transfer.metrics import DecisionThresholds, choose_decision_thresholds, compute_multi_label_metrics
-from hf_transfer.model_card import _split_metric
 from hf_transfer.probing import fit_one_vs_rest_probe, standardization
 from recipe_runner import assert_ok, finetune_and_reload, run_recipe
 from tiny_models import make_tiny
@@ -159,13 +158,6 @@ def test_one_vs_rest_probe_is_scikit_learns_per_label_logistic_regression():
             probe.logits(x[200:])[:, k].numpy(), reference.decision_function(z_val), rtol=1e-3, atol=1e-3
         )
     assert 0.8 < probe.validation_map <= 1.0 and probe.sweep == {l2: probe.validation_map}
-
-
-def test_card_metric_keys_are_split_then_metric():
-    assert _split_metric("test_micro_f1") == ("test", "micro_f1")
-    assert _split_metric("probe_eval_map") == ("probe_eval", "map")
-    assert _split_metric("source_eval_accuracy") == ("source_eval", "accuracy")
-    assert _split_metric("test_f1_sports") is None and _split_metric("test_runtime") is None
 
 
 # ------------------------------------------------------------------------------------------------ the recipe

@@ -36,7 +36,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from ..errors import ConfigError, HubPushError
 from ..model_card import create_model_card
-from ..run_record import RUN_INFO_FILE
+from ..run_record import RUN_INFO_FILE, RunRecord
 from .arguments import HUB_FLAGS, check_push_limits
 from .requests import (
     TRANSIENT_STATUS,
@@ -85,12 +85,12 @@ def _stage(output_dir: Path, staging: Path, repo_id: str) -> None:
         elif src.is_dir() and _is_sentence_transformers_module(output_dir, src.name):
             shutil.copytree(src, staging / src.name)  # e.g. 1_Pooling/ of a sentence-transformers folder
     adapter_config = staging / "adapter_config.json"
-    info = json.loads((output_dir / RUN_INFO_FILE).read_text()) if (output_dir / RUN_INFO_FILE).is_file() else {}
-    if adapter_config.is_file() and info.get("base_model_hub_id"):
+    record = RunRecord.load(output_dir) if (output_dir / RUN_INFO_FILE).is_file() else None
+    if adapter_config.is_file() and record is not None and record.base_model_hub_id:
         config = json.loads(adapter_config.read_text())
-        config["base_model_name_or_path"] = info["base_model_hub_id"]
+        config["base_model_name_or_path"] = record.base_model_hub_id
         adapter_config.write_text(json.dumps(config, indent=2, sort_keys=True))
-    if info:
+    if record is not None:
         create_model_card(output_dir, repo_id).save(staging / "README.md")
 
 

@@ -19,11 +19,11 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from ..cpu_processes import cpu_threads_to_use
 from ..hub import HubArguments, publish_run, take_hub_token
-from ..outputs import write_json_atomic
+from ..outputs import write_errors_as_one_line, write_json_atomic
 from ..run_record import RunRecord
 from .arguments import given_argument_names, parse_recipe_args
 from .logs import setup_logging
-from .run_guard import claim_output_dir, run_identity
+from .run_guard import claim_output_dir, run_identity, where_the_work_is
 
 __all__ = ["RecipeStart", "start_recipe", "finish_recipe"]
 
@@ -113,21 +113,24 @@ def start_recipe(
 
 
 def finish_recipe(run: RecipeStart, metrics: dict[str, Any], record: RunRecord, *, push_merged: bool = False) -> None:
-    """The last step of every recipe: `all_results.json` (with `peak_gpu_memory_mib` on a GPU), the run record and
-    model card, and the Hub push when `--push_to_hub` asked for it (main process); every process returns once that
-    is done."""
+    """The last step of every recipe: `all_results.json` (with `peak_gpu_memory_mib` on a GPU), the run record with
+    its scores and the model card, and the Hub push when `--push_to_hub` asked for it (main process); every process
+    returns once that is done."""
     training_args = run.get(TrainingArguments)
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # what the run needed of this process's GPU
         metrics = {**metrics, "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20}
     if training_args.should_save:
         write_json_atomic(Path(training_args.output_dir) / "all_results.json", metrics)
     logger.info(f"Results: {metrics}")
-    publish_run(
-        training_args,
-        run.get(HubArguments),
-        push=run.push_to_hub,
-        token=run.hub_token,
-        record=record,
-        push_merged=push_merged,
-    )
+    record = record.with_results(metrics)  # the scores per split, read once out of the flat keys
+    # The run record and model card (then the push, which writes nothing there): a refused write is one line.
+    with write_errors_as_one_line(training_args.output_dir, "the run record and model card", note=where_the_work_is):
+        publish_run(
+            training_args,
+            run.get(HubArguments),
+            push=run.push_to_hub,
+            token=run.hub_token,
+            record=record,
+            push_merged=push_merged,
+        )
     PartialState().wait_for_everyone()
