@@ -58,6 +58,8 @@ from hf_transfer.processing import (
     describe_preprocessing,
     preprocess_dataset,
     sample_inputs,
+    sentence_windows,
+    window_counts,
 )
 from hf_transfer.recipe import (
     classifier_pooling,
@@ -73,6 +75,7 @@ from hf_transfer.recipe import (
     train_whole_run,
 )
 from hf_transfer.run_record import RunRecord
+from hf_transfer.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +97,10 @@ def main():
             TrainingArguments,
         ),
         DEFAULT_CONFIG,
-        resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy != "linear_probe",
+        resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy_entry.finetunes,
     )
     model_args, data_args, transfer_args, lora_args, augmentation_args, hub_args, training_args = run.arguments
+    strategy = transfer_args.strategy_entry  # its stages: the probe, fine-tuning (full or LoRA), or both
     if augmentation_args.model_ema:
         refuse_under_sharding(
             training_args,
@@ -156,7 +160,7 @@ def main():
     if modality == "vision" and "dataloader_num_workers" not in run.given:
         training_args.dataloader_num_workers = image_dataloader_workers(on_gpu=training_args.device.type != "cpu")
     sample = sample_inputs(processed["train"], data_collator, model.device)
-    if transfer_args.strategy == "lp_ft" and transfer_args.finetune_method == "lora":
+    if strategy.probes and transfer_args.finetune_method == "lora":
         # An architecture that LoRA breaks stops now, not after the probe stage (a throw-away copy is wrapped).
         create_lora_model(copy.deepcopy(model), lora_args, new_modules=loaded.new_modules, sample_inputs=sample)
 
@@ -167,13 +171,14 @@ def main():
         "strategy": transfer_args.strategy,
         "modality": modality,
         "pooling": classifier_pooling(model),
-        "train_samples": len(processed["train"]),
+        "train_samples": len(raw_datasets["train"]),  # sentences, not the windows of long ones
         "augmentation": augmentation.description if augmentation is not None else "none",
-        "eval_samples": len(processed["validation"]),
+        "eval_samples": len(raw_datasets["validation"]),
+        **window_counts(processed),  # token classification: sentences read in windows, words no window tags
     }
 
     # 7a. Linear probe (the whole job for linear_probe; the first stage of lp_ft).
-    if transfer_args.strategy in ("linear_probe", "lp_ft"):
+    if strategy.probes:
         cache_identity = {
             "model": model_fingerprint(model_path),
             "revision": model_args.model_revision,
@@ -196,13 +201,13 @@ def main():
         )
         metrics["probe_l2"] = probe.l2
         metrics["probe_runtime"] = time.time() - start
-        prefix = "probe_" if transfer_args.strategy == "lp_ft" else ""
+        prefix = "probe_" if strategy.finetunes else ""  # the probe is a first stage: its scores are not the run's
         for split, scores in probe_scores.items():
             split_name = {"validation": "eval", "train": "train"}.get(split, split)
             for key, value in scores.items():
                 metrics[f"{prefix}{split_name}_{key}"] = value
 
-    if transfer_args.strategy == "linear_probe":
+    if not strategy.finetunes:
         metrics["trained"] = True
         metrics["train_runtime"] = time.time() - start
         metrics["trainable_params"] = probe.weight.numel() + probe.bias.numel()
@@ -222,9 +227,10 @@ def main():
             training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
         # Regression: the head trains on standardised targets and predicts raw units (hf_transfer.finetuning.targets);
         # LP-FT's head is the probe's, already in raw units.
-        target_scale = TargetScale.of(raw_datasets["train"]["label"]) if task == "regression" else None
+        predicts_numbers = TASKS.get(task).decision == "value"
+        target_scale = TargetScale.of(raw_datasets["train"]["label"]) if predicts_numbers else None
         if target_scale is not None:
-            standardize_target_head(model, target_scale, new_head=transfer_args.strategy != "lp_ft")
+            standardize_target_head(model, target_scale, new_head=not strategy.head_from_probe)
         trainable, total = count_parameters(model)
         logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
 
@@ -235,7 +241,7 @@ def main():
             eval_dataset=processed["validation"],
             processing_class=processor,
             data_collator=data_collator,
-            compute_metrics=create_compute_metrics(task, label_names=label_names),
+            compute_metrics=create_compute_metrics(task, label_names=label_names, windows=sentence_windows(processed)),
             head_learning_rate=transfer_args.head_learning_rate,
             layer_decay=transfer_args.layer_decay,
             head_modules=loaded.head_modules,
@@ -258,14 +264,14 @@ def main():
         metrics.update(train_whole_run(trainer, run.checkpoint))  # whole-run totals; with --model_ema, the average
         if target_scale is not None:
             fold_target_scale(trainer.model)  # a plain raw-unit Linear from here on, in memory and on disk
-        if task == "multi_label":  # decision thresholds chosen on validation, saved with the model, used from here on
+        if TASKS.get(task).decision == "thresholds":  # chosen on validation, saved with the model, used from here on
             validation = trainer.predict(processed["validation"], metric_key_prefix="thresholds")
             thresholds = choose_decision_thresholds(validation.predictions, validation.label_ids)
             set_decision_thresholds(trainer.model, thresholds)
             trainer.compute_metrics = create_compute_metrics(task, thresholds, label_names)
         publish_trained_model(trainer, processor, training_args.output_dir, **save_kwargs)
         trainer.save_state()
-        metrics["trained"] = trainer.state.global_step > 0 or transfer_args.strategy == "lp_ft"
+        metrics["trained"] = trainer.state.global_step > 0 or strategy.head_from_probe
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
         if "test" in processed:
             metrics.update(trainer.predict(processed["test"], metric_key_prefix="test").metrics)

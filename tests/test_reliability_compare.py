@@ -18,9 +18,9 @@ import torch
 
 from hf_transfer.__main__ import main
 from hf_transfer.comparison import Cell, CellResult, CompareArguments, build_grid, recommend, summarize
+from hf_transfer.comparison.arguments import finetune_argument_classes
 from hf_transfer.comparison.budgets import LabelledRows
 from hf_transfer.comparison.command import parse_arguments
-from hf_transfer.comparison.arguments import finetune_argument_classes
 from hf_transfer.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

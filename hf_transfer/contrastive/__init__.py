@@ -13,8 +13,8 @@
 The result is transferred with `recipes/finetune.py --model_name_or_path <output_dir>`.
 """
 
-from .augmentations import BatchedSimCLRAugmentation, SimCLRAugmentation
 from .arguments import ContrastiveArguments
+from .augmentations import BatchedSimCLRAugmentation, SimCLRAugmentation
 from .data import load_contrastive_dataset
 from .distributed import gather_with_grad
 from .evaluation import linear_evaluation

@@ -7,8 +7,8 @@ live in `hf_transfer/metrics/<name>/<name>.py`; `classification` loads them once
 from .classification import METRIC_NAMES, compute_classification_metrics, load_metric
 from .multi_label import DecisionThresholds, choose_decision_thresholds, compute_multi_label_metrics
 from .regression import REGRESSION_METRICS, compute_regression_metrics
+from .task_metrics import compute_task_metrics, create_compute_metrics
 from .token_classification import compute_token_classification_metrics
-from .trainer import compute_task_metrics, create_compute_metrics
 
 __all__ = [
     "METRIC_NAMES",

@@ -13,15 +13,17 @@ from torch import nn
 
 from ..constants import DEFAULT_L2_GRID
 from ..metrics import DecisionThresholds, choose_decision_thresholds, compute_task_metrics
+from ..metrics.token_classification import SentenceWindows
 from ..models.heads import get_classifier, head_module_names
 from ..models.thresholds import set_decision_thresholds
 from ..processing import IGNORED_LABEL, sample_inputs
+from ..tasks import TASKS
 from .cache import FeatureCache
 from .features import extract_features
 from .head_layout import HIDDEN_SHIFTS, locate_probe_features, replay_head, set_hidden_layers
-from .logistic import ProbeResult, fit_linear_probe, load_probe_into_classifier
-from .one_vs_rest import OneVsRestProbe, fit_one_vs_rest_probe
-from .ridge import RidgeProbe, fit_ridge_probe
+from .logistic import ProbeResult, load_probe_into_classifier
+from .one_vs_rest import OneVsRestProbe
+from .ridge import RidgeProbe
 
 Probe = ProbeResult | OneVsRestProbe | RidgeProbe
 
@@ -37,13 +39,14 @@ def _tagged_lengths(dataset: Dataset) -> list[int]:
 
 
 def _entity_f1_scorer(model: nn.Module, validation: Dataset) -> Callable[[torch.Tensor, torch.Tensor], float]:
-    """Entity-level F1 (seqeval) of flat per-token logits, put back into validation's rows."""
+    """Entity-level F1 (seqeval) of flat per-token logits, put back into validation's rows and whole sentences."""
     names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
     cuts = np.cumsum(_tagged_lengths(validation))[:-1]
+    windows = SentenceWindows.of(validation)
 
     def score(logits: torch.Tensor, labels: torch.Tensor) -> float:
         rows = np.split(logits.detach().cpu().numpy(), cuts), np.split(labels.cpu().numpy(), cuts)
-        return compute_task_metrics("token_classification", *rows, label_names=names)["f1"]
+        return compute_task_metrics("token_classification", *rows, label_names=names, windows=windows)["f1"]
 
     return score
 
@@ -113,22 +116,23 @@ def probe_classification_model(
         )
     num_classes = get_classifier(model).out_features
 
+    task_entry = TASKS.get(task)
+    # A per-token probe chooses L2 on validation entity F1 (every token is a row: it stops early).
+    selection = (
+        {"score_fn": _entity_f1_scorer(model, splits["validation"]), "patience": TOKEN_PROBE_PATIENCE}
+        if task_entry.per_token
+        else {}
+    )
+
     def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Probe:
-        if task == "regression":
-            return fit_ridge_probe(*head_features["train"], *head_features["validation"], l2_grid)
-        if task == "multi_label":
-            return fit_one_vs_rest_probe(*head_features["train"], *head_features["validation"], l2_grid, max_iter)
-        if task == "token_classification":  # chosen on validation entity F1; every token is a row: stop early
-            return fit_linear_probe(
-                *head_features["train"],
-                *head_features["validation"],
-                num_classes,
-                l2_grid,
-                max_iter,
-                score_fn=_entity_f1_scorer(model, splits["validation"]),
-                patience=TOKEN_PROBE_PATIENCE,
-            )
-        return fit_linear_probe(*head_features["train"], *head_features["validation"], num_classes, l2_grid, max_iter)
+        return task_entry.probe(
+            head_features["train"],
+            head_features["validation"],
+            num_classes=num_classes,
+            l2_grid=l2_grid,
+            max_iter=max_iter,
+            **selection,
+        )
 
     if not layout.has_hidden_layers:
         head_features = features
@@ -153,16 +157,19 @@ def probe_classification_model(
         }
     thresholds: Optional[DecisionThresholds] = None
     label_names = [model.config.id2label[i] for i in range(num_classes)]  # classes, tags, or target names
-    if task == "multi_label":
+    if task_entry.decision == "thresholds":
         thresholds = choose_decision_thresholds(logits["validation"], head_features["validation"][1].numpy())
         set_decision_thresholds(model, thresholds)
     references = {name: y.numpy() for name, (_, y) in head_features.items()}
-    if task == "token_classification":  # the tagged tokens of each row, in row order: back into rows
+    if task_entry.per_token:  # the tagged tokens of each row, in row order: back into rows
         for name in logits:
             cuts = np.cumsum(_tagged_lengths(splits[name]))[:-1]
             logits[name] = np.split(logits[name], cuts)
             references[name] = np.split(references[name], cuts)
-    scores = {
-        name: compute_task_metrics(task, logits[name], references[name], thresholds, label_names) for name in logits
+    scores = {  # token classification: whole sentences, a long one's windows put back together
+        name: compute_task_metrics(
+            task, logits[name], references[name], thresholds, label_names, SentenceWindows.of(splits[name])
+        )
+        for name in logits
     }
     return probe, scores

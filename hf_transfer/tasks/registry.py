@@ -43,6 +43,8 @@ TASKS: Registry[Task] = Registry("task", "--task")
 TASKS.register(
     Task(
         name="single_label",
+        probe=LazyReference("hf_transfer.probing.fitters:fit_logistic"),
+        compute_metrics=LazyReference("hf_transfer.metrics.task_metrics:score_classes"),
         encode_labels=LazyReference("hf_transfer.data.label_encoding:encode_classes"),
         summarize_labels=LazyReference("hf_transfer.data.label_encoding:classes_summary"),
         description="one class per row",
@@ -51,7 +53,6 @@ TASKS.register(
         model_classes=_SEQUENCE_MODELS,
         pipeline_tags=_CLASSIFICATION_TAGS,
         decision="argmax",
-        probe="logistic",
         metrics=("accuracy", "f1"),
         describe_outputs=_classes,
     )
@@ -59,6 +60,8 @@ TASKS.register(
 TASKS.register(
     Task(
         name="multi_label",
+        probe=LazyReference("hf_transfer.probing.fitters:fit_one_vs_rest"),
+        compute_metrics=LazyReference("hf_transfer.metrics.task_metrics:score_class_lists"),
         encode_labels=LazyReference("hf_transfer.data.label_encoding:encode_class_lists"),
         summarize_labels=LazyReference("hf_transfer.data.label_encoding:class_lists_summary"),
         description="any number of classes per row (BCE per label; decision thresholds chosen on validation and saved)",
@@ -67,7 +70,6 @@ TASKS.register(
         model_classes=_SEQUENCE_MODELS,
         pipeline_tags=_CLASSIFICATION_TAGS,
         decision="thresholds",
-        probe="one_vs_rest",
         metrics=MULTI_LABEL_METRICS,
         batch_mean_loss=LazyReference("hf_transfer.tasks.losses:multi_label_loss"),
         per_label_scores="label",
@@ -77,6 +79,8 @@ TASKS.register(
 TASKS.register(
     Task(
         name="regression",
+        probe=LazyReference("hf_transfer.probing.fitters:fit_ridge"),
+        compute_metrics=LazyReference("hf_transfer.metrics.task_metrics:score_numbers"),
         encode_labels=LazyReference("hf_transfer.data.label_encoding:encode_numbers"),
         summarize_labels=LazyReference("hf_transfer.data.label_encoding:numbers_summary"),
         description="one number per row (MSE on standardised targets; the model predicts raw units)",
@@ -85,7 +89,6 @@ TASKS.register(
         model_classes=_SEQUENCE_MODELS,
         pipeline_tags=_CLASSIFICATION_TAGS,
         decision="value",
-        probe="ridge",
         metrics=REGRESSION_METRICS,
         batch_mean_loss=LazyReference("hf_transfer.tasks.losses:regression_loss"),
         describe_outputs=_target,
@@ -94,6 +97,8 @@ TASKS.register(
 TASKS.register(
     Task(
         name="token_classification",
+        probe=LazyReference("hf_transfer.probing.fitters:fit_logistic"),
+        compute_metrics=LazyReference("hf_transfer.metrics.task_metrics:score_word_tags"),
         encode_labels=LazyReference("hf_transfer.data.label_encoding:encode_word_tags"),
         summarize_labels=LazyReference("hf_transfer.data.label_encoding:word_tags_summary"),
         description="a tag per word (NER; entity-level seqeval scores)",
@@ -102,7 +107,6 @@ TASKS.register(
         model_classes={"text": "AutoModelForTokenClassification"},
         pipeline_tags={"text": "token-classification"},
         decision="argmax",
-        probe="logistic",
         metrics=TOKEN_CLASSIFICATION_METRICS[2:3] + TOKEN_CLASSIFICATION_METRICS[:2] + TOKEN_CLASSIFICATION_METRICS[3:],
         per_label_scores="entity type",
         describe_outputs=_tags,

@@ -35,7 +35,8 @@ class Task:
         model_classes: the stock `AutoModelFor...` class per modality that loads the saved model.
         pipeline_tags: the Hub pipeline tag per modality (the card's metadata and `pipeline(...)`).
         decision: how a prediction is read from the outputs.
-        probe: the probe fitted on frozen features (`hf_transfer.probing`): `logistic`, `one_vs_rest` or `ridge`.
+        probe: the probe fitted on frozen features (`hf_transfer.probing.fitters`): logistic regression, one per
+            label, or ridge.
         metrics: the metric names it is scored with (besides per-label ones), the first being the headline.
         batch_mean_loss: the loss `TransferTrainer` computes as a batch mean instead of the model's own (a multi-label
             loss summed over gradient-accumulation steps, a regression loss on standardised targets): `(logits,
@@ -44,6 +45,8 @@ class Task:
         encode_labels: `(splits, description, label_separator) -> splits` with `label` encoded for the task
             (`hf_transfer.data.label_encoding`).
         summarize_labels: `splits -> str`, the log line on what the labels hold.
+        compute_metrics: `(outputs, references, *, thresholds, label_names, windows) -> {metric: value}`
+            (`hf_transfer.metrics.task_metrics`).
         describe_outputs: `label_names -> str`, the card's one line on what the model outputs.
     """
 
@@ -54,10 +57,11 @@ class Task:
     model_classes: dict[str, str]
     pipeline_tags: dict[str, str]
     decision: Decision
-    probe: str
+    probe: LazyReference
     metrics: tuple[str, ...]
     encode_labels: LazyReference
     summarize_labels: LazyReference
+    compute_metrics: LazyReference
     batch_mean_loss: Optional[LazyReference] = None
     per_label_scores: Optional[str] = None
     describe_outputs: Callable[[list[str]], str] = field(default=lambda names: f"{len(names)} labels")

@@ -22,8 +22,8 @@ from ..errors import ConfigError
 from ..models import ModelArguments
 from ..probing import FeatureCache
 from ..recipe.arguments import parse_recipe_args
-from .candidates import extract_candidate_features, parse_candidates
 from .arguments import RankArguments
+from .candidates import extract_candidate_features, parse_candidates
 from .ranking import rank_candidates, write_ranking
 
 __all__ = ["main"]
