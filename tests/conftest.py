@@ -106,6 +106,13 @@ def tiny(tmp_path_factory):
     return get
 
 
+@pytest.fixture
+def offline(monkeypatch):
+    """HF_HUB_OFFLINE / HF_DATASETS_OFFLINE for one test, whatever the caller exported."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for modules of tiny in-process networks: faster, and far faster on a shared machine."""

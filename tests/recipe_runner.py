@@ -13,6 +13,32 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+# A finetune run that takes seconds: 32 real tweets, one epoch, no checkpoints (add the strategy and the model).
+TINY_TWEETS_RUN = [
+    "--dataset_name",
+    "tweet_sentiment",
+    "--max_train_samples",
+    "32",
+    "--max_eval_samples",
+    "16",
+    "--num_train_epochs",
+    "1",
+    "--save_strategy",
+    "no",
+]
+
+
+def write_csv(path: Path, rows, header=("text", "label")) -> str:
+    """`rows` (sequences) under `header` as a csv file (quoted where a cell needs it); returns its path."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 

@@ -2,7 +2,6 @@
 decision thresholds chosen on validation and saved with the model, and every finetune strategy reloading in a fresh
 process (transformers, peft, sentence-transformers, pipeline) to the F1 it reported."""
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from hf_transfer.data import DataArguments, infer_task, label_names_of, load_tra
 from hf_transfer.errors import DataError
 from hf_transfer.metrics import DecisionThresholds, choose_decision_thresholds, compute_multi_label_metrics
 from hf_transfer.probing import fit_one_vs_rest_probe, standardization
-from recipe_runner import assert_ok, finetune_and_reload, run_recipe
+from recipe_runner import assert_ok, finetune_and_reload, run_recipe, write_csv
 from tiny_models import make_tiny
 
 TOPICS = {
@@ -29,11 +28,7 @@ FILLER = ["the", "a", "today", "really", "we", "saw", "good", "fine"]
 
 
 def _write_csv(path, rows, header=("text", "topics")):
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
+    return write_csv(path, rows, header)
 
 
 def _topic_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:

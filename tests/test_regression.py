@@ -1,7 +1,6 @@
 """Regression (`--task regression`): numeric targets found and checked, the ridge probe, heads trained on standardised
 targets and saved in raw units, every finetune strategy reloading in a fresh process to the numbers it reported."""
 
-import csv
 import json
 
 import numpy as np
@@ -14,18 +13,14 @@ from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.finetuning import TransferArguments
 from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, standardize_target_head, standardized_mse
 from hf_transfer.probing import fit_ridge_probe, standardization
-from recipe_runner import assert_ok, finetune_and_reload, run_recipe
+from recipe_runner import assert_ok, finetune_and_reload, run_recipe, write_csv
 from tiny_models import make_tiny
 
 WORDS = {"good": 1.0, "bad": -1.0, "great": 2.0, "awful": -2.0, "fine": 0.5, "meh": -0.5, "super": 1.5, "poor": -1.5}
 
 
 def _write_csv(path, rows, header=("text", "score")):
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
+    return write_csv(path, rows, header)
 
 
 @pytest.fixture(scope="module")

@@ -10,29 +10,10 @@ import pytest
 from transformers import AutoModel, AutoTokenizer
 
 from hf_transfer.processing import model_max_length
-from recipe_runner import assert_ok, run_recipe, run_recipe_in_process
+from recipe_runner import TINY_TWEETS_RUN, assert_ok, run_recipe, run_recipe_in_process
 from tiny_models import make_tiny
 
-TINY_RUN = [
-    "--dataset_name",
-    "tweet_sentiment",
-    "--max_train_samples",
-    "32",
-    "--max_eval_samples",
-    "16",
-    "--strategy",
-    "full",
-    "--num_train_epochs",
-    "1",
-    "--save_strategy",
-    "no",
-]
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+TINY_RUN = [*TINY_TWEETS_RUN, "--strategy", "full"]
 
 
 # ------------------------------------------------------------------------------------- arguments, early

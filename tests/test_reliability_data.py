@@ -27,12 +27,6 @@ UNWRITABLE = Path("/sys/hf_transfer_test_cache")
 
 
 @pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-
-
-@pytest.fixture
 def unwritable() -> Path:
     try:
         UNWRITABLE.mkdir()

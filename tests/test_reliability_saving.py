@@ -16,33 +16,16 @@ import pytest
 import torch
 
 from hf_transfer.outputs import OutputWriteError, refused_write_errno, write_errors_as_one_line
-from recipe_runner import run_recipe_in_process
+from recipe_runner import TINY_TWEETS_RUN, run_recipe_in_process
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-RUN = [
-    "--dataset_name",
-    "tweet_sentiment",
-    "--max_train_samples",
-    "32",
-    "--max_eval_samples",
-    "16",
-    "--num_train_epochs",
-    "1",
-    "--save_strategy",
-    "no",
-]
+RUN = TINY_TWEETS_RUN
 
 # What torch's zip writer raises when the disk fills under it (it does not say why).
 TORCH_FULL_DISK = "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
 # What safetensors (Rust) raises on a full disk: not an OSError.
 SAFETENSORS_FULL_DISK = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left" })'
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
 
 def _error_line(output: str) -> str:

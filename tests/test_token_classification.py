@@ -7,6 +7,7 @@ reported (full fine-tuning in 2 processes, whose gathered token predictions give
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -26,21 +27,28 @@ PLACES = [["paris"], ["rome"], ["berlin"], ["new", "york"], ["los", "angeles"]]
 FILLER = ["we", "met", "in", "today", "and", "then", "went", "to", "the", "park", "with", "a", "friend"]
 
 
+def _add_word_or_entity(rng, words: list[str], tags: list[str], room: Optional[int] = None) -> None:
+    """Append an entity (40%: a person or a place, IOB-tagged) or a filler word; an entity longer than `room` words
+    is a filler instead."""
+    roll = rng.random()
+    if roll < 0.4:
+        entity, kind = (PEOPLE, "PER") if roll < 0.2 else (PLACES, "LOC")
+        name = entity[int(rng.integers(len(entity)))]
+        if room is None or len(name) <= room:
+            words += name
+            tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)
+            return
+    words.append(str(rng.choice(FILLER)))
+    tags.append("O")
+
+
 def _sentences(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         words, tags = [], []
         for _ in range(int(rng.integers(3, 7))):
-            roll = rng.random()
-            if roll < 0.4:
-                entity, kind = (PEOPLE, "PER") if roll < 0.2 else (PLACES, "LOC")
-                name = entity[int(rng.integers(len(entity)))]
-                words += name
-                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)
-            else:
-                words.append(str(rng.choice(FILLER)))
-                tags.append("O")
+            _add_word_or_entity(rng, words, tags)
         out.append((words, tags))
     return out
 
@@ -213,15 +221,7 @@ def _long_sentences(n: int, seed: int) -> list[tuple[list[str], list[str]]]:
     for _ in range(n):
         words, tags = [], []
         while len(words) < LONG:
-            roll = rng.random()
-            entity, kind = (PEOPLE, "PER") if roll < 0.2 else (PLACES, "LOC")
-            name = entity[int(rng.integers(len(entity)))]
-            if roll < 0.4 and len(words) + len(name) <= LONG:
-                words += name
-                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)
-            else:
-                words.append(str(rng.choice(FILLER)))
-                tags.append("O")
+            _add_word_or_entity(rng, words, tags, room=LONG - len(words))
         out.append((words, tags))
     return out
 
