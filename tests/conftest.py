@@ -124,6 +124,13 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def pytest_collection_modifyitems(config, items):
+    """A real-model integration check is one of the slow ones (`make test-slow`, CI's second stage)."""
+    for item in items:
+        if item.get_closest_marker("integration") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config):
     if _HUB is not None:
         _HUB.cleanup()
