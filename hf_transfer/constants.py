@@ -9,7 +9,6 @@ from typing import Literal
 
 __all__ = [
     "Modality",
-    "MODALITIES",
     "DEFAULT_L2_GRID",
     "MIN_TEMPERATURE",
     "TASKS",
@@ -20,9 +19,9 @@ __all__ = [
     "DEFAULT_LABEL_SEPARATOR",
 ]
 
-# What a backbone reads: text (a tokenizer) or images (an image processor).
+# What a backbone reads: text (a tokenizer) or images (an image processor); one entry each in
+# `hf_transfer.modalities.MODALITIES`.
 Modality = Literal["text", "vision"]
-MODALITIES: tuple[str, ...] = ("text", "vision")
 
 # What a label column can hold, the task a model is transferred to: one class per row, any number of classes per
 # row, a number per row, or one tag per word (NER).

@@ -3,6 +3,7 @@ sentence-transformers folder, a backbone without a head) and read predictions th
 
 from __future__ import annotations
 
+from .modalities import MODALITIES
 from .run_record import RunRecord
 from .tasks import TASKS
 
@@ -19,7 +20,7 @@ _THRESHOLDS_USAGE = (
 
 
 def _processor_class(record: RunRecord) -> str:
-    return "AutoTokenizer" if record.modality == "text" else "AutoImageProcessor"
+    return MODALITIES.get(record.modality).processor_class_name
 
 
 def _backbone_usage(record: RunRecord, repo_id: str) -> str:
@@ -67,7 +68,7 @@ def usage_snippet(record: RunRecord, repo_id: str, is_adapter: bool, base_refere
     task = TASKS.get(record.task)
     auto = task.model_class(record.modality)
     processor = _processor_class(record)
-    example = '["a sentence"], return_tensors="pt"' if record.modality == "text" else '[image], return_tensors="pt"'
+    example = f'{MODALITIES.get(record.modality).card_example}, return_tensors="pt"'
     thresholds = (
         "\nid2label = model.config.id2label"
         + _THRESHOLDS_USAGE.format(

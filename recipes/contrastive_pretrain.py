@@ -43,6 +43,7 @@ from hf_transfer.contrastive import (
 )
 from hf_transfer.data import DataArguments, data_source_name, infer_modality
 from hf_transfer.hub import HubArguments
+from hf_transfer.modalities import MODALITIES
 from hf_transfer.models import ModelArguments, count_parameters, create_backbone
 from hf_transfer.outputs import publish_directory
 from hf_transfer.processing import cap_max_seq_length, set_image_size
@@ -97,11 +98,12 @@ def main():
             backbone = create_backbone(model_args.model_name_or_path, contrastive_args.pooling, model_args)
     modality = backbone.modality
     check_modality_match(model_args.model_name_or_path, modality, infer_modality(raw_datasets))
-    if modality == "text":
+    modality_entry = MODALITIES.get(modality)
+    if modality_entry.uses_max_seq_length:
         contrastive_args.max_seq_length = cap_max_seq_length(
             contrastive_args.max_seq_length, backbone.model, backbone.processor
         )
-    if modality == "vision" and contrastive_args.image_size:
+    if modality_entry.uses_image_size and contrastive_args.image_size:
         backbone.processor = set_image_size(backbone.processor, backbone.model, contrastive_args.image_size)
     model = ContrastiveModel(backbone, contrastive_args.projection_dim, contrastive_args.projection_hidden_dim)
     loss = create_contrastive_loss(contrastive_args)
@@ -186,7 +188,7 @@ def main():
             world_size=training_args.world_size,
             saved_as="backbone",
             pooling=backbone.pooling,
-            sentence_transformers=modality == "text" and contrastive_args.save_sentence_transformers,
+            sentence_transformers=modality_entry.sentence_transformers and contrastive_args.save_sentence_transformers,
             loss={"name": type(loss).__name__, "config": loss.get_config_dict(), "citation": loss.citation},
         ),
     )

@@ -49,6 +49,7 @@ from hf_transfer.errors import ConfigError
 from hf_transfer.finetuning import LoraArguments, TransferArguments, create_lora_model
 from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import create_compute_metrics
+from hf_transfer.modalities import MODALITIES
 from hf_transfer.models import ModelArguments, count_parameters, get_classifier
 from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset, sample_inputs
@@ -113,7 +114,8 @@ def main():
         pooling=transfer_args.resolve_pooling(aligns_features=True),
     )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
-    if modality == "text":
+    modality_entry = MODALITIES.get(modality)
+    if modality_entry.uses_max_seq_length:
         transfer_args.max_seq_length = cap_max_seq_length(transfer_args.max_seq_length, model, processor)
 
     # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
@@ -128,7 +130,7 @@ def main():
             for domain, raw in (("source", source), ("target", target))
         }
     data_collator = create_collator(processor, modality)
-    if modality == "vision":
+    if modality_entry.transformed_on_read:
         training_args.remove_unused_columns = False  # the transform needs the `image` column
 
     metrics = {

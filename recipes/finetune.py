@@ -49,6 +49,7 @@ from hf_transfer.finetuning import LoraArguments, TransferArguments, TransferTra
 from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, standardize_target_head
 from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import choose_decision_thresholds, create_compute_metrics
+from hf_transfer.modalities import MODALITIES
 from hf_transfer.models import ModelArguments, count_parameters, model_fingerprint
 from hf_transfer.models.thresholds import set_decision_thresholds
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
@@ -138,14 +139,15 @@ def main():
     )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
     logger.info(f"Newly initialised layers: {loaded.new_modules}; task head (trained in full): {loaded.head_modules}")
-    if modality == "text":
+    modality_entry = MODALITIES.get(modality)
+    if modality_entry.uses_max_seq_length:
         transfer_args.max_seq_length = cap_max_seq_length(transfer_args.max_seq_length, model, processor)
 
     # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
     with training_args.main_process_first(desc="preprocessing"):
         processed = preprocess_dataset(raw_datasets, processor, modality, transfer_args.max_seq_length)
     data_collator = create_collator(processor, modality, task)
-    if modality == "vision":
+    if modality_entry.transformed_on_read:
         training_args.remove_unused_columns = False  # the transform needs the `image` column
 
     # 6b. Fine-tuning's training transform (images): timm's augmentation around the model's own processor, read by
@@ -157,7 +159,7 @@ def main():
     if augmentation is not None:
         train_dataset = preprocess_dataset(raw_datasets["train"], processor, modality, augmentation=augmentation)
         logger.info(f"Training augmentation: {augmentation.description}")
-    if modality == "vision" and "dataloader_num_workers" not in run.given:
+    if modality_entry.transformed_on_read and "dataloader_num_workers" not in run.given:
         training_args.dataloader_num_workers = image_dataloader_workers(on_gpu=training_args.device.type != "cpu")
     sample = sample_inputs(processed["train"], data_collator, model.device)
     if strategy.probes and transfer_args.finetune_method == "lora":

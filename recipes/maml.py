@@ -49,6 +49,7 @@ from hf_transfer.meta import (
     split_meta_rows,
     zero_init_head,
 )
+from hf_transfer.modalities import MODALITIES
 from hf_transfer.models import ModelArguments, count_parameters
 from hf_transfer.models.pooling_modes import CLASSIFIER_POOLINGS
 from hf_transfer.outputs import write_json_atomic
@@ -213,7 +214,7 @@ def main():
         pooling=recipe_args.pooling or "auto",
     )
     model_path, modality, processor, model = loaded.path, loaded.modality, loaded.processor, loaded.model
-    if modality == "text":
+    if MODALITIES.get(modality).uses_max_seq_length:
         recipe_args.max_seq_length = cap_max_seq_length(recipe_args.max_seq_length, model, processor)
     if recipe_args.zero_init_head:
         zero_init_head(model, maml_config.head_module)

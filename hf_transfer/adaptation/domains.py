@@ -13,6 +13,7 @@ from datasets import DatasetDict
 
 from ..data import DataArguments, infer_modality, load_transfer_dataset
 from ..errors import DataError, HfTransferError
+from ..modalities import MODALITIES
 from .arguments import prefix_flags
 
 __all__ = ["load_domain_dataset", "align_domains"]
@@ -45,7 +46,7 @@ def align_domains(source: DatasetDict, target: DatasetDict) -> DatasetDict:
         DataError: the modalities or the label sets differ; the message lists the difference and the fix.
     """
     source_modality, target_modality = infer_modality(source), infer_modality(target)
-    if source_modality != target_modality:
+    if MODALITIES.get(source_modality) is not MODALITIES.get(target_modality):
         raise DataError(
             f"The source domain is {source_modality} but the target domain is {target_modality}. Domain "
             "adaptation needs the same task on both (only the data distribution differs): pick a "

@@ -12,6 +12,7 @@ from typing import Optional
 
 from ..errors import ConfigError
 from ..finetuning.strategies import STRATEGIES
+from ..modalities import MODALITIES
 from ..tasks import TASKS
 
 __all__ = ["AUGMENTATIONS", "AUTO_AUGMENT_POLICIES", "AugmentationArguments"]
@@ -131,7 +132,7 @@ class AugmentationArguments:
     def resolve_augmentation(self, strategy: str, task: str, modality: str = "vision") -> str:
         """The preset a run uses: `--augmentation`, or `auto`'s choice (`none`, see the class; text and the probe
         never augment)."""
-        if modality != "vision" or not STRATEGIES.get(strategy).finetunes:
+        if not MODALITIES.get(modality).augmentable or not STRATEGIES.get(strategy).finetunes:
             return "none"
         if self.augmentation == "auto" and (self.auto_augment or self.random_erasing):
             return "basic"  # a policy or erasing asked for by itself comes with the crop and flip of `basic`
@@ -158,7 +159,7 @@ class AugmentationArguments:
     ) -> None:
         """Settings that do not fit this run, each one line naming the fix (the task is known once data is loaded)."""
         augments = self.augmentation not in ("auto", "none") or self.auto_augment or self.random_erasing
-        if modality != "vision" and (augments or self.mixes):
+        if not MODALITIES.get(modality).augmentable and (augments or self.mixes):
             raise ConfigError(
                 "--augmentation, --auto_augment, --random_erasing, --mixup and --cutmix transform images; this is a "
                 f"{modality} model. Leave them out (--model_ema and --label_smoothing_factor work for every model)."

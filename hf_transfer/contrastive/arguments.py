@@ -7,8 +7,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..constants import MIN_TEMPERATURE
+from ..constants import MIN_TEMPERATURE, Modality
 from ..errors import ConfigError
+from ..modalities import MODALITIES
 from ..models.pooling_modes import POOLING_MODES
 from .losses.registry import CONTRASTIVE_LOSSES
 
@@ -318,16 +319,16 @@ class ContrastiveArguments:
     def needs_labels(self) -> bool:
         return CONTRASTIVE_LOSSES.get(self.contrastive_loss).needs_labels
 
-    def resolve_views(self, modality: Literal["text", "vision"]) -> Literal["augment", "dropout", "pair"]:
+    def resolve_views(self, modality: Modality) -> Literal["augment", "dropout", "pair"]:
         """The concrete view maker for a modality; raises `ConfigError` when it does not fit."""
+        entry = MODALITIES.get(modality)
         views = self.views
         if views == "auto":
-            views = "augment" if modality == "vision" else ("pair" if self.pair_column else "dropout")
-        if modality == "vision" and views != "augment":
-            raise ConfigError(f"--views {views} is for text; an image backbone needs --views augment (or auto).")
-        if modality == "text" and views == "augment":
+            fits = entry.contrastive_views
+            views = "pair" if self.pair_column and "pair" in fits else fits[0]
+        if views not in entry.contrastive_views:
+            owner = next(other for other in MODALITIES.entries() if views in other.contrastive_views)
             raise ConfigError(
-                "--views augment is for images; a text backbone needs --views dropout (SimCSE) or pair "
-                "(with --pair_column)."
+                f"--views {views} is for {owner.inputs}; {entry.backbone_phrase} needs --views {entry.views_hint}."
             )
         return views

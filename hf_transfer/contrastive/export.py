@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..modalities import MODALITIES
 from ..models.sentence_transformers_format import TANH
 from ..models.sentence_transformers_format import write_sentence_transformers_files as write_format
 
@@ -64,7 +65,7 @@ def save_backbone(
     backbone.model.save_pretrained(output_dir)
     if backbone.processor is not None:
         backbone.processor.save_pretrained(output_dir)
-    if backbone.modality == "text" and sentence_transformers:
+    if MODALITIES.get(backbone.modality).sentence_transformers and sentence_transformers:
         write_sentence_transformers_files(backbone, output_dir, max_seq_length)
     logger.info("Saved the %s backbone (%s pooling) to %s", backbone.modality, backbone.pooling, output_dir)
     return output_dir

@@ -13,16 +13,23 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..modalities import MODALITIES
 from ..models import Backbone, ModelArguments, infer_model_modality, load_processor, resolve_model_path
 from .export import save_backbone
 
-__all__ = ["ProjectionHead", "ContrastiveModel", "create_backbone_from_config"]
+__all__ = [
+    "ProjectionHead",
+    "ContrastiveModel",
+    "create_backbone_from_config",
+    "default_image_processor",
+    "tokenizer_from_source",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +92,8 @@ class ContrastiveModel(nn.Module):
 
     def _freeze_unused_pooler(self) -> None:
         pooler = getattr(self.backbone.model, "pooler", None)
-        if self.backbone.modality == "text" and self.backbone.pooling != "pooler" and isinstance(pooler, nn.Module):
+        pools_tokens = MODALITIES.get(self.backbone.modality).pools_tokens
+        if pools_tokens and self.backbone.pooling != "pooler" and isinstance(pooler, nn.Module):
             pooler.requires_grad_(False)
             logger.info(
                 "Freezing %s.pooler: %s pooling never reads it.",
@@ -132,6 +140,30 @@ def _default_image_processor(model_type: str):
     )
 
 
+def default_image_processor(
+    model_type: str, config: Any, tokenizer_source: Optional[str] = None, model_args: Optional[ModelArguments] = None
+) -> Any:
+    """transformers' default image processor of `model_type`, resizing to the config's `image_size`: an image
+    backbone from scratch has no saved processor (`tokenizer_source` and `model_args` do not apply)."""
+    processor = _default_image_processor(model_type)
+    size = getattr(config, "image_size", None)
+    if size:
+        processor.size = {"height": int(size), "width": int(size)}
+    return processor
+
+
+def tokenizer_from_source(
+    model_type: str, config: Any, tokenizer_source: Optional[str], model_args: Optional[ModelArguments] = None
+) -> Any:
+    """The tokenizer of `tokenizer_source` (`--model_name_or_path`): a text model from scratch has a vocabulary only
+    through an existing tokenizer."""
+    if tokenizer_source is None:
+        raise ConfigError(f"A {model_type} text model from scratch needs a tokenizer: pass --model_name_or_path.")
+    model_args = model_args or ModelArguments(model_name_or_path=tokenizer_source)
+    path = resolve_model_path(tokenizer_source, model_args.cache_dir, model_args.model_revision, model_args.token)
+    return load_processor(path, "text", model_args)
+
+
 def create_backbone_from_config(
     model_type: str,
     config_overrides: Optional[str] = None,
@@ -159,20 +191,11 @@ def create_backbone_from_config(
         model = AutoModel.from_config(config, add_pooling_layer=False)
     except TypeError:
         model = AutoModel.from_config(config)
-    if modality == "vision":
-        processor = _default_image_processor(model_type)
-        size = getattr(config, "image_size", None)
-        if size:
-            processor.size = {"height": int(size), "width": int(size)}
-    else:
-        if tokenizer_source is None:
-            raise ConfigError(f"A {model_type} text model from scratch needs a tokenizer: pass --model_name_or_path.")
-        model_args = model_args or ModelArguments(model_name_or_path=tokenizer_source)
-        path = resolve_model_path(tokenizer_source, model_args.cache_dir, model_args.model_revision, model_args.token)
-        processor = load_processor(path, "text", model_args)
+    entry = MODALITIES.get(modality)
+    processor = entry.processor_from_config(model_type, config, tokenizer_source, model_args)
     logger.info(
         "Built a randomly initialised %s backbone (%s parameters)",
         model_type,
         f"{sum(p.numel() for p in model.parameters()):,}",
     )
-    return Backbone(model, processor, modality, pooling or ("mean" if modality == "text" else "pooler"))
+    return Backbone(model, processor, modality, pooling or entry.default_pooling)

@@ -20,11 +20,19 @@ from typing import Any, Literal
 
 import torch
 
+from ..constants import Modality
 from ..errors import DataError
 from ..images import to_rgb
+from ..modalities import MODALITIES
 from .augmentations import BatchedSimCLRAugmentation, SimCLRAugmentation, image_processor_stats, images_to_tensor
 
-__all__ = ["ContrastiveImageCollator", "ContrastiveTextCollator", "create_contrastive_collator"]
+__all__ = [
+    "ContrastiveImageCollator",
+    "ContrastiveTextCollator",
+    "create_contrastive_collator",
+    "create_image_views_collator",
+    "create_text_views_collator",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -127,24 +135,33 @@ class ContrastiveTextCollator:
         return batch
 
 
-def create_contrastive_collator(processor: Any, modality: Literal["text", "vision"], args: Any):
+def create_contrastive_collator(processor: Any, modality: Modality, args: Any):
     """The collator for `ContrastiveArguments` `args` and a backbone's processor."""
     views = args.resolve_views(modality)
-    if modality == "vision":
-        side, mean, std = image_processor_stats(processor)
-        cls = BatchedSimCLRAugmentation if args.augmentation_backend == "batched" else SimCLRAugmentation
-        augmentation = cls(
-            args.image_size or side,
-            mean=mean,
-            std=std,
-            crop_min_scale=args.crop_min_scale,
-            color_jitter_strength=args.color_jitter_strength,
-            grayscale_probability=args.grayscale_probability,
-            blur_probability=args.blur_probability,
-            horizontal_flip=args.horizontal_flip,
-        )
-        logger.info("SimCLR views: %s", augmentation)
-        return ContrastiveImageCollator(augmentation, return_labels=args.needs_labels)
+    return MODALITIES.get(modality).contrastive_collator(processor, views, args)
+
+
+def create_image_views_collator(processor: Any, views: str, args: Any) -> ContrastiveImageCollator:
+    """Two SimCLR augmentations of each image, normalised with the image processor's statistics (`views` is
+    `augment`)."""
+    side, mean, std = image_processor_stats(processor)
+    cls = BatchedSimCLRAugmentation if args.augmentation_backend == "batched" else SimCLRAugmentation
+    augmentation = cls(
+        args.image_size or side,
+        mean=mean,
+        std=std,
+        crop_min_scale=args.crop_min_scale,
+        color_jitter_strength=args.color_jitter_strength,
+        grayscale_probability=args.grayscale_probability,
+        blur_probability=args.blur_probability,
+        horizontal_flip=args.horizontal_flip,
+    )
+    logger.info("SimCLR views: %s", augmentation)
+    return ContrastiveImageCollator(augmentation, return_labels=args.needs_labels)
+
+
+def create_text_views_collator(processor: Any, views: str, args: Any) -> ContrastiveTextCollator:
+    """The tokenized text twice (`dropout`, SimCSE) or the text and its `--pair_column` (`pair`)."""
     return ContrastiveTextCollator(
         processor, views=views, max_seq_length=args.max_seq_length, return_labels=args.needs_labels
     )

@@ -12,7 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import ClassLabel, Dataset, DatasetDict, Image, List, Value
 
+from ..constants import Modality
 from ..errors import DataError
+from ..modalities import MODALITIES
 from .constants import IMAGE_COLUMN_CANDIDATES, LABEL_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES
 from .sources import RawSource
 
@@ -20,6 +22,8 @@ __all__ = [
     "resolve_columns",
     "to_canonical_columns",
     "infer_modality",
+    "canonical_text_column",
+    "canonical_image_column",
     "infer_task",
     "verify_images",
     "null_rows",
@@ -47,8 +51,8 @@ def _find_column(
     return next((by_lower[c] for c in candidates if c in by_lower), None)
 
 
-def resolve_columns(splits: DatasetDict, source: RawSource) -> tuple[str, Literal["text", "image"], str]:
-    """Pick the input column, its canonical name, and the label column: flags, then known names, then types."""
+def resolve_columns(splits: DatasetDict, source: RawSource) -> tuple[str, Modality, str]:
+    """Pick the input column, its modality, and the label column: flags, then known names, then types."""
     train = splits["train"]
     columns, features = train.column_names, train.features
     text = _find_column(train, source.text_column, TEXT_COLUMN_CANDIDATES, "--text_column", "text")
@@ -92,7 +96,7 @@ def resolve_columns(splits: DatasetDict, source: RawSource) -> tuple[str, Litera
                     f"Split '{split}' of {source.description} has no column '{column}' (its columns: "
                     f"{ds.column_names}). Give every split the same columns, or pass {flag}."
                 )
-    return input_column, ("text" if text else "image"), label
+    return input_column, ("text" if text else "vision"), label
 
 
 def null_rows(array: Union[pa.Array, pa.ChunkedArray]) -> np.ndarray:
@@ -119,31 +123,43 @@ def rows_text(rows: np.ndarray) -> str:
     return f"rows {shown}" + (f" (and {len(rows) - 10} more)" if len(rows) > 10 else "")
 
 
-def to_canonical_columns(
-    ds: Dataset, split: str, input_column: str, target: Literal["text", "image"], label_column: str
-) -> Dataset:
+def to_canonical_columns(ds: Dataset, split: str, input_column: str, modality: Modality, label_column: str) -> Dataset:
+    """The input and label columns alone, renamed to the modality's canonical input column (or `tokens`, for a column
+    of word lists) and `label`, the input checked and cast by the modality's entry."""
+    entry = MODALITIES.get(modality)
     ds = ds.select_columns([input_column, label_column])
-    if target == "text" and isinstance(ds.features[input_column], List):  # words of a sentence: token classification
+    if entry.words_column is not None and isinstance(ds.features[input_column], List):  # token classification
         return _to_canonical_tokens(ds, split, input_column, label_column)
+    target = entry.input_column
     renames = {old: new for old, new in ((input_column, target), (label_column, "label")) if old != new}
     if renames:
         ds = ds.rename_columns(renames)
-    feature = ds.features[target]
-    if target == "text":
-        if not isinstance(feature, Value):
-            raise DataError(
-                f"Text column '{input_column}' in split '{split}' holds {feature}, not strings. "
-                "Pass --text_column with a column of plain strings."
-            )
-        missing = null_rows(ds.with_format("arrow")["text"])
-        if len(missing):
-            raise DataError(
-                f"Split '{split}' has {len(missing)} rows with no text in column '{input_column}' "
-                f"({rows_text(missing)}, 0-based, header not counted). Drop or fill those rows."
-            )
-        if feature.dtype != "string":
-            ds = ds.cast_column("text", Value("string"))
-    elif not (isinstance(feature, Image) and feature.decode):
+    return entry.canonicalize(ds, split, input_column)
+
+
+def canonical_text_column(ds: Dataset, split: str, input_column: str) -> Dataset:
+    """`text` checked to hold a string in every row (`input_column` is its name in the user's data, for messages)."""
+    feature = ds.features["text"]
+    if not isinstance(feature, Value):
+        raise DataError(
+            f"Text column '{input_column}' in split '{split}' holds {feature}, not strings. "
+            "Pass --text_column with a column of plain strings."
+        )
+    missing = null_rows(ds.with_format("arrow")["text"])
+    if len(missing):
+        raise DataError(
+            f"Split '{split}' has {len(missing)} rows with no text in column '{input_column}' "
+            f"({rows_text(missing)}, 0-based, header not counted). Drop or fill those rows."
+        )
+    if feature.dtype != "string":
+        ds = ds.cast_column("text", Value("string"))
+    return ds
+
+
+def canonical_image_column(ds: Dataset, split: str, input_column: str) -> Dataset:
+    """`image` cast to decoded images (`input_column` is its name in the user's data, for messages)."""
+    feature = ds.features["image"]
+    if not (isinstance(feature, Image) and feature.decode):
         try:
             ds = ds.cast_column("image", Image())  # paths, {bytes, path} structs, pixel arrays
         except Exception as err:
@@ -197,17 +213,16 @@ def infer_task(
     return "single_label"
 
 
-def infer_modality(dataset: Union[Dataset, DatasetDict]) -> Literal["text", "vision"]:
+def infer_modality(dataset: Union[Dataset, DatasetDict]) -> Modality:
     """Say whether a canonical data set holds text or images, so callers pick the backbone without asking."""
     if isinstance(dataset, DatasetDict):
         if not dataset:
             raise DataError("The DatasetDict has no splits; load the data with load_transfer_dataset.")
         dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
     columns = dataset.column_names
-    if "text" in columns or "tokens" in columns:
-        return "text"
-    if "image" in columns:
-        return "vision"
+    for entry in MODALITIES.entries():
+        if entry.input_column in columns or entry.words_column in columns:
+            return entry.name
     raise DataError(
         f"Cannot tell text from vision: no 'text' or 'image' column (columns: {columns}). "
         "Load the data with hf_transfer.data.load_transfer_dataset, which renames the input column."

@@ -52,9 +52,9 @@ def load_transfer_dataset(
         if len(ds) == 0:
             raise DataError(f"Split '{split}' of {source.description} is empty. Give it some rows.")
 
-    input_column, target, label_column = resolve_columns(splits, source)
+    input_column, modality, label_column = resolve_columns(splits, source)
     splits = DatasetDict(
-        {split: to_canonical_columns(ds, split, input_column, target, label_column) for split, ds in splits.items()}
+        {split: to_canonical_columns(ds, split, input_column, modality, label_column) for split, ds in splits.items()}
     )
     task = resolve_task(
         splits, source.task if task == AUTO_TASK and source.task else task, args.label_separator, source.description

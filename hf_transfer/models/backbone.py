@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 
+from ..modalities import MODALITIES
 from .arguments import ModelArguments
 from .loading import Modality, infer_model_modality, load_config, load_processor, readable_weights, resolve_model_path
 from .pooling import Pooling, pool_tokens, read_sentence_transformers_pooling
@@ -64,7 +65,7 @@ class Backbone(nn.Module):
 
     def pool_outputs(self, outputs: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The embedding `(B, D)` from the model's outputs on `inputs`."""
-        if self.modality == "vision" or POOLING_MODES.get(self.pooling).pool is None:
+        if not MODALITIES.get(self.modality).pools_tokens or POOLING_MODES.get(self.pooling).pool is None:
             pooled = getattr(outputs, "pooler_output", None)
             if pooled is None:
                 pooled = outputs.last_hidden_state[:, 0]
@@ -74,7 +75,7 @@ class Backbone(nn.Module):
     def pool_hidden_state(self, hidden: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """One intermediate layer's output as `(B, D)`: text pooled as the embedding is (over the attention mask),
         token maps `(B, N, D)` averaged over tokens, feature maps `(B, C, H, W)` over positions."""
-        if self.modality == "text":
+        if MODALITIES.get(self.modality).pools_tokens:
             # An intermediate layer has no pooler: its tokens are averaged instead.
             mode = self.pooling if POOLING_MODES.get(self.pooling).pool is not None else "mean"
             return pool_tokens(hidden, inputs["attention_mask"], mode)
@@ -115,8 +116,9 @@ def create_backbone(
     processor = load_processor(path, modality, model_args)
     if pooling is not None:
         POOLING_MODES.check(pooling)
-    if pooling is None and modality == "text":
+    entry = MODALITIES.get(modality)
+    if pooling is None and entry.sentence_transformers:
         pooling = read_sentence_transformers_pooling(path)
         if pooling:
             logger.info("Pooling: %s, from %s's sentence-transformers configuration", pooling, name_or_path)
-    return Backbone(model, processor, modality, pooling or ("mean" if modality == "text" else "pooler"))
+    return Backbone(model, processor, modality, pooling or entry.default_pooling)

@@ -16,7 +16,7 @@ import pickle
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PretrainedConfig
+from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
@@ -25,6 +25,7 @@ from transformers.models.auto.modeling_auto import (
 
 from ..constants import Modality
 from ..errors import ModelLoadError
+from ..modalities import MODALITIES
 from ..registry import get_builtin_model, list_builtin_models
 from .arguments import ModelArguments
 
@@ -166,7 +167,7 @@ def load_config(path: str, model_args: Optional[ModelArguments] = None, **kwargs
 def load_processor(path: str, modality: Modality, model_args: Optional[ModelArguments] = None):
     """The tokenizer (text) or image processor (vision) saved with the model."""
     model_args = model_args or ModelArguments(model_name_or_path=path)
-    cls = AutoTokenizer if modality == "text" else AutoImageProcessor
+    entry = MODALITIES.get(modality)
     kwargs = dict(
         cache_dir=model_args.cache_dir,
         revision=model_args.model_revision,
@@ -174,13 +175,13 @@ def load_processor(path: str, modality: Modality, model_args: Optional[ModelArgu
         trust_remote_code=model_args.trust_remote_code,
     )
     try:
-        return cls.from_pretrained(path, **kwargs)
+        return entry.processor_class.resolve().from_pretrained(path, **kwargs)
     except (OSError, ValueError) as err:
         if _is_remote_code_refusal(err):
             raise _remote_code_error(path) from err
-        kind = "tokenizer" if modality == "text" else "image processor"
         raise ModelLoadError(
-            f"No {kind} found for {path!r}: save it next to the model (`processor.save_pretrained(dir)`). Cause: {err}"
+            f"No {entry.processor_noun} found for {path!r}: save it next to the model "
+            f"(`processor.save_pretrained(dir)`). Cause: {err}"
         ) from err
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from ..errors import ConfigError, DataError
+from ..modalities import MODALITIES
 
 __all__ = [
     "check_training_arguments",
@@ -96,7 +97,7 @@ def check_training_arguments(args: TrainingArguments) -> None:
 
 def check_modality_match(model_name: str, model_modality: str, data_modality: str) -> None:
     """A text model on images (or the reverse) stops before anything is trained, naming both."""
-    if model_modality != data_modality:
+    if MODALITIES.get(model_modality) is not MODALITIES.get(data_modality):
         raise DataError(
             f"{model_name} is a {model_modality} model but the data is {data_modality}; "
             "pick a model and a dataset of the same modality."

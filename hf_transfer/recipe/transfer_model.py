@@ -15,6 +15,7 @@ from typing import Any, Optional
 from transformers import PreTrainedModel
 
 from ..errors import ModelLoadError
+from ..modalities import MODALITIES
 from ..models import (
     Modality,
     ModelArguments,
@@ -89,6 +90,7 @@ def load_transfer_model(
     modality = infer_model_modality(load_config(path, model_args))
     check_modality_match(model_args.model_name_or_path, modality, data_modality)
     processor = load_processor(path, modality, model_args)
+    modality_entry = MODALITIES.get(modality)
     if replace_head is None:
         replace_head = is_builtin_model(model_args.model_name_or_path)
     task_entry = TASKS.get(task)
@@ -99,13 +101,16 @@ def load_transfer_model(
             "--pooling (or pass --pooling head)."
         )
     if pooling == "auto":
-        pooling = (read_sentence_transformers_pooling(path) if modality == "text" else None) or HEAD_POOLING
+        pooling = (
+            read_sentence_transformers_pooling(path) if modality_entry.sentence_transformers else None
+        ) or HEAD_POOLING
         pooling = HEAD_POOLING if task_entry.per_token else pooling
     if pooling != HEAD_POOLING:
-        if modality != "text" or POOLING_MODES.get(pooling).pool is None:
+        if not modality_entry.pools_tokens or POOLING_MODES.get(pooling).pool is None:
+            pools_itself = f" ({modality_entry.backbone_phrase}'s head pools itself)."
             raise ModelLoadError(
                 f"--pooling {pooling} applies to text backbones with token states; use --pooling head"
-                + (" (an image backbone's head pools itself)." if modality != "text" else " for BERT's pooler.")
+                + (pools_itself if not modality_entry.pools_tokens else " for BERT's pooler.")
             )
         logger.info("Classifier on %s pooling (saved in sentence-transformers' format)", pooling)
         model = load_pooled_classifier(
@@ -123,7 +128,7 @@ def load_transfer_model(
         model, new_modules = load_classification_model(
             path, label_names, model_args, replace_head=replace_head, task=task
         )
-    if modality == "vision" and image_size:
+    if modality_entry.uses_image_size and image_size:
         processor = set_image_size(processor, model, image_size)
     return TransferModel(
         path=path,

@@ -15,17 +15,20 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import torch
+import transformers
 from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
-from transformers import AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification
+from transformers import AutoModel
 
 from ..data import infer_modality
 from ..errors import ConfigError
+from ..modalities import MODALITIES
 from ..models import ModelArguments
 from ..models.backbone import Backbone, create_backbone
 from ..probing import FeatureCache
 from ..probing.features import length_order
 from ..processing import create_collator, preprocess_dataset
+from ..tasks import TASKS
 
 __all__ = ["Candidate", "CandidateFeatures", "CandidateRequest", "extract_candidate_features", "parse_candidates"]
 
@@ -117,7 +120,8 @@ def _source_head(path: str, backbone: Backbone) -> Optional[torch.nn.Module]:
     has_head = has_head or config.model_type == "timm_wrapper"  # timm checkpoints keep their head unless reset
     if not has_head:
         return None
-    auto = AutoModelForImageClassification if backbone.modality == "vision" else AutoModelForSequenceClassification
+    # The checkpoint's own head reads one class per input: the single-label model of its modality.
+    auto = getattr(transformers, TASKS.get("single_label").model_class(backbone.modality))
     try:
         model, info = auto.from_pretrained(path, output_loading_info=True)
     except (OSError, ValueError, KeyError) as err:
@@ -197,10 +201,11 @@ def extract_candidate_features(
     model_args = model_args or ModelArguments(model_name_or_path=request.model)
     backbone = create_backbone(request.model, model_args=model_args)
     path = getattr(backbone.model, "name_or_path", request.model)
-    if infer_modality(splits) != backbone.modality:
+    data_modality = infer_modality(splits)
+    if MODALITIES.get(data_modality) is not MODALITIES.get(backbone.modality):
         raise ConfigError(
             f"{request.model} is a {backbone.modality} model but the data holds "
-            f"{infer_modality(splits)}: rank candidates of the data's modality."
+            f"{data_modality}: rank candidates of the data's modality."
         )
     source_head = None
     if request.random_init:
