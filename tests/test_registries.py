@@ -1,5 +1,6 @@
-"""The registries of kinds (strategies, adaptation methods, contrastive losses, pooling modes): an unknown name is one
-error listing the known ones, never a silent default, and every entry resolves to its implementation."""
+"""The registries of kinds (strategies, adaptation methods, contrastive losses, pooling modes, tasks, modalities): an
+unknown name is one error listing the known ones, never a silent default, and every entry resolves to its
+implementation."""
 
 from types import SimpleNamespace
 
@@ -120,3 +121,49 @@ def test_batch_mean_losses_of_the_tasks():
     assert multi_label_loss(logits, torch.tensor([[0.0, 1.0], [1.0, 0.0]])).item() == pytest.approx(bce.item())
     hard = torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0]))
     assert soft_target_loss(logits, torch.tensor([[0.0, 1.0], [1.0, 0.0]])).item() == pytest.approx(hard.item())
+
+
+def test_every_modality_entry_resolves_its_references():
+    import dataclasses
+    import typing
+
+    import transformers
+    from datasets import Dataset
+
+    from hf_transfer.constants import Modality
+    from hf_transfer.contrastive.arguments import ViewsName
+    from hf_transfer.data import infer_modality
+    from hf_transfer.modalities import MODALITIES
+    from hf_transfer.tasks import TASKS
+
+    assert MODALITIES.names() == typing.get_args(Modality)
+    for entry in MODALITIES.entries():
+        for field in dataclasses.fields(entry):
+            reference = getattr(entry, field.name)
+            if isinstance(reference, LazyReference):
+                assert callable(reference.resolve()), (entry.name, field.name)
+        assert entry.processor_class.resolve() is getattr(transformers, entry.processor_class_name)
+        assert POOLING_MODES.get(entry.default_pooling).name == entry.default_pooling
+        assert set(entry.contrastive_views) <= set(typing.get_args(ViewsName))
+        assert (entry.words_column is None) == (entry.preprocess_words is None)
+        assert infer_modality(Dataset.from_dict({entry.input_column: ["x"], "label": [0]})) == entry.name
+    for task in TASKS.entries():
+        assert set(task.model_classes) <= set(MODALITIES), task.name
+
+
+def test_an_unknown_modality_is_one_error_listing_the_known_ones():
+    """`create_collator` used to stack `pixel_values` for any modality that was not exactly `text`."""
+    from datasets import Dataset
+
+    from hf_transfer.modalities import MODALITIES
+    from hf_transfer.processing import create_collator, describe_preprocessing, preprocess_dataset
+
+    known = r"^modality 'audio' is not one of text, vision\.$"
+    with pytest.raises(ConfigError, match=known):
+        MODALITIES.get("audio")
+    with pytest.raises(ConfigError, match=known):
+        create_collator(None, "audio")
+    with pytest.raises(ConfigError, match=known):
+        describe_preprocessing(None, "audio", 128)
+    with pytest.raises(ConfigError, match=known):
+        preprocess_dataset(Dataset.from_dict({"image": ["x.png"], "label": [0]}), None, "audio")
