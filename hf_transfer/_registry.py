@@ -1,5 +1,5 @@
 """`Registry`: the one mechanism behind every concept that comes in kinds (task, strategy, adaptation method,
-contrastive loss, pooling mode).
+contrastive loss, pooling mode, modality).
 
 As timm's `_registry.py` maps model names to constructors and peft's `register_peft_method` maps a PEFT type to its
 config and model classes, a registry here maps a name to an entry (a frozen dataclass holding everything that
