@@ -184,7 +184,7 @@ def main():
         da_args.method, get_classifier(model).in_features, **da_args.alignment_loss_options()
     )
 
-    if transfer_args.finetune_method == "lora":
+    if transfer_args.trains_lora:
         model = create_lora_model(model, lora_args, new_modules=loaded.new_modules, sample_inputs=sample)
         training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
     trainable, total = count_parameters(model)

@@ -162,7 +162,7 @@ def main():
     if modality_entry.transformed_on_read and "dataloader_num_workers" not in run.given:
         training_args.dataloader_num_workers = image_dataloader_workers(on_gpu=training_args.device.type != "cpu")
     sample = sample_inputs(processed["train"], data_collator, model.device)
-    if strategy.probes and transfer_args.finetune_method == "lora":
+    if strategy.probes and transfer_args.trains_lora:
         # An architecture that LoRA breaks stops now, not after the probe stage (a throw-away copy is wrapped).
         create_lora_model(copy.deepcopy(model), lora_args, new_modules=loaded.new_modules, sample_inputs=sample)
 
@@ -219,7 +219,7 @@ def main():
 
     # 7b. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
     else:
-        if transfer_args.finetune_method == "lora":
+        if transfer_args.trains_lora:
             model = create_lora_model(
                 model,
                 lora_args,

@@ -66,6 +66,7 @@ def reload_checker():
     checker.close()
 
 
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("architecture", list(TINY_ARCHITECTURES))
 def test_every_strategy_reloads_to_the_reported_metrics(architecture, tmp_path, reload_checker, one_torch_thread):
     modality = TINY_ARCHITECTURES[architecture].modality

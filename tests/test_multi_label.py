@@ -230,6 +230,7 @@ def _train_and_reload(base, strategy, settings, topic_files, out, launcher=None)
     )
 
 
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_saves_its_thresholds_and_reloads_to_its_reported_f1(strategy, tiny_bert, topic_files, tmp_path):
     """`full` runs in 2 processes: the thresholds come from gathered validation predictions, the scores from gathered
@@ -248,6 +249,7 @@ def test_every_strategy_saves_its_thresholds_and_reloads_to_its_reported_f1(stra
     assert "type: micro_f1" in card and "name: test_micro_f1" in card
 
 
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("architecture, strategy", [("roberta", "lora"), ("distilbert", "full"), ("electra", "lp_ft")])
 def test_other_text_families_reload_to_their_reported_f1(architecture, strategy, topic_files, tmp_path):
     base = make_tiny(architecture, tmp_path / architecture)

@@ -107,6 +107,7 @@ def test_vision_ranking_scores_leep_and_nce_for_a_checkpoint_with_a_pretrained_h
         (["--candidates", "BERT"], "Only one candidate"),
     ],
 )
+@pytest.mark.slow  # the second stage (make test-slow)
 def test_bad_inputs_end_with_one_line_and_exit_2(tiny, tmp_path, flags, message):
     flags = [f.replace("BERT", tiny("bert")).replace("VIT", tiny("vit")) for f in flags]
     if "--candidates" not in flags:

@@ -378,6 +378,7 @@ def test_two_process_ddp_gathers_every_sample_once(strategy, pooling, tiny_bert,
     assert results["eval_samples_per_second"] > 0
 
 
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("modality", ["text", "vision"])
 def test_two_processes_extract_the_probe_features_of_one(modality, tiny_bert, tiny_vit, tmp_path):
     """Each of 2 processes extracts half of the rows (every other batch of the length order) and both get all of

@@ -171,6 +171,7 @@ def _train_and_reload(base, strategy, settings, score_files, out) -> tuple[dict,
     return finetune_and_reload(RELOAD, base, strategy, score_files, out, "--label_column", "score", *settings)
 
 
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_predicts_raw_units_and_reloads_to_its_reported_error(
     strategy, tiny_bert, score_files, tmp_path
@@ -185,6 +186,7 @@ def test_every_strategy_predicts_raw_units_and_reloads_to_its_reported_error(
     assert "test_r2" in card and "regression of `score`" in card
 
 
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("architecture, strategy", [("roberta", "lora"), ("distilbert", "full"), ("electra", "lp_ft")])
 def test_other_text_families_reload_to_their_reported_error(architecture, strategy, score_files, tmp_path):
     """Heads that hold more than one Linear (RoBERTa's classifier.dense + out_proj, DistilBERT's pre_classifier):

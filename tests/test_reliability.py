@@ -667,6 +667,7 @@ def _bad_inputs_of_every_task(tmp_path) -> dict[str, tuple[list[str], str]]:
 
 # Under 2 processes, bad data of two tasks: it is found after both workers started (a misspelled flag stops each of
 # them the same way, as one process does); the other tasks' bad data takes the same path (`DataError`).
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("num_processes, case", [(1, "misspelled flag"), (2, "ragged tags"), (2, "missing targets")])
 def test_under_accelerate_launch_a_bad_input_is_one_line(num_processes, case, tmp_path):
     """The README's way to run: the user sees the one line once, whatever the process count. accelerate's launcher

@@ -357,6 +357,7 @@ def _train_and_reload(base, strategy, settings, ner_files, out, launcher=None) -
 TWO_PROCESSES = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu"]
 
 
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_reloads_to_its_reported_entity_f1(strategy, tiny_bert, ner_files, tmp_path):
     """`full` and the probe run in 2 processes: each scores half of the test rows (and the probe's processes each
@@ -378,6 +379,7 @@ def test_every_strategy_reloads_to_its_reported_entity_f1(strategy, tiny_bert, n
     assert 'aggregation_strategy="simple"' in card or strategy == "lora"
 
 
+@pytest.mark.slow  # the second stage (make test-slow)
 @pytest.mark.parametrize("architecture, strategy", [("roberta", "lora"), ("distilbert", "full"), ("electra", "lp_ft")])
 def test_other_text_families_reload_to_their_reported_entity_f1(architecture, strategy, ner_files, tmp_path):
     base = make_tiny(architecture, tmp_path / architecture)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..modalities import MODALITIES
+from ..models.pooling_modes import POOLING_MODES
 from ..models.sentence_transformers_format import TANH
 from ..models.sentence_transformers_format import write_sentence_transformers_files as write_format
 
@@ -34,7 +35,7 @@ def write_sentence_transformers_files(backbone: Any, output_dir: str | Path, max
     compared cosines, so the saved model returns unit-length embeddings (like all-MiniLM-L6-v2).
     """
     pooling, dense = backbone.pooling, []
-    if pooling == "pooler":
+    if POOLING_MODES.get(pooling).reads_pooler_output:
         linear = getattr(getattr(backbone.model, "pooler", None), "dense", None)
         if linear is None:
             raise ValueError(

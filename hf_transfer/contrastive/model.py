@@ -21,6 +21,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..modalities import MODALITIES
 from ..models import Backbone, ModelArguments, infer_model_modality, load_processor, resolve_model_path
+from ..models.pooling_modes import POOLING_MODES
 from .export import save_backbone
 
 __all__ = [
@@ -93,7 +94,8 @@ class ContrastiveModel(nn.Module):
     def _freeze_unused_pooler(self) -> None:
         pooler = getattr(self.backbone.model, "pooler", None)
         pools_tokens = MODALITIES.get(self.backbone.modality).pools_tokens
-        if pools_tokens and self.backbone.pooling != "pooler" and isinstance(pooler, nn.Module):
+        reads_pooler = POOLING_MODES.get(self.backbone.pooling).reads_pooler_output
+        if pools_tokens and not reads_pooler and isinstance(pooler, nn.Module):
             pooler.requires_grad_(False)
             logger.info(
                 "Freezing %s.pooler: %s pooling never reads it.",

@@ -169,7 +169,7 @@ class TransferArguments:
             raise ConfigError("--probe_max_iter and --feature_batch_size must be positive.")
         if self.pooling is not None and self.pooling not in CLASSIFIER_POOLINGS:
             raise ConfigError(f"--pooling {self.pooling!r} is not one of {', '.join(CLASSIFIER_POOLINGS)}.")
-        if self.merge_lora and self.finetune_method != "lora":
+        if self.merge_lora and not self.trains_lora:
             raise ConfigError(
                 "--merge_lora only applies to LoRA training: use --strategy lora (or lp_ft with --lp_ft_finetune lora)."
             )
@@ -195,6 +195,11 @@ class TransferArguments:
     def strategy_entry(self) -> Strategy:
         """The `STRATEGIES` entry of `--strategy`: which stages the run has."""
         return STRATEGIES.get(self.strategy)
+
+    @property
+    def trains_lora(self) -> bool:
+        """Its fine-tuning stage trains LoRA adapters (peft) rather than every weight."""
+        return self.finetune_method == "lora"
 
     @property
     def finetune_method(self) -> Optional[str]:

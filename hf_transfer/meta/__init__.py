@@ -1,7 +1,7 @@
 """Meta-learning: MAML and its variants (FOMAML, ANIL, Meta-SGD, meta-learned LoRA) for any backbone.
 
 Split peft-style, one concern per module:
-- `config.py`: what the user sets (`MAMLConfig`, `EpisodeArguments`).
+- `arguments.py`: what the user sets (`MAMLConfig`, `EpisodeArguments`).
 - `model.py`: the `MAML` wrapper (functional inner loop, ANIL's fast path); `adapted_parameters.py` which parameters
   its inner loop adapts (and `zero_init_head`); `episode_mode.py` batch norm and dropout in episodes; `saving.py` the
   files a saved MAML adds to its model.
@@ -12,8 +12,8 @@ Split peft-style, one concern per module:
 """
 
 from .adapted_parameters import zero_init_head
+from .arguments import ADAPT_CHOICES, EpisodeArguments, MAMLConfig
 from .class_splits import ClassSplits, default_class_split, split_classes, split_meta_rows
-from .config import ADAPT_CHOICES, EpisodeArguments, MAMLConfig
 from .episodes import Episode, EpisodeDataset, EpisodeSampler, Task
 from .evaluation import EpisodeResult, episode_accuracies, episode_results, mean_confidence_interval, probe_accuracies
 from .model import MAML, MAMLOutput

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .config import MAMLConfig
+from .arguments import MAMLConfig
 
 __all__ = ["LORA_PREFIX", "resolve_head_name", "select_adapted_parameters", "create_inner_lrs", "zero_init_head"]
 

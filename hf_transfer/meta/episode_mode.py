@@ -25,7 +25,7 @@ from typing import Iterator
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .config import MAMLConfig
+from .arguments import MAMLConfig
 
 __all__ = ["episode_mode", "examples_are_independent"]
 

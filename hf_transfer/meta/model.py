@@ -40,7 +40,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .adapted_parameters import create_inner_lrs, resolve_head_name, select_adapted_parameters
-from .config import MAMLConfig
+from .arguments import MAMLConfig
 from .episode_mode import episode_mode, examples_are_independent
 from .saving import load_inner_lrs, load_maml_config, save_maml, save_meta_state
 

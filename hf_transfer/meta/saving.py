@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ConfigError
-from .config import MAMLConfig
+from .arguments import MAMLConfig
 
 if TYPE_CHECKING:
     from .model import MAML

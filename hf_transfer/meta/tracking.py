@@ -14,7 +14,7 @@ from accelerate import Accelerator
 from transformers import TrainingArguments
 
 from ..errors import ConfigError
-from .config import MAMLConfig
+from .arguments import MAMLConfig
 
 __all__ = ["tracking_dir", "accelerate_trackers", "tracked_settings", "finish_trackers"]
 

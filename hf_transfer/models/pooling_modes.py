@@ -32,6 +32,11 @@ class PoolingMode:
     pool: Optional[LazyReference]
     sentence_transformers_key: Optional[str]
 
+    @property
+    def reads_pooler_output(self) -> bool:
+        """It reads the model's own `pooler_output` instead of pooling token states."""
+        return self.pool is None
+
 
 POOLING_MODES: Registry[PoolingMode] = Registry("pooling mode", "--pooling")
 for _name, _description, _key in (

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from torch import nn
 
 from ..models.pooled_classifier import save_pooled_classifier, unwrap_pooled_classifier
+from ..models.pooling_modes import HEAD_POOLING
 from ..models.thresholds import write_decision_thresholds
 from ..outputs import publish_directory, remove_incomplete_checkpoints, write_errors_as_one_line
 from .run_guard import where_the_work_is
@@ -42,14 +43,14 @@ def is_sentence_transformers_classifier(model: nn.Module) -> bool:
 def classifier_pooling(model: nn.Module) -> str:
     """What the classifier reads: `head` (the stock head) or the pooling of a `PooledClassifier`."""
     pooled = unwrap_pooled_classifier(model)
-    return pooled.pooling if pooled is not None else "head"
+    return pooled.pooling if pooled is not None else HEAD_POOLING
 
 
 def saved_format_info(model: nn.Module) -> dict:
     """What the run record (`hf_transfer.run_record.RunRecord`) needs to know of the saved format: for a
     sentence-transformers classifier its pooling, so the card shows that usage; nothing for a stock model."""
     pooling = classifier_pooling(model)
-    return {"sentence_transformers": True, "pooling": pooling} if pooling != "head" else {}
+    return {"sentence_transformers": True, "pooling": pooling} if pooling != HEAD_POOLING else {}
 
 
 def save_classifier(
