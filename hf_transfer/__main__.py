@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -91,7 +92,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except KeyboardInterrupt as err:  # HubPushInterrupted says what state the Hub may be in
         print(f"error: {err or 'interrupted'}", file=sys.stderr)
-        return 130
+        # At exit Python would join huggingface_hub's upload threads, which may sit in a read for the whole request
+        # timeout: Ctrl-C ends the process now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     print(url)
     return 0
 

@@ -28,8 +28,9 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
@@ -183,8 +184,10 @@ def push_staged_folder(
     with _stage_in_temp_folder(stage, repo_id, retry_hint) as staging:
         try:
             with bounded_hub_requests(request_timeout, limit), cancel_on_interrupt(limit):
-                url = _create_and_upload(
-                    api, staging, repo_id, repo_type, private, token, commit_message, max_retries, limit, repo_url
+                url = _interruptibly(
+                    lambda: _create_and_upload(
+                        api, staging, repo_id, repo_type, private, token, commit_message, max_retries, limit, repo_url
+                    )
                 )
         except KeyboardInterrupt as err:
             during = (
@@ -200,6 +203,27 @@ def push_staged_folder(
             raise explained from err
     logger.info("Pushed to %s", url)
     return url
+
+
+def _interruptibly(work: Callable[[], str]) -> str:
+    """`work()` in a daemon thread while this one waits in short joins: Ctrl-C lands here at once, even while the
+    request under way sits in a socket read or huggingface_hub joins its upload threads (either can last the whole
+    request timeout). The work's result, or its exception, comes back here."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, name="hf_transfer-push", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 @contextlib.contextmanager
