@@ -207,8 +207,10 @@ def test_an_interrupt_stops_the_cells_writes_the_partial_table_and_exits_130(tin
         assert _processes_mentioning(str(out / "cells"))
         sent = time.monotonic()
         process.send_signal(sig)
-        err = process.communicate(timeout=60)[1]
-        assert time.monotonic() - sent < 30
+        err = process.communicate(timeout=150)[1]
+        # A liveness bound, not a timing: the running cell gets 10 s after SIGTERM, then the partial table and its plots
+        # are written, on 2 loaded cores (42 s measured under CI's second stage); before, every queued cell ran.
+        assert time.monotonic() - sent < 120
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
