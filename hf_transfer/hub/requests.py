@@ -246,8 +246,17 @@ def bounded_hub_requests(timeout: float, deadline: Optional[PushDeadline] = None
     _http.set_client_factory(factory)
     try:
         yield deadline
-    finally:
+    except KeyboardInterrupt:
+        # Closing the client would wait for the request another thread still has in flight (its connection's locks):
+        # Ctrl-C detaches it instead, and the process ends without it.
+        _http._GLOBAL_CLIENT = None  # no lock either: the other thread may hold it
+        _http._GLOBAL_CLIENT_FACTORY = previous
+        raise
+    else:
         _http.set_client_factory(previous)
+    finally:
+        if _http._GLOBAL_CLIENT_FACTORY is factory:  # any other exception: restore (and close) as usual
+            _http.set_client_factory(previous)
 
 
 @contextlib.contextmanager
