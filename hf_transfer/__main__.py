@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -69,6 +70,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(format="%(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started with Ctrl-C ignored (a background job of a non-interactive shell inherits that): the push must still
+        # stop when it is sent SIGINT, with its one line.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         url = push_output_dir(
             args.output_dir,
