@@ -181,6 +181,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         "| metric | value |",
         "|---|---|",
         *[f"| {name} | {value:.4f} |" for name, _, _, value in metric_rows],
+        *(["", f"Validation (`eval_*`) scores: {record.validation_source}."] if record.validation_source else []),
         *_per_label_table(record),
         "",
         "## Training",

@@ -229,6 +229,8 @@ class RunRecord:
         trainable_params, total_params: the parameter counts.
         train_runtime: the seconds training took.
         trained: False when the run trained nothing (`--num_train_epochs 0`); None when not said.
+        validation_source: where the validation (`eval`) scores come from when it is not a held-out split (the
+            probe's out-of-fold cross-validation: `validation_source` in the results); None for a held-out split.
     """
 
     recipe: str
@@ -256,6 +258,7 @@ class RunRecord:
     total_params: Optional[int] = None
     train_runtime: Optional[float] = None
     trained: Optional[bool] = None
+    validation_source: Optional[str] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, Mapping):  # recipes and saved files give the loss as a dict
@@ -280,7 +283,7 @@ class RunRecord:
         """This record with the scores and run facts of `metrics` (what `all_results.json` holds)."""
         scores, label_scores = split_scores(metrics, self.task, self.label_names)
         trainable, total, runtime = (metrics.get(k) for k in ("trainable_params", "total_params", "train_runtime"))
-        trained = metrics.get("trained")
+        trained, source = metrics.get("trained"), metrics.get("validation_source")
         return dataclasses.replace(
             self,
             scores=scores,
@@ -289,6 +292,7 @@ class RunRecord:
             total_params=total if isinstance(total, int) and not isinstance(total, bool) else None,
             train_runtime=float(runtime) if _is_score(runtime) else None,
             trained=trained if isinstance(trained, bool) else None,
+            validation_source=source if isinstance(source, str) else None,
         )
 
     def label_score_names(self) -> list[str]:
@@ -333,6 +337,7 @@ class RunRecord:
             "saved_as": record.saved_as,
             "domains": record.domains,
             "loss": dataclasses.asdict(record.loss) if record.loss is not None else None,
+            "validation_source": record.validation_source,
         }
         info.update({key: value for key, value in extras.items() if value})
         return info

@@ -63,6 +63,8 @@ def test_text_linear_probe_saves_a_plain_transformers_model(tiny_bert, tmp_path,
             "--strategy",
             "linear_probe",
             *TEXT_DATA,
+            "--validation_split_percentage",  # a held-out split, as the other strategies have (default: CV)
+            "0.1",
             output_dir=tmp_path / "out",
             env=feature_cache,
         )
@@ -229,7 +231,7 @@ def test_config_file_with_overrides(tiny_bert, tmp_path):
     )
     assert_ok(run_recipe("finetune.py", str(config), "--max_train_samples", "90"))
     results = json.loads((tmp_path / "from-yaml" / "all_results.json").read_text())
-    assert results["train_samples"] == 90 and results["eval_samples"] == 60
+    assert results["train_samples"] == 90 and results["eval_samples"] == 90  # the probe cross-validates on train
 
 
 def test_resume_after_the_run_is_killed(tiny_bert, tmp_path):

@@ -25,7 +25,7 @@ _BUILTIN_TEST_FRACTION = 0.2  # held-out test share for built-ins that ship as a
 
 
 def load_transfer_dataset(
-    args: DataArguments, cache_dir: Optional[str] = None, task: str = "single_label"
+    args: DataArguments, cache_dir: Optional[str] = None, task: str = "single_label", hold_out_validation: bool = True
 ) -> DatasetDict:
     """Load `args`' source as a canonical `DatasetDict` (see the package docstring for the contract).
 
@@ -39,6 +39,9 @@ def load_transfer_dataset(
             `auto`: multi-label for lists, regression for numbers that are not all whole, else single_label
             (`hf_transfer.data.targets.resolve_task`); text labels holding `--label_separator` stop the run, asking
             for `--task multi_label` or `--task single_label`. `infer_task` reads it back.
+        hold_out_validation: carve `--validation_split_percentage` of train out as validation when the source has
+            no validation split. False leaves every row in train, for a run that chooses by cross-validation
+            (the linear probe); the result then has no `validation` split.
 
     Raises:
         DataError: the source cannot be read or does not fit the contract; the message says what to change.
@@ -65,7 +68,7 @@ def load_transfer_dataset(
     seed = args.split_seed
     if source.carve_test:
         splits = carve_split(splits, "test", _BUILTIN_TEST_FRACTION, seed, source.description)
-    if "validation" not in splits:
+    if "validation" not in splits and hold_out_validation:
         splits = carve_split(splits, "validation", args.validation_split_percentage, seed, source.description)
     train_seed = seed if args.train_samples_seed is None else args.train_samples_seed
     splits["train"] = per_class_subset(splits["train"], args.train_samples_per_class, train_seed, source.description)

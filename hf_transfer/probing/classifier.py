@@ -13,12 +13,13 @@ from torch import nn
 
 from ..constants import DEFAULT_L2_GRID
 from ..metrics import DecisionThresholds, choose_decision_thresholds, compute_task_metrics
-from ..metrics.token_classification import SentenceWindows
+from ..metrics.token_classification import SENTENCE_COLUMN, SentenceWindows
 from ..models.heads import get_classifier, head_module_names
 from ..models.thresholds import set_decision_thresholds
 from ..processing import IGNORED_LABEL, sample_inputs
 from ..tasks import TASKS
 from .cache import FeatureCache
+from .cross_validation import DEFAULT_FOLDS, CrossValidation, cross_validate_probe, held_out_rows
 from .features import extract_features
 from .head_layout import HIDDEN_SHIFTS, locate_probe_features, replay_head, set_hidden_layers
 from .logistic import ProbeResult, load_probe_into_classifier
@@ -26,6 +27,7 @@ from .one_vs_rest import OneVsRestProbe
 from .ridge import RidgeProbe
 
 Probe = ProbeResult | OneVsRestProbe | RidgeProbe
+Split = tuple[torch.Tensor, torch.Tensor]
 
 __all__ = ["probe_classification_model"]
 
@@ -51,6 +53,27 @@ def _entity_f1_scorer(model: nn.Module, validation: Dataset) -> Callable[[torch.
     return score
 
 
+def _held_out_folds(
+    train: Dataset, labels: torch.Tensor, label_names: Sequence[str], task_entry: Any, folds: int, seed: int
+) -> list[np.ndarray]:
+    """The train rows each cross-validation fold holds out: stratified when a row has one class, a long sentence's
+    windows kept together for a per-token probe."""
+    if task_entry.one_class_per_row:
+        return held_out_rows(len(train), folds, seed, classes=labels.numpy(), class_names=label_names)
+    if task_entry.per_token and SENTENCE_COLUMN in train.column_names:
+        return held_out_rows(len(train), folds, seed, groups=np.asarray(train[SENTENCE_COLUMN]))
+    return held_out_rows(len(train), folds, seed)
+
+
+def _feature_positions(train: Dataset, per_token: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """Where dataset rows sit among the feature rows: the same index, or a per-token probe's run of tagged tokens."""
+    if not per_token:
+        return lambda rows: rows
+    ends = np.cumsum(_tagged_lengths(train))
+    starts = ends - np.asarray(_tagged_lengths(train))
+    return lambda rows: np.concatenate([np.arange(starts[r], ends[r]) for r in rows] or [np.zeros(0, dtype=int)])
+
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,6 +90,8 @@ def probe_classification_model(
     batch_size: int = 64,
     task: str = "single_label",
     across_processes: bool = False,
+    cross_validation_folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
 ) -> tuple[Probe, dict[str, dict[str, float]]]:
     """Probe `model` on frozen pretrained features and write the result into its head; score each split.
 
@@ -80,7 +105,9 @@ def probe_classification_model(
     regression per label (`hf_transfer.probing.one_vs_rest`; decision thresholds are then chosen on validation and
     recorded on the model's config), `regression` the ridge probe (`hf_transfer.probing.ridge`; the head then
     predicts raw units). `across_processes`: every process of the run calls this; each extracts a share of the rows
-    (`extract_features`) and fits the same probe on the gathered features. Returns the probe and each split's task metrics (`{split: {"accuracy": ..., "f1": ...}}`,
+    (`extract_features`) and fits the same probe on the gathered features. Without a `validation` split the L2 is
+    chosen by `cross_validation_folds`-fold cross-validation on train (folds drawn with `seed`), the probe refitted on
+    every train row, and the `validation` scores are out-of-fold (`hf_transfer.probing.cross_validation`). Returns the probe and each split's task metrics (`{split: {"accuracy": ..., "f1": ...}}`,
     or micro / macro / per-label F1 and mAP, or RMSE, MAE, R², Pearson, Spearman).
     """
     new = list(new_modules) if new_modules is not None else head_module_names(model)
@@ -115,38 +142,48 @@ def probe_classification_model(
             across_processes=across_processes,
         )
     num_classes = get_classifier(model).out_features
+    label_names = [model.config.id2label[i] for i in range(num_classes)]  # classes, tags, or target names
 
     task_entry = TASKS.get(task)
-    # A per-token probe chooses L2 on validation entity F1 (every token is a row: it stops early).
-    selection = (
-        {"score_fn": _entity_f1_scorer(model, splits["validation"]), "patience": TOKEN_PROBE_PATIENCE}
-        if task_entry.per_token
-        else {}
+    cross_validates = "validation" not in splits  # no validation rows: every train row serves both (see module)
+    scored_rows = splits["train"] if cross_validates else splits["validation"]  # whose validation scores we report
+
+    def fit_split(train: Split, validation: Split, grid: Sequence[float], rows: Optional[np.ndarray] = None) -> Probe:
+        # A per-token probe chooses L2 on validation entity F1 (every token is a row: it stops early).
+        selection = {}
+        if task_entry.per_token:
+            rows_scored = splits["validation"] if rows is None else splits["train"].select(rows)
+            selection = {"score_fn": _entity_f1_scorer(model, rows_scored), "patience": TOKEN_PROBE_PATIENCE}
+        return task_entry.probe(
+            train, validation, num_classes=num_classes, l2_grid=grid, max_iter=max_iter, **selection
+        )
+
+    folds = (
+        _held_out_folds(splits["train"], features["train"][1], label_names, task_entry, cross_validation_folds, seed)
+        if cross_validates
+        else None
     )
 
-    def fit(head_features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> Probe:
-        return task_entry.probe(
-            head_features["train"],
-            head_features["validation"],
-            num_classes=num_classes,
-            l2_grid=l2_grid,
-            max_iter=max_iter,
-            **selection,
-        )
+    def fit(head_features: dict[str, Split]) -> tuple[Probe, Optional[CrossValidation]]:
+        if not cross_validates:
+            return fit_split(head_features["train"], head_features["validation"], l2_grid), None
+        positions = _feature_positions(splits["train"], task_entry.per_token)
+        chosen = cross_validate_probe(fit_split, head_features["train"], folds, positions, l2_grid)
+        return chosen.probe, chosen
 
     if not layout.has_hidden_layers:
         head_features = features
-        probe = fit(head_features)
+        probe, cross_validation = fit(head_features)
     else:
         best = None
         for shift in HIDDEN_SHIFTS:
             set_hidden_layers(model, layout, features["train"][0], shift)
             candidate = {n: (replay_head(model, layout, x, sample, batch_size), y) for n, (x, y) in features.items()}
-            probe = fit(candidate)
+            probe, cross_validation = fit(candidate)
             logger.info("hidden shift %.1f: validation score %.4f", shift, probe.selection_key[0])
             if best is None or probe.selection_key > best[1].selection_key:
-                best = (shift, probe, candidate)
-        shift, probe, head_features = best
+                best = (shift, probe, candidate, cross_validation)
+        shift, probe, head_features, cross_validation = best
         set_hidden_layers(model, layout, features["train"][0], shift)
     load_probe_into_classifier(model, probe)
     classifier = get_classifier(model)
@@ -155,20 +192,27 @@ def probe_classification_model(
             name: classifier(x.to(device=device, dtype=classifier.weight.dtype)).float().cpu().numpy()
             for name, (x, _) in head_features.items()
         }
-    thresholds: Optional[DecisionThresholds] = None
-    label_names = [model.config.id2label[i] for i in range(num_classes)]  # classes, tags, or target names
-    if task_entry.decision == "thresholds":
-        thresholds = choose_decision_thresholds(logits["validation"], head_features["validation"][1].numpy())
-        set_decision_thresholds(model, thresholds)
     references = {name: y.numpy() for name, (_, y) in head_features.items()}
+    if cross_validation is not None:  # each train row scored by the fold that held it out
+        logits["validation"] = cross_validation.out_of_fold_logits.numpy()
+        references["validation"] = references["train"]
+    thresholds: Optional[DecisionThresholds] = None
+    if task_entry.decision == "thresholds":
+        thresholds = choose_decision_thresholds(logits["validation"], references["validation"])
+        set_decision_thresholds(model, thresholds)
     if task_entry.per_token:  # the tagged tokens of each row, in row order: back into rows
         for name in logits:
-            cuts = np.cumsum(_tagged_lengths(splits[name]))[:-1]
+            cuts = np.cumsum(_tagged_lengths(scored_rows if name == "validation" else splits[name]))[:-1]
             logits[name] = np.split(logits[name], cuts)
             references[name] = np.split(references[name], cuts)
     scores = {  # token classification: whole sentences, a long one's windows put back together
         name: compute_task_metrics(
-            task, logits[name], references[name], thresholds, label_names, SentenceWindows.of(splits[name])
+            task,
+            logits[name],
+            references[name],
+            thresholds,
+            label_names,
+            SentenceWindows.of(scored_rows if name == "validation" else splits[name]),
         )
         for name in logits
     }

@@ -4,7 +4,7 @@ swept on a log grid and chosen on validation accuracy (the CLIP / DINOv2 protoco
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, Optional, Sequence
 
 import torch
@@ -35,6 +35,12 @@ class ProbeResult:
     validation_accuracy: float
     sweep: dict[float, float] = field(default_factory=dict)  # l2 -> validation accuracy
     validation_loss: float = float("nan")
+    sweep_loss: dict[float, float] = field(default_factory=dict)  # l2 -> validation loss
+    validation_folds: int = 0  # > 0: the validation score and loss are this many folds' mean (cross-validation)
+
+    def scored(self, score: float, loss: float, folds: int) -> ProbeResult:
+        """The same fit with its validation score and loss replaced by `folds` folds' cross-validated ones."""
+        return replace(self, validation_accuracy=score, validation_loss=loss, validation_folds=folds)
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         return (features @ self.weight.T + self.bias).argmax(-1)
@@ -148,7 +154,7 @@ def fit_linear_probe(
     def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
         return float((logits.argmax(-1) == y).double().mean())
 
-    l2, accuracy, loss, raw_weight, raw_bias, sweep = sweep_l2(
+    l2, accuracy, loss, raw_weight, raw_bias, sweep, sweep_loss = sweep_l2(
         train_features,
         train_labels.long(),
         val_features,
@@ -162,7 +168,7 @@ def fit_linear_probe(
         extend_grid,
         patience,
     )
-    return ProbeResult(raw_weight.float(), raw_bias.float(), l2, accuracy, sweep, loss)
+    return ProbeResult(raw_weight.float(), raw_bias.float(), l2, accuracy, sweep, loss, sweep_loss)
 
 
 def sweep_l2(
@@ -178,10 +184,10 @@ def sweep_l2(
     score_fn: Callable[[torch.Tensor, torch.Tensor], float],
     extend_grid: bool = True,
     patience: Optional[int] = None,
-) -> tuple[float, float, float, torch.Tensor, torch.Tensor, dict[float, float]]:
+) -> tuple[float, float, float, torch.Tensor, torch.Tensor, dict[float, float], dict[float, float]]:
     """Fit `loss_fn + l2 / 2 ||W||^2` on standardised features for each `l2` (strongest first, each fit warm-starting
     the next), keep the best validation `score_fn` (ties: the lower validation loss), extend the grid past a winning
-    edge (`MAX_GRID_EXTENSIONS`), and return `(l2, score, loss, raw weight, raw bias, {l2: score})` with the
+    edge (`MAX_GRID_EXTENSIONS`), and return `(l2, score, loss, raw weight, raw bias, {l2: score}, {l2: loss})` with the
     standardisation folded into the weights. Shared by the softmax probe and the one-vs-rest multi-label probe.
     `patience`: stop the grid after that many fits in a row that are worse than the best so far (weaker penalties
     rarely win again once the validation score falls; for fits on tens of thousands of rows, e.g. every token)."""
@@ -224,7 +230,8 @@ def sweep_l2(
     # Fold the standardisation in: W z + b = (W / sigma) x + (b - (W / sigma) mu).
     raw_weight = weight / std  # (C, D)
     raw_bias = bias - raw_weight @ mean  # (C,)
-    return l2, value, loss, raw_weight, raw_bias, {k: v[0] for k, v in sorted(fits.items(), reverse=True)}
+    ordered = sorted(fits.items(), reverse=True)
+    return l2, value, loss, raw_weight, raw_bias, {k: v[0] for k, v in ordered}, {k: v[1] for k, v in ordered}
 
 
 def load_probe_into_classifier(model: nn.Module, probe: ProbeResult) -> None:

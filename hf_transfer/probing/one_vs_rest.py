@@ -8,7 +8,7 @@ The L2 sweep is the softmax probe's (`hf_transfer.probing.logistic.sweep_l2`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
@@ -31,6 +31,12 @@ class OneVsRestProbe:
     validation_map: float
     validation_loss: float
     sweep: dict[float, float] = field(default_factory=dict)  # l2 -> validation mAP
+    sweep_loss: dict[float, float] = field(default_factory=dict)  # l2 -> validation loss
+    validation_folds: int = 0  # > 0: the validation score and loss are this many folds' mean (cross-validation)
+
+    def scored(self, score: float, loss: float, folds: int) -> OneVsRestProbe:
+        """The same fit with its validation score and loss replaced by `folds` folds' cross-validated ones."""
+        return replace(self, validation_map=score, validation_loss=loss, validation_folds=folds)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return features @ self.weight.T + self.bias
@@ -63,7 +69,7 @@ def fit_one_vs_rest_probe(
     if train_features.shape[0] == 0 or val_features.shape[0] == 0:
         raise ValueError("Linear probing needs non-empty train and validation features.")
     y_train, y_val = train_labels.double(), val_labels.double()
-    l2, value, loss, weight, bias, sweep = sweep_l2(
+    l2, value, loss, weight, bias, sweep, sweep_loss = sweep_l2(
         train_features,
         y_train,
         val_features,
@@ -75,4 +81,4 @@ def fit_one_vs_rest_probe(
         _one_vs_rest_loss,
         _validation_map,
     )
-    return OneVsRestProbe(weight.float(), bias.float(), l2, value, loss, sweep)
+    return OneVsRestProbe(weight.float(), bias.float(), l2, value, loss, sweep, sweep_loss)

@@ -4,7 +4,7 @@ chosen on validation, solved in closed form for the whole grid at once (one SVD)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
@@ -27,6 +27,12 @@ class RidgeProbe:
     validation_r2: float  # averaged over targets
     validation_loss: float  # mean squared error in units of each train target's variance, averaged
     sweep: dict[float, float] = field(default_factory=dict)  # l2 -> validation R²
+    sweep_loss: dict[float, float] = field(default_factory=dict)  # l2 -> validation loss
+    validation_folds: int = 0  # > 0: the validation score and loss are this many folds' mean (cross-validation)
+
+    def scored(self, score: float, loss: float, folds: int) -> RidgeProbe:
+        """The same fit with its validation score and loss replaced by `folds` folds' cross-validated ones."""
+        return replace(self, validation_r2=score, validation_loss=loss, validation_folds=folds)
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         """(N,) predictions of one target, (N, K) of several."""
@@ -79,5 +85,6 @@ def fit_ridge_probe(
     # prediction_k = y_std_k * (w_k . ((x - mu) / sigma - z_mean)) + y_mean_k
     raw_weight = (w / std[:, None] * y_std).T  # (K, D)
     raw_bias = y_mean - y_std * ((mean / std + z_mean) @ w)  # (K,)
-    sweep = {k: v[0] for k, v in sorted(fits.items(), reverse=True)}
-    return RidgeProbe(raw_weight.float(), raw_bias.float(), l2, r2, loss, sweep)
+    ordered = sorted(fits.items(), reverse=True)
+    sweep, sweep_loss = {k: v[0] for k, v in ordered}, {k: v[1] for k, v in ordered}
+    return RidgeProbe(raw_weight.float(), raw_bias.float(), l2, r2, loss, sweep, sweep_loss)
