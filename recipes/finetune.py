@@ -3,7 +3,8 @@
 (multi-label), or a number per row (regression).
 
 Strategies (`--strategy`): `linear_probe` (cached frozen features + logistic regression), `full`
-fine-tuning, `lora` (peft), and `lp_ft` (probe, then fine-tune from the probe's head).
+fine-tuning, `lora` (peft), `lp_ft` (probe, then fine-tune from the probe's head), and `contrastive_probe`
+(SetFit-style pair training of the backbone, then the probe).
 
     accelerate launch recipes/finetune.py                          # built-in default: linear probe, MiniLM, tweets
     accelerate launch recipes/finetune.py recipes/configs/vision_linear_probe.yaml
@@ -50,9 +51,10 @@ from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, stand
 from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import choose_decision_thresholds, create_compute_metrics
 from hf_transfer.modalities import MODALITIES
+from hf_transfer.pairs import PairArguments, row_label_tensor, train_on_pairs
 from hf_transfer.models import ModelArguments, count_parameters, model_fingerprint
 from hf_transfer.models.thresholds import set_decision_thresholds
-from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, probe_classification_model
+from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, locate_probe_features, probe_classification_model
 from hf_transfer.processing import (
     cap_max_seq_length,
     create_collator,
@@ -93,6 +95,7 @@ def main():
             DataArguments,
             TransferArguments,
             LoraArguments,
+            PairArguments,
             AugmentationArguments,
             HubArguments,
             TrainingArguments,
@@ -100,7 +103,9 @@ def main():
         DEFAULT_CONFIG,
         resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy_entry.finetunes,
     )
-    model_args, data_args, transfer_args, lora_args, augmentation_args, hub_args, training_args = run.arguments
+    model_args, data_args, transfer_args, lora_args, pair_args, augmentation_args, hub_args, training_args = (
+        run.arguments
+    )
     strategy = transfer_args.strategy_entry  # its stages: the probe, fine-tuning (full or LoRA), or both
     if augmentation_args.model_ema:
         refuse_under_sharding(
@@ -114,8 +119,15 @@ def main():
     # 4. Data: `text` or `image` plus `label` (a ClassLabel, a list of them for multi-label, or a float target for
     #    regression), with train / validation (/ test) splits.
     with training_args.main_process_first(desc="loading data"):
-        raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir, task=transfer_args.task)
+        raw_datasets = load_transfer_dataset(
+            data_args,
+            cache_dir=model_args.cache_dir,
+            task=transfer_args.task,
+            # No validation split: a probe cross-validates on every train row rather than hold some out.
+            hold_out_validation=strategy.holds_out_validation or "validation_split_percentage" in run.given,
+        )
     task = infer_task(raw_datasets)
+    transfer_args.check_task(task)
     label_names = label_names_of(raw_datasets, data_args)  # the classes, or the one target's name
     logger.info(f"Task {task}, labels {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
     augmentation_args.check_run(
@@ -175,11 +187,21 @@ def main():
         "pooling": classifier_pooling(model),
         "train_samples": len(raw_datasets["train"]),  # sentences, not the windows of long ones
         "augmentation": augmentation.description if augmentation is not None else "none",
-        "eval_samples": len(raw_datasets["validation"]),
+        "eval_samples": len(raw_datasets["validation" if "validation" in raw_datasets else "train"]),
         **window_counts(processed),  # token classification: sentences read in windows, words no window tags
     }
 
-    # 7a. Linear probe (the whole job for linear_probe; the first stage of lp_ft).
+    # 7a. Pair training (contrastive_probe): the backbone learns to embed rows that share labels close together, on
+    #     the very features the probe then reads.
+    if strategy.trains_on_pairs:
+        model.to(training_args.device)
+        feature_module = locate_probe_features(model, loaded.new_modules, sample).feature_module
+        row_labels = row_label_tensor(raw_datasets["train"]["label"], len(label_names))
+        metrics.update(
+            train_on_pairs(model, feature_module, train_dataset, row_labels, data_collator, pair_args, training_args)
+        )
+
+    # 7b. Linear probe (the whole job for linear_probe and contrastive_probe; the first stage of lp_ft).
     if strategy.probes:
         cache_identity = {
             "model": model_fingerprint(model_path),
@@ -192,7 +214,8 @@ def main():
             model,
             dict(processed),
             data_collator,
-            cache=FeatureCache(transfer_args.feature_cache_dir),
+            # Features of a backbone trained in this run are not reusable.
+            cache=None if strategy.trains_on_pairs else FeatureCache(transfer_args.feature_cache_dir),
             cache_identity=cache_identity,
             new_modules=loaded.new_modules,
             l2_grid=transfer_args.probe_l2_grid or DEFAULT_L2_GRID,
@@ -200,8 +223,22 @@ def main():
             batch_size=transfer_args.feature_batch_size,
             task=task,
             across_processes=True,
+            cross_validation_folds=transfer_args.probe_folds,
+            seed=training_args.seed,
         )
         metrics["probe_l2"] = probe.l2
+        if probe.validation_folds and strategy.trains_on_pairs:
+            # Pair training saw every fold's rows: out-of-fold scores would flatter the model, so none are reported.
+            del probe_scores["validation"]
+            metrics["validation_source"] = (
+                f"none: the probe's L2 was chosen by {probe.validation_folds}-fold cross-validation on the training "
+                "rows, which pair training had all seen (give a --validation_file for held-out scores)"
+            )
+        elif probe.validation_folds:
+            metrics["validation_source"] = (
+                f"out-of-fold predictions of {probe.validation_folds}-fold cross-validation on the training rows "
+                "(no validation split); the saved probe is refitted on all of them"
+            )
         metrics["probe_runtime"] = time.time() - start
         prefix = "probe_" if strategy.finetunes else ""  # the probe is a first stage: its scores are not the run's
         for split, scores in probe_scores.items():
@@ -212,12 +249,13 @@ def main():
     if not strategy.finetunes:
         metrics["trained"] = True
         metrics["train_runtime"] = time.time() - start
-        metrics["trainable_params"] = probe.weight.numel() + probe.bias.numel()
+        head_params = probe.weight.numel() + probe.bias.numel()
+        metrics["trainable_params"] = count_parameters(model)[0] if strategy.trains_backbone else head_params
         metrics["total_params"] = count_parameters(model)[1]
         if training_args.should_save:
             publish_classifier(model, processor, training_args.output_dir, **save_kwargs)
 
-    # 7b. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
+    # 7c. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
     else:
         if transfer_args.trains_lora:
             model = create_lora_model(
@@ -296,7 +334,7 @@ def main():
             method=transfer_args.strategy,
             datasets=[data_source_name(data_args)],
             label_names=label_names,
-            arguments=(model_args, data_args, transfer_args, lora_args, augmentation_args, training_args),
+            arguments=(model_args, data_args, transfer_args, lora_args, pair_args, augmentation_args, training_args),
             task=task,
             world_size=training_args.world_size,
             **saved_format_info(model),

@@ -69,6 +69,8 @@ class TransferArguments:
         push_merged (`bool`): with `--merge_lora` and `--push_to_hub`, also push it to `<hub_model_id>-merged`.
         probe_l2_grid (`list[float]`, *optional*): L2 strengths swept by the probe.
         probe_max_iter (`int`): L-BFGS iterations per L2 value.
+        probe_folds (`int`): folds of the cross-validation that chooses the probe's L2 when there is no validation
+            split (the probe-only strategies keep every training row when the data has none: no held-out shots).
         feature_batch_size (`int`): batch size of the frozen feature extraction.
         feature_cache_dir (`str`, *optional*): where extracted features are cached.
         pooling (`str`, *optional*): what the text classifier reads. `head`: the stock transformers head (BERT's
@@ -133,6 +135,13 @@ class TransferArguments:
         metadata={"help": f"L2 strengths swept by the linear probe. Default: {list(DEFAULT_L2_GRID)}."},
     )
     probe_max_iter: int = field(default=200, metadata={"help": "L-BFGS iterations per L2 value of the probe."})
+    probe_folds: int = field(
+        default=5,
+        metadata={
+            "help": "Folds of the cross-validation that chooses the probe's L2 when the data has no validation split "
+            "(then every training row is kept, and the probe refitted on all of them). Default 5."
+        },
+    )
     feature_batch_size: int = field(default=64, metadata={"help": "Batch size of frozen feature extraction."})
     feature_cache_dir: Optional[str] = field(
         default=None,
@@ -165,6 +174,8 @@ class TransferArguments:
         if self.probe_l2_grid is not None:
             if not self.probe_l2_grid or any(v < 0 for v in self.probe_l2_grid):
                 raise ConfigError(f"--probe_l2_grid {self.probe_l2_grid} must be non-empty and non-negative.")
+        if self.probe_folds < 2:
+            raise ConfigError(f"--probe_folds must be at least 2 (cross-validation folds); got {self.probe_folds}.")
         if self.probe_max_iter <= 0 or self.feature_batch_size <= 0:
             raise ConfigError("--probe_max_iter and --feature_batch_size must be positive.")
         if self.pooling is not None and self.pooling not in CLASSIFIER_POOLINGS:
@@ -195,6 +206,14 @@ class TransferArguments:
     def strategy_entry(self) -> Strategy:
         """The `STRATEGIES` entry of `--strategy`: which stages the run has."""
         return STRATEGIES.get(self.strategy)
+
+    def check_task(self, task: str) -> None:
+        """Refuse a strategy the data's task cannot run (pair training needs rows with classes to pair by)."""
+        if self.strategy_entry.trains_on_pairs and not TASKS.get(task).classifies_rows:
+            raise ConfigError(
+                f"--strategy {self.strategy} pairs rows by their classes, and {task} rows have none (a number or a "
+                "tag per word). Use --strategy linear_probe, full, lora or lp_ft."
+            )
 
     @property
     def trains_lora(self) -> bool:

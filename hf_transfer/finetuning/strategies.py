@@ -30,6 +30,8 @@ class Strategy:
         finetune_method: what its fine-tuning stage trains (`full` or `lora`); None when it has no such stage.
         finetune_method_flag: the `TransferArguments` field that chooses `finetune_method` instead (LP-FT's
             `lp_ft_finetune`).
+        trains_on_pairs: the backbone is first fine-tuned on pairs of labelled rows (`hf_transfer.pairs`), then
+            probed; rows must have classes to pair by.
         paper: where it comes from, for the card.
     """
 
@@ -38,6 +40,7 @@ class Strategy:
     probes: bool = False
     finetune_method: Optional[str] = None
     finetune_method_flag: Optional[str] = None
+    trains_on_pairs: bool = False
     paper: Optional[str] = None
 
     @property
@@ -46,9 +49,20 @@ class Strategy:
         return self.finetune_method is not None or self.finetune_method_flag is not None
 
     @property
+    def holds_out_validation(self) -> bool:
+        """It needs validation rows apart from train (the fine-tuning stage evaluates on them). The others choose by
+        cross-validation on train, so data without a validation split keeps every row for training."""
+        return self.finetunes
+
+    @property
     def head_from_probe(self) -> bool:
         """Fine-tuning starts from the probe's fitted head instead of a new one."""
         return self.probes and self.finetunes
+
+    @property
+    def trains_backbone(self) -> bool:
+        """Its saved backbone differs from the pretrained one (the probe's cached pretrained features do not apply)."""
+        return self.finetunes or self.trains_on_pairs
 
     @property
     def starts_from_frozen_features(self) -> bool:
@@ -76,5 +90,15 @@ STRATEGIES.register(
         probes=True,
         finetune_method_flag="lp_ft_finetune",
         paper="https://arxiv.org/abs/2202.10054",
+    )
+)
+STRATEGIES.register(
+    Strategy(
+        "contrastive_probe",
+        "SetFit-style: the backbone fine-tuned on every pair of rows in a batch (cosine similarity against label "
+        "agreement), then the probe on its features (Tunstall et al. 2022)",
+        probes=True,
+        trains_on_pairs=True,
+        paper="https://arxiv.org/abs/2209.11055",
     )
 )
