@@ -51,9 +51,9 @@ from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, stand
 from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import choose_decision_thresholds, create_compute_metrics
 from hf_transfer.modalities import MODALITIES
-from hf_transfer.pairs import PairArguments, row_label_tensor, train_on_pairs
 from hf_transfer.models import ModelArguments, count_parameters, model_fingerprint
 from hf_transfer.models.thresholds import set_decision_thresholds
+from hf_transfer.pairs import PairArguments, row_label_tensor, train_on_pairs
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, locate_probe_features, probe_classification_model
 from hf_transfer.processing import (
     cap_max_seq_length,

@@ -55,7 +55,11 @@ def test_class_balanced_batches_always_hold_pairs_of_a_class():
 
 def _topic_files(tmp_path, multi_label=False):
     rng = np.random.default_rng(0)
-    topics = {"sports": ["goal", "match", "team"], "food": ["pizza", "bread", "soup"], "music": ["song", "band", "drum"]}
+    topics = {
+        "sports": ["goal", "match", "team"],
+        "food": ["pizza", "bread", "soup"],
+        "music": ["song", "band", "drum"],
+    }
     rows = []
     for i in range(60):
         chosen = [list(topics)[i % 3]] + ([list(topics)[(i + 1) % 3]] if multi_label and i % 4 == 0 else [])

@@ -43,7 +43,9 @@ def test_l2_is_the_folds_best_mean_and_the_probe_is_refitted_on_every_row():
         kept = np.setdiff1d(np.arange(24), rows)
         per_fold.append(fit_linear_probe(x[kept], y[kept], x[rows], y[rows], 3, GRID, 300))
     common = set.intersection(*(set(p.sweep) for p in per_fold))
-    means = {l2: (np.mean([p.sweep[l2] for p in per_fold]), -np.mean([p.sweep_loss[l2] for p in per_fold])) for l2 in common}
+    means = {
+        l2: (np.mean([p.sweep[l2] for p in per_fold]), -np.mean([p.sweep_loss[l2] for p in per_fold])) for l2 in common
+    }
     assert chosen.l2 == max(means, key=means.get)
     assert chosen.probe.validation_accuracy == pytest.approx(means[chosen.l2][0])
     assert chosen.probe.validation_folds == 4
@@ -66,11 +68,17 @@ def test_multi_label_and_ridge_probes_cross_validate_too():
     labels[::4, 0] = 1.0  # a second label on some rows
     folds = held_out_rows(30, 5, seed=1)
     one_vs_rest = cross_validate_probe(
-        lambda t, v, grid, rows: fit_one_vs_rest(t, v, l2_grid=grid, max_iter=300), (x, labels), folds, lambda r: r, GRID
+        lambda t, v, grid, rows: fit_one_vs_rest(t, v, l2_grid=grid, max_iter=300),
+        (x, labels),
+        folds,
+        lambda r: r,
+        GRID,
     )
     assert one_vs_rest.out_of_fold_logits.shape == (30, 3) and one_vs_rest.probe.validation_folds == 5
     targets = x[:, 0] * 2.0 + 0.1 * torch.randn(30, generator=torch.Generator().manual_seed(3))
-    ridge = cross_validate_probe(lambda t, v, grid, rows: fit_ridge(t, v, l2_grid=grid), (x, targets), folds, lambda r: r, GRID)
+    ridge = cross_validate_probe(
+        lambda t, v, grid, rows: fit_ridge(t, v, l2_grid=grid), (x, targets), folds, lambda r: r, GRID
+    )
     assert ridge.probe.validation_r2 > 0.9  # out-of-fold R² of an almost linear target
     assert ridge.l2 == min(GRID)
 
@@ -85,9 +93,11 @@ def _few_shot_csv(tmp_path, per_class=8):
 
     data = load_transfer_dataset(DataArguments(dataset_name="tweet_sentiment", train_samples_per_class=per_class))
     names = data["train"].features["label"].names
-    train = write_csv(tmp_path / "train.csv", [(t, names[l]) for t, l in zip(data["train"]["text"], data["train"]["label"])])
+    train = write_csv(
+        tmp_path / "train.csv", [(t, names[c]) for t, c in zip(data["train"]["text"], data["train"]["label"])]
+    )
     test_rows = data["test"].select(range(60))
-    test = write_csv(tmp_path / "test.csv", [(t, names[l]) for t, l in zip(test_rows["text"], test_rows["label"])])
+    test = write_csv(tmp_path / "test.csv", [(t, names[c]) for t, c in zip(test_rows["text"], test_rows["label"])])
     return train, test, test_rows
 
 
