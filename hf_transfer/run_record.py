@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import torch
 
+from .constants import HP_SEARCH_PREFIX
 from .errors import DataError
 from .outputs import write_json_atomic
 from .registry import get_builtin_model
@@ -229,6 +230,8 @@ class RunRecord:
         trainable_params, total_params: the parameter counts.
         train_runtime: the seconds training took.
         trained: False when the run trained nothing (`--num_train_epochs 0`); None when not said.
+        hp_search: what a hyperparameter search (`--hp_search`) ran and chose, the `hp_search_*` keys of the
+            results without their prefix (`trials`, `objective`, `objective_value`, `best_<name>`); None without one.
     """
 
     recipe: str
@@ -256,6 +259,7 @@ class RunRecord:
     total_params: Optional[int] = None
     train_runtime: Optional[float] = None
     trained: Optional[bool] = None
+    hp_search: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, Mapping):  # recipes and saved files give the loss as a dict
@@ -281,6 +285,7 @@ class RunRecord:
         scores, label_scores = split_scores(metrics, self.task, self.label_names)
         trainable, total, runtime = (metrics.get(k) for k in ("trainable_params", "total_params", "train_runtime"))
         trained = metrics.get("trained")
+        search = {k[len(HP_SEARCH_PREFIX) :]: v for k, v in metrics.items() if k.startswith(HP_SEARCH_PREFIX)}
         return dataclasses.replace(
             self,
             scores=scores,
@@ -289,6 +294,7 @@ class RunRecord:
             total_params=total if isinstance(total, int) and not isinstance(total, bool) else None,
             train_runtime=float(runtime) if _is_score(runtime) else None,
             trained=trained if isinstance(trained, bool) else None,
+            hp_search=search or None,
         )
 
     def label_score_names(self) -> list[str]:
@@ -333,6 +339,7 @@ class RunRecord:
             "saved_as": record.saved_as,
             "domains": record.domains,
             "loss": dataclasses.asdict(record.loss) if record.loss is not None else None,
+            "hp_search": record.hp_search,
         }
         info.update({key: value for key, value in extras.items() if value})
         return info
