@@ -89,11 +89,13 @@ def _search_section(record: RunRecord) -> list[str]:
     chosen = {name[len("best_") :]: value for name, value in search.items() if name.startswith("best_")}
     value = search.get("objective_value")
     score = f" (best {value:.4f})" if isinstance(value, (int, float)) else ""
+    runtime = search.get("runtime")
+    took = f" in {runtime:.1f} s" if isinstance(runtime, (int, float)) else ""
     return [
         "",
         "### Hyperparameter search",
         "",
-        f"{search.get('trials')} optuna trials (`--hp_search`, `Trainer.hyperparameter_search`), each scored on the "
+        f"{search.get('trials')} optuna trials{took} (`--hp_search`, `Trainer.hyperparameter_search`), each scored on the "
         f"validation split by `{search.get('objective')}`{score}; the model was trained with the best trial's values:",
         "",
         *[

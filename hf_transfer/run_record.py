@@ -231,7 +231,8 @@ class RunRecord:
         train_runtime: the seconds training took.
         trained: False when the run trained nothing (`--num_train_epochs 0`); None when not said.
         hp_search: what a hyperparameter search (`--hp_search`) ran and chose, the `hp_search_*` keys of the
-            results without their prefix (`trials`, `objective`, `objective_value`, `best_<name>`); None without one.
+            results without their prefix (`trials`, `objective`, `objective_value`, `runtime`, `best_<name>`);
+            None without one.
     """
 
     recipe: str

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from peft import PeftModel
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
 from hf_transfer.comparison import Cell, CompareArguments
 from hf_transfer.comparison.arguments import recipe_flag_values
@@ -16,8 +16,8 @@ from hf_transfer.comparison.grid import run_grid
 from hf_transfer.comparison.summary import write_cells
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError
-from hf_transfer.finetuning import STRATEGIES, SearchArguments
-from hf_transfer.finetuning.search import SEARCH_FILE, SEARCH_SPACES
+from hf_transfer.finetuning import STRATEGIES, LoraArguments, SearchArguments
+from hf_transfer.finetuning.search import SEARCH_FILE, SEARCH_SPACES, SearchResult, choose_hyperparameters
 from hf_transfer.tasks import TASKS
 from recipe_runner import TINY_TWEETS_RUN, assert_ok, run_recipe, run_recipe_in_process
 
@@ -39,7 +39,7 @@ def _validation_accuracy(model, tokenizer) -> float:
     return float((predictions == np.array(data["validation"]["label"])).mean())
 
 
-def _search_run(tiny_bert: str, out: Path, strategy: str) -> dict:
+def _search_run(tiny_bert: str, out: Path, strategy: str, *flags: str) -> dict:
     """finetune with a 2-trial search; checks what every search run must show, returns the chosen values."""
     results = assert_ok(
         run_recipe(
@@ -50,12 +50,14 @@ def _search_run(tiny_bert: str, out: Path, strategy: str) -> dict:
             strategy,
             "--hp_search",
             "2",
+            *flags,
             *TINY_TWEETS_RUN,
             output_dir=out,
         )
     ).results
     assert results["hp_search_trials"] == 2
     assert results["hp_search_objective"] == "eval_accuracy" and 0.0 <= results["hp_search_objective_value"] <= 1.0
+    assert results["hp_search_runtime"] > 0
     space = SEARCH_SPACES.get(strategy)
     chosen = {name: results[f"hp_search_best_{name}"] for name in space.parameters}
     given = {"num_train_epochs": 1.0}  # TINY_TWEETS_RUN's
@@ -69,7 +71,7 @@ def _search_run(tiny_bert: str, out: Path, strategy: str) -> dict:
         assert record["hyperparameters"][name] == pytest.approx(chosen[name]), name
     card = (out / "README.md").read_text()
     section = card.split("### Hyperparameter search")[1].split("\n#")[0]
-    assert "2 optuna trials" in section and "`eval_accuracy`" in section
+    assert "2 optuna trials in " in section and "`eval_accuracy`" in section
     assert f"- learning_rate: {chosen['learning_rate']:.4g}" in section
     # Trials left no checkpoint or tracker folder behind; the choice is kept for a resumed run.
     assert not list(out.glob("checkpoint-*")) and not (out / "runs").exists()
@@ -86,7 +88,7 @@ def test_full_finetuning_searches_two_trials_and_trains_with_the_best(tiny_bert,
 
 def test_lora_search_chooses_the_rank_the_adapter_is_saved_with(tiny_bert, tmp_path):
     out = tmp_path / "lora"
-    results = _search_run(tiny_bert, out, "lora")
+    results = _search_run(tiny_bert, out, "lora", "--lora_r", "2")  # a rank outside the space: the search's is used
     assert json.loads((out / "adapter_config.json").read_text())["r"] == results["hp_search_best_lora_r"]
     assert "- lora_r: " in (out / "README.md").read_text()
     base = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=3, id2label=LABELS)
@@ -119,6 +121,20 @@ def test_search_arguments_and_direction_come_from_the_entries():
     assert TASKS.get("single_label").headline_direction == "maximize"
     assert TASKS.get("regression").headline_direction == "minimize"  # rmse: lower is better
     assert set(SEARCH_SPACES.names()) == {"full", "lora"}
+
+
+def test_a_resumed_run_trains_on_with_the_values_its_search_chose(tmp_path):
+    """The checkpoints were trained with the saved choice: a resumed run reads it back instead of searching again
+    (nothing here could run a trial: no model, no data)."""
+    saved = SearchResult("eval_accuracy", 0.5, {"learning_rate": 3e-5, "lora_r": 16}, trials=4, runtime=1.0)
+    saved.save(str(tmp_path))
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[])
+    chosen = choose_hyperparameters(
+        4, "lora", task="single_label", model=None, prepare=None, training_args=args, lora_args=LoraArguments(),
+        trainer_kwargs={}, resuming=True,
+    )  # fmt: skip
+    assert chosen == saved
+    assert chosen.apply(args, LoraArguments()).lora_r == 16 and args.learning_rate == 3e-5
 
 
 def test_compare_passes_hp_search_to_the_cells_that_finetune(tmp_path, monkeypatch):

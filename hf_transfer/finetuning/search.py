@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -98,12 +99,14 @@ _LORA_FIELDS = frozenset(f.name for f in dataclasses.fields(LoraArguments))
 
 @dataclass
 class SearchResult:
-    """The best trial of a search: its values, its validation score and how many trials ran."""
+    """The best trial of a search: its values, its validation score, how many trials ran and how long they took (not
+    in the run's `train_runtime`)."""
 
     objective: str  # the metrics key it was chosen by, e.g. `eval_accuracy`
     objective_value: float
     values: dict[str, Any]
     trials: int
+    runtime: float = 0.0
 
     def apply(self, training_args: TrainingArguments, lora_args: LoraArguments) -> LoraArguments:
         """Set the chosen `TrainingArguments` values in place; returns `lora_args` with the chosen LoRA values."""
@@ -118,6 +121,7 @@ class SearchResult:
             f"{HP_SEARCH_PREFIX}trials": self.trials,
             f"{HP_SEARCH_PREFIX}objective": self.objective,
             f"{HP_SEARCH_PREFIX}objective_value": self.objective_value,
+            f"{HP_SEARCH_PREFIX}runtime": self.runtime,
             **{f"{HP_SEARCH_PREFIX}best_{name}": value for name, value in self.values.items()},
         }
 
@@ -158,6 +162,7 @@ def _search(
 ) -> SearchResult:
     import optuna
 
+    start = time.perf_counter()
     entry = TASKS.get(task)
     objective = f"eval_{entry.headline_metric}"
     given = {name: getattr(training_args, name, None) for name in space.parameters}
@@ -189,7 +194,9 @@ def _search(
             sampler=optuna.samplers.TPESampler(seed=training_args.seed),
             pruner=optuna.pruners.NopPruner(),  # every trial trains its whole schedule
         )
-    return SearchResult(objective, float(best.objective), dict(best.hyperparameters), len(scores))
+    return SearchResult(
+        objective, float(best.objective), dict(best.hyperparameters), len(scores), time.perf_counter() - start
+    )
 
 
 def choose_hyperparameters(
