@@ -107,6 +107,7 @@ def main():
             TrainingArguments,
         ),
         DEFAULT_CONFIG,
+        # --hp_search needs a fine-tuning stage and one process (rest[-1]: TrainingArguments), checked before the data
         check=lambda model_args, data_args, transfer_args, lora_args, search_args, *rest: search_args.check_run(
             transfer_args.strategy_entry, rest[-1].world_size
         ),
