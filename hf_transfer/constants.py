@@ -17,6 +17,7 @@ __all__ = [
     "MULTI_LABEL_METRICS",
     "TOKEN_CLASSIFICATION_METRICS",
     "DEFAULT_LABEL_SEPARATOR",
+    "HP_SEARCH_PREFIX",
 ]
 
 # What a backbone reads: text (a tokenizer) or images (an image processor); one entry each in
@@ -37,6 +38,9 @@ MULTI_LABEL_METRICS: tuple[str, ...] = ("micro_f1", "macro_f1", "map", "subset_a
 TOKEN_CLASSIFICATION_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "accuracy")
 # How several labels are written in one string cell (`sports,politics`) unless --label_separator says otherwise.
 DEFAULT_LABEL_SEPARATOR = ","
+# The keys of `all_results.json` a hyperparameter search wrote (`hf_transfer.finetuning.search`): the run record, the
+# model card and compare's cells read them by this prefix.
+HP_SEARCH_PREFIX = "hp_search_"
 
 # Weight decay strengths (lambda in  CE + lambda/2 * ||W||^2 ) tried from strongest to weakest by the linear probe.
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**k for k in range(1, -7, -1))

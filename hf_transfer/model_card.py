@@ -81,6 +81,30 @@ def _loss_table(output_dir: Path, max_rows: int = 20) -> str:
     return "\n".join(lines)
 
 
+def _search_section(record: RunRecord) -> list[str]:
+    """What `--hp_search` ran and the values the run then trained with; nothing for a run without a search."""
+    search = record.hp_search
+    if not search:
+        return []
+    chosen = {name[len("best_") :]: value for name, value in search.items() if name.startswith("best_")}
+    value = search.get("objective_value")
+    score = f" (best {value:.4f})" if isinstance(value, (int, float)) else ""
+    runtime = search.get("runtime")
+    took = f" in {runtime:.1f} s" if isinstance(runtime, (int, float)) else ""
+    return [
+        "",
+        "### Hyperparameter search",
+        "",
+        f"{search.get('trials')} optuna trials{took} (`--hp_search`, `Trainer.hyperparameter_search`), each scored on the "
+        f"validation split by `{search.get('objective')}`{score}; the model was trained with the best trial's values:",
+        "",
+        *[
+            f"- {name}: {value:.4g}" if isinstance(value, float) else f"- {name}: {value}"
+            for name, value in chosen.items()
+        ],
+    ]
+
+
 def _intro(record: RunRecord, base_reference: str, dataset_name: str) -> str:
     """The card's first sentence: what the model is and how it was made."""
     base = f"This model is `{record.base_model}`" + (
@@ -198,6 +222,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         "```json",
         json.dumps(record.hyperparameters or {}, indent=2, sort_keys=True, default=str),
         "```",
+        *_search_section(record),
     ]
     loss = record.loss
     if loss is not None and loss.name:

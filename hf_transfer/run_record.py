@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import torch
 
+from .constants import HP_SEARCH_PREFIX
 from .errors import DataError
 from .outputs import write_json_atomic
 from .registry import get_builtin_model
@@ -231,6 +232,9 @@ class RunRecord:
         trained: False when the run trained nothing (`--num_train_epochs 0`); None when not said.
         validation_source: where the validation (`eval`) scores come from when it is not a held-out split (the
             probe's out-of-fold cross-validation: `validation_source` in the results); None for a held-out split.
+        hp_search: what a hyperparameter search (`--hp_search`) ran and chose, the `hp_search_*` keys of the
+            results without their prefix (`trials`, `objective`, `objective_value`, `runtime`, `best_<name>`);
+            None without one.
     """
 
     recipe: str
@@ -259,6 +263,7 @@ class RunRecord:
     train_runtime: Optional[float] = None
     trained: Optional[bool] = None
     validation_source: Optional[str] = None
+    hp_search: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, Mapping):  # recipes and saved files give the loss as a dict
@@ -284,6 +289,7 @@ class RunRecord:
         scores, label_scores = split_scores(metrics, self.task, self.label_names)
         trainable, total, runtime = (metrics.get(k) for k in ("trainable_params", "total_params", "train_runtime"))
         trained, source = metrics.get("trained"), metrics.get("validation_source")
+        search = {k[len(HP_SEARCH_PREFIX) :]: v for k, v in metrics.items() if k.startswith(HP_SEARCH_PREFIX)}
         return dataclasses.replace(
             self,
             scores=scores,
@@ -293,6 +299,7 @@ class RunRecord:
             train_runtime=float(runtime) if _is_score(runtime) else None,
             trained=trained if isinstance(trained, bool) else None,
             validation_source=source if isinstance(source, str) else None,
+            hp_search=search or None,
         )
 
     def label_score_names(self) -> list[str]:
@@ -338,6 +345,7 @@ class RunRecord:
             "domains": record.domains,
             "loss": dataclasses.asdict(record.loss) if record.loss is not None else None,
             "validation_source": record.validation_source,
+            "hp_search": record.hp_search,
         }
         info.update({key: value for key, value in extras.items() if value})
         return info

@@ -4,7 +4,8 @@
 
 Strategies (`--strategy`): `linear_probe` (cached frozen features + logistic regression), `full`
 fine-tuning, `lora` (peft), `lp_ft` (probe, then fine-tune from the probe's head), and `contrastive_probe`
-(SetFit-style pair training of the backbone, then the probe).
+(SetFit-style pair training of the backbone, then the probe). `--hp_search N` first chooses the fine-tuning stage's
+learning rate, epochs, warmup, weight decay (and LoRA rank) with N optuna trials.
 
     accelerate launch recipes/finetune.py                          # built-in default: linear probe, MiniLM, tweets
     accelerate launch recipes/finetune.py recipes/configs/vision_linear_probe.yaml
@@ -46,7 +47,14 @@ from hf_transfer.data import (
     label_names_of,
     load_transfer_dataset,
 )
-from hf_transfer.finetuning import LoraArguments, TransferArguments, TransferTrainer, create_lora_model
+from hf_transfer.finetuning import (
+    LoraArguments,
+    SearchArguments,
+    TransferArguments,
+    TransferTrainer,
+    create_lora_model,
+)
+from hf_transfer.finetuning.search import choose_hyperparameters
 from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, standardize_target_head
 from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import choose_decision_thresholds, create_compute_metrics
@@ -95,17 +103,30 @@ def main():
             DataArguments,
             TransferArguments,
             LoraArguments,
+            SearchArguments,
             PairArguments,
             AugmentationArguments,
             HubArguments,
             TrainingArguments,
         ),
         DEFAULT_CONFIG,
+        # --hp_search needs a fine-tuning stage and one process (rest[-1]: TrainingArguments), checked before the data
+        check=lambda model_args, data_args, transfer_args, lora_args, search_args, *rest: search_args.check_run(
+            transfer_args.strategy_entry, rest[-1].world_size
+        ),
         resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy_entry.finetunes,
     )
-    model_args, data_args, transfer_args, lora_args, pair_args, augmentation_args, hub_args, training_args = (
-        run.arguments
-    )
+    (
+        model_args,
+        data_args,
+        transfer_args,
+        lora_args,
+        search_args,
+        pair_args,
+        augmentation_args,
+        hub_args,
+        training_args,
+    ) = run.arguments
     strategy = transfer_args.strategy_entry  # its stages: the probe, fine-tuning (full or LoRA), or both
     if augmentation_args.model_ema:
         refuse_under_sharding(
@@ -257,26 +278,34 @@ def main():
 
     # 7c. Fine-tuning with Trainer: full or LoRA (also the second stage of lp_ft).
     else:
-        if transfer_args.trains_lora:
-            model = create_lora_model(
-                model,
-                lora_args,
-                new_modules=loaded.new_modules,
-                sample_inputs={k: v.to(model.device) for k, v in sample.items()},
-            )
-            training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
         # Regression: the head trains on standardised targets and predicts raw units (hf_transfer.finetuning.targets);
         # LP-FT's head is the probe's, already in raw units.
         predicts_numbers = TASKS.get(task).decision == "value"
         target_scale = TargetScale.of(raw_datasets["train"]["label"]) if predicts_numbers else None
-        if target_scale is not None:
-            standardize_target_head(model, target_scale, new_head=not strategy.head_from_probe)
-        trainable, total = count_parameters(model)
-        logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
+        if transfer_args.trains_lora:
+            training_args.label_names = ["labels"]  # peft hides the forward signature Trainer reads them from
 
-        trainer = TransferTrainer(
-            model=model,
-            args=training_args,
+        def ready_to_finetune(start, lora):
+            """`start` as fine-tuning trains it, in adapters of `lora` for LoRA (the run's model, and the fresh copy
+            each search trial trains)."""
+            if transfer_args.trains_lora:
+                start = create_lora_model(
+                    start,
+                    lora,
+                    new_modules=loaded.new_modules,
+                    sample_inputs={k: v.to(start.device) for k, v in sample.items()},
+                )
+            if target_scale is not None:
+                standardize_target_head(start, target_scale, new_head=not strategy.head_from_probe)
+            return start
+
+        def ema_callbacks(resume_from):
+            if not augmentation_args.model_ema:
+                return None
+            decay, warmup = augmentation_args.model_ema_decay, augmentation_args.model_ema_warmup
+            return [ModelEmaCallback(decay, warmup, resume_from=resume_from)]
+
+        trainer_kwargs = dict(
             train_dataset=train_dataset,
             eval_dataset=processed["validation"],
             processing_class=processor,
@@ -293,13 +322,30 @@ def main():
                 task=task,
                 label_smoothing=training_args.label_smoothing_factor,
             ),
-            callbacks=[
-                ModelEmaCallback(
-                    augmentation_args.model_ema_decay, augmentation_args.model_ema_warmup, resume_from=run.checkpoint
-                )
-            ]
-            if augmentation_args.model_ema
-            else None,
+        )
+
+        # 7c'. Optional search (--hp_search N): optuna trials on fresh copies of the model, scored on validation; the
+        #      run then trains with the best trial's values (hf_transfer.finetuning.search).
+        if search_args.hp_search:
+            search = choose_hyperparameters(
+                search_args.hp_search,
+                transfer_args.finetune_method,
+                task=task,
+                model=model,
+                prepare=ready_to_finetune,
+                training_args=training_args,
+                lora_args=lora_args,
+                trainer_kwargs={**trainer_kwargs, "callbacks": ema_callbacks(None)},
+                resuming=run.checkpoint is not None,
+            )
+            lora_args = search.apply(training_args, lora_args)
+            metrics.update(search.metrics())
+
+        model = ready_to_finetune(model, lora_args)
+        trainable, total = count_parameters(model)
+        logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
+        trainer = TransferTrainer(
+            model=model, args=training_args, callbacks=ema_callbacks(run.checkpoint), **trainer_kwargs
         )
         metrics.update(train_whole_run(trainer, run.checkpoint))  # whole-run totals; with --model_ema, the average
         if target_scale is not None:
@@ -334,7 +380,16 @@ def main():
             method=transfer_args.strategy,
             datasets=[data_source_name(data_args)],
             label_names=label_names,
-            arguments=(model_args, data_args, transfer_args, lora_args, pair_args, augmentation_args, training_args),
+            arguments=(
+                model_args,
+                data_args,
+                transfer_args,
+                lora_args,
+                search_args,
+                pair_args,
+                augmentation_args,
+                training_args,
+            ),
             task=task,
             world_size=training_args.world_size,
             **saved_format_info(model),

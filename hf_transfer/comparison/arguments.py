@@ -32,6 +32,7 @@ CELL_FLAGS = {
     "train_samples_seed": "--seed",
     "train_samples_per_class": "--train_samples_per_class",
     "output_dir": "--output_dir",
+    "hp_search": "--hp_search",  # to the cells of the strategies that fine-tune
 }
 # --task values of the runs compare can score: accuracy, macro-F1 and label budgets per class need one class per row.
 SCORED_TASKS = (AUTO_TASK, *(task.name for task in TASKS.entries() if task.one_class_per_row))
@@ -43,7 +44,7 @@ def finetune_argument_classes() -> tuple[type, ...]:
 
     from ..augmentation import AugmentationArguments
     from ..data import DataArguments
-    from ..finetuning import LoraArguments, TransferArguments
+    from ..finetuning import LoraArguments, SearchArguments, TransferArguments
     from ..hub import HubArguments
     from ..models import ModelArguments
 
@@ -52,6 +53,7 @@ def finetune_argument_classes() -> tuple[type, ...]:
         DataArguments,
         TransferArguments,
         LoraArguments,
+        SearchArguments,
         AugmentationArguments,
         HubArguments,
         TrainingArguments,
@@ -159,6 +161,14 @@ class CompareArguments:
     parallel: int = field(
         default=1, metadata={"help": "Cells run at once; the machine's cores are shared between them."}
     )
+    hp_search: int = field(
+        default=0,
+        metadata={
+            "help": "The recipe's --hp_search for every cell of a strategy that fine-tunes (not linear_probe's): "
+            "each such run first searches its learning rate, epochs, warmup, weight decay (and LoRA rank) with this "
+            "many optuna trials on the validation split. 0 (default): no search."
+        },
+    )
 
     push_to_hub: bool = field(
         default=False, metadata={"help": "Push the comparison (card, table, cells, plots) as a Hub dataset repo."}
@@ -187,6 +197,8 @@ class CompareArguments:
             raise ConfigError("--push_to_hub true needs --hub_repo_id (e.g. your-name/compare-tweets).")
         if self.parallel < 1:
             raise ConfigError(f"--parallel must be at least 1; got {self.parallel}.")
+        if self.hp_search < 0:
+            raise ConfigError(f"--hp_search {self.hp_search}: give the number of trials (e.g. 8), or 0 for no search.")
         for entry in self.strategy_args:
             strategy, colon, _ = entry.partition(":")
             if not colon or strategy.strip() not in COMPARABLE_STRATEGIES:
@@ -242,10 +254,13 @@ class CompareArguments:
         return values
 
     def flags_for(self, strategy: str) -> list[str]:
-        """--recipe_args, then this strategy's --strategy_args, as recipe flags."""
+        """--recipe_args, then this strategy's --strategy_args, as recipe flags; then --hp_search where the strategy
+        fine-tunes (a probe has nothing to search)."""
         flags = self._split("--recipe_args", self.recipe_args)
         for entry in self.strategy_args:
             name, _, more = entry.partition(":")
             if name.strip() == strategy:
                 flags += self._split("--strategy_args", more)
+        if self.hp_search and STRATEGIES.get(strategy).finetunes:
+            flags += ["--hp_search", str(self.hp_search)]
         return flags

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..constants import HP_SEARCH_PREFIX
 from .grid import CellResult, model_labels
 
 __all__ = ["SummaryRow", "recommend", "summarize", "write_cells", "write_csv", "write_markdown"]
@@ -187,7 +188,8 @@ _COLUMNS = (
 
 
 def write_cells(cells: Sequence[CellResult], path: Path) -> None:
-    """Every cell's own numbers, one json line each: the runs behind each mean."""
+    """Every cell's own numbers, one json line each: the runs behind each mean (and what a cell's `--hp_search`
+    chose)."""
     import json
 
     keys = (
@@ -203,6 +205,7 @@ def write_cells(cells: Sequence[CellResult], path: Path) -> None:
     with path.open("w") as out:
         for c in cells:
             numbers = {k: c.results.get(k) for k in keys} if c.results is not None else {}
+            numbers.update({k: v for k, v in (c.results or {}).items() if k.startswith(HP_SEARCH_PREFIX)})
             row = {
                 "model": labels[c.cell.model],
                 "model_name_or_path": c.cell.model,

@@ -5,7 +5,7 @@ Split peft-style: `arguments.py` is what the user sets, `lora.py` wraps models i
 `--strategy` values (which stages each runs).
 """
 
-from .arguments import STRATEGIES, LoraArguments, TransferArguments
+from .arguments import STRATEGIES, LoraArguments, SearchArguments, TransferArguments
 from .lora import create_lora_model, resolve_lora_target_modules
 from .optim import create_param_groups, layer_id_for_parameter
 from .strategies import Strategy
@@ -15,6 +15,7 @@ __all__ = [
     "STRATEGIES",
     "Strategy",
     "LoraArguments",
+    "SearchArguments",
     "TransferArguments",
     "TransferTrainer",
     "create_lora_model",

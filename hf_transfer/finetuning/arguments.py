@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -11,7 +12,7 @@ from ..models.pooling_modes import CLASSIFIER_POOLINGS, HEAD_POOLING
 from ..tasks import TASK_CHOICES, TASKS
 from .strategies import FINETUNE_METHODS, STRATEGIES, Strategy
 
-__all__ = ["STRATEGIES", "CLASSIFIER_POOLINGS", "LoraArguments", "TransferArguments"]
+__all__ = ["STRATEGIES", "CLASSIFIER_POOLINGS", "LoraArguments", "SearchArguments", "TransferArguments"]
 
 
 @dataclass
@@ -43,6 +44,45 @@ class LoraArguments:
             raise ConfigError(f"--lora_r ({self.lora_r}) and --lora_alpha ({self.lora_alpha}) must be positive.")
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ConfigError(f"--lora_dropout {self.lora_dropout} must be in [0, 1).")
+
+
+@dataclass
+class SearchArguments:
+    """The opt-in hyperparameter search of finetune's `Trainer` stage (`hf_transfer.finetuning.search`).
+
+    Args:
+        hp_search (`int`): optuna trials, each a short fine-tuning run scored on the validation split, before the
+            run itself trains with the best trial's values; 0 (default) searches nothing.
+    """
+
+    hp_search: int = field(
+        default=0,
+        metadata={
+            "help": "Search the learning rate, epochs, warmup, weight decay (and the LoRA rank) with this many optuna "
+            "trials (Trainer.hyperparameter_search), each scored on the validation split by the task's headline "
+            "metric; the run then trains with the best trial's values. 0 (default): no search."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.hp_search < 0:
+            raise ConfigError(f"--hp_search {self.hp_search}: give the number of trials (e.g. 8), or 0 for no search.")
+
+    def check_run(self, strategy: Strategy, world_size: int) -> None:
+        """A `ConfigError` for a search the run cannot make: no `Trainer` stage to search, or several processes."""
+        if not self.hp_search:
+            return
+        if not strategy.finetunes:
+            raise ConfigError(
+                f"--hp_search searches fine-tuning, and --strategy {strategy.name} has no fine-tuning stage (its probe "
+                "chooses its L2 strength itself): use --strategy full, lora or lp_ft, or drop --hp_search."
+            )
+        if world_size > 1:
+            raise ConfigError(
+                f"--hp_search runs its trials in one process, not {world_size}: launch without --num_processes."
+            )
+        if importlib.util.find_spec("optuna") is None:
+            raise ConfigError("--hp_search needs optuna: pip install 'hf-transfer-toolkit[search]' (or optuna).")
 
 
 @dataclass

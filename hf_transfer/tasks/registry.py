@@ -90,6 +90,7 @@ TASKS.register(
         pipeline_tags=_CLASSIFICATION_TAGS,
         decision="value",
         metrics=REGRESSION_METRICS,
+        headline_higher_is_better=False,  # rmse: an error
         batch_mean_loss=LazyReference("hf_transfer.tasks.losses:regression_loss"),
         describe_outputs=_target,
     )

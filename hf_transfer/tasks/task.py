@@ -38,6 +38,8 @@ class Task:
         probe: the probe fitted on frozen features (`hf_transfer.probing.fitters`): logistic regression, one per
             label, or ridge.
         metrics: the metric names it is scored with (besides per-label ones), the first being the headline.
+        headline_higher_is_better: whether a larger headline metric is a better model (False for an error such as
+            RMSE): the direction a hyperparameter search optimises it in.
         batch_mean_loss: the loss `TransferTrainer` computes as a batch mean instead of the model's own (a multi-label
             loss summed over gradient-accumulation steps, a regression loss on standardised targets): `(logits,
             labels) -> loss`; None keeps the model's loss.
@@ -65,6 +67,7 @@ class Task:
     batch_mean_loss: Optional[LazyReference] = None
     per_label_scores: Optional[str] = None
     describe_outputs: Callable[[list[str]], str] = field(default=lambda names: f"{len(names)} labels")
+    headline_higher_is_better: bool = True
 
     @property
     def has_classes(self) -> bool:
@@ -94,6 +97,11 @@ class Task:
     @property
     def headline_metric(self) -> str:
         return self.metrics[0]
+
+    @property
+    def headline_direction(self) -> str:
+        """`maximize` or `minimize`: how a search optimises the headline metric (optuna's and Trainer's word)."""
+        return "maximize" if self.headline_higher_is_better else "minimize"
 
     def model_class(self, modality: str) -> str:
         """The `AutoModelFor...` class name that loads this task's model of `modality`."""
