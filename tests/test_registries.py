@@ -78,16 +78,26 @@ def test_every_token_pooling_mode_pools_and_the_classifier_poolings_are_the_expo
 
 def test_strategies_say_their_stages():
     stages = {
-        name: (STRATEGIES.get(name).probes, TransferArguments(strategy=name).finetune_method) for name in STRATEGIES
+        name: (
+            STRATEGIES.get(name).trains_on_pairs,
+            STRATEGIES.get(name).probes,
+            TransferArguments(strategy=name).finetune_method,
+        )
+        for name in STRATEGIES
     }
     assert stages == {
-        "linear_probe": (True, None),
-        "full": (False, "full"),
-        "lora": (False, "lora"),
-        "lp_ft": (True, "full"),
+        "linear_probe": (False, True, None),
+        "full": (False, False, "full"),
+        "lora": (False, False, "lora"),
+        "lp_ft": (False, True, "full"),
+        "contrastive_probe": (True, True, None),
     }
+    # Only the strategies with a Trainer stage hold rows out; the others cross-validate on every row.
+    assert [name for name in STRATEGIES if STRATEGIES.get(name).holds_out_validation] == ["full", "lora", "lp_ft"]
     assert TransferArguments(strategy="lp_ft", lp_ft_finetune="lora").finetune_method == "lora"
-    with pytest.raises(ConfigError, match="--strategy 'setfit_like' is not one of linear_probe, full, lora, lp_ft"):
+    with pytest.raises(
+        ConfigError, match="--strategy 'setfit_like' is not one of linear_probe, full, lora, lp_ft, contrastive_probe"
+    ):
         TransferArguments(strategy="setfit_like")
 
 
