@@ -1,27 +1,29 @@
 #!/usr/bin/env python
-"""Benchmark: few-shot classification through the recipes (probe, SupCon + probe) vs. SetFit itself.
+"""Benchmark: few-shot classification through the recipes (probe, contrastive_probe) vs. SetFit itself, at several
+budgets of labelled rows per class.
 
-Every contestant sees the very same K labelled examples per class (seeded draws from the training pool, one
-per seed), written to a file, and is scored on the same test file, exactly as a user with those files would
-run the toolkit:
+Every contestant sees the very same K labelled examples per class (seeded draws from the training pool, one per
+seed and budget), written to a file, and is scored on the same test file, exactly as a user with those files would
+run the toolkit; with no validation file, every contestant trains on all K x C rows:
 
 - `probe`: `recipes/finetune.py --strategy linear_probe --train_file shots.json --test_file test.json` on the
-  pretrained backbone. On a sentence-transformers checkpoint the probe reads the pooling it was trained with.
-  With no `--validation_file` the recipe holds out `--validation_split_percentage` of the shots (stratified) to
-  choose the L2 strength, as it does for a user who only has the K x C rows (its default 0.1 cannot hold out a
-  row per class from 8-shot data and says so; this benchmark passes 0.25, 2 rows per class at K = 8).
-- `supcon_probe`: `recipes/contrastive_pretrain.py --contrastive_loss supcon --views dropout` on the same shots
-  (the same held-out rows left out; the whole training part in one batch, `--steps` steps), then the same
-  `finetune.py` probe on its output folder.
+  pretrained backbone (L2 chosen by cross-validation on the shots, then refitted on all of them).
+- `contrastive_probe`: the same command with `--strategy contrastive_probe` (the backbone trained on every pair of
+  a class-balanced batch with SetFit's cosine objective, then the probe).
+- `supcon_probe` (opt-in): `recipes/contrastive_pretrain.py --contrastive_loss supcon --views dropout` on the shots,
+  then the probe on its output folder.
 - `setfit`: `setfit.Trainer` with its defaults (contrastive pairs by oversampling, CosineSimilarityLoss, 1 epoch,
-  batch 16, body learning rate 2e-5), then its LogisticRegression head, on all K x C rows.
+  batch 16, body learning rate 2e-5), then its LogisticRegression head, on all K x C rows; `--setfit_max_steps`
+  caps its steps (its pair count grows with the square of the rows), and the results say so.
 
 Times are the recipes' own `train_runtime` (for supcon_probe: pretraining plus probe) and SetFit's
 `trainer.train()`; process start and model loading are outside the clock for all. Contestants alternate order
-from seed to seed. Results go to `benchmarks/results/fewshot_vs_setfit.json`; the last printed lines are the
-per-dataset mean accuracies and time ratios.
+from seed to seed. A budget larger than a class of the pool is skipped and recorded as such. Results go to
+`benchmarks/results/fewshot_vs_setfit.json`; the last printed lines are each set's and budget's mean accuracies and
+time ratios.
 
-    python benchmarks/fewshot_vs_setfit.py                                   # built-ins: tweets and BBC news
+    python benchmarks/fewshot_vs_setfit.py                       # tweets, BBC, drug reviews at 8/16/32/64 per class
+    python benchmarks/fewshot_vs_setfit.py --shots 8 16 --datasets tweet_sentiment
     python benchmarks/fewshot_vs_setfit.py --train_file pool.csv --test_file test.csv --shots 8 --seeds 0 1 2
 
 Needs `pip install -r requirements-bench.txt` (setfit) for the `setfit` contestant.
@@ -53,7 +55,8 @@ from hf_transfer.recipe import run_recipe, setup_quiet_logging
 logger = logging.getLogger(__name__)
 
 NAME = "fewshot_vs_setfit"
-CONTESTANTS = ("probe", "supcon_probe", "setfit")
+CONTESTANTS = ("probe", "contrastive_probe", "supcon_probe", "setfit")
+DEFAULT_CONTESTANTS = ["probe", "contrastive_probe", "setfit"]
 
 
 @dataclass
@@ -67,11 +70,11 @@ class FewShotArguments:
             draws come from `train_file`, accuracy from `test_file`; `validation_file` (optional) is handed to the
             probe for its L2 choice instead of a held-out part of the shots.
         text_column, label_column (`str`, *optional*): column names of your files (default: detected).
-        shots (`int`): labelled examples per class (K).
+        shots (`list[int]`): labelled examples per class (K), one run of every seed per value.
         seeds (`list[int]`): one K-shot draw (and training seed) per value.
         max_seq_length (`int`): tokens per text for every contestant.
         max_test_samples (`int`): seeded stratified subset of the test split used for accuracy.
-        validation_split_percentage (`float`): part of the shots the recipes hold out (without `validation_file`).
+        setfit_max_steps (`int`): cap on SetFit's steps (-1: its defaults).
         steps, learning_rate, temperature: SupCon pretraining of `supcon_probe`.
         contestants (`list[str]`): who runs (probe, supcon_probe, setfit).
         output_file (`str`, *optional*): JSON results file.
@@ -79,28 +82,28 @@ class FewShotArguments:
 
     model_name_or_path: str = field(default="minilm", metadata={"help": "Shared starting point (default minilm)."})
     datasets: list[str] = field(
-        default_factory=lambda: ["tweet_sentiment", "bbc_news"], metadata={"help": "Built-in text data sets."}
+        default_factory=lambda: ["tweet_sentiment", "bbc_news", "drug_reviews"],
+        metadata={"help": "Built-in text data sets."},
     )
     train_file: Optional[str] = field(default=None, metadata={"help": "Your labelled pool (CSV/JSON) to draw from."})
     test_file: Optional[str] = field(default=None, metadata={"help": "Your test rows (CSV/JSON); with --train_file."})
     validation_file: Optional[str] = field(
         default=None,
-        metadata={"help": "Optional validation rows for the probe's L2 choice (else held out of the shots)."},
+        metadata={"help": "Optional validation rows for the recipes' choices (else cross-validation on the shots)."},
     )
     text_column: Optional[str] = field(default=None, metadata={"help": "Text column of your files."})
     label_column: Optional[str] = field(default=None, metadata={"help": "Label column of your files."})
-    shots: int = field(default=8, metadata={"help": "Labelled examples per class (K)."})
+    shots: list[int] = field(
+        default_factory=lambda: [8, 16, 32, 64], metadata={"help": "Labelled examples per class (K), each a run."}
+    )
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One K-shot draw per seed."})
     max_seq_length: int = field(default=128, metadata={"help": "Tokens per text (every contestant)."})
     max_test_samples: int = field(default=600, metadata={"help": "Stratified test subset for accuracy."})
-    validation_split_percentage: float = field(
-        default=0.25,
-        metadata={"help": "Part of the shots the recipes hold out for their choices (no --validation_file)."},
-    )
+    setfit_max_steps: int = field(default=-1, metadata={"help": "Cap on SetFit's steps (-1: its defaults)."})
     steps: int = field(default=10, metadata={"help": "SupCon steps of supcon_probe (whole K x C set per step)."})
     learning_rate: float = field(default=2e-5, metadata={"help": "SupCon learning rate of supcon_probe."})
     temperature: float = field(default=0.1, metadata={"help": "SupCon temperature of supcon_probe."})
-    contestants: list[str] = field(default_factory=lambda: list(CONTESTANTS), metadata={"help": "Who runs."})
+    contestants: list[str] = field(default_factory=lambda: list(DEFAULT_CONTESTANTS), metadata={"help": "Who runs."})
     output_file: Optional[str] = field(default=None, metadata={"help": f"Default: benchmarks/results/{NAME}.json."})
 
     def __post_init__(self) -> None:
@@ -110,7 +113,9 @@ class FewShotArguments:
             raise ConfigError(
                 "--train_file and --test_file go together: the shots are drawn from one, scored on the other."
             )
-        for flag in ("shots", "max_seq_length", "max_test_samples", "steps"):
+        if not self.shots or min(self.shots) <= 0:
+            raise ConfigError(f"--shots takes positive numbers of rows per class; got {self.shots}.")
+        for flag in ("max_seq_length", "max_test_samples", "steps"):
             if getattr(self, flag) <= 0:
                 raise ConfigError(f"--{flag} must be positive; got {getattr(self, flag)}.")
         if self.output_file is None:
@@ -166,18 +171,17 @@ def run_script(script: str, *flags: str) -> dict:
         return run_recipe_for_results(script, [*flags, *quiet], out)
 
 
-def validation_flags(files: dict, args: FewShotArguments) -> list[str]:
-    if "validation" in files:
-        return ["--validation_file", files["validation"]]
-    return ["--validation_split_percentage", str(args.validation_split_percentage)]
+def validation_flags(files: dict) -> list[str]:
+    """The validation file when there is one; else nothing: the recipes cross-validate on the shots."""
+    return ["--validation_file", files["validation"]] if "validation" in files else []
 
 
-def probe_flags(model: str, files: dict, args: FewShotArguments, seed: int) -> list[str]:
+def recipe_flags(model: str, strategy: str, files: dict, args: FewShotArguments, seed: int) -> list[str]:
     return [
         "--model_name_or_path",
         model,
         "--strategy",
-        "linear_probe",
+        strategy,
         "--train_file",
         files["shots"],
         "--test_file",
@@ -188,18 +192,26 @@ def probe_flags(model: str, files: dict, args: FewShotArguments, seed: int) -> l
         str(seed),
         "--per_device_eval_batch_size",
         "64",
-        *validation_flags(files, args),
+        *validation_flags(files),
     ]
 
 
-def run_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
-    results = run_script("finetune.py", *probe_flags(path, files, args, seed))
+def run_finetune(strategy: str, path: str, files: dict, args: FewShotArguments, seed: int) -> dict:
+    results = run_script("finetune.py", *recipe_flags(path, strategy, files, args, seed))
+    keys = ("pooling", "probe_l2", "pair_steps", "pair_runtime")
     return {
         "accuracy": results["test_accuracy"],
         "train_time_s": results["train_runtime"],
-        "pooling": results.get("pooling"),
-        "probe_l2": results.get("probe_l2"),
+        **{key: results[key] for key in keys if key in results},
     }
+
+
+def run_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
+    return run_finetune("linear_probe", path, files, args, seed)
+
+
+def run_contrastive_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
+    return run_finetune("contrastive_probe", path, files, args, seed)
 
 
 def run_supcon_probe(path: str, files: dict, shots: datasets.Dataset, args: FewShotArguments, seed: int) -> dict:
@@ -235,7 +247,7 @@ def run_supcon_probe(path: str, files: dict, shots: datasets.Dataset, args: FewS
             "true",
             "--seed",
             str(seed),
-            *validation_flags(files, args),
+            *validation_flags(files),
         ]
         pretrain = run_recipe_for_results("contrastive_pretrain.py", flags, encoder)
         probe = run_probe(encoder, files, shots, args, seed)
@@ -258,7 +270,12 @@ def run_setfit(path: str, files: dict, shots: datasets.Dataset, args: FewShotArg
     model.model_body.max_seq_length = args.max_seq_length
     with tempfile.TemporaryDirectory() as tmp:
         setfit_args = SetFitArguments(
-            output_dir=tmp, seed=seed, save_strategy="no", report_to="none", show_progress_bar=False
+            output_dir=tmp,
+            seed=seed,
+            save_strategy="no",
+            report_to="none",
+            show_progress_bar=False,
+            max_steps=args.setfit_max_steps,
         )
         trainer = Trainer(model=model, args=setfit_args, train_dataset=shots.select_columns(["text", "label"]))
         start = time.perf_counter()
@@ -266,10 +283,35 @@ def run_setfit(path: str, files: dict, shots: datasets.Dataset, args: FewShotArg
         train_time = time.perf_counter() - start
     predictions = np.asarray(model.predict(list(test["text"]), batch_size=64, show_progress_bar=False))
     truth = np.asarray([names.index(label) for label in test["label"]])
-    return {"accuracy": float((predictions == truth).mean()), "train_time_s": train_time}
+    steps = trainer.state.global_step
+    return {"accuracy": float((predictions == truth).mean()), "train_time_s": train_time, "steps": steps}
 
 
-RUNNERS = {"probe": run_probe, "supcon_probe": run_supcon_probe, "setfit": run_setfit}
+RUNNERS = {
+    "probe": run_probe,
+    "contrastive_probe": run_contrastive_probe,
+    "supcon_probe": run_supcon_probe,
+    "setfit": run_setfit,
+}
+
+
+def summarize(runs: list[dict], contestants: list[str]) -> dict:
+    """Mean and population std of accuracy, mean train time, and each of ours against SetFit."""
+    summary: dict = {
+        contestant: {
+            "accuracy_mean": statistics.mean(r[contestant]["accuracy"] for r in runs),
+            "accuracy_std": statistics.pstdev(r[contestant]["accuracy"] for r in runs),
+            "train_time_s_mean": statistics.mean(r[contestant]["train_time_s"] for r in runs),
+        }
+        for contestant in contestants
+    }
+    if "setfit" in summary:
+        for ours in (c for c in contestants if c != "setfit"):
+            summary[f"{ours}_minus_setfit"] = summary[ours]["accuracy_mean"] - summary["setfit"]["accuracy_mean"]
+            summary[f"time_ratio_{ours}_over_setfit"] = (
+                summary[ours]["train_time_s_mean"] / summary["setfit"]["train_time_s_mean"]
+            )
+    return summary
 
 
 def main():
@@ -284,34 +326,33 @@ def main():
     for name in [None] if args.train_file else args.datasets:
         label = name or Path(args.train_file).name
         pool, test, validation = load_pool_and_test(args, name)
-        runs = []
+        results["datasets"][label] = {"test_samples": len(test), "budgets": {}}
         with tempfile.TemporaryDirectory(prefix=f"hf_transfer-{NAME}-data-") as tmp:
             files = {"test": write_rows(test, Path(tmp) / "test.json")}
             if validation is not None:
                 files["validation"] = write_rows(validation, Path(tmp) / "validation.json")
-            for index, seed in enumerate(args.seeds):
-                shots = sample_shots(pool, args.shots, seed)
-                files["shots"] = write_rows(shots, Path(tmp) / f"shots_{seed}.json")
-                row: dict = {"seed": seed, "rows": len(shots)}
-                order = [c for c in CONTESTANTS if c in args.contestants]
-                for contestant in order if index % 2 == 0 else order[::-1]:
-                    row[contestant] = RUNNERS[contestant](path, files, shots, args, seed)
-                    logger.info("%s seed %d %s: %s", label, seed, contestant, row[contestant])
-                runs.append(row)
-        summary: dict = {
-            contestant: {
-                "accuracy_mean": statistics.mean(r[contestant]["accuracy"] for r in runs),
-                "accuracy_std": statistics.pstdev(r[contestant]["accuracy"] for r in runs),
-                "train_time_s_mean": statistics.mean(r[contestant]["train_time_s"] for r in runs),
-            }
-            for contestant in args.contestants
-        }
-        for ours in ("probe", "supcon_probe"):
-            if ours in summary and "setfit" in summary:
-                summary[f"time_ratio_{ours}_over_setfit"] = (
-                    summary[ours]["train_time_s_mean"] / summary["setfit"]["train_time_s_mean"]
-                )
-        results["datasets"][label] = {"test_samples": len(test), "runs": runs, "summary": summary}
+            for shots_per_class in args.shots:
+                budget: dict = {"runs": []}
+                results["datasets"][label]["budgets"][str(shots_per_class)] = budget
+                for index, seed in enumerate(args.seeds):
+                    try:
+                        shots = sample_shots(pool, shots_per_class, seed)
+                    except ConfigError as err:
+                        budget["skipped"] = str(err)
+                        logger.info("%s %d-shot skipped: %s", label, shots_per_class, err)
+                        break
+                    files["shots"] = write_rows(shots, Path(tmp) / f"shots_{shots_per_class}_{seed}.json")
+                    row: dict = {"seed": seed, "rows": len(shots)}
+                    order = [c for c in CONTESTANTS if c in args.contestants]
+                    for contestant in order if index % 2 == 0 else order[::-1]:
+                        row[contestant] = RUNNERS[contestant](path, files, shots, args, seed)
+                        logger.info(
+                            "%s %d-shot seed %d %s: %s", label, shots_per_class, seed, contestant, row[contestant]
+                        )
+                    budget["runs"].append(row)
+                    write_json_atomic(args.output_file, results)  # a long run keeps what it has measured
+                if budget["runs"]:
+                    budget["summary"] = summarize(budget["runs"], args.contestants)
     results["machine"] = {
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
@@ -321,16 +362,24 @@ def main():
     results["wall_time_s"] = time.time() - start
     write_json_atomic(args.output_file, results)
     for label, result in results["datasets"].items():
-        s = result["summary"]
-        parts = [
-            f"{c} {s[c]['accuracy_mean']:.3f} +- {s[c]['accuracy_std']:.3f} in {s[c]['train_time_s_mean']:.0f} s"
-            for c in args.contestants
-        ]
-        parts += [f"{k} {v:.2f}" for k, v in s.items() if k.startswith("time_ratio")]
-        print(
-            f"{label} ({args.shots}-shot, {len(args.seeds)} seeds, test {result['test_samples']} rows): "
-            + " | ".join(parts)
-        )
+        for shots_per_class, budget in result["budgets"].items():
+            if "summary" not in budget:
+                print(f"{label} {shots_per_class}-shot: skipped ({budget.get('skipped')})")
+                continue
+            s = budget["summary"]
+            parts = [
+                f"{c} {s[c]['accuracy_mean']:.3f} +- {s[c]['accuracy_std']:.3f} in {s[c]['train_time_s_mean']:.0f} s"
+                for c in args.contestants
+            ]
+            parts += [
+                f"{k} {v:+.3f}" if k.endswith("setfit") and not k.startswith("time") else f"{k} {v:.2f}"
+                for k, v in s.items()
+                if not isinstance(v, dict)
+            ]
+            print(
+                f"{label} ({shots_per_class}-shot, {len(budget['runs'])} seeds, test {result['test_samples']} rows): "
+                + " | ".join(parts)
+            )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from hf_transfer.data import (
     load_transfer_dataset,
 )
 from hf_transfer.finetuning import (
+    FINETUNE_METHODS,
     LoraArguments,
     SearchArguments,
     TransferArguments,
@@ -128,6 +129,8 @@ def main():
         training_args,
     ) = run.arguments
     strategy = transfer_args.strategy_entry  # its stages: the probe, fine-tuning (full or LoRA), or both
+    if strategy.finetunes and "learning_rate" not in run.given:  # the method's own default (LoRA wants more)
+        training_args.learning_rate = FINETUNE_METHODS.get(transfer_args.finetune_method).learning_rate
     if augmentation_args.model_ema:
         refuse_under_sharding(
             training_args,

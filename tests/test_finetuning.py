@@ -1,4 +1,5 @@
 import pytest
+import torch
 from transformers import TrainingArguments
 
 from hf_transfer.errors import ConfigError
@@ -52,9 +53,14 @@ def test_finetune_method_per_strategy():
     assert TransferArguments(strategy="full").finetune_method == "full"
 
 
-def test_default_lora_targets_per_family(bert_classifier, vit_classifier):
-    assert resolve_lora_target_modules(bert_classifier) == ["query", "value"]
-    assert resolve_lora_target_modules(vit_classifier) == ["q_proj", "v_proj"]
+def test_default_lora_targets_are_every_backbone_linear(bert_classifier, vit_classifier):
+    # Attention, MLP and pooler Linears alike (a frozen pooler would sit between the adapters and the head).
+    assert resolve_lora_target_modules(bert_classifier) == ["query", "key", "value", "dense"]
+    targets = resolve_lora_target_modules(vit_classifier)
+    assert {"q_proj", "k_proj", "v_proj"} <= set(targets) and not any("classifier" in t for t in targets)
+    linears = {n for n, m in vit_classifier.named_modules() if isinstance(m, torch.nn.Linear)}
+    adapted = {n for n in linears if any(n == t or n.endswith("." + t) for t in targets)}
+    assert adapted == {n for n in linears if not n.startswith("classifier")}
 
 
 @pytest.mark.integration

@@ -8,10 +8,11 @@ Split peft-style: `arguments.py` is what the user sets, `lora.py` wraps models i
 from .arguments import STRATEGIES, LoraArguments, SearchArguments, TransferArguments
 from .lora import create_lora_model, resolve_lora_target_modules
 from .optim import create_param_groups, layer_id_for_parameter
-from .strategies import Strategy
+from .strategies import FINETUNE_METHODS, Strategy
 from .trainer import TransferTrainer
 
 __all__ = [
+    "FINETUNE_METHODS",
     "STRATEGIES",
     "Strategy",
     "LoraArguments",

@@ -1,9 +1,11 @@
 """LoRA through peft: default target modules for any backbone, and the whole task head trained and saved.
 
-Targets: peft's map (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`) covers some text models by
-`model_type`; otherwise `resolve_lora_target_modules` looks at the layers the backbone actually has: the
-attention projections of a known naming family, else every Linear of the backbone (ConvNeXt's MLPs), else
-its pointwise convolutions (timm and transformers CNNs). Head layers are never targets.
+Targets: `resolve_lora_target_modules` looks at the layers the backbone actually has: every Linear of the backbone
+(attention projections, MLPs, a pooler's dense layer), else its pointwise convolutions (timm and transformers CNNs).
+Adapting every Linear rather than the query / value projections alone is what brings LoRA level with full
+fine-tuning on small data (QLoRA's finding, and ours: benchmarks/RESULTS.md, "LoRA defaults"); a frozen pretrained
+pooler between the adapted layers and the head would otherwise pass the head features nothing adapts.
+Head layers are never targets.
 
 Head: every layer of `hf_transfer.models.heads.head_module_names` (the new layers the checkpoint lacked, the final
 Linear and its container) goes into `modules_to_save` by exact module path, so it is trained in full and
@@ -17,10 +19,10 @@ from typing import Optional, Sequence
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from transformers import PreTrainedModel
+from transformers.pytorch_utils import Conv1D
 
 from ..errors import ConfigError
 from ..models.heads import head_module_names, is_inside
@@ -29,17 +31,6 @@ from .arguments import LoraArguments
 __all__ = ["resolve_lora_target_modules", "create_lora_model"]
 
 logger = logging.getLogger(__name__)
-
-# Attention projections by naming family, in order of preference.
-_ATTENTION_TARGETS: tuple[tuple[str, ...], ...] = (
-    ("query", "value"),  # BERT, ViT, DeiT, BEiT, Swin, DINOv2
-    ("query_proj", "value_proj"),  # DeBERTa
-    ("q_proj", "v_proj"),  # CLIP, most decoder LMs
-    ("q_lin", "v_lin"),  # DistilBERT
-    ("q", "v"),  # MPNet
-    ("Wqkv",),  # ModernBERT
-    ("qkv",),  # timm ViTs
-)
 
 
 def _backbone_modules(model: nn.Module, head: Sequence[str], kinds: tuple[type, ...]) -> list[tuple[str, nn.Module]]:
@@ -65,19 +56,9 @@ def _compact(model: nn.Module, paths: Sequence[str]) -> list[str]:
 def resolve_lora_target_modules(model: PreTrainedModel, head_modules: Optional[Sequence[str]] = None) -> list[str]:
     """Module names (leaf names, or exact paths where names are ambiguous) to adapt by default."""
     head = list(head_modules) if head_modules is not None else head_module_names(model)
-    linears = _backbone_modules(model, head, (nn.Linear,))
-    leaf_names = {n.rsplit(".", 1)[-1] for n, _ in linears}
-    head_leaf_names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n and is_inside(n, head)}
-
+    linears = _backbone_modules(model, head, (nn.Linear, Conv1D))  # Conv1D: GPT-2's Linear, transposed
     model_type = getattr(model.config, "model_type", None)
-    candidates = [tuple(TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type, ()))]
-    candidates += list(_ATTENTION_TARGETS)
-    for names in candidates:
-        if names and all(n in leaf_names for n in names) and head_leaf_names.isdisjoint(names):
-            return list(names)
-        if names and all(n in leaf_names for n in names):  # the head shares a name: exact paths
-            return _compact(model, [n for n, _ in linears if n.rsplit(".", 1)[-1] in names])
-    if linears:  # no attention (ConvNeXt, MLP-Mixer): every Linear of the backbone
+    if linears:  # transformers, MLP-Mixers, ConvNeXt: every Linear of the backbone
         return _compact(model, [n for n, _ in linears])
     convs = [(n, m) for n, m in _backbone_modules(model, head, (nn.Conv2d,)) if m.groups == 1]
     pointwise = [n for n, m in convs if tuple(m.kernel_size) == (1, 1)]

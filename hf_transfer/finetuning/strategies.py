@@ -13,10 +13,23 @@ from typing import Optional
 
 from .._registry import Registry
 
-__all__ = ["Strategy", "STRATEGIES", "FINETUNE_METHODS"]
+__all__ = ["Strategy", "STRATEGIES", "FinetuneMethod", "FINETUNE_METHODS"]
 
-# What the fine-tuning stage trains: every weight, or LoRA adapters (peft) and the new head.
-FINETUNE_METHODS: tuple[str, ...] = ("full", "lora")
+
+@dataclass(frozen=True)
+class FinetuneMethod:
+    """What a fine-tuning stage trains, and the learning rate it gets when `--learning_rate` is not given: every
+    weight moves from a good start and wants a small step; LoRA's adapters start at zero and want a larger one
+    (benchmarks/RESULTS.md, "LoRA defaults")."""
+
+    name: str
+    description: str
+    learning_rate: float
+
+
+FINETUNE_METHODS: Registry[FinetuneMethod] = Registry("fine-tuning method", "--lp_ft_finetune")
+FINETUNE_METHODS.register(FinetuneMethod("full", "every weight, with a new head", 5e-5))
+FINETUNE_METHODS.register(FinetuneMethod("lora", "LoRA adapters on every backbone Linear (peft) and the head", 5e-4))
 
 
 @dataclass(frozen=True)
