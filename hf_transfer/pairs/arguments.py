@@ -12,7 +12,7 @@ __all__ = ["PairArguments", "auto_pair_steps"]
 # Pair-training steps per batch-worth of rows, and the floor: small sets need several passes to move the embedding,
 # large ones one or two (see benchmarks/RESULTS.md, "Few labels").
 STEPS_PER_BATCH_OF_ROWS = 2
-MIN_PAIR_STEPS = 30
+MIN_PAIR_STEPS = 60
 
 
 def auto_pair_steps(num_rows: int, batch_size: int) -> int:
@@ -33,7 +33,7 @@ class PairArguments:
 
     pair_steps: Optional[int] = field(
         default=None,
-        metadata={"help": "Pair-training steps. Default: grows with the training rows (at least 30)."},
+        metadata={"help": "Pair-training steps. Default: grows with the training rows (at least 60)."},
     )
     pair_batch_size: int = field(default=16, metadata={"help": "Rows per pair-training step (all pairs scored)."})
     pair_learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of pair training."})
