@@ -30,17 +30,13 @@ import logging
 import time
 from pathlib import Path
 
-from transformers import TrainingArguments
-
 from hf_transfer.augmentation import (
-    AugmentationArguments,
     ModelEmaCallback,
     create_batch_mixer,
     create_image_augmentation,
 )
 from hf_transfer.cpu_processes import image_dataloader_workers
 from hf_transfer.data import (
-    DataArguments,
     data_source_name,
     infer_modality,
     infer_task,
@@ -49,20 +45,17 @@ from hf_transfer.data import (
 )
 from hf_transfer.finetuning import (
     FINETUNE_METHODS,
-    LoraArguments,
-    SearchArguments,
-    TransferArguments,
     TransferTrainer,
     create_lora_model,
 )
+from hf_transfer.finetuning.recipe_arguments import finetune_argument_classes
 from hf_transfer.finetuning.search import choose_hyperparameters
 from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, standardize_target_head
-from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import choose_decision_thresholds, create_compute_metrics
 from hf_transfer.modalities import MODALITIES
-from hf_transfer.models import ModelArguments, count_parameters, model_fingerprint
+from hf_transfer.models import count_parameters, model_fingerprint
 from hf_transfer.models.thresholds import set_decision_thresholds
-from hf_transfer.pairs import PairArguments, row_label_tensor, train_on_pairs
+from hf_transfer.pairs import row_label_tensor, train_on_pairs
 from hf_transfer.probing import DEFAULT_L2_GRID, FeatureCache, locate_probe_features, probe_classification_model
 from hf_transfer.processing import (
     cap_max_seq_length,
@@ -99,17 +92,7 @@ def main():
     #      the main process, and the output folder locked, resuming a complete checkpoint of the same run. The Hub
     #      token is kept out of the saved arguments: the push happens once, at the end, with the model card.
     run = start_recipe(
-        (
-            ModelArguments,
-            DataArguments,
-            TransferArguments,
-            LoraArguments,
-            SearchArguments,
-            PairArguments,
-            AugmentationArguments,
-            HubArguments,
-            TrainingArguments,
-        ),
+        finetune_argument_classes(),  # the dataclasses unpacked below, in this order
         DEFAULT_CONFIG,
         # --hp_search needs a fine-tuning stage and one process (rest[-1]: TrainingArguments), checked before the data
         check=lambda model_args, data_args, transfer_args, lora_args, search_args, *rest: search_args.check_run(

@@ -2,6 +2,7 @@
 probe; text and images, single- and multi-label; the output loads the README's way and reproduces its numbers."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +223,20 @@ def test_pairs_need_classes(tiny_bert, tmp_path):
     assert run.returncode == 2
     errors = [line for line in run.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "pairs rows by their classes" in errors[0] and "Traceback" not in run.output
+
+
+def test_contrastive_probe_is_a_compare_cell(tiny_bert, tmp_path, capsys):
+    from hf_transfer.__main__ import main
+
+    out = tmp_path / "cmp"
+    args = ["compare", "--model_name_or_path", tiny_bert, "--strategy", "linear_probe", "contrastive_probe"]
+    args += ["--seed", "0", "--label_budgets", "4", "--dataset_name", "tweet_sentiment", "--max_eval_samples", "24"]
+    args += ["--recipe_args", "--max_seq_length 32", "--strategy_args", "contrastive_probe: --pair_steps 3"]
+    args += ["--output_dir", str(out)]
+    assert main(args) == 0
+    table = (out / "comparison.md").read_text()
+    name = Path(tiny_bert).name
+    assert f"| {name} | contrastive_probe | 4 | 12 |" in table and f"| {name} | linear_probe | 4 | 12 |" in table
+    cells = [json.loads(line) for line in (out / "comparison_cells.jsonl").read_text().splitlines()]
+    pair_cell = next(c for c in cells if c.get("strategy") == "contrastive_probe")
+    assert pair_cell, cells

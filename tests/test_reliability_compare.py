@@ -18,10 +18,10 @@ import torch
 
 from hf_transfer.__main__ import main
 from hf_transfer.comparison import Cell, CellResult, CompareArguments, build_grid, recommend, summarize
-from hf_transfer.comparison.arguments import finetune_argument_classes
 from hf_transfer.comparison.budgets import LabelledRows
 from hf_transfer.comparison.command import parse_arguments
 from hf_transfer.errors import ConfigError
+from hf_transfer.finetuning.recipe_arguments import finetune_argument_classes
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -113,14 +113,23 @@ def test_legal_recipe_args_pass_and_reach_the_cells_unchanged():
 
 
 def test_compare_reads_flags_with_the_argument_classes_of_recipes_finetune():
-    """finetune_argument_classes() must list what recipes/finetune.py passes to start_recipe, in its order."""
+    """recipes/finetune.py starts from finetune_argument_classes() (one list for both) and unpacks them in order."""
     tree = ast.parse((REPO / "recipes" / "finetune.py").read_text())
     call = next(
         node
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "start_recipe"
     )
-    assert [element.id for element in call.args[0].elts] == [c.__name__ for c in finetune_argument_classes()]
+    assert getattr(call.args[0].func, "id", None) == "finetune_argument_classes"
+    unpacked = next(
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple) and "run" in ast.unparse(node.value)
+    )
+    names = [element.id for element in unpacked.targets[0].elts]
+    classes = [c.__name__ for c in finetune_argument_classes()]
+    assert len(names) == len(classes)
+    assert all(name.split("_")[0] in cls.lower() for name, cls in zip(names, classes)), (names, classes)
 
 
 # --- A task compare does not score; a budget larger than a class ---------------------------------------------------

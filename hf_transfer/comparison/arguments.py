@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from ..finetuning.recipe_arguments import finetune_argument_classes
 from ..finetuning.strategies import STRATEGIES
 from ..tasks import AUTO_TASK, TASKS
 
@@ -36,28 +37,6 @@ CELL_FLAGS = {
 }
 # --task values of the runs compare can score: accuracy, macro-F1 and label budgets per class need one class per row.
 SCORED_TASKS = (AUTO_TASK, *(task.name for task in TASKS.entries() if task.one_class_per_row))
-
-
-def finetune_argument_classes() -> tuple[type, ...]:
-    """recipes/finetune.py's argument dataclasses, in its order (a test keeps the two lists the same)."""
-    from transformers import TrainingArguments
-
-    from ..augmentation import AugmentationArguments
-    from ..data import DataArguments
-    from ..finetuning import LoraArguments, SearchArguments, TransferArguments
-    from ..hub import HubArguments
-    from ..models import ModelArguments
-
-    return (
-        ModelArguments,
-        DataArguments,
-        TransferArguments,
-        LoraArguments,
-        SearchArguments,
-        AugmentationArguments,
-        HubArguments,
-        TrainingArguments,
-    )
 
 
 class _FlagsParser(argparse.ArgumentParser):
