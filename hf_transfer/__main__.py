@@ -27,6 +27,10 @@ from .hub import push_output_dir
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started with Ctrl-C ignored (a background job of a non-interactive shell inherits that): every command must
+        # still stop when it is sent SIGINT, with its one line (compare and rank as well as push).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(prog="hf-transfer", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser(
@@ -70,10 +74,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(format="%(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        # Started with Ctrl-C ignored (a background job of a non-interactive shell inherits that): the push must still
-        # stop when it is sent SIGINT, with its one line.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         url = push_output_dir(
             args.output_dir,
