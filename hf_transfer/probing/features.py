@@ -150,5 +150,6 @@ def extract_features(
     out["rows"] = torch.tensor(len(dataset))
     if cache is not None and cache_key is not None and rank == 0:
         path = cache.save(cache_key, out)
-        logger.info("%s: cached %s features at %s", desc, tuple(out["features"].shape), path)
+        if path is not None:  # None: not written, and the cache has said why in its one warning line
+            logger.info("%s: cached %s features at %s", desc, tuple(out["features"].shape), path)
     return out["features"], out["labels"]
