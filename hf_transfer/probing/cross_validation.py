@@ -91,9 +91,15 @@ def cross_validate_probe(
     held_out: Sequence[np.ndarray],
     positions: Callable[[np.ndarray], np.ndarray],
     l2_grid: Sequence[float],
+    criterion: str = "loss",
 ) -> CrossValidation:
-    """Choose L2 by the folds' mean validation score (ties: the lower mean loss), refit on all rows, and collect the
-    out-of-fold logits at the chosen L2.
+    """Choose L2 by the folds' lower mean validation loss (ties: the better score) or, with `criterion="score"`, by
+    the better mean validation score (ties: the lower loss); refit on all rows, and collect the out-of-fold logits at
+    the chosen L2.
+
+    The loss is the default, as glmnet's cross-validated deviance: a fold of a few-shot set holds a handful of rows,
+    whose accuracy moves in steps of 20% and ties across most of the grid, while their log-loss still ranks the
+    strengths (benchmarks/RESULTS.md, "The probe on few rows").
 
     `held_out`: the dataset rows of each fold (`held_out_rows`); `positions(rows)`: their rows in `features` (the
     same rows, or each sentence's tagged tokens for a per-token probe). An L2 counts if every fold tried it (a fold's
@@ -113,7 +119,10 @@ def cross_validate_probe(
             scores.setdefault(l2, []).append((score, probe.sweep_loss[l2]))
         logger.info("probe fold %d/%d: best l2=%.1e score=%.4f", fold + 1, len(splits), probe.l2, probe.sweep[probe.l2])
     tried = {l2: np.mean(values, axis=0) for l2, values in scores.items() if len(values) == len(splits)}
-    l2 = max(tried, key=lambda value: (tried[value][0], -tried[value][1]))
+    if criterion == "loss":
+        l2 = max(tried, key=lambda value: (-tried[value][1], tried[value][0]))
+    else:
+        l2 = max(tried, key=lambda value: (tried[value][0], -tried[value][1]))
     score, loss = (float(v) for v in tried[l2])
     logger.info("probe: l2=%.1e chosen by %d-fold cross-validation (mean score %.4f)", l2, len(splits), score)
 
