@@ -111,6 +111,14 @@ def main() -> None:
                 )
                 for criterion in ("score", "loss")
             )
+            by_1se = cross_validate_probe(
+                lambda t, v, grid, _, c=classes: fit_logistic(t, v, num_classes=c, l2_grid=grid, max_iter=200),
+                (x, y),
+                folds,
+                lambda r: r,
+                DEFAULT_L2_GRID,
+                criterion="loss_1se",
+            )
             by_l2 = {
                 l2: float((fit_linear_probe(x, y, x, y, len(draws), [l2]).predict(x_test) == y_test).float().mean())
                 for l2 in DEFAULT_L2_GRID
@@ -125,6 +133,8 @@ def main() -> None:
                 "probe_cross_validated_l2": chosen.l2,
                 "probe_cross_validated_by_loss": float((by_loss.probe.predict(x_test) == y_test).float().mean()),
                 "probe_cross_validated_by_loss_l2": by_loss.l2,
+                "probe_cross_validated_1se": float((by_1se.probe.predict(x_test) == y_test).float().mean()),
+                "probe_cross_validated_1se_l2": by_1se.l2,
                 "probe_all_rows_test_by_l2": by_l2,
             }
             logger.info("%s %s", name, run)
@@ -137,6 +147,7 @@ def main() -> None:
                 "sklearn_on_all_rows",
                 "probe_cross_validated_all_rows",
                 "probe_cross_validated_by_loss",
+                "probe_cross_validated_1se",
             )
         }
         summary["probe_all_rows_test_by_l2"] = {

@@ -37,8 +37,8 @@ def test_l2_is_the_folds_best_mean_and_the_probe_is_refitted_on_every_row():
 
     chosen = cross_validate_probe(_logistic, (x, y), folds, lambda rows: rows, GRID)
 
-    # The choice: the lowest mean held-out log-loss over the folds (ties: the better mean accuracy), as glmnet's
-    # cross-validated deviance; the fold accuracy of a few rows ties across the grid.
+    # The choice: the strongest L2 whose mean held-out log-loss is within one standard error of the lowest (the
+    # one-standard-error rule); the fold accuracy of a few rows ties across the grid.
     per_fold = []
     for rows in folds:
         kept = np.setdiff1d(np.arange(24), rows)
@@ -46,12 +46,17 @@ def test_l2_is_the_folds_best_mean_and_the_probe_is_refitted_on_every_row():
     common = set.intersection(*(set(p.sweep) for p in per_fold))
     loss = {l2: np.mean([p.sweep_loss[l2] for p in per_fold]) for l2 in common}
     accuracy = {l2: np.mean([p.sweep[l2] for p in per_fold]) for l2 in common}
-    assert chosen.l2 == min(common, key=lambda l2: (loss[l2], -accuracy[l2]))
+    best = min(common, key=lambda l2: loss[l2])
+    spread = np.std([p.sweep_loss[best] for p in per_fold], ddof=1) / np.sqrt(len(folds))
+    assert chosen.l2 == max(l2 for l2 in common if loss[l2] <= loss[best] + spread)
+    assert chosen.l2 >= best
     assert chosen.probe.validation_accuracy == pytest.approx(accuracy[chosen.l2])
     assert chosen.probe.validation_loss == pytest.approx(loss[chosen.l2])
     assert chosen.probe.validation_folds == 4
     by_accuracy = cross_validate_probe(_logistic, (x, y), folds, lambda rows: rows, GRID, criterion="score")
     assert by_accuracy.l2 == max(common, key=lambda l2: (accuracy[l2], -loss[l2]))
+    by_loss = cross_validate_probe(_logistic, (x, y), folds, lambda rows: rows, GRID, criterion="loss")
+    assert by_loss.l2 == best
 
     # The saved probe saw every row: it is the fit on all 24 rows at that L2, nothing held out.
     everything = fit_linear_probe(x, y, x, y, 3, [chosen.l2], 300)

@@ -91,15 +91,17 @@ def cross_validate_probe(
     held_out: Sequence[np.ndarray],
     positions: Callable[[np.ndarray], np.ndarray],
     l2_grid: Sequence[float],
-    criterion: str = "loss",
+    criterion: str = "loss_1se",
 ) -> CrossValidation:
-    """Choose L2 by the folds' lower mean validation loss (ties: the better score) or, with `criterion="score"`, by
-    the better mean validation score (ties: the lower loss); refit on all rows, and collect the out-of-fold logits at
-    the chosen L2.
+    """Choose L2 on the folds, refit on all rows, and collect the out-of-fold logits at the chosen L2.
 
-    The loss is the default, as glmnet's cross-validated deviance: a fold of a few-shot set holds a handful of rows,
-    whose accuracy moves in steps of 20% and ties across most of the grid, while their log-loss still ranks the
-    strengths (benchmarks/RESULTS.md, "The probe on few rows").
+    `criterion`: `loss_1se` (default), the strongest L2 whose mean validation loss is within one standard error
+    (over the folds) of the lowest, the one-standard-error rule of Hastie, Tibshirani and Friedman (glmnet's
+    `lambda.1se`); `loss`, the lowest mean loss (ties: the better score); `score`, the best mean score (ties: the
+    lower loss). Losses, not scores: a fold of a few-shot set holds a handful of rows, whose accuracy moves in steps
+    of 20% and ties across most of the grid, while their log-loss still ranks the strengths; and on so few rows the
+    strongest penalty the folds cannot tell apart from the best generalises best (benchmarks/RESULTS.md, "The probe
+    on few rows"). On many rows the standard error shrinks and the rule is the lowest loss.
 
     `held_out`: the dataset rows of each fold (`held_out_rows`); `positions(rows)`: their rows in `features` (the
     same rows, or each sentence's tagged tokens for a per-token probe). An L2 counts if every fold tried it (a fold's
@@ -118,8 +120,13 @@ def cross_validate_probe(
         for l2, score in probe.sweep.items():
             scores.setdefault(l2, []).append((score, probe.sweep_loss[l2]))
         logger.info("probe fold %d/%d: best l2=%.1e score=%.4f", fold + 1, len(splits), probe.l2, probe.sweep[probe.l2])
-    tried = {l2: np.mean(values, axis=0) for l2, values in scores.items() if len(values) == len(splits)}
-    if criterion == "loss":
+    complete = {l2: np.asarray(values) for l2, values in scores.items() if len(values) == len(splits)}
+    tried = {l2: values.mean(axis=0) for l2, values in complete.items()}  # l2 -> (mean score, mean loss)
+    if criterion == "loss_1se":
+        best = min(tried, key=lambda value: tried[value][1])
+        standard_error = complete[best][:, 1].std(ddof=1) / np.sqrt(len(splits))
+        l2 = max(value for value in tried if tried[value][1] <= tried[best][1] + standard_error)
+    elif criterion == "loss":
         l2 = max(tried, key=lambda value: (-tried[value][1], tried[value][0]))
     else:
         l2 = max(tried, key=lambda value: (tried[value][0], -tried[value][1]))
