@@ -159,7 +159,7 @@ print(json.dumps({"rmse": float(np.sqrt(((predictions - targets) ** 2).mean())),
 STRATEGIES = {
     "linear_probe": [],
     "full": ["--num_train_epochs", "15", "--learning_rate", "1e-3", "--head_learning_rate", "1e-2"],
-    "lora": ["--num_train_epochs", "15", "--learning_rate", "1e-2", "--head_learning_rate", "1e-2", "--lora_r", "8"],
+    "lora": ["--num_train_epochs", "15", "--learning_rate", "3e-3", "--head_learning_rate", "1e-2", "--lora_r", "8"],
     # The tiny random BERT's pooler outputs nearly constant features, so a probe on them has huge raw-unit weights
     # that any fine-tuning step upsets; its mean-pooled tokens are a well-conditioned start (sentence-transformers
     # format).
