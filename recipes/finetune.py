@@ -256,9 +256,9 @@ def main():
     if not strategy.finetunes:
         metrics["trained"] = True
         metrics["train_runtime"] = time.time() - start
+        backbone_trainable, metrics["total_params"] = count_parameters(model)
         head_params = probe.weight.numel() + probe.bias.numel()
-        metrics["trainable_params"] = count_parameters(model)[0] if strategy.trains_backbone else head_params
-        metrics["total_params"] = count_parameters(model)[1]
+        metrics["trainable_params"] = backbone_trainable if strategy.trains_backbone else head_params
         if training_args.should_save:
             publish_classifier(model, processor, training_args.output_dir, **save_kwargs)
 
@@ -366,16 +366,7 @@ def main():
             method=transfer_args.strategy,
             datasets=[data_source_name(data_args)],
             label_names=label_names,
-            arguments=(
-                model_args,
-                data_args,
-                transfer_args,
-                lora_args,
-                search_args,
-                pair_args,
-                augmentation_args,
-                training_args,
-            ),
+            arguments=tuple(a for a in run.arguments if a is not hub_args),  # the Hub token stays out of the card
             task=task,
             world_size=training_args.world_size,
             **saved_format_info(model),

@@ -69,8 +69,9 @@ def _feature_positions(train: Dataset, per_token: bool) -> Callable[[np.ndarray]
     """Where dataset rows sit among the feature rows: the same index, or a per-token probe's run of tagged tokens."""
     if not per_token:
         return lambda rows: rows
-    ends = np.cumsum(_tagged_lengths(train))
-    starts = ends - np.asarray(_tagged_lengths(train))
+    lengths = np.asarray(_tagged_lengths(train))
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
     return lambda rows: np.concatenate([np.arange(starts[r], ends[r]) for r in rows] or [np.zeros(0, dtype=int)])
 
 
