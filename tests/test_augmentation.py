@@ -325,8 +325,13 @@ def test_augmented_ema_runs_reload_to_their_reported_accuracy(architecture, flag
     "model, data, flags, message",
     [
         ("bert", "tweet_sentiment", ["--mixup", "0.8"], "transform images; this is a text model"),
-        ("vit", "digits", ["--strategy", "linear_probe", "--augmentation", "basic"], "The linear probe fits cached"),
-        ("vit", "digits", ["--strategy", "linear_probe", "--model_ema", "true"], "The linear probe fits cached"),
+        (
+            "vit",
+            "digits",
+            ["--strategy", "linear_probe", "--augmentation", "basic"],
+            "fits its head on cached features",
+        ),
+        ("vit", "digits", ["--strategy", "linear_probe", "--model_ema", "true"], "fits its head on cached features"),
         ("vit", "fashion_mnist_mosaic_counts", ["--cutmix", "1.0"], "a regression task has no classes"),
         (
             "vit",

@@ -258,11 +258,22 @@ def test_compare_takes_the_recipes_flag_names_and_keeps_the_old_ones():
     data = ["--dataset_name", "tweet_sentiment"]
     new = ["--model_name_or_path", "a", "b", "--strategy", "lora", "--seed", "4", "--train_samples_per_class", "8"]
     old = ["--models", "a", "b", "--strategies", "lora", "--seeds", "4", "--label_budgets", "8"]
-    (data_new, compare_new), (data_old, compare_old) = parse_arguments([*new, *data]), parse_arguments([*old, *data])
+    (data_new, compare_new, _), (data_old, compare_old, _) = (
+        parse_arguments([*new, *data]),
+        parse_arguments([*old, *data]),
+    )
     assert compare_new == compare_old and data_new == data_old
     assert compare_new.model_name_or_path == ["a", "b"] and compare_new.label_budgets == ["8"]
     assert data_new.train_samples_per_class is None  # each cell's, from the budgets
     assert parse_arguments([*data, "--hub_private_repo", "true"])[1].hub_private
+
+
+def test_compare_push_is_bounded_by_the_flags_its_messages_name():
+    data = ["--dataset_name", "tweet_sentiment", "--model_name_or_path", "a"]
+    _, _, hub_args = parse_arguments([*data, "--hub_deadline", "30", "--hub_max_retries", "3"])
+    assert (hub_args.hub_deadline, hub_args.hub_max_retries) == (30.0, 3)
+    with pytest.raises(ConfigError, match="--hub_deadline must be a positive number"):
+        parse_arguments([*data, "--hub_deadline", "0"])
 
 
 def test_rank_takes_the_recipes_flag_names_and_keeps_the_old_ones():

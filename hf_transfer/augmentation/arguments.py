@@ -167,7 +167,7 @@ class AugmentationArguments:
         if not STRATEGIES.get(strategy).finetunes and (augments or self.mixes or self.model_ema):
             training = ", ".join(entry.name for entry in STRATEGIES.entries() if entry.finetunes)
             raise ConfigError(
-                f"The linear probe fits cached features of the evaluation transform (--strategy {strategy}): "
+                f"--strategy {strategy} fits its head on cached features of the evaluation transform: "
                 f"augmentation, Mixup / CutMix and --model_ema need training; use --strategy {training}, or leave "
                 "them out."
             )

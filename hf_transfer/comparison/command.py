@@ -24,7 +24,7 @@ from transformers import HfArgumentParser
 
 from ..data import DataArguments, data_source_name
 from ..errors import ConfigError
-from ..hub import check_repo_id
+from ..hub import HubArguments, check_repo_id
 from ..recipe.arguments import config_to_argv, parse_recipe_args
 from .arguments import CompareArguments
 from .budgets import check_single_label, draw_labelled_rows, load_train_pool, warn_small_classes
@@ -81,17 +81,21 @@ class _SigtermAsInterrupt:
             signal.signal(signal.SIGTERM, self.previous)
 
 
-def parse_arguments(argv: Optional[Sequence[str]] = None) -> tuple[DataArguments, CompareArguments]:
-    """`[CONFIG] [--flags]` as (data, comparison) arguments. CompareArguments comes last: its
-    --train_samples_per_class (a list of budgets) replaces the single-valued one of DataArguments."""
-    parser = HfArgumentParser((DataArguments, CompareArguments), prog="hf-transfer compare", conflict_handler="resolve")
+def parse_arguments(argv: Optional[Sequence[str]] = None) -> tuple[DataArguments, CompareArguments, HubArguments]:
+    """`[CONFIG] [--flags]` as (data, comparison, Hub) arguments. CompareArguments comes after DataArguments: its
+    --train_samples_per_class (a list of budgets) replaces the single-valued one of DataArguments. The Hub's bounds
+    (`--hub_max_retries`, `--hub_request_timeout`, `--hub_deadline`) are the recipes' own, so a push message names
+    flags this command has."""
+    parser = HfArgumentParser(
+        (DataArguments, CompareArguments, HubArguments), prog="hf-transfer compare", conflict_handler="resolve"
+    )
     parser.set_defaults(train_samples_per_class=None)  # DataArguments' field, now without a flag of its own
     return parse_recipe_args(parser, argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     # 1. Arguments: flags, or a YAML / JSON file and overriding flags.
-    data_args, compare_args = parse_arguments(argv)
+    data_args, compare_args, hub_args = parse_arguments(argv)
     if data_args.train_samples_seed is not None:
         raise ConfigError("--train_samples_seed is each cell's --seed (it draws the labelled rows): pass --seed.")
     if data_args.dataset_name is None and data_args.train_file is None and data_args.train_dir is None:
@@ -145,5 +149,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {len(failed)} cell(s) failed; see {failed[0].log}. Rerun to retry them.", file=sys.stderr)
         return 1
     if compare_args.push_to_hub:
-        print(push_comparison(output_dir, compare_args.hub_repo_id, private=compare_args.hub_private or None))
+        print(push_comparison(output_dir, compare_args.hub_repo_id, hub_args, private=compare_args.hub_private or None))
     return 0

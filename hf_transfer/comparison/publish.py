@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from ..hub import push_staged_folder
+from ..hub import HubArguments, push_staged_folder
 
 __all__ = ["COMPARISON_FILES", "push_comparison"]
 
@@ -28,9 +28,16 @@ configs:
 
 
 def push_comparison(
-    output_dir: Path, repo_id: str, *, private: Optional[bool] = None, token: Optional[str] = None
+    output_dir: Path,
+    repo_id: str,
+    limits: Optional[HubArguments] = None,
+    *,
+    private: Optional[bool] = None,
+    token: Optional[str] = None,
 ) -> str:
-    """Upload the comparison in `output_dir` to the dataset repository `repo_id`; returns the commit URL."""
+    """Upload the comparison in `output_dir` to the dataset repository `repo_id`, within `limits` (retries,
+    request timeout, deadline; the defaults when None); returns the commit URL."""
+    limits = limits or HubArguments()
 
     def stage(staging: Path) -> None:
         (staging / "README.md").write_text(_CARD_HEADER + (output_dir / "comparison.md").read_text())
@@ -45,6 +52,9 @@ def push_comparison(
         token=token,
         private=private,
         commit_message="Strategy comparison with hf_transfer",
+        max_retries=limits.hub_max_retries,
+        request_timeout=limits.hub_request_timeout,
+        deadline=limits.hub_deadline,
         flags={"token": "HF_TOKEN", "repo_id": "--hub_repo_id"},
         retry_hint=(
             f"The comparison in {output_dir} is intact: run the same command again with --push_to_hub true "
