@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from hf_transfer.__main__ import main
-from hf_transfer.errors import ConfigError
+from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.selection import SELECTION_STRATEGIES, SelectionProblem
 from hf_transfer.selection.registry import resolve_strategy
 from hf_transfer.selection.strategies import select_kcenter, select_random, select_typical, typicality
@@ -360,3 +360,9 @@ def test_the_installed_command_exits_2_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "error: Pass exactly one pool: --pool_file, --pool_dir or --dataset_name."
     )
+
+
+def test_labelled_rows_of_one_class_cannot_fit_an_uncertainty_probe():
+    with pytest.raises(DataError, match=r"hold one class \(only\): --strategy margin needs a probe of two or more"):
+        fit_selection_probe(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), torch.randn(2, 3), "single_label",
+                            ["only"], "margin")  # fmt: skip

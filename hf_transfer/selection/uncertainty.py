@@ -173,6 +173,11 @@ def fit_selection_probe(
 
     reading = reading_for(task, strategy)
     entry = TASKS.get(task)
+    if entry.one_class_per_row and len(label_names) < 2:
+        raise DataError(
+            f"The labelled rows hold one class ({', '.join(label_names)}): --strategy {strategy} needs a probe of two "
+            "or more. Label rows of another class, or use --strategy typical or kcenter."
+        )
     labelled, pool = labelled.float(), pool.float()
     num_classes = len(label_names)
 
@@ -184,9 +189,13 @@ def fit_selection_probe(
         folds = held_out_rows(len(labels), 5, seed, classes=classes, class_names=list(label_names))
         chosen = cross_validate_probe(fit, (labelled, labels), folds, lambda rows: rows, l2_grid)
         probe, out_of_fold = chosen.probe, chosen.out_of_fold_logits
-    except DataError as err:  # too few rows of some class to hold any out
+    except DataError:  # too few rows of some class to hold any out
         middle = [sorted(l2_grid)[len(l2_grid) // 2]]
-        logger.warning("Probe for selection: %s Fitting it once on every labelled row with L2 %.0e.", err, middle[0])
+        logger.warning(
+            "Probe for selection: too few labelled rows of some class to cross-validate its L2; fitted once on every "
+            "labelled row with L2 %.0e.",
+            middle[0],
+        )
         probe, out_of_fold = fit((labelled, labels), (labelled, labels), middle), None
     logits = (pool @ probe.weight.T + probe.bias).detach().numpy().astype(np.float64)
     thresholds = None
