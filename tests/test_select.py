@@ -17,7 +17,7 @@ from hf_transfer.__main__ import main
 from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.selection import SELECTION_STRATEGIES, SelectionProblem
 from hf_transfer.selection.registry import resolve_strategy
-from hf_transfer.selection.strategies import select_kcenter, select_random, select_typical, typicality
+from hf_transfer.selection.strategies import select_badge, select_kcenter, select_random, select_typical, typicality
 from hf_transfer.selection.uncertainty import PROBE_READINGS, ProbeOutputs, fit_selection_probe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -118,6 +118,18 @@ def test_a_probe_fitted_on_labelled_rows_finds_the_row_between_the_classes():
     problem = SelectionProblem(pool.numpy(), np.ones(4, bool), 1, probe=probe)
     assert rows(SELECTION_STRATEGIES.get("margin").select(problem)) == [1]
     assert rows(SELECTION_STRATEGIES.get("badge").select(problem)) == [1]  # the longest gradient embedding
+
+
+def test_badge_distances_are_those_of_the_explicit_gradient_embeddings():
+    features, _ = blobs(5)
+    probe = single_label_probe(np.random.default_rng(4).dirichlet(np.ones(3), len(features)))
+    picks = select_badge(SelectionProblem(features, np.ones(len(features), bool), 4, seed=0, probe=probe))
+    embedding = (probe.residual()[:, :, None] * features[:, None, :]).reshape(len(features), -1)  # (N, C*D)
+    assert picks[0].row == int(np.argmax(np.linalg.norm(embedding, axis=1)))
+    for i in range(1, 4):
+        centres = embedding[[p.row for p in picks[:i]]]
+        expected = ((embedding[picks[i].row] - centres) ** 2).sum(1).min()
+        assert f"squared distance {expected:.3g} to the nearest pick" in picks[i].reason
 
 
 @pytest.mark.parametrize("name", [n for n in SELECTION_STRATEGIES if n != "auto"])
@@ -289,6 +301,18 @@ def test_image_folder_pool_with_labelled_class_folders(tiny, tmp_path, arch):
     warm = select(*flags, "--train_dir", tmp_path / "labelled", "--num_rows", 10, output_dir=out, cache_dir=cache)
     assert warm["pool_row"].is_unique and len(warm) == 13 and 4 not in set(warm["pool_row"][3:])
     assert (warm["strategy"][3:] == "badge").all()
+
+
+def test_a_file_of_image_paths_and_a_built_in_can_be_the_pool(tiny_vit, tiny_bert, tmp_path):
+    paths = write_images(tmp_path / "images", 6, seed=3)
+    pool = tmp_path / "pool.jsonl"
+    pd.DataFrame({"image_path": [str(p) for p in paths]}).to_json(pool, orient="records", lines=True)
+    picked = select("--model_name_or_path", tiny_vit, "--pool_file", pool, "--num_rows", 2, "--strategy", "kcenter",
+                    output_dir=tmp_path / "o", cache_dir=tmp_path / "c")  # fmt: skip
+    assert set(picked["image"]) <= {str(p) for p in paths} and picked["pool_row"].is_unique
+    builtin = select("--model_name_or_path", tiny_bert, "--dataset_name", "tweet_sentiment", "--max_pool_samples", 30,
+                     "--num_rows", 3, output_dir=tmp_path / "b", cache_dir=tmp_path / "c")  # fmt: skip
+    assert list(builtin.columns) == ["round", "order", "pool_row", "text", "strategy", "reason"] and len(builtin) == 3
 
 
 def test_multi_label_margin_reads_thresholds_and_regression_refuses_uncertainty(tiny_bert, tmp_path, capsys):

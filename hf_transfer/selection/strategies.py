@@ -119,15 +119,16 @@ def select_typical(problem: SelectionProblem) -> list[Pick]:
     Reference: Hacohen, Dekel & Weinshall 2022, "Active Learning on a Budget: Opposite Strategies Suit High and Low
     Budgets", ICML. https://arxiv.org/abs/2202.02794
     """
-    pool, covered = problem.features, problem.covered
-    everything = np.concatenate([pool, covered])
-    clusters = min(len(covered) + problem.num_rows, len(everything))
+    pool, labelled, before = problem.features, problem.labelled, problem.picked_before
+    everything = np.concatenate([pool, labelled])
+    clusters = min(len(labelled) + len(before) + problem.num_rows, len(everything))
     assignment = _cluster(everything, clusters, problem.seed)
     density = typicality(everything)[: len(pool)]
     mean_density = float(density.mean())
     pool_cluster = assignment[: len(pool)]
     sizes = np.bincount(assignment, minlength=clusters)
-    taken = np.bincount(assignment[len(pool) :], minlength=clusters)  # labelled or picked before
+    taken = np.bincount(assignment[len(pool) :], minlength=clusters)  # labelled rows per cluster
+    taken += np.bincount(pool_cluster[before], minlength=clusters)  # and rows picked in earlier rounds
     free = problem.available.copy()
     picks = []
     for _ in range(problem.num_rows):
@@ -206,19 +207,24 @@ def select_badge(problem: SelectionProblem) -> list[Pick]:
     """
     probe = problem.require_probe("badge")
     uncertainty, reasons = probe.margin()
-    embedding = probe.gradient_embedding(problem.features)  # (N, C*D)
+    # g_i = r_i ⊗ x_i is never built (N x C*D): <g_i, g_j> = (r_i . r_j)(x_i . x_j).
+    residual, features = probe.residual(), problem.features  # (N, C), (N, D)
+    sq_norm = (residual**2).sum(1) * (features**2).sum(1)  # |g_i|^2
+
+    def sq_distance(j: int) -> np.ndarray:  # |g_i - g_j|^2 for every row i
+        inner = (residual @ residual[j]) * (features @ features[j])
+        return np.maximum(sq_norm + sq_norm[j] - 2 * inner, 0.0)
+
     rng = np.random.default_rng(problem.seed)
     free = problem.available.copy()
-    if len(problem.picked_before):
-        _, nearest = pairwise_distances_argmin_min(embedding, embedding[problem.picked_before])
-        nearest = nearest**2
-    else:
-        nearest = None
+    nearest = None  # squared distance of each row to the nearest centre so far
+    for row in problem.picked_before:
+        nearest = sq_distance(row) if nearest is None else np.minimum(nearest, sq_distance(row))
     picks = []
     for _ in range(problem.num_rows):
         rows = np.flatnonzero(free)
         if nearest is None:
-            row = int(rows[np.argmax(np.linalg.norm(embedding[rows], axis=1))])
+            row = int(rows[np.argmax(sq_norm[rows])])
             how = "the longest gradient embedding (first k-means++ centre)"
         else:
             weights = nearest[rows]
@@ -229,8 +235,7 @@ def select_badge(problem: SelectionProblem) -> list[Pick]:
             how = f"k-means++ draw on gradient embeddings (squared distance {nearest[row]:.3g} to the nearest pick)"
         picks.append(Pick(row, f"{reasons[row]}; {how}"))
         free[row] = False
-        distance = ((embedding - embedding[row]) ** 2).sum(1)
-        nearest = distance if nearest is None else np.minimum(nearest, distance)
+        nearest = sq_distance(row) if nearest is None else np.minimum(nearest, sq_distance(row))
     return picks
 
 

@@ -49,10 +49,10 @@ class ProbeOutputs:
     def entropy(self) -> tuple[np.ndarray, list[str]]:
         return self.reading.entropy(self)
 
-    def gradient_embedding(self, features: np.ndarray) -> np.ndarray:
-        """BADGE's embedding `(N, C * D)`: the last layer's loss gradient if the predicted label were the truth."""
-        residual = self.reading.residual(self)  # (N, C)
-        return (residual[:, :, None] * features[:, None, :]).reshape(len(features), -1)  # (N, C*D)
+    def residual(self) -> np.ndarray:
+        """`(N, C)`: the last layer's loss gradient per logit if the predicted label were the truth; times the
+        features, BADGE's gradient embedding."""
+        return self.reading.residual(self)
 
 
 @dataclass(frozen=True)
