@@ -344,6 +344,7 @@ def test_multi_label_margin_reads_thresholds_and_regression_refuses_uncertainty(
         (["--train_dir", "IMAGES"], "holds vision rows but --pool_file"),
         (["--dataset_name", "digits"], "Pass exactly one pool"),
         (["--other_pool"], "holds a selection from another pool"),
+        (["--train_file", "TAGS"], "labels words (token classification); select picks whole rows"),
     ],
 )
 def test_bad_inputs_are_one_line_and_exit_2(tiny_bert, tmp_path, capsys, flags, message):
@@ -362,7 +363,9 @@ def test_bad_inputs_are_one_line_and_exit_2(tiny_bert, tmp_path, capsys, flags, 
         args["--train_file"] = labelled
     if "--train_dir" in flags:
         del args["--train_file"]
+    (tmp_path / "tags.conll").write_text("the\tO\nmatch\tB-EVT\n\nthe\tO\nstorm\tB-EVT\n")
     flags = [f.replace("IMAGES", str(tmp_path / "images")) for f in flags if f != "--no_train"]
+    flags = [f.replace("TAGS", str(tmp_path / "tags.conll")) for f in flags]
     for flag, value in zip(flags[::2], flags[1::2]):
         args[flag] = value
     capsys.readouterr()
