@@ -136,11 +136,11 @@ def select_typical(problem: SelectionProblem) -> list[Pick]:
         cluster = min(open_clusters, key=lambda c: (taken[c], -sizes[c], c))
         rows = np.flatnonzero(free & (pool_cluster == cluster))
         row = int(rows[np.argmax(density[rows])])
-        before = f", {taken[cluster]} labelled or picked there before" if taken[cluster] else ""
+        history = f", {taken[cluster]} labelled or picked there before" if taken[cluster] else ""
         picks.append(
             Pick(
                 row,
-                f"most typical row of cluster {cluster} ({sizes[cluster]} rows{before}; density "
+                f"most typical row of cluster {cluster} ({sizes[cluster]} rows{history}; density "
                 f"{density[row] / mean_density:.1f}x the pool's mean)",
             )
         )
