@@ -65,7 +65,9 @@ def main() -> None:
     names = data["train"].features["label"].names
     start = time.perf_counter()
     (candidate,) = extract_candidate_features(
-        CandidateRequest(args.model), DatasetDict({"pool": data["train"], "test": data["test"]}), cache=FeatureCache()
+        CandidateRequest(args.model, source_head=False),
+        DatasetDict({"pool": data["train"], "test": data["test"]}),
+        cache=FeatureCache(),
     )
     extraction = time.perf_counter() - start
     pool, hidden = candidate.features["pool"], candidate.labels["pool"]

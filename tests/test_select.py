@@ -12,6 +12,7 @@ import pandas as pd
 import PIL.Image
 import pytest
 import torch
+from safetensors import safe_open
 
 from hf_transfer.__main__ import main
 from hf_transfer.errors import ConfigError, DataError
@@ -301,6 +302,10 @@ def test_image_folder_pool_with_labelled_class_folders(tiny, tmp_path, arch):
     warm = select(*flags, "--train_dir", tmp_path / "labelled", "--num_rows", 10, output_dir=out, cache_dir=cache)
     assert warm["pool_row"].is_unique and len(warm) == 13 and 4 not in set(warm["pool_row"][3:])
     assert (warm["strategy"][3:] == "badge").all()
+    # Features only: the timm checkpoint's pretrained head (rank's LEEP reads it) is not run over the pool.
+    for file in (cache / "features").glob("*.safetensors"):
+        with safe_open(str(file), framework="pt") as f:
+            assert set(f.keys()) == {"embedding", "labels"}
 
 
 def test_a_file_of_image_paths_and_a_built_in_can_be_the_pool(tiny_vit, tiny_bert, tmp_path):

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 def _features(args: SelectArguments, split: str, dataset, cache: FeatureCache, device: torch.device):
     """The backbone's pooled embedding of every row (`hf-transfer rank`'s extraction and cache) and the labels."""
     (candidate,) = extract_candidate_features(
-        CandidateRequest(args.model_name_or_path),
+        CandidateRequest(args.model_name_or_path, source_head=False),
         DatasetDict({split: dataset}),
         model_args=ModelArguments(model_name_or_path=args.model_name_or_path, cache_dir=args.cache_dir),
         max_seq_length=args.max_seq_length,
