@@ -14,15 +14,16 @@ benchmarks/results/active_selection.json and prints a markdown table (mean ± st
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from datasets import DatasetDict
 from sklearn.preprocessing import normalize
+from transformers import HfArgumentParser
 
 from _common import machine_info
 from hf_transfer.data import DataArguments, load_transfer_dataset
@@ -43,20 +44,20 @@ PLANS = {
 }
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--dataset", default="tweet_sentiment")
-    parser.add_argument("--pool_rows", type=int, default=2000)
-    parser.add_argument("--test_rows", type=int, default=1000)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[12, 24, 48, 96])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--strategies", nargs="+", default=list(PLANS))
-    return parser.parse_args()
+@dataclass
+class SimulationArguments:
+    model: str = field(default="minilm", metadata={"help": "Backbone whose features the strategies choose on."})
+    dataset: str = field(default="tweet_sentiment", metadata={"help": "A built-in single-label data set."})
+    pool_rows: int = field(default=2000, metadata={"help": "Rows of the pool (train split), labels hidden."})
+    test_rows: int = field(default=1000, metadata={"help": "Test rows the probe is scored on."})
+    budgets: list[int] = field(default_factory=lambda: [12, 24, 48, 96], metadata={"help": "Labelled rows per round."})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds of the strategies."})
+    strategies: list[str] = field(default_factory=lambda: list(PLANS), metadata={"help": f"Of {', '.join(PLANS)}."})
+    output_file: str = field(default=str(RESULTS), metadata={"help": "Where the cells go (JSON)."})
 
 
 def main() -> None:
-    args = parse_args()
+    (args,) = HfArgumentParser(SimulationArguments).parse_args_into_dataclasses()
     torch.set_num_threads(2)
     data = load_transfer_dataset(
         DataArguments(dataset_name=args.dataset, max_train_samples=args.pool_rows, max_eval_samples=args.test_rows),
@@ -102,11 +103,12 @@ def main() -> None:
                 cells.append(cell)
                 print(json.dumps(cell))
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    output = Path(args.output_file)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
         json.dumps(
             {
-                "args": vars(args),
+                "args": asdict(args),
                 "extraction_seconds": extraction,
                 "cells": cells,
                 "machine": machine_info("scikit-learn"),

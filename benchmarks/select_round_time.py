@@ -9,15 +9,16 @@ it. Writes benchmarks/results/select_round_time.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from transformers import HfArgumentParser
 
 from _common import machine_info
 from hf_transfer.data import DataArguments, load_transfer_dataset
@@ -26,12 +27,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "select_round_time.json"
 
 
+@dataclass
+class RoundTimeArguments:
+    pool_rows: int = field(default=2000, metadata={"help": "Tweets in the pool file."})
+    labelled_rows: int = field(default=48, metadata={"help": "Labelled rows given from round 2 on."})
+    num_rows: int = field(default=50, metadata={"help": "Rows picked per round."})
+    output_file: str = field(default=str(RESULTS), metadata={"help": "Where the times go (JSON)."})
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool_rows", type=int, default=2000)
-    parser.add_argument("--labelled_rows", type=int, default=48)
-    parser.add_argument("--num_rows", type=int, default=50)
-    args = parser.parse_args()
+    (args,) = HfArgumentParser(RoundTimeArguments).parse_args_into_dataclasses()
     rows = load_transfer_dataset(DataArguments(dataset_name="tweet_sentiment", max_train_samples=args.pool_rows))
     train = rows["train"]
     names = train.features["label"].names
@@ -64,10 +69,11 @@ def main() -> None:
             seconds[name] = round(time.perf_counter() - start, 1)
             print(f"{name}: {seconds[name]}s")
         state = json.loads((tmp / "out" / "selection.json").read_text())
-    result = {"args": vars(args), "seconds": seconds, "select_seconds": [r["seconds"] for r in state["rounds"]]}
+    result = {"args": asdict(args), "seconds": seconds, "select_seconds": [r["seconds"] for r in state["rounds"]]}
     result["machine"] = machine_info("scikit-learn")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    output = Path(args.output_file)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["select_seconds"]))
 
 
