@@ -8,8 +8,11 @@
 - `rank --model_name_or_path ... --dataset_name ...`: ranks backbones or layers for a data set by transferability
   scores (LogME, H-score, LEEP, NCE) computed from their features, before any training, down to a few labelled rows
   (`hf_transfer.transferability`).
+- `select --model_name_or_path ... --pool_file ... --num_rows K [--train_file ...]`: chooses the K pool rows to label
+  next from the backbone's cached features: typical rows without labels, uncertain and diverse ones with them; the same
+  --output_dir continues (`hf_transfer.selection`).
 
-compare and rank take the recipes' flag names (`--model_name_or_path`, `--seed`, the data flags, ...), several
+compare, rank and select take the recipes' flag names (`--model_name_or_path`, `--seed`, the data flags, ...), several
 values where they take several; their older names (`--models`, `--candidates`, ...) still work.
 """
 
@@ -41,6 +44,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "rank", add_help=False, help="Rank backbones or layers by transferability scores (rank --help for flags)."
     )
     rank.add_argument("rank_args", nargs=argparse.REMAINDER)
+    select = commands.add_parser(
+        "select", add_help=False, help="Choose the pool rows to label next (select --help for flags)."
+    )
+    select.add_argument("select_args", nargs=argparse.REMAINDER)
     push = commands.add_parser("push", help="Push an output directory to the Hub with a generated model card.")
     push.add_argument("output_dir", help="A directory written by one of the recipes (--output_dir).")
     push.add_argument("--repo_id", required=True, help="Target repository, e.g. `your-name/minilm-tweets-lora`.")
@@ -56,9 +63,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     push.add_argument("--timeout", type=float, default=60.0, help="Seconds per Hub request (connect, send, answer).")
     push.add_argument("--deadline", type=float, default=1800.0, help="Seconds for the whole push.")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] in (["rank"], ["compare"]):  # their flags are dataclasses' (HfArgumentParser), not argparse's here
+    if argv[:1] in (["rank"], ["compare"], ["select"]):  # their flags are dataclasses' (HfArgumentParser)
         if argv[0] == "rank":
             from .transferability.command import main as command_main
+        elif argv[0] == "select":
+            from .selection.command import main as command_main
         else:
             from .comparison.command import main as command_main
 

@@ -54,12 +54,14 @@ class Candidate:
 
 @dataclass(frozen=True)
 class CandidateRequest:
-    """A model to load once and what to read from it: its embedding, and layers (`"all"` or indices)."""
+    """A model to load once and what to read from it: its embedding, and layers (`"all"` or indices); `source_head`
+    False skips the pretrained head's predictions (`hf-transfer select` reads features only)."""
 
     model: str
     layers: Union[None, str, tuple[int, ...]] = None
     random_init: bool = False
     embedding: bool = True
+    source_head: bool = True
 
 
 @dataclass
@@ -211,7 +213,7 @@ def extract_candidate_features(
     if request.random_init:
         torch.manual_seed(seed)
         backbone.model = AutoModel.from_config(backbone.config)
-    elif request.embedding:
+    elif request.embedding and request.source_head:
         source_head = _source_head(path, backbone)
     backbone.eval()
     device = device or torch.device("cpu")
@@ -231,6 +233,7 @@ def extract_candidate_features(
             seed=seed if request.random_init else None,
             layers=request.layers,
             embedding=request.embedding,
+            **({} if request.source_head else {"source_head": False}),  # rank's keys stay as they were
             pooling=backbone.pooling,
             max_seq_length=max_seq_length,
             split=split,
