@@ -23,6 +23,7 @@ from hf_transfer.cpu_processes import start_requested_cpu_processes
 start_requested_cpu_processes()
 
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -55,7 +56,9 @@ DEFAULT_CONFIG = str(Path(__file__).resolve().parent / "configs" / "align_fashio
 def main():
     # 1-3. Arguments (CLI flags, a YAML/JSON file + overriding flags, or nothing for the default job), logging on
     #      the main process, and the output folder locked, resuming a complete checkpoint of the same run.
-    run = start_recipe((AlignmentArguments, DataArguments, LoraArguments, HubArguments, TrainingArguments), DEFAULT_CONFIG)
+    run = start_recipe(
+        (AlignmentArguments, DataArguments, LoraArguments, HubArguments, TrainingArguments), DEFAULT_CONFIG
+    )
     align_args, data_args, lora_args, hub_args, training_args = run.arguments
 
     # 4. Data: `image`, `caption` (given, or made from the class names), and `label` when the source has one; the
@@ -81,12 +84,17 @@ def main():
     eval_split = "test" if "test" in splits else "validation"
     score_split = "test" if eval_split == "test" else "eval"
     run_zero_shot = align_args.zero_shot_eval and bool(data.class_names) and training_args.process_index == 0
-    before = {}
-    if run_zero_shot:
-        before = zero_shot_scores(
-            model.dual_encoder, processor, splits[eval_split], data.class_names, data.held_out,
-            align_args.caption_template, data.multi_label, split=score_split, prefix="zero_shot_before",
-        )  # fmt: skip
+    score_zero_shot = functools.partial(
+        zero_shot_scores,
+        processor=processor,
+        dataset=splits[eval_split],
+        names=data.class_names,
+        held_out=data.held_out,
+        template=align_args.caption_template,
+        multi_label=data.multi_label,
+        split=score_split,
+    )
+    before = score_zero_shot(model.dual_encoder, prefix="zero_shot_before") if run_zero_shot else {}
 
     # 6-7. Training: Trainer (accelerate, DDP, checkpoints, resume) with the contrastive loss.
     trainable, total = count_parameters(model)
@@ -126,12 +134,7 @@ def main():
         metrics.update(trainer.evaluate(metric_key_prefix="eval"))
     if run_zero_shot:
         metrics.update(before)
-        metrics.update(
-            zero_shot_scores(
-                model.stock_model(), processor, splits[eval_split], data.class_names, data.held_out,
-                align_args.caption_template, data.multi_label, split=score_split,
-            )  # fmt: skip
-        )
+        metrics.update(score_zero_shot(model.stock_model()))  # the model as saved
     metrics["wall_time"] = time.time() - start
     finish_recipe(
         run,

@@ -19,7 +19,9 @@ def template_fields(template: str) -> list[str]:
     try:
         return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as err:
-        raise ConfigError(f"--caption_template {template!r} is not a format string ({err}); use e.g. 'a photo of a {{}}.'")
+        raise ConfigError(
+            f"--caption_template {template!r} is not a format string ({err}); use e.g. 'a photo of a {{}}.'"
+        ) from err
 
 
 @dataclass

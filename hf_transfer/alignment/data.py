@@ -139,9 +139,17 @@ def load_alignment_dataset(
         labelled = "label" in splits["train"].column_names
         if "validation" not in splits:
             if labelled:
-                splits = carve_split(splits, "validation", data_args.validation_split_percentage, data_args.split_seed, data_args.train_file)
+                splits = carve_split(
+                    splits,
+                    "validation",
+                    data_args.validation_split_percentage,
+                    data_args.split_seed,
+                    data_args.train_file,
+                )
             else:
-                parts = splits["train"].train_test_split(data_args.validation_split_percentage, seed=data_args.split_seed)
+                parts = splits["train"].train_test_split(
+                    data_args.validation_split_percentage, seed=data_args.split_seed
+                )
                 splits["train"], splits["validation"] = parts["train"], parts["test"]
         for split in splits:
             limit = data_args.max_train_samples if split == "train" else data_args.max_eval_samples

@@ -124,7 +124,12 @@ def create_dual_encoder(
             "cannot project it; choose another image tower."
         )
     vision.config.hidden_size = width  # what VisionTextDualEncoderModel reads (timm and CNN configs lack it)
-    _pooled_width(text, dict(tokenizer(["a caption"], return_tensors="pt")), "--text_model_name_or_path", args.text_model_name_or_path)
+    _pooled_width(
+        text,
+        dict(tokenizer(["a caption"], return_tensors="pt")),
+        "--text_model_name_or_path",
+        args.text_model_name_or_path,
+    )
     config = VisionTextDualEncoderConfig.from_vision_text_configs(
         vision.config,
         text.config,
