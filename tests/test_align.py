@@ -216,3 +216,93 @@ def test_bad_inputs_stop_with_one_line(tiny, tmp_path, flags, message):
     assert run.returncode == 2, run.output[-3000:]
     assert message in run.output
     assert "Traceback" not in run.output
+
+
+# ---- the text prior of an image classifier (recipes/finetune.py --head_init text) --------------------------------
+
+
+def test_text_prior_head_is_the_zero_shot_classifier(tiny, tmp_path):
+    """Before any training, the fine-tuned classifier's head started from the class names' text embeddings predicts
+    exactly what the dual encoder predicts zero-shot; a ViT tower (its classifier reads the CLS token, not the pooled
+    output the alignment projected) is refused in one line."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, VisionTextDualEncoderProcessor
+
+    from hf_transfer.alignment.evaluation import class_text_embeddings, image_embeddings
+    from hf_transfer.data import DataArguments, load_transfer_dataset
+
+    aligned = tmp_path / "aligned"
+    tower_flags = ["--vision_model_name_or_path", tiny("timm"), "--text_model_name_or_path", tiny("bert")]
+    assert_ok(run_recipe("align.py", *tower_flags, *_data_flags(DATA), *TRAIN, output_dir=aligned))
+    head_flags = ["--head_init", "text", "--head_init_model", str(aligned), "--strategy", "full"]
+    out = tmp_path / "classifier"
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path",
+            str(aligned / "vision_tower"),
+            *head_flags,
+            *_data_flags(DATA),
+            "--num_train_epochs",
+            "0",
+            "--save_strategy",
+            "no",
+            output_dir=out,
+        )
+    )
+    assert run.results["head_init"] == "text"
+    test = load_transfer_dataset(DataArguments(**DATA))["test"]
+    classifier = AutoModelForImageClassification.from_pretrained(out).eval()
+    pixels = AutoImageProcessor.from_pretrained(out)([im.convert("RGB") for im in test["image"]], return_tensors="pt")
+    with torch.no_grad():
+        predicted = classifier(**pixels).logits.argmax(-1)
+    from transformers import VisionTextDualEncoderModel
+
+    dual = VisionTextDualEncoderModel.from_pretrained(aligned)
+    processor = VisionTextDualEncoderProcessor.from_pretrained(aligned)
+    names = test.features["label"].names
+    zero_shot = (
+        image_embeddings(dual, processor.image_processor, test)
+        @ class_text_embeddings(dual, processor.tokenizer, names, "a photo of a {}.").T
+    ).argmax(-1)
+    assert torch.equal(predicted, zero_shot) and len(set(predicted.tolist())) > 1
+    assert run.results["test_accuracy"] == pytest.approx(
+        json.loads((aligned / "all_results.json").read_text())["zero_shot_all_test_accuracy"]
+    )
+
+    vit_aligned = tmp_path / "vit-aligned"
+    vit_flags = ["--vision_model_name_or_path", tiny("vit"), "--text_model_name_or_path", tiny("bert")]
+    assert_ok(
+        run_recipe(
+            "align.py", *vit_flags, *_data_flags(DATA), *TRAIN, "--num_train_epochs", "0", output_dir=vit_aligned
+        )
+    )
+    refused = run_recipe(
+        "finetune.py",
+        "--model_name_or_path",
+        str(vit_aligned / "vision_tower"),
+        "--head_init",
+        "text",
+        "--head_init_model",
+        str(vit_aligned),
+        "--strategy",
+        "full",
+        *_data_flags(DATA),
+        output_dir=tmp_path / "refused",
+    )
+    assert refused.returncode == 2 and "does not read the pooled features" in refused.output
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--head_init", "text"], "--head_init text needs --head_init_model"),
+        (["--head_init", "zero"], "--head_init 'zero' is not one of new, text"),
+        (["--head_init_model", "x"], "apply to --head_init text"),
+    ],
+)
+def test_head_init_bad_flags(flags, message):
+    from hf_transfer.alignment.head_init import HeadInitArguments
+
+    kwargs = {flags[i][2:]: flags[i + 1] for i in range(0, len(flags), 2)}
+    with pytest.raises(ConfigError, match=message):
+        HeadInitArguments(**kwargs)

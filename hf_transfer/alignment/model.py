@@ -46,6 +46,7 @@ __all__ = [
     "add_lora_to_tower",
     "train_whole_tower",
     "save_dual_encoder",
+    "VISION_TOWER_SUBDIR",
 ]
 
 logger = logging.getLogger(__name__)
@@ -236,9 +237,20 @@ class AlignmentModel(nn.Module):
         return model.eval()
 
 
+VISION_TOWER_SUBDIR = "vision_tower"
+
+
 def save_dual_encoder(model: AlignmentModel, processor: Any, directory: str | Path) -> None:
     """The aligned model as a stock `VisionTextDualEncoderModel` and its `VisionTextDualEncoderProcessor`: they load
-    with `from_pretrained` and `pipeline("zero-shot-image-classification", model=directory)` alone."""
+    with `from_pretrained` and `pipeline("zero-shot-image-classification", model=directory)` alone. The image tower
+    is also written alone in `vision_tower/` (`AutoModel` + image processor), the backbone that
+    `recipes/finetune.py --head_init text` fine-tunes."""
     stock = model.stock_model()
     stock.save_pretrained(directory)
     processor.save_pretrained(directory)
+    tower = stock.vision_model
+    tower.config = copy.deepcopy(tower.config)
+    if tower.config.model_type == "timm_wrapper":  # headless: the pretrained class count no longer applies
+        tower.config.id2label, tower.config.num_classes, tower.config.label_names = {}, 0, []
+    tower.save_pretrained(Path(directory) / VISION_TOWER_SUBDIR)
+    processor.image_processor.save_pretrained(Path(directory) / VISION_TOWER_SUBDIR)
