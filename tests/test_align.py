@@ -306,3 +306,13 @@ def test_head_init_bad_flags(flags, message):
     kwargs = {flags[i][2:]: flags[i + 1] for i in range(0, len(flags), 2)}
     with pytest.raises(ConfigError, match=message):
         HeadInitArguments(**kwargs)
+
+
+def test_every_vision_tuning_and_head_init_entry_resolves():
+    from hf_transfer.alignment import VISION_TUNINGS
+    from hf_transfer.alignment.head_init import HEAD_INITS
+
+    for entry in VISION_TUNINGS.entries():
+        assert callable(entry.prepare.resolve()), entry.name
+    for entry in HEAD_INITS.entries():
+        assert entry.apply is None or callable(entry.apply.resolve()), entry.name
