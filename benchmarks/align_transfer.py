@@ -40,6 +40,9 @@ class BenchmarkArguments:
     align_learning_rate: float = field(default=1e-4, metadata={"help": "Alignment learning rate."})
     shots: list[int] = field(default_factory=lambda: [1, 4, 16], metadata={"help": "Labelled images per class."})
     finetune_epochs: int = field(default=15, metadata={"help": "Few-shot fine-tuning epochs."})
+    finetune_learning_rate: float = field(default=1e-4, metadata={"help": "Few-shot learning rate of the backbone."})
+    finetune_head_learning_rate: float = field(default=1e-2, metadata={"help": "Few-shot learning rate of the head."})
+    caption_template: str = field(default="a photo of a {}.", metadata={"help": "Captions and prompts."})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds (alignment and label draws)."})
     output_file: str = field(default="benchmarks/results/align_transfer.json", metadata={"help": "Where to write."})
 
@@ -57,6 +60,7 @@ def main() -> None:
                     "--vision_model_name_or_path", args.vision_model, "--text_model_name_or_path", args.text_model,
                     *data, "--max_train_samples", str(args.align_samples), "--image_size", str(args.image_size),
                     "--held_out_classes", *args.held_out_classes, "--num_train_epochs", str(args.align_epochs),
+                    "--caption_template", args.caption_template,
                     "--learning_rate", str(args.align_learning_rate), "--per_device_train_batch_size", "64",
                     "--seed", str(seed), *ONE_FINAL_EVALUATION,
                 ],
@@ -73,7 +77,8 @@ def main() -> None:
                             "--model_name_or_path", f"{aligned}/vision_tower", "--strategy", "full", *head, *data,
                             "--train_samples_per_class", str(shots), "--train_samples_seed", str(seed),
                             "--num_train_epochs", str(args.finetune_epochs), "--per_device_train_batch_size", "16",
-                            "--learning_rate", "1e-4", "--head_learning_rate", "1e-2", "--seed", str(seed),
+                            "--learning_rate", str(args.finetune_learning_rate),
+                            "--head_learning_rate", str(args.finetune_head_learning_rate), "--seed", str(seed),
                             *ONE_FINAL_EVALUATION,
                         ],
                         f"{tmp}/fewshot-{seed}-{shots}-{init}",

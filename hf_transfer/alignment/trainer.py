@@ -48,6 +48,10 @@ class AlignmentTrainer(ContrastiveTrainer):
     """A `Trainer` aligning the towers of an `AlignmentModel` with its contrastive loss (image i must pick caption i
     among the batch's captions, and caption i image i).
 
+    From `ContrastiveTrainer` it keeps the collator-decides column handling, `loss_module` (the model's `loss`), the
+    temperature's exclusion from weight decay and its logging; its constructor (which expects a `ContrastiveModel`
+    and two views of one input) is replaced by `Trainer`'s.
+
     Args:
         model: an `AlignmentModel`.
         args: `TrainingArguments`.
