@@ -124,7 +124,11 @@ def test_dual_encoder_keeps_the_pretrained_towers(tiny):
 
 @pytest.mark.parametrize(
     "vision, text, tuning",
-    [("vit", "bert", "frozen"), ("timm", "roberta", "lora"), ("vit", "roberta", "full")],
+    [
+        ("vit", "bert", "frozen"),
+        pytest.param("timm", "roberta", "lora", marks=pytest.mark.slow),
+        pytest.param("vit", "roberta", "full", marks=pytest.mark.slow),
+    ],
 )
 def test_aligned_model_reloads_and_pipeline_reproduces_zero_shot_scores(tiny, tmp_path, vision, text, tuning):
     out = tmp_path / "aligned"
