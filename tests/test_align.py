@@ -320,3 +320,43 @@ def test_every_vision_tuning_and_head_init_entry_resolves():
         assert callable(entry.prepare.resolve()), entry.name
     for entry in HEAD_INITS.entries():
         assert entry.apply is None or callable(entry.apply.resolve()), entry.name
+
+
+def test_a_resumed_alignment_saves_what_the_straight_run_saves(tiny, tmp_path):
+    """Checkpoints hold the whole AlignmentModel (LoRA adapters, learnable temperature): a run resumed from the
+    middle saves the very model an uninterrupted run saves."""
+    flags = [
+        "--vision_model_name_or_path",
+        tiny("timm"),
+        "--text_model_name_or_path",
+        tiny("bert"),
+        *_data_flags({"dataset_name": "fashion_mnist", "max_train_samples": 64, "max_eval_samples": 20}),
+        "--vision_tuning",
+        "lora",
+        "--num_train_epochs",
+        "1",
+        "--per_device_train_batch_size",
+        "16",
+        "--learning_rate",
+        "1e-3",
+        "--projection_dim",
+        "16",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--zero_shot_eval",
+        "false",
+    ]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert_ok(run_recipe("align.py", *flags, output_dir=straight))
+    assert_ok(run_recipe("align.py", *flags, output_dir=resumed))
+    import shutil
+
+    shutil.rmtree(resumed / "checkpoint-4")  # as if the run had stopped after step 2
+    run = assert_ok(run_recipe("align.py", *flags, output_dir=resumed))
+    assert run.results["resumed_from_step"] == 2
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
