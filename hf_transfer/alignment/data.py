@@ -180,6 +180,11 @@ def load_alignment_dataset(
         raise DataError("Alignment needs class labels (or captions); a numeric target cannot be written as a caption.")
     names = label_names_of(splits, data_args)
     held_out = _draw_held_out(args, names, data_args.split_seed)
+    if len(held_out) == 1:
+        logger.warning(
+            "One held-out class: its zero-shot score has one candidate prompt and is 1.0 by construction; hold out at "
+            "least two classes to measure zero-shot transfer (the 'all' score still includes it)."
+        )
     if held_out:
         for split in ("train", "validation"):
             splits[split] = _without(splits[split], set(held_out), multi_label)
