@@ -118,6 +118,14 @@ def _intro(record: RunRecord, base_reference: str, dataset_name: str) -> str:
             f"without a task head ({record.pooling or 'pooled'} embeddings), to transfer with `recipes/finetune.py` "
             f"({recipe})."
         )
+    if record.saved_as == "dual_encoder":
+        classes = ", ".join(map(str, record.label_names[:20]))
+        return (
+            f"{base}: an image tower and a text tower aligned on {dataset_name}"
+            + (f" ({len(record.label_names)} classes: {classes})" if classes else "")
+            + f" with the **{record.method}** method of {hf_transfer} ({recipe}), saved as a "
+            "`VisionTextDualEncoderModel` for zero-shot image classification."
+        )
     domains = record.domains or {}
     if domains.get("source") and domains.get("target"):
         labels = ", ".join(map(str, record.label_names[:20]))
@@ -166,6 +174,8 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
     base_reference = record.base_model_hub_id or record.base_model_path
     if record.saved_as == "backbone":
         pipeline_tag = "sentence-similarity" if record.sentence_transformers else "feature-extraction"
+    elif record.saved_as == "dual_encoder":
+        pipeline_tag = "zero-shot-image-classification"
     else:
         pipeline_tag = TASKS.get(record.task).pipeline_tag(record.modality)
     hub_datasets = [d for d in map(_dataset_hub_id, record.datasets) if looks_like_hub_id(d)]

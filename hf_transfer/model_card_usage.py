@@ -39,6 +39,17 @@ def _backbone_usage(record: RunRecord, repo_id: str) -> str:
     return snippet
 
 
+def _dual_encoder_usage(record: RunRecord, repo_id: str) -> str:
+    """An aligned image-text dual encoder (`recipes/align.py`): zero-shot image classification."""
+    template = (record.hyperparameters or {}).get("caption_template", "a photo of a {}.")
+    labels = [str(name) for name in record.label_names[:3]] or ["a cat", "a dog"]
+    return (
+        "from transformers import pipeline\n\n"
+        f'classifier = pipeline("zero-shot-image-classification", model="{repo_id}")\n'
+        f'scores = classifier("image.png", candidate_labels={labels}, hypothesis_template="{template}")'
+    )
+
+
 def _sentence_transformers_usage(record: RunRecord, repo_id: str) -> str:
     """A classifier on a trained pooling (`hf_transfer.models.pooled_classifier`), in sentence-transformers' format."""
     task = TASKS.get(record.task)
@@ -63,6 +74,8 @@ def usage_snippet(record: RunRecord, repo_id: str, is_adapter: bool, base_refere
     """The Python that loads the saved model from `repo_id` and predicts; an adapter loads onto `base_reference`."""
     if record.saved_as == "backbone":
         return _backbone_usage(record, repo_id)
+    if record.saved_as == "dual_encoder":
+        return _dual_encoder_usage(record, repo_id)
     if record.sentence_transformers:
         return _sentence_transformers_usage(record, repo_id)
     task = TASKS.get(record.task)

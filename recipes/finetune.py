@@ -108,6 +108,7 @@ def main():
         search_args,
         pair_args,
         augmentation_args,
+        head_init_args,
         hub_args,
         training_args,
     ) = run.arguments
@@ -181,6 +182,10 @@ def main():
     if modality_entry.transformed_on_read and "dataloader_num_workers" not in run.given:
         training_args.dataloader_num_workers = image_dataloader_workers(on_gpu=training_args.device.type != "cpu")
     sample = sample_inputs(processed["train"], data_collator, model.device)
+    # 6c. The head's start (--head_init): the stock random one, or the text prior of an aligned dual encoder.
+    if head_init_args.entry.apply is not None:
+        head_init_args.check_run(strategy, task, modality)
+        head_init_args.entry.apply(model, sample["pixel_values"], label_names, head_init_args)
     if strategy.probes and transfer_args.trains_lora:
         # An architecture that LoRA breaks stops now, not after the probe stage (a throw-away copy is wrapped).
         create_lora_model(copy.deepcopy(model), lora_args, new_modules=loaded.new_modules, sample_inputs=sample)
@@ -194,6 +199,7 @@ def main():
         "pooling": classifier_pooling(model),
         "train_samples": len(raw_datasets["train"]),  # sentences, not the windows of long ones
         "augmentation": augmentation.description if augmentation is not None else "none",
+        "head_init": head_init_args.head_init,
         "eval_samples": len(raw_datasets["validation" if "validation" in raw_datasets else "train"]),
         **window_counts(processed),  # token classification: sentences read in windows, words no window tags
     }

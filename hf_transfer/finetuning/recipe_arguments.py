@@ -8,9 +8,10 @@ __all__ = ["finetune_argument_classes"]
 
 def finetune_argument_classes() -> tuple[type, ...]:
     """`(ModelArguments, DataArguments, TransferArguments, LoraArguments, SearchArguments, PairArguments,
-    AugmentationArguments, HubArguments, TrainingArguments)`; imported when asked (config modules stay light)."""
+    AugmentationArguments, HeadInitArguments, HubArguments, TrainingArguments)`; imported when asked (config modules stay light)."""
     from transformers import TrainingArguments
 
+    from ..alignment.head_init import HeadInitArguments
     from ..augmentation import AugmentationArguments
     from ..data import DataArguments
     from ..hub import HubArguments
@@ -26,6 +27,7 @@ def finetune_argument_classes() -> tuple[type, ...]:
         SearchArguments,
         PairArguments,
         AugmentationArguments,
+        HeadInitArguments,
         HubArguments,
         TrainingArguments,
     )
