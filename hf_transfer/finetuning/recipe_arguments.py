@@ -8,7 +8,7 @@ __all__ = ["finetune_argument_classes"]
 
 def finetune_argument_classes() -> tuple[type, ...]:
     """`(ModelArguments, DataArguments, TransferArguments, LoraArguments, SearchArguments, PairArguments,
-    AugmentationArguments, HubArguments, TrainingArguments)`; imported when asked (config modules stay light)."""
+    SemiSupervisedArguments, AugmentationArguments, HubArguments, TrainingArguments)`; imported when asked (config modules stay light)."""
     from transformers import TrainingArguments
 
     from ..augmentation import AugmentationArguments
@@ -16,6 +16,7 @@ def finetune_argument_classes() -> tuple[type, ...]:
     from ..hub import HubArguments
     from ..models import ModelArguments
     from ..pairs import PairArguments
+    from ..semi_supervised import SemiSupervisedArguments
     from .arguments import LoraArguments, SearchArguments, TransferArguments
 
     return (
@@ -25,6 +26,7 @@ def finetune_argument_classes() -> tuple[type, ...]:
         LoraArguments,
         SearchArguments,
         PairArguments,
+        SemiSupervisedArguments,
         AugmentationArguments,
         HubArguments,
         TrainingArguments,
