@@ -115,7 +115,53 @@ def test_multi_label_rows_join_when_every_label_is_confident():
 def test_every_strategy_names_a_registered_method():
     from hf_transfer.finetuning.strategies import STRATEGIES
 
-    for strategy in STRATEGIES:
+    for name in STRATEGIES:
+        strategy = STRATEGIES.get(name)
         method = SEMI_SUPERVISED_METHODS.get(strategy.semi_supervised)
         assert method.trains_probe == (strategy.probes and not strategy.finetunes), strategy.name
         assert method.implementation.resolve() is not None
+
+
+# ------------------------------------------------------------------------------------------------ FixMatch's pieces
+
+
+def test_the_consistency_loss_counts_kept_rows_over_the_whole_batch():
+    from hf_transfer.pseudo_labels import PseudoLabels
+    from hf_transfer.semi_supervised.loss import ConsistencyLoss
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    pseudo = PseudoLabels(torch.tensor([0, 0, 1]), torch.tensor([True, True, False]), torch.tensor([0.9, 0.9]))
+    expected = (torch.log1p(torch.exp(torch.tensor(-2.0))) + torch.log1p(torch.exp(torch.tensor(2.0)))) / 3
+    assert float(ConsistencyLoss()(logits, pseudo)) == pytest.approx(float(expected))
+    nothing = PseudoLabels(torch.tensor([0, 0, 1]), torch.zeros(3, dtype=torch.bool), torch.tensor([0.9, 0.9]))
+    assert float(ConsistencyLoss()(logits, nothing)) == 0.0
+    # Multi-label: only the confident (row, label) pairs count.
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    mask = torch.tensor([[True, False], [False, False], [False, False]])
+    loss = ConsistencyLoss(multi_label=True)(logits, PseudoLabels(targets, mask, torch.tensor([0.9, 0.9])))
+    assert float(loss) == pytest.approx(float(torch.log1p(torch.exp(torch.tensor(-2.0)))) / 6)
+
+
+class _Tokenizer:
+    def __init__(self, mask_token_id):
+        self.mask_token_id = mask_token_id
+        self.all_special_ids = [0, 1, 2] + ([mask_token_id] if mask_token_id is not None else [])
+
+
+def test_token_masking_spares_special_tokens_and_padding():
+    from hf_transfer.semi_supervised import TokenMasking
+
+    ids = torch.tensor([[1] + list(range(10, 60)) + [2, 0, 0]])  # [CLS] 50 words [SEP] [PAD] [PAD]
+    attention = (ids != 0).long()
+    masked = TokenMasking(_Tokenizer(3), 0.5, torch.Generator().manual_seed(0))(
+        {"input_ids": ids, "attention_mask": attention}
+    )
+    changed = masked["input_ids"] != ids
+    assert (masked["input_ids"][changed] == 3).all() and 10 < int(changed.sum()) < 40
+    assert not changed[0, [0, 51, 52, 53]].any()  # [CLS], [SEP] and the padding stay
+    # Without a mask token the chosen tokens leave attention instead (token dropout).
+    dropped = TokenMasking(_Tokenizer(None), 0.5, torch.Generator().manual_seed(0))(
+        {"input_ids": ids, "attention_mask": attention}
+    )
+    assert torch.equal(dropped["input_ids"], ids)
+    assert torch.equal(dropped["attention_mask"] == 0, changed | (attention == 0))

@@ -28,7 +28,8 @@ class SemiSupervisedArguments:
         pseudo_label_threshold (`float`): the confidence a fully learned class needs (FixMatch's tau).
         pseudo_label_min_threshold (`float`): the lowest threshold any class gets while the per-class thresholds
             adapt (FlexMatch); equal to `pseudo_label_threshold` gives one fixed threshold.
-        self_training_rounds (`int`): pseudo-label-and-refit rounds of the probe.
+        self_training_rounds (`int`): pseudo-label-and-refit rounds of the probe; 0 keeps the probe of the labelled
+            rows (the same rows as with the pool: the baseline a self-trained run is compared with).
         distribution_alignment (`bool`): align single-label pool predictions to the labelled class distribution
             before thresholding (ReMixMatch), which keeps one class from taking over the pseudo-labels.
         unlabelled_weight (`float`): FixMatch's lambda_u, the weight of the unlabelled loss.
@@ -70,7 +71,11 @@ class SemiSupervisedArguments:
         },
     )
     self_training_rounds: int = field(
-        default=3, metadata={"help": "Probe self-training: rounds of pseudo-labelling the pool and refitting."}
+        default=3,
+        metadata={
+            "help": "Probe self-training: rounds of pseudo-labelling the pool and refitting. 0 keeps the probe of the "
+            "labelled rows (with --unlabelled_split_percentage: the same labelled rows, a baseline)."
+        },
     )
     distribution_alignment: bool = field(
         default=True,
@@ -116,8 +121,8 @@ class SemiSupervisedArguments:
                 f"--pseudo_label_min_threshold must lie in [0, --pseudo_label_threshold]; got "
                 f"{self.pseudo_label_min_threshold} (threshold {self.pseudo_label_threshold})."
             )
-        if self.self_training_rounds < 1:
-            raise ConfigError(f"--self_training_rounds must be at least 1; got {self.self_training_rounds}.")
+        if self.self_training_rounds < 0:
+            raise ConfigError(f"--self_training_rounds must be 0 or more; got {self.self_training_rounds}.")
         if self.unlabelled_weight < 0:
             raise ConfigError(f"--unlabelled_weight must be non-negative; got {self.unlabelled_weight}.")
         if self.unlabelled_ratio < 1:
