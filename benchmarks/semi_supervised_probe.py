@@ -2,10 +2,11 @@
 """Benchmark: probe self-training on an unlabelled pool against the probe of the labelled rows alone, through
 `recipes/finetune.py`, at several budgets of labelled rows per class.
 
-Each cell is two runs of the recipe on the same rows: `--unlabelled_split_percentage P --max_unlabelled_samples N`
+Each cell is three runs of the recipe on the same rows: `--unlabelled_split_percentage P --max_unlabelled_samples N`
 sets a seeded share of train aside as the pool (labels hidden from training; they only score the pseudo-labels), and
 `--train_samples_per_class K --train_samples_seed S` picks the labelled rows from the rest. `self_training` runs
-`--self_training_rounds R`; `labelled_only` runs `--self_training_rounds 0` (the same labelled rows, the same L2
+`--self_training_rounds R` with the default thresholds (0.95, per-class floor 0.7), `self_training_floor_0.5` the same
+with `--pseudo_label_min_threshold 0.5` (more, less certain pseudo-labels); `labelled_only` runs `--self_training_rounds 0` (the same labelled rows, the same L2
 chosen by cross-validation on them, no pseudo-labels). Both are scored on the same test rows. Features are cached
 (`--feature_cache_dir`), so the pool and the test rows are read by the backbone once for the whole grid.
 
@@ -61,17 +62,22 @@ def main() -> None:
         "--report_to", "none",
         *args.extra_flags.split(),
     ]  # fmt: skip
-    runs = {"labelled_only": 0, "self_training": args.self_training_rounds}
+    rounds = ["--self_training_rounds", str(args.self_training_rounds)]
+    runs = {
+        "labelled_only": ["--self_training_rounds", "0"],
+        "self_training": rounds,  # the defaults: threshold 0.95, per-class floor 0.7
+        "self_training_floor_0.5": rounds + ["--pseudo_label_min_threshold", "0.5"],
+    }
     cells = []
     with tempfile.TemporaryDirectory() as scratch:
         for shots in args.shots:
             for seed in args.seeds:
-                for contestant, rounds in runs.items():
+                for contestant, contestant_flags in runs.items():
                     flags = common + [
                         "--train_samples_per_class", str(shots),
                         "--train_samples_seed", str(seed),
                         "--seed", str(seed),
-                        "--self_training_rounds", str(rounds),
+                        *contestant_flags,
                     ]  # fmt: skip
                     results = run_recipe_for_results("finetune.py", flags, f"{scratch}/{shots}-{seed}-{contestant}")
                     cell = {
@@ -93,9 +99,11 @@ def main() -> None:
     for shots in args.shots:
         means = {}
         for contestant in runs:
-            accuracies = [c["test_accuracy"] for c in cells if c["shots"] == shots and c["contestant"] == contestant]
+            mine = [c for c in cells if c["shots"] == shots and c["contestant"] == contestant]
+            accuracies = [c["test_accuracy"] for c in mine]
             spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-            means[contestant] = f"{statistics.mean(accuracies):.3f} ({spread:.3f})"
+            kept = statistics.mean(c["semi_supervised_pseudo_labelled_samples"] for c in mine)
+            means[contestant] = f"{statistics.mean(accuracies):.3f} ({spread:.3f}; {kept:.0f} pseudo-labelled)"
         print(f"{shots} per class: " + ", ".join(f"{name} {value}" for name, value in means.items()))
 
 

@@ -100,9 +100,11 @@ def main():
     run = start_recipe(
         finetune_argument_classes(),  # the dataclasses unpacked below, in this order
         DEFAULT_CONFIG,
-        # --hp_search needs a fine-tuning stage and one process (rest[-1]: TrainingArguments), checked before the data
-        check=lambda model_args, data_args, transfer_args, lora_args, search_args, *rest: search_args.check_run(
-            transfer_args.strategy_entry, rest[-1].world_size
+        # --hp_search needs a fine-tuning stage and one process (rest[-1]: TrainingArguments), checked before the data,
+        # and no unlabelled pool (rest[1]: SemiSupervisedArguments)
+        check=lambda model_args, data_args, transfer_args, lora_args, search_args, *rest: (
+            search_args.check_run(transfer_args.strategy_entry, rest[-1].world_size),
+            rest[1].check_search(search_args.hp_search),
         ),
         resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy_entry.finetunes,
     )
@@ -143,7 +145,7 @@ def main():
         )
     task = infer_task(raw_datasets)
     transfer_args.check_task(task)
-    semi_args.check_run(strategy, task, hp_search=search_args.hp_search)
+    semi_args.check_run(strategy, task)
     # 4b. The unlabelled pool, if any (a file, an image folder, or a share of train set aside): the probe strategies
     #     self-train on it, the fine-tuning ones train FixMatch-style (hf_transfer.semi_supervised).
     pool = load_unlabelled_pool(

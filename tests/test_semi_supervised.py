@@ -2,6 +2,10 @@
 views and loss, and finetune with an unlabelled pool on tiny models of several families, single- and multi-label, the
 saved model reloaded in a fresh process to its reported scores; bad input stops with one line."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +15,7 @@ from hf_transfer.probing.one_vs_rest import fit_one_vs_rest_probe
 from hf_transfer.pseudo_labels import ClassThresholds
 from hf_transfer.semi_supervised import SEMI_SUPERVISED_METHODS, self_train_probe
 from hf_transfer.semi_supervised.self_training import align_distribution, probe_probabilities
+from recipe_runner import assert_ok, run_recipe, write_csv
 
 # ------------------------------------------------------------------------------------------------ the probe loop
 
@@ -165,3 +170,201 @@ def test_token_masking_spares_special_tokens_and_padding():
     )
     assert torch.equal(dropped["input_ids"], ids)
     assert torch.equal(dropped["attention_mask"] == 0, changed | (attention == 0))
+
+
+# ------------------------------------------------------------------------------------------------ the recipe
+
+TOPICS = {"sports": ["goal", "match", "team"], "food": ["pizza", "bread", "soup"], "music": ["song", "band", "drum"]}
+
+
+def _topic_rows(count: int, seed: int, multi_label: bool = False) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(count):
+        chosen = [list(TOPICS)[i % 3]] + ([list(TOPICS)[(i + 1) % 3]] if multi_label and i % 4 == 0 else [])
+        words = [str(rng.choice(TOPICS[t])) for t in chosen] + [str(w) for w in rng.choice(["the", "a", "we"], 3)]
+        rows.append((" ".join(words), ",".join(chosen)))
+    return rows
+
+
+def _topic_files(tmp_path, multi_label: bool = False) -> dict[str, str]:
+    """Labelled train / validation files and an unlabelled file (a `sentence` column only)."""
+    files = {
+        "train": write_csv(tmp_path / "train.csv", _topic_rows(12, 0, multi_label)),
+        "validation": write_csv(tmp_path / "validation.csv", _topic_rows(18, 1, multi_label)),
+    }
+    pool = [(text,) for text, _ in _topic_rows(60, 2)]
+    files["unlabelled"] = write_csv(tmp_path / "pool.csv", pool, header=("sentence",))
+    return files
+
+
+def _reload_scores(tmp_path, output_dir, strategy: str, modality: str, data: dict) -> dict:
+    """The validation scores of the saved model reloaded the README's way in a fresh interpreter
+    (`tests/reload_check.py`)."""
+    from pathlib import Path
+
+    spec = tmp_path / "reload.json"
+    run = {"output_dir": str(output_dir), "base_model": None, "strategy": strategy, "modality": modality, "data": data}
+    spec.write_text(json.dumps([run]))
+    checker = Path(__file__).resolve().parent / "reload_check.py"
+    proc = subprocess.run([sys.executable, str(checker), str(spec)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])[0]
+
+
+def test_text_probe_self_trains_on_an_unlabelled_file_and_reloads_to_its_score(tiny_bert, tmp_path):
+    files = _topic_files(tmp_path)
+    out = tmp_path / "out"
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path", tiny_bert,
+            "--strategy", "linear_probe",
+            "--train_file", files["train"],
+            "--validation_file", files["validation"],
+            "--unlabelled_file", files["unlabelled"],
+            "--pseudo_label_min_threshold", "0.4",
+            output_dir=out,
+        )
+    )  # fmt: skip
+    results = run.results
+    assert results["semi_supervised_method"] == "self_training"
+    assert results["semi_supervised_unlabelled_samples"] == 60 and results["train_samples"] == 12
+    assert 1 <= results["semi_supervised_rounds"] <= 3
+    assert len(results["semi_supervised_pseudo_labelled_per_round"]) == results["semi_supervised_rounds"]
+    assert 0 <= results["semi_supervised_pseudo_labelled_samples"] <= 60
+    assert len(results["semi_supervised_thresholds"]) == 3
+    assert "semi_supervised_pseudo_label_accuracy" not in results  # a file's rows have no hidden labels
+    reloaded = _reload_scores(
+        tmp_path,
+        out,
+        "probe",
+        "text",
+        {"train_file": files["train"], "validation_file": files["validation"]},
+    )
+    assert reloaded["model"]["accuracy"] == pytest.approx(results["eval_accuracy"])
+    card = (out / "README.md").read_text()
+    assert "### Unlabelled rows" in card and "60 rows from --unlabelled_file" in card
+    assert json.loads((out / "transfer_run.json").read_text())["semi_supervised"]["unlabelled_samples"] == 60
+
+
+def test_image_fixmatch_on_a_share_of_train_reloads_to_its_score(tiny_vit, tmp_path):
+    out = tmp_path / "out"
+    data = {"dataset_name": "digits", "max_eval_samples": 30}
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path", tiny_vit,
+            "--strategy", "full",
+            "--dataset_name", "digits",
+            "--max_eval_samples", "30",
+            "--unlabelled_split_percentage", "0.5",
+            "--max_unlabelled_samples", "40",
+            "--train_samples_per_class", "2",
+            "--pseudo_label_threshold", "0.5",
+            "--pseudo_label_min_threshold", "0.05",
+            "--num_train_epochs", "1",
+            "--per_device_train_batch_size", "10",
+            "--save_strategy", "no",
+            output_dir=out,
+        )
+    )  # fmt: skip
+    results = run.results
+    assert results["semi_supervised_method"] == "fixmatch" and results["train_samples"] == 20
+    assert results["semi_supervised_unlabelled_samples"] == 40
+    # 2 steps of 10 labelled rows, each with 2 x 10 pool rows; the low threshold keeps some of them.
+    assert results["semi_supervised_unlabelled_rows_seen"] == 40
+    assert results["semi_supervised_pseudo_labelled_samples"] > 0
+    assert 0 <= results["semi_supervised_pseudo_label_accuracy"] <= 1  # the hidden labels score them
+    assert "RandAugment" in results["semi_supervised_views"] or "rand" in results["semi_supervised_views"]
+    reloaded = _reload_scores(tmp_path, out, "full", "vision", data)
+    assert reloaded["model"]["accuracy"] == pytest.approx(results["eval_accuracy"])
+    assert "FixMatch: weight 1.0" in (out / "README.md").read_text()
+
+
+def test_multi_label_text_fixmatch_trains_with_label_wise_pseudo_labels(tiny, tmp_path):
+    files = _topic_files(tmp_path, multi_label=True)
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path", tiny("distilbert"),
+            "--strategy", "full",
+            "--task", "multi_label",
+            "--train_file", files["train"],
+            "--validation_file", files["validation"],
+            "--unlabelled_file", files["unlabelled"],
+            "--pseudo_label_threshold", "0.6",
+            "--pseudo_label_min_threshold", "0.5",
+            "--num_train_epochs", "2",
+            "--per_device_train_batch_size", "6",
+            "--save_strategy", "no",
+            output_dir=tmp_path / "out",
+        )
+    )  # fmt: skip
+    results = run.results
+    assert results["task"] == "multi_label" and "eval_micro_f1" in results
+    assert results["semi_supervised_unlabelled_rows_seen"] == 4 * 12  # 4 steps of 2 x 6 pool rows
+    assert len(results["semi_supervised_thresholds"]) == 3 and "mask token" in results["semi_supervised_views"]
+
+
+def test_multi_label_probe_self_training_on_timm_features(tiny, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):  # red, green, both: a colour per label
+        labels = [["red"], ["green"], ["red", "green"]][i % 3]
+        pixels = rng.integers(0, 40, size=(32, 32, 3), dtype=np.uint8)
+        for label in labels:
+            pixels[..., 0 if label == "red" else 1] += 200
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(pixels).save(path)
+        rows.append((str(path), ",".join(labels)))
+    train = write_csv(tmp_path / "train.csv", rows[:15], header=("image", "label"))
+    validation = write_csv(tmp_path / "validation.csv", rows[15:24], header=("image", "label"))
+    pool = write_csv(tmp_path / "pool.csv", [(path,) for path, _ in rows[24:]], header=("image",))
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path", tiny("timm"),
+            "--ignore_mismatched_sizes", "true",
+            "--strategy", "linear_probe",
+            "--task", "multi_label",
+            "--train_file", train,
+            "--validation_file", validation,
+            "--unlabelled_file", pool,
+            "--pseudo_label_threshold", "0.6",
+            "--pseudo_label_min_threshold", "0.5",
+            output_dir=tmp_path / "out",
+        )
+    )  # fmt: skip
+    results = run.results
+    assert results["semi_supervised_method"] == "self_training" and results["semi_supervised_unlabelled_samples"] == 16
+    assert len(results["semi_supervised_thresholds"]) == 2 and "eval_micro_f1" in results
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--task", "regression", "--strategy", "linear_probe"], "regression rows have none"),
+        (["--unlabelled_split_percentage", "0.5"], "Give one unlabelled pool"),
+        (["--strategy", "full", "--hp_search", "2"], "--hp_search trials train on the labelled rows only"),
+        (["--text_column", "missing"], "'missing'"),
+        (["--unlabelled_dir", "/nonexistent"], "Give one unlabelled pool"),
+    ],
+)
+def test_bad_input_stops_with_one_line(flags, message, tiny_bert, tmp_path):
+    rows = [(f"word{i % 3} text", str(i % 3)) for i in range(12)]
+    train = write_csv(tmp_path / "train.csv", rows)
+    pool = write_csv(tmp_path / "pool.csv", [("a text",), ("another",)], header=("text",))
+    run = run_recipe(
+        "finetune.py",
+        "--model_name_or_path", tiny_bert,
+        "--train_file", train,
+        "--unlabelled_file", pool,
+        *flags,
+        output_dir=tmp_path / "out",
+    )  # fmt: skip
+    assert run.returncode == 2, run.output[-3000:]
+    errors = [line for line in run.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in run.output, errors

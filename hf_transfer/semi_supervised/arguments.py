@@ -142,15 +142,18 @@ class SemiSupervisedArguments:
         """The per-class thresholds adapt (FlexMatch); a floor equal to the threshold fixes them."""
         return self.pseudo_label_min_threshold < self.pseudo_label_threshold
 
-    def check_run(self, strategy, task: str, hp_search: int = 0) -> None:
-        """One line for a pool this run cannot learn from: pseudo-labels need classes (not numbers or word tags)."""
-        if not self.enabled:
-            return
-        if hp_search:
+    def check_search(self, hp_search: int) -> None:
+        """No `--hp_search` with a pool (checked before the data is read)."""
+        if self.enabled and hp_search:
             raise ConfigError(
                 "--hp_search trials train on the labelled rows only, so they would tune a different run than one with "
                 "an unlabelled pool: drop --hp_search, or search first without the pool."
             )
+
+    def check_run(self, strategy, task: str) -> None:
+        """One line for a pool this run cannot learn from: pseudo-labels need classes (not numbers or word tags)."""
+        if not self.enabled:
+            return
         task_entry = TASKS.get(task)
         if not task_entry.classifies_rows:
             raise ConfigError(

@@ -55,6 +55,11 @@ def _read_unlabelled_file(
         if modality == "text"
         else (image_column, IMAGE_COLUMN_CANDIDATES, "--image_column")
     )
+    if requested is not None and requested not in table.column_names:
+        raise DataError(
+            f"--unlabelled_file '{path}' has no column '{requested}' ({flag}; its columns: {table.column_names}). "
+            f"Give it the input column train has."
+        )
     column = _find_column(table, requested, candidates, flag, modality)
     if column is None:
         raise DataError(
