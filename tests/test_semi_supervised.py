@@ -343,6 +343,34 @@ def test_multi_label_probe_self_training_on_timm_features(tiny, tmp_path):
     assert len(results["semi_supervised_thresholds"]) == 2 and "eval_micro_f1" in results
 
 
+def test_vit_probe_self_trains_on_an_image_folder(tiny_vit, tmp_path):
+    from hf_transfer.data import DataArguments, load_transfer_dataset
+
+    folder = tmp_path / "pool" / "any_name"
+    folder.mkdir(parents=True)
+    digits = load_transfer_dataset(DataArguments(dataset_name="digits"))
+    for i, image in enumerate(digits["test"]["image"][-12:]):  # test rows the run does not score (it reads 20)
+        image.convert("RGB").save(folder / f"{i}.png")
+    run = assert_ok(
+        run_recipe(
+            "finetune.py",
+            "--model_name_or_path", tiny_vit,
+            "--strategy", "linear_probe",
+            "--dataset_name", "digits",
+            "--train_samples_per_class", "3",
+            "--max_eval_samples", "20",
+            "--unlabelled_dir", str(tmp_path / "pool"),
+            "--pseudo_label_min_threshold", "0.1",
+            output_dir=tmp_path / "out",
+        )
+    )  # fmt: skip
+    results = run.results
+    assert (
+        results["semi_supervised_unlabelled_samples"] == 12 and results["semi_supervised_source"] == "--unlabelled_dir"
+    )
+    assert results["semi_supervised_pseudo_labelled_per_round"][0] > 0  # a floor of 0.1 lets ten classes in
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -5,7 +5,8 @@ distribution alignment (ReMixMatch) of the weak view's predictions.
 Each training step also draws `mu x batch size` pool rows; the weak view's prediction (no gradient) becomes the
 pseudo-label where it passes its class's threshold, and the strong view is trained to predict it:
 loss = supervised loss + lambda_u * l_u (`ConsistencyLoss`). Only the training loss changes: evaluation, saving and
-the saved model are `TransferTrainer`'s.
+the saved model are `TransferTrainer`'s. The thresholds' state and the pool's order are not checkpointed: a resumed
+run starts them afresh.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class FixMatchTrainer(TransferTrainer):
 
     def _next_pool_batch(self) -> dict:
         if self._batches is None:
-            generator = torch.Generator().manual_seed(self.args.seed)
+            # Each process of a distributed run reads its own pool batches (and keeps its own threshold state).
+            generator = torch.Generator().manual_seed(self.args.seed + self.args.process_index)
             loader = DataLoader(
                 self.pool,
                 batch_size=self.unlabelled_ratio * self.args.per_device_train_batch_size,
