@@ -282,13 +282,14 @@ def test_image_fixmatch_on_a_share_of_train_reloads_to_its_score(tiny_vit, tmp_p
     assert "FixMatch: weight 1.0" in (out / "README.md").read_text()
 
 
-def test_multi_label_text_fixmatch_trains_with_label_wise_pseudo_labels(tiny, tmp_path):
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_multi_label_text_fixmatch_trains_with_label_wise_pseudo_labels(strategy, tiny, tmp_path):
     files = _topic_files(tmp_path, multi_label=True)
     run = assert_ok(
         run_recipe(
             "finetune.py",
             "--model_name_or_path", tiny("distilbert"),
-            "--strategy", "full",
+            "--strategy", strategy,
             "--task", "multi_label",
             "--train_file", files["train"],
             "--validation_file", files["validation"],
