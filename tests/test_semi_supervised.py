@@ -14,7 +14,7 @@ from hf_transfer.probing.logistic import fit_linear_probe
 from hf_transfer.probing.one_vs_rest import fit_one_vs_rest_probe
 from hf_transfer.pseudo_labels import ClassThresholds
 from hf_transfer.semi_supervised import SEMI_SUPERVISED_METHODS, self_train_probe
-from hf_transfer.semi_supervised.self_training import align_distribution, probe_probabilities
+from hf_transfer.semi_supervised.self_training import align_distribution, balance_to_prior, probe_probabilities
 from recipe_runner import assert_ok, run_recipe, write_csv
 
 # ------------------------------------------------------------------------------------------------ the probe loop
@@ -53,17 +53,20 @@ def test_two_labelled_rows_pseudo_label_two_clusters_and_the_refit_probe_is_bett
     assert metrics["semi_supervised_pseudo_labelled_samples"] == report.trained_on
 
 
-def test_without_distribution_alignment_one_class_takes_the_pool():
+def test_without_alignment_or_balance_one_class_takes_the_pool():
     pool_x, pool_y = _clusters(100, seed=1)
     labelled = (torch.tensor([[-2.0, 3.0, -3.0, 0, 0, 0, 0, 0], [2.0, -3.0, 3.0, 0, 0, 0, 0, 0]]), torch.tensor([0, 1]))
     probe = _fit(labelled)
     refit = lambda split: _fit(split, [probe.l2])  # noqa: E731
-    runs = {}
-    for align in (True, False):
+    accuracy = {}
+    for align, balance in ((False, False), (True, False), (False, True), (True, True)):
         thresholds = ClassThresholds(2, len(pool_x), threshold=0.95, min_threshold=0.6)
-        runs[align] = self_train_probe(probe, refit, labelled, pool_x, thresholds, 6, hidden_labels=pool_y, align=align)
-    assert runs[False][1].pseudo_label_accuracy[-1] < 0.6  # every row pseudo-labelled as one class
-    assert min(runs[True][1].pseudo_label_accuracy) > 0.95
+        _, report = self_train_probe(
+            probe, refit, labelled, pool_x, thresholds, 6, hidden_labels=pool_y, align=align, balance=balance
+        )
+        accuracy[align, balance] = report.pseudo_label_accuracy
+    assert accuracy[False, False][-1] < 0.6  # every row pseudo-labelled as one class
+    assert all(min(accuracy[key]) > 0.95 for key in ((True, False), (False, True), (True, True))), accuracy
 
 
 def test_distribution_alignment_by_hand():
@@ -72,6 +75,20 @@ def test_distribution_alignment_by_hand():
     # mean [0.8, 0.2]: rows scaled by [0.625, 2.5] -> [0.5625, 0.25] and [0.4375, 0.75], then normalised.
     expected = [0.5625 / 0.8125, 0.25 / 0.8125, 0.4375 / 1.1875, 0.75 / 1.1875]
     assert aligned.flatten().tolist() == pytest.approx(expected)
+
+
+def test_class_balanced_selection_by_hand():
+    kept = torch.tensor([True, True, True, True, True, False, True])
+    targets = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    confidence = torch.tensor([0.9, 0.8, 0.99, 0.7, 0.9, 0.99, 0.8])
+    # Prior 1/2, 1/2: class 1 has 2 passing rows, so class 0 keeps its 2 most confident (rows 2 and 0).
+    balanced = balance_to_prior(kept, targets, confidence, torch.tensor([0.5, 0.5]))
+    assert balanced.nonzero().flatten().tolist() == [0, 2, 4, 6]
+    # Prior 2/3, 1/3: class 0 may keep twice as many as class 1.
+    balanced = balance_to_prior(kept, targets, confidence, torch.tensor([2 / 3, 1 / 3]))
+    assert balanced.nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 6]
+    # A class with no passing row: nothing is kept.
+    assert not balance_to_prior(kept & (targets == 0), targets, confidence, torch.tensor([0.5, 0.5])).any()
 
 
 def test_nothing_confident_keeps_the_labelled_probe_and_says_so():

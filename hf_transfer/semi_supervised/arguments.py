@@ -32,6 +32,9 @@ class SemiSupervisedArguments:
             rows (the same rows as with the pool: the baseline a self-trained run is compared with).
         distribution_alignment (`bool`): align single-label pool predictions to the labelled class distribution
             before thresholding (ReMixMatch), which keeps one class from taking over the pseudo-labels.
+        balance_pseudo_labels (`bool`): probe self-training, single-label: keep pseudo-labelled rows in the labelled
+            rows' class proportions (each class its most confident ones, CBST), so a refit does not forget the classes
+            the probe is unsure of.
         unlabelled_weight (`float`): FixMatch's lambda_u, the weight of the unlabelled loss.
         unlabelled_ratio (`int`): FixMatch's mu, unlabelled rows per labelled row in a batch.
         strong_mask_probability (`float`): text's strong view: the share of tokens masked.
@@ -82,6 +85,14 @@ class SemiSupervisedArguments:
         metadata={
             "help": "Align single-label predictions on the pool to the labelled class distribution before "
             "thresholding (ReMixMatch): without it one class can take over the pseudo-labels round by round."
+        },
+    )
+    balance_pseudo_labels: bool = field(
+        default=True,
+        metadata={
+            "help": "Probe self-training (single-label): keep the pseudo-labelled rows in the labelled rows' class "
+            "proportions, each class its most confident ones, so a refit does not forget the classes the probe is "
+            "unsure of. None are kept while a class has no confident row."
         },
     )
     unlabelled_weight: float = field(
@@ -179,7 +190,7 @@ class SemiSupervisedArguments:
             "distribution_alignment": self.distribution_alignment,
         }
         if method.trains_probe:
-            out["max_rounds"] = self.self_training_rounds
+            out.update(max_rounds=self.self_training_rounds, balanced=self.balance_pseudo_labels)
         else:
             out.update(unlabelled_weight=self.unlabelled_weight, unlabelled_ratio=self.unlabelled_ratio)
         return {f"{SEMI_SUPERVISED_PREFIX}{key}": value for key, value in out.items()}

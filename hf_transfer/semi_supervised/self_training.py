@@ -10,7 +10,11 @@ refit when every one of its labels is confidently present or absent: the one-vs-
 Single-label pool predictions are aligned to the labelled rows' class distribution before thresholding
 (`align_distribution`, ReMixMatch's distribution alignment, Berthelot et al. 2019): without it a class that wins a few
 more pseudo-labels in one round shifts the refit probe's bias towards itself, wins more in the next, and within a few
-rounds takes the whole pool (tests/test_semi_supervised.py shows it on two clusters).
+rounds takes the whole pool (tests/test_semi_supervised.py shows it on two clusters). The rows that pass are then
+balanced to that distribution too (`balance_to_prior`, the class-balanced selection of CBST, Zou et al. 2018): each
+class keeps its most confident rows up to the share the class with the fewest passing rows allows. A probe fitted on
+a handful of rows is confident about the easy classes only (on tweets: positive and negative, hardly ever neutral);
+refitted on their pseudo-labels it stops predicting the others (benchmarks/RESULTS.md, "Unlabelled rows").
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ import torch
 from ..constants import SEMI_SUPERVISED_PREFIX
 from ..pseudo_labels import ClassThresholds
 
-__all__ = ["ProbeSelfTraining", "SelfTrainingReport", "align_distribution", "self_train_probe", "probe_probabilities"]
+__all__ = [
+    "ProbeSelfTraining",
+    "SelfTrainingReport",
+    "align_distribution",
+    "balance_to_prior",
+    "self_train_probe",
+    "probe_probabilities",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +89,23 @@ def align_distribution(probabilities: torch.Tensor, prior: torch.Tensor) -> torc
     return aligned / aligned.sum(dim=1, keepdim=True)
 
 
+def balance_to_prior(
+    kept: torch.Tensor, targets: torch.Tensor, confidence: torch.Tensor, prior: torch.Tensor
+) -> torch.Tensor:
+    """(N,) which of the `kept` rows stay so that the classes' counts follow `prior` (C,): class c keeps its
+    `floor(prior_c * min_k(count_k / prior_k))` most `confidence`-t rows (classes with prior 0 keep none). One class
+    without a passing row therefore keeps every row out: nothing is learned rather than a lopsided set."""
+    present = prior > 0
+    counts = torch.bincount(targets[kept], minlength=len(prior)).float()
+    scale = (counts[present] / prior[present]).min()
+    quota = torch.where(present, (scale * prior).floor(), torch.zeros_like(prior)).long()
+    out = torch.zeros_like(kept)
+    for label in range(len(prior)):
+        rows = (kept & (targets == label)).nonzero().flatten()
+        out[rows[confidence[rows].argsort(descending=True)[: quota[label]]]] = True
+    return out
+
+
 def self_train_probe(
     probe: Any,
     refit: Callable[[Split], Any],
@@ -87,24 +115,30 @@ def self_train_probe(
     rounds: int,
     hidden_labels: Optional[torch.Tensor] = None,
     align: bool = True,
+    balance: bool = True,
 ) -> tuple[Any, SelfTrainingReport]:
     """Self-train `probe` (fitted on `labelled`) with the pool's features `unlabelled` (N, D).
 
     `refit(split)` fits the probe on `(features, labels)` with the L2 already chosen. `thresholds` holds the pool's
     per-class state (`num_rows` = N). `hidden_labels` (N,) or (N, C): the pool's true labels, used only to report
     pseudo-label accuracy. `align`: align single-label predictions to the labelled class distribution
-    (`align_distribution`) before thresholding. Stops early when a round keeps no row or the same rows with the same labels as the last.
+    (`align_distribution`) before thresholding; `balance`: balance the rows that pass to it (`balance_to_prior`).
+    Both are single-label only. Stops early when a round keeps no row or the same rows with the same labels as the last.
     Returns the last probe fitted (the labelled-only `probe` when no row was ever kept) and the report.
     """
     x, y = labelled
     report = SelfTrainingReport(unlabelled_rows=int(unlabelled.shape[0]))
     previous: Optional[tuple[torch.Tensor, torch.Tensor]] = None
-    aligns = align and not thresholds.multi_label
-    prior = torch.bincount(y.long(), minlength=thresholds.num_classes).float() / len(y) if aligns else None
+    single = not thresholds.multi_label
+    prior = torch.bincount(y.long(), minlength=thresholds.num_classes).float() / len(y) if single else None
     for round_ in range(1, rounds + 1):
         probabilities = probe_probabilities(probe, unlabelled, thresholds.multi_label)
-        pseudo = thresholds.select(align_distribution(probabilities, prior) if aligns else probabilities)
+        if single and align:
+            probabilities = align_distribution(probabilities, prior)
+        pseudo = thresholds.select(probabilities)
         rows = pseudo.mask.all(dim=1) if thresholds.multi_label else pseudo.mask
+        if single and balance:
+            rows = balance_to_prior(rows, pseudo.targets, probabilities.max(dim=1).values, prior)
         kept = rows.nonzero().flatten()
         targets = pseudo.targets[kept]
         report.pseudo_labelled.append(int(kept.numel()))
@@ -164,5 +198,6 @@ class ProbeSelfTraining:
             self.args.self_training_rounds,
             hidden_labels=labels if self.hidden_labels else None,
             align=self.args.distribution_alignment,
+            balance=self.args.balance_pseudo_labels,
         )
         return probe
