@@ -119,7 +119,8 @@ def _semi_supervised_section(record: RunRecord) -> list[str]:
         "",
         f"- Method: `{semi.get('method')}`; pool: {semi.get('unlabelled_samples')} rows from {semi.get('source')}",
         f"- Confidence threshold {semi.get('threshold')} ({fixed}); distribution alignment: "
-        f"{'on' if semi.get('distribution_alignment') else 'off'}",
+        f"{'on' if semi.get('distribution_alignment') else 'off'}"
+        + ("; pseudo-labels class-balanced" if semi.get("balanced") else ""),
     ]
     if "rounds" in semi:
         lines.append(

@@ -379,6 +379,7 @@ def test_vit_probe_self_trains_on_an_image_folder(tiny_vit, tmp_path):
             "--max_eval_samples", "20",
             "--unlabelled_dir", str(tmp_path / "pool"),
             "--pseudo_label_min_threshold", "0.1",
+            "--balance_pseudo_labels", "false",  # 12 pool images cannot hold every one of 10 classes
             output_dir=tmp_path / "out",
         )
     )  # fmt: skip
@@ -387,6 +388,7 @@ def test_vit_probe_self_trains_on_an_image_folder(tiny_vit, tmp_path):
         results["semi_supervised_unlabelled_samples"] == 12 and results["semi_supervised_source"] == "--unlabelled_dir"
     )
     assert results["semi_supervised_pseudo_labelled_per_round"][0] > 0  # a floor of 0.1 lets ten classes in
+    assert results["semi_supervised_balanced"] is False
 
 
 @pytest.mark.parametrize(
