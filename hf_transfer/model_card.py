@@ -105,6 +105,45 @@ def _search_section(record: RunRecord) -> list[str]:
     ]
 
 
+def _semi_supervised_section(record: RunRecord) -> list[str]:
+    """What the run learned from unlabelled rows (`hf_transfer.semi_supervised`); nothing without a pool."""
+    semi = record.semi_supervised
+    if not semi:
+        return []
+    thresholds = semi.get("thresholds") or []
+    per_class = ", ".join(f"{name}: {value:.3g}" for name, value in zip(record.label_names, thresholds))
+    fixed = "fixed" if not semi.get("adaptive_thresholds") else f"per class, at least {semi.get('min_threshold')}"
+    lines = [
+        "",
+        "### Unlabelled rows",
+        "",
+        f"- Method: `{semi.get('method')}`; pool: {semi.get('unlabelled_samples')} rows from {semi.get('source')}",
+        f"- Confidence threshold {semi.get('threshold')} ({fixed}); distribution alignment: "
+        f"{'on' if semi.get('distribution_alignment') else 'off'}"
+        + ("; pseudo-labels class-balanced" if semi.get("balanced") else ""),
+    ]
+    if "rounds" in semi:
+        lines.append(
+            f"- Self-training rounds run: {semi.get('rounds')} (of at most {semi.get('max_rounds')}); rows "
+            f"pseudo-labelled per round: {semi.get('pseudo_labelled_per_round')}"
+        )
+    if "unlabelled_rows_seen" in semi:
+        lines.append(
+            f"- FixMatch: weight {semi.get('unlabelled_weight')}, {semi.get('unlabelled_ratio')} unlabelled rows per "
+            f"labelled row; {semi.get('unlabelled_rows_seen')} pool rows read, {semi.get('mask_rate', 0):.1%} of them "
+            f"above their threshold; views: {semi.get('views')}"
+        )
+    lines.append(f"- Pool rows the final model learned pseudo-labels of: {semi.get('pseudo_labelled_samples')}")
+    if per_class:
+        lines.append(f"- Final thresholds: {per_class}")
+    if "pseudo_label_accuracy" in semi:
+        lines.append(
+            f"- Pseudo-label accuracy (the pool was a share of train, its labels hidden from training): "
+            f"{semi['pseudo_label_accuracy']:.3f}"
+        )
+    return lines
+
+
 def _intro(record: RunRecord, base_reference: str, dataset_name: str) -> str:
     """The card's first sentence: what the model is and how it was made."""
     base = f"This model is `{record.base_model}`" + (
@@ -233,6 +272,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         json.dumps(record.hyperparameters or {}, indent=2, sort_keys=True, default=str),
         "```",
         *_search_section(record),
+        *_semi_supervised_section(record),
     ]
     loss = record.loss
     if loss is not None and loss.name:

@@ -80,6 +80,12 @@ from hf_transfer.recipe import (
     train_whole_run,
 )
 from hf_transfer.run_record import RunRecord
+from hf_transfer.semi_supervised import (
+    SEMI_SUPERVISED_METHODS,
+    fixmatch_arguments,
+    load_unlabelled_pool,
+    pool_views,
+)
 from hf_transfer.tasks import TASKS
 
 logger = logging.getLogger(__name__)
@@ -94,9 +100,11 @@ def main():
     run = start_recipe(
         finetune_argument_classes(),  # the dataclasses unpacked below, in this order
         DEFAULT_CONFIG,
-        # --hp_search needs a fine-tuning stage and one process (rest[-1]: TrainingArguments), checked before the data
-        check=lambda model_args, data_args, transfer_args, lora_args, search_args, *rest: search_args.check_run(
-            transfer_args.strategy_entry, rest[-1].world_size
+        # --hp_search needs a fine-tuning stage and one process (rest[-1]: TrainingArguments), checked before the data,
+        # and no unlabelled pool (rest[1]: SemiSupervisedArguments)
+        check=lambda model_args, data_args, transfer_args, lora_args, search_args, *rest: (
+            search_args.check_run(transfer_args.strategy_entry, rest[-1].world_size),
+            rest[1].check_search(search_args.hp_search),
         ),
         resumes=lambda model_args, data_args, transfer_args, *rest: transfer_args.strategy_entry.finetunes,
     )
@@ -107,6 +115,7 @@ def main():
         lora_args,
         search_args,
         pair_args,
+        semi_args,
         augmentation_args,
         head_init_args,
         hub_args,
@@ -133,9 +142,22 @@ def main():
             task=transfer_args.task,
             # No validation split: a probe cross-validates on every train row rather than hold some out.
             hold_out_validation=strategy.holds_out_validation or "validation_split_percentage" in run.given,
+            unlabelled_fraction=semi_args.unlabelled_split_percentage,
         )
     task = infer_task(raw_datasets)
     transfer_args.check_task(task)
+    semi_args.check_run(strategy, task)
+    # 4b. The unlabelled pool, if any (a file, an image folder, or a share of train set aside): the probe strategies
+    #     self-train on it, the fine-tuning ones train FixMatch-style (hf_transfer.semi_supervised).
+    pool = load_unlabelled_pool(
+        raw_datasets,
+        semi_args,
+        text_column=data_args.text_column,
+        image_column=data_args.image_column,
+        seed=data_args.split_seed,
+        cache_dir=model_args.cache_dir,
+    )
+    semi_method = SEMI_SUPERVISED_METHODS.get(strategy.semi_supervised) if pool is not None else None
     label_names = label_names_of(raw_datasets, data_args)  # the classes, or the one target's name
     logger.info(f"Task {task}, labels {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
     augmentation_args.check_run(
@@ -166,6 +188,8 @@ def main():
     # 6. Preprocessing: tokenize text once (cached), transform images on the fly.
     with training_args.main_process_first(desc="preprocessing"):
         processed = preprocess_dataset(raw_datasets, processor, modality, transfer_args.max_seq_length)
+        if pool is not None:
+            unlabelled = preprocess_dataset(pool.rows, processor, modality, transfer_args.max_seq_length)
     data_collator = create_collator(processor, modality, task)
     if modality_entry.transformed_on_read:
         training_args.remove_unused_columns = False  # the transform needs the `image` column
@@ -203,6 +227,8 @@ def main():
         "eval_samples": len(raw_datasets["validation" if "validation" in raw_datasets else "train"]),
         **window_counts(processed),  # token classification: sentences read in windows, words no window tags
     }
+    if pool is not None:
+        metrics.update(semi_args.describe(semi_method, pool))
 
     # 7a. Pair training (contrastive_probe): the backbone learns to embed rows that share labels close together, on
     #     the very features the probe then reads.
@@ -222,6 +248,11 @@ def main():
             "preprocessing": describe_preprocessing(processor, modality, transfer_args.max_seq_length),
         }
         model.to(training_args.device)
+        self_training = None
+        if semi_method is not None and semi_method.trains_probe:
+            self_training = semi_method.implementation(
+                semi_args, multi_label=not TASKS.get(task).one_class_per_row, hidden_labels=pool.has_hidden_labels
+            )
         # Every process extracts its share of the rows; each fits the same probe on all of them.
         probe, probe_scores = probe_classification_model(
             model,
@@ -238,9 +269,20 @@ def main():
             across_processes=True,
             cross_validation_folds=transfer_args.probe_folds,
             seed=training_args.seed,
+            unlabelled=unlabelled if self_training is not None else None,
+            self_train=self_training,
         )
         metrics["probe_l2"] = probe.l2
-        if probe.validation_folds and strategy.trains_on_pairs:
+        if self_training is not None:
+            metrics.update(self_training.report.metrics())
+        if probe.validation_folds and self_training is not None:
+            # The folds scored the probe of the labelled rows; the saved one also learned from pseudo-labels.
+            del probe_scores["validation"]
+            metrics["validation_source"] = (
+                f"none: the probe's L2 was chosen by {probe.validation_folds}-fold cross-validation on the labelled "
+                "rows, before self-training on the unlabelled pool (give a --validation_file for held-out scores)"
+            )
+        elif probe.validation_folds and strategy.trains_on_pairs:
             # Pair training saw every fold's rows: out-of-fold scores would flatter the model, so none are reported.
             del probe_scores["validation"]
             metrics["validation_source"] = (
@@ -336,10 +378,29 @@ def main():
         model = ready_to_finetune(model, lora_args)
         trainable, total = count_parameters(model)
         logger.info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)")
-        trainer = TransferTrainer(
+        # 7c''. With an unlabelled pool: FixMatch's consistency loss on the pool's weak / strong views besides the
+        #       supervised loss (hf_transfer.semi_supervised.trainer); the saved model is the same kind.
+        trainer_class = TransferTrainer
+        if semi_method is not None and not semi_method.trains_probe:
+            trainer_class = semi_method.implementation.resolve()
+            pool_dataset, strong_view, views = pool_views(
+                pool.rows,
+                unlabelled,
+                processor,
+                modality_entry.augmentable,
+                semi_args.strong_mask_probability,
+                training_args.seed,
+            )
+            logger.info(f"FixMatch views: {views}")
+            metrics["semi_supervised_views"] = views
+            trainer_kwargs.update(fixmatch_arguments(semi_args, pool, len(label_names), raw_datasets["train"], task))
+            trainer_kwargs.update(unlabelled=pool_dataset, strong_view=strong_view)
+        trainer = trainer_class(
             model=model, args=training_args, callbacks=ema_callbacks(run.checkpoint), **trainer_kwargs
         )
         metrics.update(train_whole_run(trainer, run.checkpoint))  # whole-run totals; with --model_ema, the average
+        if trainer_class is not TransferTrainer:
+            metrics.update(trainer.semi_supervised_metrics())
         if target_scale is not None:
             fold_target_scale(trainer.model)  # a plain raw-unit Linear from here on, in memory and on disk
         if TASKS.get(task).decision == "thresholds":  # chosen on validation, saved with the model, used from here on

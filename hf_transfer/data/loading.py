@@ -17,7 +17,9 @@ from .sources import load_source
 from .splits import canonical_split_names, carve_split, per_class_subset, subsample
 from .targets import resolve_task
 
-__all__ = ["load_transfer_dataset"]
+__all__ = ["UNLABELLED_SPLIT", "load_transfer_dataset"]
+
+UNLABELLED_SPLIT = "unlabelled"  # `unlabelled_fraction`'s split: the rows a semi-supervised run treats as unlabelled
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +27,11 @@ _BUILTIN_TEST_FRACTION = 0.2  # held-out test share for built-ins that ship as a
 
 
 def load_transfer_dataset(
-    args: DataArguments, cache_dir: Optional[str] = None, task: str = "single_label", hold_out_validation: bool = True
+    args: DataArguments,
+    cache_dir: Optional[str] = None,
+    task: str = "single_label",
+    hold_out_validation: bool = True,
+    unlabelled_fraction: Optional[float] = None,
 ) -> DatasetDict:
     """Load `args`' source as a canonical `DatasetDict` (see the package docstring for the contract).
 
@@ -42,6 +48,9 @@ def load_transfer_dataset(
         hold_out_validation: carve `--validation_split_percentage` of train out as validation when the source has
             no validation split. False leaves every row in train, for a run that chooses by cross-validation
             (the linear probe); the result then has no `validation` split.
+        unlabelled_fraction: set this share of train aside (stratified, seeded, after validation is carved and
+            before the labelled rows are subsampled) as an `unlabelled` split, last in the result. Its labels stay in
+            the split, for scoring pseudo-labels only: nothing trains on them (`hf_transfer.semi_supervised`).
 
     Raises:
         DataError: the source cannot be read or does not fit the contract; the message says what to change.
@@ -70,13 +79,15 @@ def load_transfer_dataset(
         splits = carve_split(splits, "test", _BUILTIN_TEST_FRACTION, seed, source.description)
     if "validation" not in splits and hold_out_validation:
         splits = carve_split(splits, "validation", args.validation_split_percentage, seed, source.description)
+    if unlabelled_fraction is not None:
+        splits = carve_split(splits, UNLABELLED_SPLIT, unlabelled_fraction, seed, source.description)
     train_seed = seed if args.train_samples_seed is None else args.train_samples_seed
     splits["train"] = per_class_subset(splits["train"], args.train_samples_per_class, train_seed, source.description)
     splits["train"] = subsample(splits["train"], args.max_train_samples, train_seed)
     for split in ("validation", "test"):
         if split in splits:
             splits[split] = subsample(splits[split], args.max_eval_samples, seed)
-    splits = DatasetDict({split: splits[split] for split in SPLIT_ORDER if split in splits})
+    splits = DatasetDict({split: splits[split] for split in (*SPLIT_ORDER, UNLABELLED_SPLIT) if split in splits})
 
     if source.verify and "image" in splits["train"].column_names:
         verify_images(splits)

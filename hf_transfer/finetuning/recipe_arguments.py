@@ -8,7 +8,8 @@ __all__ = ["finetune_argument_classes"]
 
 def finetune_argument_classes() -> tuple[type, ...]:
     """`(ModelArguments, DataArguments, TransferArguments, LoraArguments, SearchArguments, PairArguments,
-    AugmentationArguments, HeadInitArguments, HubArguments, TrainingArguments)`; imported when asked (config modules stay light)."""
+    SemiSupervisedArguments, AugmentationArguments, HeadInitArguments, HubArguments, TrainingArguments)`; imported when
+    asked (config modules stay light)."""
     from transformers import TrainingArguments
 
     from ..alignment.head_init import HeadInitArguments
@@ -17,6 +18,7 @@ def finetune_argument_classes() -> tuple[type, ...]:
     from ..hub import HubArguments
     from ..models import ModelArguments
     from ..pairs import PairArguments
+    from ..semi_supervised import SemiSupervisedArguments
     from .arguments import LoraArguments, SearchArguments, TransferArguments
 
     return (
@@ -26,6 +28,7 @@ def finetune_argument_classes() -> tuple[type, ...]:
         LoraArguments,
         SearchArguments,
         PairArguments,
+        SemiSupervisedArguments,
         AugmentationArguments,
         HeadInitArguments,
         HubArguments,

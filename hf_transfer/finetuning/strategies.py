@@ -45,6 +45,9 @@ class Strategy:
             `lp_ft_finetune`).
         trains_on_pairs: the backbone is first fine-tuned on pairs of labelled rows (`hf_transfer.pairs`), then
             probed; rows must have classes to pair by.
+        semi_supervised: how it learns from unlabelled rows (`--unlabelled_file` ...): an entry of
+            `hf_transfer.semi_supervised.SEMI_SUPERVISED_METHODS` (`self_training` for a probe, `fixmatch` for a
+            fine-tuning stage).
         paper: where it comes from, for the card.
     """
 
@@ -54,6 +57,7 @@ class Strategy:
     finetune_method: Optional[str] = None
     finetune_method_flag: Optional[str] = None
     trains_on_pairs: bool = False
+    semi_supervised: Optional[str] = None
     paper: Optional[str] = None
 
     @property
@@ -85,14 +89,22 @@ class Strategy:
 
 STRATEGIES: Registry[Strategy] = Registry("strategy", "--strategy")
 STRATEGIES.register(
-    Strategy("linear_probe", "logistic regression (ridge for regression) on cached frozen features", probes=True)
+    Strategy(
+        "linear_probe",
+        "logistic regression (ridge for regression) on cached frozen features",
+        probes=True,
+        semi_supervised="self_training",
+    )
 )
-STRATEGIES.register(Strategy("full", "fine-tune every weight with a new head", finetune_method="full"))
+STRATEGIES.register(
+    Strategy("full", "fine-tune every weight with a new head", finetune_method="full", semi_supervised="fixmatch")
+)
 STRATEGIES.register(
     Strategy(
         "lora",
         "peft LoRA adapters plus a new head (Hu et al. 2021)",
         finetune_method="lora",
+        semi_supervised="fixmatch",
         paper="https://arxiv.org/abs/2106.09685",
     )
 )
@@ -102,6 +114,7 @@ STRATEGIES.register(
         "the linear probe, then fine-tuning (--lp_ft_finetune full or lora) from the probe's head (Kumar et al. 2022)",
         probes=True,
         finetune_method_flag="lp_ft_finetune",
+        semi_supervised="fixmatch",
         paper="https://arxiv.org/abs/2202.10054",
     )
 )
@@ -112,6 +125,7 @@ STRATEGIES.register(
         "agreement), then the probe on its features (Tunstall et al. 2022)",
         probes=True,
         trains_on_pairs=True,
+        semi_supervised="self_training",
         paper="https://arxiv.org/abs/2209.11055",
     )
 )

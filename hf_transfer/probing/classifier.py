@@ -28,6 +28,10 @@ from .ridge import RidgeProbe
 
 Probe = ProbeResult | OneVsRestProbe | RidgeProbe
 Split = tuple[torch.Tensor, torch.Tensor]
+# self_train(probe, refit, labelled, unlabelled) -> the probe to keep (`hf_transfer.semi_supervised`); the unlabelled
+# rows' labels are whatever their dataset holds (placeholders, or hidden labels that only score pseudo-labels)
+SelfTrain = Callable[[Probe, Callable[[Split], Probe], Split, Split], Probe]
+UNLABELLED = "unlabelled"  # the unlabelled rows' key among the extracted features
 
 __all__ = ["probe_classification_model"]
 
@@ -78,6 +82,11 @@ def _feature_positions(train: Dataset, per_token: bool) -> Callable[[np.ndarray]
 logger = logging.getLogger(__name__)
 
 
+def _fold_scores(probe: Probe) -> tuple[float, float, int]:
+    """A cross-validated probe's (score, loss, folds), to carry over to a refit of it."""
+    return probe.selection_key[0], -probe.selection_key[1], probe.validation_folds
+
+
 def probe_classification_model(
     model: nn.Module,
     splits: dict[str, Dataset],
@@ -93,6 +102,8 @@ def probe_classification_model(
     across_processes: bool = False,
     cross_validation_folds: int = DEFAULT_FOLDS,
     seed: int = 0,
+    unlabelled: Optional[Dataset] = None,
+    self_train: Optional[SelfTrain] = None,
 ) -> tuple[Probe, dict[str, dict[str, float]]]:
     """Probe `model` on frozen pretrained features and write the result into its head; score each split.
 
@@ -110,6 +121,11 @@ def probe_classification_model(
     chosen by `cross_validation_folds`-fold cross-validation on train (folds drawn with `seed`), the probe refitted on
     every train row, and the `validation` scores are out-of-fold (`hf_transfer.probing.cross_validation`). Returns the probe and each split's task metrics (`{split: {"accuracy": ..., "f1": ...}}`,
     or micro / macro / per-label F1 and mAP, or RMSE, MAE, R², Pearson, Spearman).
+
+    `unlabelled` rows (their features extracted and cached like a split's, never scored) are handed with the fitted
+    probe to `self_train(probe, refit, labelled, unlabelled)`, which returns the probe to keep; `refit` fits
+    on a `(features, labels)` split with the L2 already chosen (`hf_transfer.semi_supervised.self_training`). Under
+    cross-validation the out-of-fold logits stay the labelled-only probe's (they choose multi-label thresholds).
     """
     new = list(new_modules) if new_modules is not None else head_module_names(model)
     device = next(model.parameters()).device
@@ -121,7 +137,8 @@ def probe_classification_model(
         )
 
     features: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    for name, dataset in splits.items():
+    extracted = {**splits, UNLABELLED: unlabelled} if unlabelled is not None else splits
+    for name, dataset in extracted.items():
         key = FeatureCache.make_key(
             **cache_identity,
             model_class=type(model).__name__,
@@ -186,6 +203,18 @@ def probe_classification_model(
                 best = (shift, probe, candidate, cross_validation)
         shift, probe, head_features, cross_validation = best
         set_hidden_layers(model, layout, features["train"][0], shift)
+    if unlabelled is not None:
+        pool = head_features.pop(UNLABELLED)
+        if self_train is not None:
+            validation = head_features["train"] if cross_validates else head_features["validation"]
+            kept = self_train(
+                probe,
+                lambda split: fit_split(split, validation, [probe.l2]),
+                head_features["train"],
+                pool,
+            )
+            # Under cross-validation the folds' scores describe the labelled-only probe, and say so.
+            probe = kept.scored(*_fold_scores(probe)) if cross_validation is not None else kept
     load_probe_into_classifier(model, probe)
     classifier = get_classifier(model)
     with torch.inference_mode():  # what the saved model computes
