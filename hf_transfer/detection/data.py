@@ -131,10 +131,10 @@ def check_boxes(ds: Dataset, split: str, source: str) -> None:
     category."""
     names = ds.features["objects"]["category"].feature.names
     images = ds.cast_column("image", ds.features["image"].__class__(decode=False))["image"]
-    for row, (objects, image) in enumerate(zip(ds["objects"], images)):
+    for row, (objects, image, image_id) in enumerate(zip(ds["objects"], images, ds["image_id"])):
         width = height = None
         for number, (box, category) in enumerate(zip(objects["bbox"], objects["category"])):
-            where = f"{source}, split '{split}', row {row}, box {number} {list(box)}"
+            where = f"{source}, split '{split}', row {row} (image_id {image_id}), box {number} {list(box)}"
             if len(box) != 4:
                 raise DataError(f"{where}: a box is [x, y, width, height] (COCO); fix or drop it.")
             x, y, w, h = box
@@ -200,6 +200,7 @@ def load_detection_dataset(args: DetectionDataArguments, cache_dir: Optional[str
             raise DataError(f"Split '{split}' of {source} has other categories than train; give every split the same.")
         if len(ds) == 0:
             raise DataError(f"Split '{split}' of {source} is empty. Give it some images.")
+    splits = encode_objects(splits, source)  # rows numbered as in the source, before any split or subset
     if "validation" not in splits:
         carved = splits["train"].train_test_split(test_size=args.validation_split_percentage, seed=args.split_seed)
         splits["train"], splits["validation"] = carved["train"], carved["test"]
@@ -207,7 +208,7 @@ def load_detection_dataset(args: DetectionDataArguments, cache_dir: Optional[str
     for split in ("validation", "test"):
         if split in splits:
             splits[split] = _subset(splits[split], args.max_eval_samples, args.split_seed)
-    return encode_objects(splits, source)
+    return splits
 
 
 def encode_objects(splits: DatasetDict, description: str, label_separator: Optional[str] = None) -> DatasetDict:

@@ -197,9 +197,11 @@ def create_detector(args: DetectorArguments, label_names: list[str], image_size:
         if kind == "timm":
             weights = _read_state_dict(folder)
         else:
-            from transformers import AutoBackbone
+            from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
 
-            weights = AutoBackbone.from_pretrained(str(folder), out_indices=backbone_config.out_indices).state_dict()
+            # The concrete class: AutoBackbone.from_pretrained asks the Hub whether a local path is a repository.
+            backbone_class = MODEL_FOR_BACKBONE_MAPPING[type(backbone_config)]
+            weights = backbone_class.from_pretrained(str(folder), out_indices=backbone_config.out_indices).state_dict()
         _load_backbone_weights(model, weights, args.backbone)
     return Detector(model, _processor(args.architecture, image_size, mean, std), args.backbone, kind)
 
