@@ -125,6 +125,30 @@ def _load_backbone_weights(model: PreTrainedModel, weights: dict[str, torch.Tens
     logger.info("Loaded %d pretrained backbone tensors from %s", len(weights), source)
 
 
+def _last_feature_map(backbone: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    features = backbone(pixels)
+    features = features.feature_maps if hasattr(features, "feature_maps") else features
+    return features[-1]
+
+
+@torch.no_grad()
+def _check_same_features(backbone: nn.Module, reference: nn.Module, source: str) -> None:
+    """The detector's backbone computes what the pretrained backbone computes (both in eval mode): DETR freezes its
+    batch norms, and a norm it froze differently would silently change the pretrained function."""
+    pixels = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    was_training = backbone.training
+    backbone.eval()
+    reference.eval()
+    ours, theirs = _last_feature_map(backbone, pixels), _last_feature_map(reference, pixels)
+    backbone.train(was_training)
+    if ours.shape != theirs.shape or not torch.allclose(ours, theirs, atol=1e-4, rtol=1e-3):
+        raise ModelLoadError(
+            f"Inside the detector, the backbone {source} does not compute what it computes alone (largest difference "
+            f"{(ours - theirs).abs().max():.3g}): DETR's frozen batch norm assumes eps 1e-5 and a separate activation. "
+            "Use a timm model or a backbone with such batch norms (ResNet, ConvNeXt, Swin)."
+        )
+
+
 def _neck_config(args: DetectorArguments, label_names: list[str], backbone_config: dict):
     return AutoConfig.for_model(
         args.architecture,
@@ -168,6 +192,9 @@ def create_detector(args: DetectorArguments, label_names: list[str], image_size:
             "features_only": True,
             "use_pretrained_backbone": False,
             "out_indices": [_timm_out_index(architecture)],
+            # timm's own frozen norms, before DETR swaps every BatchNorm2d for one of its own: DETR's ignores a
+            # norm's epsilon (EfficientNet's is 1e-3) and drops the activation timm fuses into BatchNormAct2d.
+            "freeze_batch_norm_2d": True,
         }
         pretrained_cfg = timm_info.get("pretrained_cfg", {})
         mean, std = pretrained_cfg.get("mean", _IMAGENET_MEAN), pretrained_cfg.get("std", _IMAGENET_STD)
@@ -195,14 +222,22 @@ def create_detector(args: DetectorArguments, label_names: list[str], image_size:
     model = AutoModelForObjectDetection.from_config(_neck_config(args, label_names, backbone_config))
     if not args.random_init:
         if kind == "timm":
+            import timm
+
             weights = _read_state_dict(folder)
+            reference = timm.create_model(
+                backbone_config["backbone"], features_only=True, out_indices=backbone_config["out_indices"]
+            )
+            reference.load_state_dict({k: v for k, v in weights.items() if k in reference.state_dict()})
         else:
             from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
 
             # The concrete class: AutoBackbone.from_pretrained asks the Hub whether a local path is a repository.
             backbone_class = MODEL_FOR_BACKBONE_MAPPING[type(backbone_config)]
-            weights = backbone_class.from_pretrained(str(folder), out_indices=backbone_config.out_indices).state_dict()
+            reference = backbone_class.from_pretrained(str(folder), out_indices=backbone_config.out_indices)
+            weights = reference.state_dict()
         _load_backbone_weights(model, weights, args.backbone)
+        _check_same_features(backbone_module(model), reference, args.backbone)
     return Detector(model, _processor(args.architecture, image_size, mean, std), args.backbone, kind)
 
 
