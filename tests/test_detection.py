@@ -272,3 +272,36 @@ def test_every_strategy_saves_a_detector_that_reloads_to_its_reported_map(tiny, 
         for metric, value in check["model"].items():
             assert value == pytest.approx(reported[f"test_{metric}"], abs=1e-6), (name, metric)
         assert check["pipeline_matches_model"], name
+
+
+def test_the_backbone_computes_inside_the_detector_what_it_computes_alone(tiny):
+    """DETR's own frozen batch norm (eps 1e-5, no activation) in place of timm's BatchNormAct2d changes the
+    pretrained function: the detector keeps timm's frozen norms, and the check catches a detector that does not."""
+    import timm
+    from safetensors.torch import load_file
+    from transformers import AutoModelForObjectDetection
+
+    from hf_transfer.detection import backbone_module, create_detector
+    from hf_transfer.detection.model import _check_same_features, _load_backbone_weights
+    from hf_transfer.errors import ModelLoadError
+
+    folder = tiny("timm")
+    detector = create_detector(_detector_args(folder), ["a"], 64)  # runs the check itself
+    config = detector.model.config
+    index = config.backbone_config.out_indices
+    reference = timm.create_model("test_efficientnet", features_only=True, out_indices=index)
+    weights = load_file(f"{folder}/model.safetensors")
+    reference.load_state_dict({k: v for k, v in weights.items() if k in reference.state_dict()})
+    _check_same_features(backbone_module(detector.model), reference, folder)
+
+    config.backbone_config.freeze_batch_norm_2d = False  # DETR's replacement alone
+    detr_norms = AutoModelForObjectDetection.from_config(config)
+    _load_backbone_weights(detr_norms, weights, folder)
+    with torch.no_grad():  # non-trivial statistics, so a wrong epsilon or a lost activation shows
+        for module in reference.modules():
+            if hasattr(module, "running_var"):
+                module.running_var.uniform_(0.0005, 0.002)
+    weights = {**weights, **reference.state_dict()}
+    _load_backbone_weights(detr_norms, weights, folder)
+    with pytest.raises(ModelLoadError, match="does not compute what it computes alone"):
+        _check_same_features(backbone_module(detr_norms), reference, folder)
