@@ -216,8 +216,8 @@ def test_detection_is_a_task_registry_entry_and_finetune_points_to_its_recipe():
 
 
 def test_every_strategy_saves_a_detector_that_reloads_to_its_reported_map(tiny, tmp_path):
-    """frozen_backbone, full, lora, head_then_full on a timm backbone; full on an AutoBackbone (ResNet); and an
-    existing detection checkpoint fine-tuned on another set's classes. Each output folder, in a fresh process:
+    """frozen_backbone, full, lora, head_then_full on a timm backbone; full on an AutoBackbone (ResNet), with
+    Conditional DETR and with DETR; and an existing detection checkpoint fine-tuned on another set's classes. Each output folder, in a fresh process:
     AutoModelForObjectDetection reproduces the reported test scores and pipeline("object-detection") returns the
     same detections."""
     from safetensors.torch import load_file
@@ -230,8 +230,10 @@ def test_every_strategy_saves_a_detector_that_reloads_to_its_reported_map(tiny, 
         ("lora", tiny("timm"), "lora"),
         ("head_then_full", tiny("timm"), "head_then_full"),
         ("resnet_full", tiny("resnet"), "full"),
+        ("detr_full", tiny("resnet"), "full --architecture detr"),
     ]:
-        args = ["--backbone", backbone, "--strategy", strategy, *_flags(DIGITS), *common]
+        strategy, *more = strategy.split()
+        args = ["--backbone", backbone, "--strategy", strategy, *more, *_flags(DIGITS), *common]
         runs[name] = (assert_ok(run_recipe("detect.py", *args, output_dir=tmp_path / name)), DIGITS)
     transfer = ["--model_name_or_path", str(tmp_path / "full"), *_flags(FASHION), *common]
     runs["from_detector"] = (
@@ -250,6 +252,7 @@ def test_every_strategy_saves_a_detector_that_reloads_to_its_reported_map(tiny, 
     backbone_key = next(k for k in saved["frozen"] if "backbone" in k and k.endswith(f".model.{key}"))
     assert torch.equal(saved["frozen"][backbone_key], pretrained[key])
     assert not torch.equal(saved["full"][backbone_key], pretrained[key])
+    assert json.loads((tmp_path / "detr_full" / "config.json").read_text())["model_type"] == "detr"
     config = json.loads((tmp_path / "from_detector" / "config.json").read_text())
     assert config["id2label"]["0"] == "T-shirt/top"
     card = (tmp_path / "lora" / "README.md").read_text()
@@ -305,3 +308,31 @@ def test_the_backbone_computes_inside_the_detector_what_it_computes_alone(tiny):
     _load_backbone_weights(detr_norms, weights, folder)
     with pytest.raises(ModelLoadError, match="does not compute what it computes alone"):
         _check_same_features(backbone_module(detr_norms), reference, folder)
+
+
+def test_push_to_the_hub_with_a_card_and_load_back_with_the_pipeline(tiny, tmp_path, hub_server):
+    """--push_to_hub, like every recipe: the Hub copy (card included) loads in a fresh process with
+    AutoModelForObjectDetection and pipeline("object-detection") and detects what the local folder detects."""
+    repo = "test-user/tiny-detector"
+    args = ["--backbone", tiny("timm"), *_flags(DIGITS), *TINY_NECK, "--num_train_epochs", "1", "--save_strategy", "no"]
+    out = tmp_path / "out"
+    assert_ok(
+        run_recipe(
+            "detect.py", *args, "--push_to_hub", "true", "--hub_model_id", repo, output_dir=out,
+            env={"HF_HUB_OFFLINE": "0"},
+        )
+    )  # fmt: skip
+    assert "README.md" in hub_server.list_files(repo)
+    assert "pipeline_tag: object-detection" in hub_server.read_file(repo, "README.md").decode()
+    code = (
+        "import json, torch\nfrom PIL import Image\nfrom transformers import AutoModelForObjectDetection, pipeline\n"
+        f"AutoModelForObjectDetection.from_pretrained('{repo}')\n"
+        f"found = pipeline('object-detection', model='{repo}')(Image.new('RGB', (64, 64), (90, 20, 200)), threshold=0.0)\n"
+        "print(json.dumps([[d['label'], round(d['score'], 5)] for d in found]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    from transformers import pipeline
+
+    local = pipeline("object-detection", model=str(out))(Image.new("RGB", (64, 64), (90, 20, 200)), threshold=0.0)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[d["label"], round(d["score"], 5)] for d in local]
