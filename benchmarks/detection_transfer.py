@@ -76,13 +76,13 @@ def table(rows: list[dict]) -> str:
         return f"{statistics.mean(values):.3f} +- {sd:.3f}"
 
     lines = [
-        "| data set | strategy | train images | backbone | test mAP | test mAP@50 | seeds |",
-        "|---|---|---|---|---|---|---|",
+        "| data set | strategy | train images | backbone | test mAP | test mAP@50 | train loss (run mean) | seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for (dataset, strategy, budget, init), cells in sorted(groups.items()):
         lines.append(
             f"| {dataset} | {strategy} | {budget} | {init} | {stat([c['test_map'] for c in cells])} | "
-            f"{stat([c['test_map_50'] for c in cells])} | {len(cells)} |"
+            f"{stat([c['test_map_50'] for c in cells])} | {stat([c['train_loss'] for c in cells])} | {len(cells)} |"
         )
     return "\n".join(lines)
 

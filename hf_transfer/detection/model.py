@@ -155,6 +155,7 @@ def _neck_config(args: DetectorArguments, label_names: list[str], backbone_confi
         backbone_config=backbone_config,
         use_timm_backbone=False,
         num_queries=args.num_queries,
+        auxiliary_loss=True,  # a loss on every decoder layer: DETR converges faster with it (Carion et al. 2020)
         d_model=args.d_model,
         encoder_layers=args.encoder_layers,
         decoder_layers=args.decoder_layers,
