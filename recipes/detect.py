@@ -107,9 +107,13 @@ def main():
                 lora_alpha=lora_args.lora_alpha,
                 lora_dropout=lora_args.lora_dropout,
                 target_modules=targets,
-                modules_to_save=neck,
             )
             model = get_peft_model(model, config)
+            # The neck and head train in full in place (not peft's `modules_to_save`, which matches names by suffix:
+            # `model.encoder` would also select a ResNet backbone's `encoder`); the run saves the model merged.
+            base = model.get_base_model()
+            for name in neck:
+                base.get_submodule(name).requires_grad_(True)
             backbone_lr = detect_args.backbone_learning_rate or training_args.learning_rate  # adapters start at 0
         else:
             set_trainable(model, stage)

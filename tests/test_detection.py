@@ -230,6 +230,7 @@ def test_every_strategy_saves_a_detector_that_reloads_to_its_reported_map(tiny, 
         ("lora", tiny("timm"), "lora"),
         ("head_then_full", tiny("timm"), "head_then_full"),
         ("resnet_full", tiny("resnet"), "full"),
+        ("resnet_lora", tiny("resnet"), "lora"),
         ("detr_full", tiny("resnet"), "full --architecture detr"),
     ]:
         strategy, *more = strategy.split()
@@ -243,7 +244,9 @@ def test_every_strategy_saves_a_detector_that_reloads_to_its_reported_map(tiny, 
 
     results = {name: run.results for name, (run, _) in runs.items()}
     assert results["frozen"]["trainable_params"] < results["frozen"]["total_params"]
+    assert results["frozen"]["trainable_params"] < results["lora"]["trainable_params"]  # neck + adapters
     assert results["lora"]["trainable_params"] < results["full"]["trainable_params"]
+    assert results["resnet_lora"]["trainable_params"] < results["resnet_full"]["trainable_params"]
     assert "neck_stage_train_loss" in results["head_then_full"] and "train_loss" in results["head_then_full"]
     # frozen_backbone saved the pretrained backbone untouched; full moved it
     pretrained = load_file(f"{tiny('timm')}/model.safetensors")
