@@ -215,6 +215,7 @@ def test_detection_is_a_task_registry_entry_and_finetune_points_to_its_recipe():
 # --- Every strategy, saved and reloaded ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the second stage (make test-slow): eight recipe runs and a fresh-process reload
 def test_every_strategy_saves_a_detector_that_reloads_to_its_reported_map(tiny, tmp_path):
     """frozen_backbone, full, lora, head_then_full on a timm backbone; full on an AutoBackbone (ResNet), with
     Conditional DETR and with DETR; and an existing detection checkpoint fine-tuned on another set's classes. Each output folder, in a fresh process:
