@@ -16,6 +16,7 @@ __all__ = [
     "REGRESSION_METRICS",
     "MULTI_LABEL_METRICS",
     "TOKEN_CLASSIFICATION_METRICS",
+    "DETECTION_METRICS",
     "DEFAULT_LABEL_SEPARATOR",
     "HP_SEARCH_PREFIX",
     "SEMI_SUPERVISED_PREFIX",
@@ -37,6 +38,8 @@ MULTI_LABEL_METRICS: tuple[str, ...] = ("micro_f1", "macro_f1", "map", "subset_a
 # What token classification (NER) is scored with (hf_transfer.metrics.token_classification): seqeval's entity-level
 # precision / recall / F1 and token accuracy, besides one f1_<entity type> per type.
 TOKEN_CLASSIFICATION_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "accuracy")
+# Object detection (torchmetrics' MeanAveragePrecision, COCO's definitions): mAP over IoU 0.50:0.95 first.
+DETECTION_METRICS: tuple[str, ...] = ("map", "map_50", "map_75", "mar_100")
 # How several labels are written in one string cell (`sports,politics`) unless --label_separator says otherwise.
 DEFAULT_LABEL_SEPARATOR = ","
 # The keys of `all_results.json` a hyperparameter search wrote (`hf_transfer.finetuning.search`): the run record, the

@@ -49,14 +49,18 @@ def _metric_rows(record: RunRecord) -> list[tuple[str, str, str, float]]:
 def _per_label_table(record: RunRecord) -> list[str]:
     """A multi-label run's F1 per label (at the saved decision thresholds), or a token classifier's per entity type,
     on each split that has them."""
-    what = TASKS.get(record.task).per_label_scores
+    task = TASKS.get(record.task)
+    what = task.per_label_scores
     splits = [split for split in ("eval", "test") if split in record.label_scores]
     if what is None or not splits:
         return []
     header = " | ".join(_split_name(split) for split in splits)
-    lines = ["", f"### F1 per {what}", "", f"| {what} | {header} |", "|---|" + "---|" * len(splits)]
+    metric = task.per_label_metric.upper() if len(task.per_label_metric) <= 2 else task.per_label_metric
+    lines = ["", f"### {metric} per {what}", "", f"| {what} | {header} |", "|---|" + "---|" * len(splits)]
     for name in record.label_score_names():
-        lines.append(f"| {name} | " + " | ".join(f"{record.label_scores[split][name]:.4f}" for split in splits) + " |")
+        cells = [record.label_scores[split][name] for split in splits]
+        # A negative score is torchmetrics' -1 for a class the split holds no box of.
+        lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" if v >= 0 else "-" for v in cells) + " |")
     return lines
 
 

@@ -101,12 +101,8 @@ def usage_snippet(record: RunRecord, repo_id: str, is_adapter: bool, base_refere
             f'model = PeftModel.from_pretrained(base, "{repo_id}")\n'
             f'processor = {processor}.from_pretrained("{repo_id}")' + thresholds
         )
-    if task.per_token:
-        return (
-            "from transformers import pipeline\n\n"
-            f'ner = pipeline("token-classification", model="{repo_id}", aggregation_strategy="simple")\n'
-            'entities = ner("a sentence")  # [{"entity_group": ..., "word": ..., "start": ..., "end": ..., "score": ...}]'
-        )
+    if task.pipeline_usage is not None:
+        return task.pipeline_usage.format(repo_id=repo_id)
     return (
         f"from transformers import {auto}, {processor}\n\n"
         f'model = {auto}.from_pretrained("{repo_id}")\n'

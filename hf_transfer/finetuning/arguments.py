@@ -200,6 +200,11 @@ class TransferArguments:
     def __post_init__(self) -> None:
         if self.task not in TASK_CHOICES:
             raise ConfigError(f"--task {self.task!r} is not one of {', '.join(TASK_CHOICES)}.")
+        if self.task in TASKS and TASKS.get(self.task).recipe != "finetune":
+            raise ConfigError(
+                f"--task {self.task} is trained by recipes/{TASKS.get(self.task).recipe}.py, not finetune.py: run "
+                f"python recipes/{TASKS.get(self.task).recipe}.py (see its --help)."
+            )
         STRATEGIES.check(self.strategy)
         if self.lp_ft_finetune not in FINETUNE_METHODS:
             raise ConfigError(f"--lp_ft_finetune {self.lp_ft_finetune!r} must be `full` or `lora`.")

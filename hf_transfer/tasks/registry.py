@@ -1,4 +1,5 @@
-"""The tasks by name (`--task`): single-label, multi-label, regression and token classification.
+"""The tasks by name (`--task`): single-label, multi-label, regression, token classification, and object detection
+(trained by `recipes/detect.py`).
 
 Adding a task is one entry here plus its modules (label encoding, metrics, probe) named by the entry.
 """
@@ -6,7 +7,7 @@ Adding a task is one entry here plus its modules (label encoding, metrics, probe
 from __future__ import annotations
 
 from .._registry import LazyReference, Registry
-from ..constants import MULTI_LABEL_METRICS, REGRESSION_METRICS, TOKEN_CLASSIFICATION_METRICS
+from ..constants import DETECTION_METRICS, MULTI_LABEL_METRICS, REGRESSION_METRICS, TOKEN_CLASSIFICATION_METRICS
 from .task import Task
 
 __all__ = ["TASKS", "AUTO_TASK", "TASK_CHOICES"]
@@ -111,6 +112,42 @@ TASKS.register(
         metrics=TOKEN_CLASSIFICATION_METRICS[2:3] + TOKEN_CLASSIFICATION_METRICS[:2] + TOKEN_CLASSIFICATION_METRICS[3:],
         per_label_scores="entity type",
         describe_outputs=_tags,
+        pipeline_usage=(
+            "from transformers import pipeline\n\n"
+            'ner = pipeline("token-classification", model="{repo_id}", aggregation_strategy="simple")\n'
+            'entities = ner("a sentence")  # [{{"entity_group": ..., "word": ..., "start": ..., "end": ..., "score": ...}}]'
+        ),
+    )
+)
+
+
+def _boxes(names: list[str]) -> str:
+    return f"object detection, boxes of {len(names)} classes: {', '.join(names[:20])}"
+
+
+TASKS.register(
+    Task(
+        name="object_detection",
+        probe=None,
+        compute_metrics=LazyReference("hf_transfer.detection.metrics:score_detections"),
+        encode_labels=LazyReference("hf_transfer.detection.data:encode_objects"),
+        summarize_labels=LazyReference("hf_transfer.detection.data:objects_summary"),
+        description="boxes with a class each (a DETR-family detector; COCO mAP by torchmetrics); recipes/detect.py",
+        label_kind="boxes",
+        problem_type=None,
+        model_classes={"vision": "AutoModelForObjectDetection"},
+        pipeline_tags={"vision": "object-detection"},
+        decision="boxes",
+        metrics=DETECTION_METRICS,
+        per_label_scores="class",
+        per_label_metric="ap",
+        describe_outputs=_boxes,
+        recipe="detect",
+        pipeline_usage=(
+            "from transformers import pipeline\n\n"
+            'detector = pipeline("object-detection", model="{repo_id}")\n'
+            'objects = detector("image.png", threshold=0.5)  # [{{"score": ..., "label": ..., "box": {{"xmin": ..., ...}}}}]'
+        ),
     )
 )
 

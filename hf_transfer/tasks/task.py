@@ -18,9 +18,10 @@ from ..errors import ConfigError
 __all__ = ["Task", "LabelKind", "Decision"]
 
 # What one row's label is.
-LabelKind = Literal["class", "classes", "number", "tags"]
-# How a prediction is read from the head's outputs: the top class, a threshold per label, or the value itself.
-Decision = Literal["argmax", "thresholds", "value"]
+LabelKind = Literal["class", "classes", "number", "tags", "boxes"]
+# How a prediction is read from the head's outputs: the top class, a threshold per label, the value itself, or
+# scored boxes (the image processor's post-processing).
+Decision = Literal["argmax", "thresholds", "value", "boxes"]
 
 
 @dataclass(frozen=True)
@@ -30,26 +31,32 @@ class Task:
     Args:
         name: its `--task` value.
         description: one line for `--help` and the docs.
-        label_kind: what one row's label is (`class`, `classes`, `number`, `tags`).
+        label_kind: what one row's label is (`class`, `classes`, `number`, `tags`, `boxes`: boxes with a class each).
         problem_type: transformers' `config.problem_type` of its head; None keeps transformers' default.
         model_classes: the stock `AutoModelFor...` class per modality that loads the saved model.
         pipeline_tags: the Hub pipeline tag per modality (the card's metadata and `pipeline(...)`).
         decision: how a prediction is read from the outputs.
         probe: the probe fitted on frozen features (`hf_transfer.probing.fitters`): logistic regression, one per
-            label, or ridge.
+            label, or ridge; None for a task no probe can solve (detection: its frozen-backbone strategy trains a
+            neck and head instead).
         metrics: the metric names it is scored with (besides per-label ones), the first being the headline.
         headline_higher_is_better: whether a larger headline metric is a better model (False for an error such as
             RMSE): the direction a hyperparameter search optimises it in.
         batch_mean_loss: the loss `TransferTrainer` computes as a batch mean instead of the model's own (a multi-label
             loss summed over gradient-accumulation steps, a regression loss on standardised targets): `(logits,
             labels) -> loss`; None keeps the model's loss.
-        per_label_scores: what the card's per-label F1 table is per (`label`, `entity type`); None: no table.
+        per_label_scores: what the card's per-label table is per (`label`, `entity type`, `class`); None: no table.
+        per_label_metric: the metric of that table, read from the results as `{split}_{metric}_{label}` (`f1`;
+            detection's `ap`).
         encode_labels: `(splits, description, label_separator) -> splits` with `label` encoded for the task
             (`hf_transfer.data.label_encoding`).
         summarize_labels: `splits -> str`, the log line on what the labels hold.
         compute_metrics: `(outputs, references, *, thresholds, label_names, windows) -> {metric: value}`
             (`hf_transfer.metrics.task_metrics`).
         describe_outputs: `label_names -> str`, the card's one line on what the model outputs.
+        recipe: the recipe that trains it (`finetune`; `detect` for detection, whose rows hold boxes).
+        pipeline_usage: the card's usage snippet when the task is used through `pipeline(...)` (`{repo_id}` filled
+            in); None: the model class and processor are shown.
     """
 
     name: str
@@ -59,7 +66,7 @@ class Task:
     model_classes: dict[str, str]
     pipeline_tags: dict[str, str]
     decision: Decision
-    probe: LazyReference
+    probe: Optional[LazyReference]
     metrics: tuple[str, ...]
     encode_labels: LazyReference
     summarize_labels: LazyReference
@@ -68,6 +75,9 @@ class Task:
     per_label_scores: Optional[str] = None
     describe_outputs: Callable[[list[str]], str] = field(default=lambda names: f"{len(names)} labels")
     headline_higher_is_better: bool = True
+    per_label_metric: str = "f1"
+    recipe: str = "finetune"
+    pipeline_usage: Optional[str] = None
 
     @property
     def has_classes(self) -> bool:
