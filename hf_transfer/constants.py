@@ -18,6 +18,7 @@ __all__ = [
     "TOKEN_CLASSIFICATION_METRICS",
     "DEFAULT_LABEL_SEPARATOR",
     "HP_SEARCH_PREFIX",
+    "PSEUDO_LABEL_PREFIX",
 ]
 
 # What a backbone reads: text (a tokenizer) or images (an image processor); one entry each in
@@ -41,6 +42,9 @@ DEFAULT_LABEL_SEPARATOR = ","
 # The keys of `all_results.json` a hyperparameter search wrote (`hf_transfer.finetuning.search`): the run record, the
 # model card and compare's cells read them by this prefix.
 HP_SEARCH_PREFIX = "hp_search_"
+# The keys of `all_results.json` target self-training wrote (recipes/domain_adapt.py): the run record and the model
+# card read them by this prefix.
+PSEUDO_LABEL_PREFIX = "target_pseudo_label"
 
 # Weight decay strengths (lambda in  CE + lambda/2 * ||W||^2 ) tried from strongest to weakest by the linear probe.
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**k for k in range(1, -7, -1))

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import torch
 
-from .constants import HP_SEARCH_PREFIX
+from .constants import HP_SEARCH_PREFIX, PSEUDO_LABEL_PREFIX
 from .errors import DataError
 from .outputs import write_json_atomic
 from .registry import get_builtin_model
@@ -235,6 +235,8 @@ class RunRecord:
         hp_search: what a hyperparameter search (`--hp_search`) ran and chose, the `hp_search_*` keys of the
             results without their prefix (`trials`, `objective`, `objective_value`, `runtime`, `best_<name>`);
             None without one.
+        pseudo_labels: what target self-training ended with, the `target_pseudo_label*` keys of the results
+            (`target_pseudo_labelled_rows`, `target_pseudo_label_thresholds`, ...); None without it.
     """
 
     recipe: str
@@ -264,6 +266,7 @@ class RunRecord:
     trained: Optional[bool] = None
     validation_source: Optional[str] = None
     hp_search: Optional[dict[str, Any]] = None
+    pseudo_labels: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, Mapping):  # recipes and saved files give the loss as a dict
@@ -290,6 +293,7 @@ class RunRecord:
         trainable, total, runtime = (metrics.get(k) for k in ("trainable_params", "total_params", "train_runtime"))
         trained, source = metrics.get("trained"), metrics.get("validation_source")
         search = {k[len(HP_SEARCH_PREFIX) :]: v for k, v in metrics.items() if k.startswith(HP_SEARCH_PREFIX)}
+        pseudo = {k: v for k, v in metrics.items() if k.startswith(PSEUDO_LABEL_PREFIX)}
         return dataclasses.replace(
             self,
             scores=scores,
@@ -300,6 +304,7 @@ class RunRecord:
             trained=trained if isinstance(trained, bool) else None,
             validation_source=source if isinstance(source, str) else None,
             hp_search=search or None,
+            pseudo_labels=pseudo or None,
         )
 
     def label_score_names(self) -> list[str]:
@@ -346,6 +351,7 @@ class RunRecord:
             "loss": dataclasses.asdict(record.loss) if record.loss is not None else None,
             "validation_source": record.validation_source,
             "hp_search": record.hp_search,
+            "pseudo_labels": record.pseudo_labels,
         }
         info.update({key: value for key, value in extras.items() if value})
         return info
