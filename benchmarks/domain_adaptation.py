@@ -64,6 +64,7 @@ EXTRA_CELLS = {
         "0.5",
     ],
     "cdan_self_training": ["--method", "cdan", "--target_self_training", "true", "--self_training_start", "0.5"],
+    "mmd_self_training": ["--method", "mmd", "--target_self_training", "true", "--self_training_start", "0.5"],
     "source_only_self_training": [
         "--method",
         "source_only",
@@ -93,6 +94,7 @@ METHOD_NAMES = {
     "cdan": "CDAN+E",
     "mcc_self_training": "MCC + target self-training",
     "cdan_self_training": "CDAN+E + target self-training",
+    "mmd_self_training": "MK-MMD (DAN) + target self-training",
     "source_only_self_training": "source only + target self-training",
     "target_oracle": "target oracle (labelled target)",
     "target_oracle_3x": "target oracle, 3 epochs",
@@ -183,6 +185,8 @@ def summarize(runs: list[dict]) -> dict:
         "a_distance_before",
         "a_distance_after",
         "train_runtime",
+        "target_pseudo_labelled_rows",
+        "target_pseudo_label_accuracy",
     )
     summary: dict[str, dict] = {}
     for pair in PAIRS:
