@@ -65,6 +65,19 @@ EXTRA_CELLS = {
     ],
     "cdan_self_training": ["--method", "cdan", "--target_self_training", "true", "--self_training_start", "0.5"],
     "mmd_self_training": ["--method", "mmd", "--target_self_training", "true", "--self_training_start", "0.5"],
+    # FixMatch's fixed threshold: the floor at the threshold turns the per-class scaling off.
+    "mmd_self_training_fixed": [
+        "--method",
+        "mmd",
+        "--target_self_training",
+        "true",
+        "--self_training_start",
+        "0.5",
+        "--self_training_min_threshold",
+        "0.95",
+    ],
+    # MCC with the Ganin warm-up (the pair default) instead of the paper's constant weight.
+    "mcc_ganin": ["--method", "mcc", "--alignment_schedule", "ganin"],
     "source_only_self_training": [
         "--method",
         "source_only",
@@ -95,6 +108,8 @@ METHOD_NAMES = {
     "mcc_self_training": "MCC + target self-training",
     "cdan_self_training": "CDAN+E + target self-training",
     "mmd_self_training": "MK-MMD (DAN) + target self-training",
+    "mmd_self_training_fixed": "MK-MMD (DAN) + target self-training, fixed threshold 0.95",
+    "mcc_ganin": "MCC, Ganin warm-up",
     "source_only_self_training": "source only + target self-training",
     "target_oracle": "target oracle (labelled target)",
     "target_oracle_3x": "target oracle, 3 epochs",
