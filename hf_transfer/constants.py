@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_LABEL_SEPARATOR",
     "HP_SEARCH_PREFIX",
     "SEMI_SUPERVISED_PREFIX",
+    "PSEUDO_LABEL_PREFIX",
 ]
 
 # What a backbone reads: text (a tokenizer) or images (an image processor); one entry each in
@@ -48,6 +49,9 @@ HP_SEARCH_PREFIX = "hp_search_"
 # The keys of `all_results.json` about the unlabelled pool and its pseudo-labels (`hf_transfer.semi_supervised`), read
 # by this prefix into the run record and the card.
 SEMI_SUPERVISED_PREFIX = "semi_supervised_"
+# The keys of `all_results.json` target self-training wrote (recipes/domain_adapt.py): the run record and the model
+# card read them by this prefix.
+PSEUDO_LABEL_PREFIX = "target_pseudo_label"
 
 # Weight decay strengths (lambda in  CE + lambda/2 * ||W||^2 ) tried from strongest to weakest by the linear probe.
 DEFAULT_L2_GRID: tuple[float, ...] = tuple(10.0**k for k in range(1, -7, -1))

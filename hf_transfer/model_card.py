@@ -208,6 +208,21 @@ def _eval_results(record: RunRecord, pipeline_tag: str, dataset_name: str, hub_d
     return results
 
 
+def _pseudo_label_line(record: RunRecord) -> Optional[str]:
+    """What target self-training ended with: how many target rows were pseudo-labelled, at what thresholds."""
+    info = record.pseudo_labels
+    if not info or "target_pseudo_labelled_rows" not in info:
+        return None
+    line = (
+        f"- Target self-training: {info['target_pseudo_labelled_rows']} of {info.get('target_pseudo_label_pool_rows')} "
+        f"unlabelled target rows pseudo-labelled at the end, per-class thresholds "
+        f"{info.get('target_pseudo_label_thresholds')}"
+    )
+    if "target_pseudo_label_accuracy" in info:
+        line += f"; their accuracy against the held-back target labels: {info['target_pseudo_label_accuracy']:.4f}"
+    return line
+
+
 def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = None) -> ModelCard:
     """Render the card of an output directory (see module docstring); `repo_id` goes in the snippet."""
     output_dir = Path(output_dir)
@@ -269,6 +284,7 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         else "",
         f"- Training time: {runtime:.1f} s" if runtime is not None else "",
         f"- Hardware: {record.hardware}",
+        _pseudo_label_line(record),
         "",
         "Arguments that differ from their defaults:",
         "",

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import torch
 
-from .constants import HP_SEARCH_PREFIX, SEMI_SUPERVISED_PREFIX
+from .constants import HP_SEARCH_PREFIX, PSEUDO_LABEL_PREFIX, SEMI_SUPERVISED_PREFIX
 from .errors import DataError
 from .outputs import write_json_atomic
 from .registry import get_builtin_model
@@ -238,6 +238,8 @@ class RunRecord:
         semi_supervised: what the run learned from unlabelled rows, the `semi_supervised_*` keys of the results
             without their prefix (`method`, `unlabelled_samples`, `pseudo_labelled_samples`, `thresholds`, ...);
             None without an unlabelled pool.
+        pseudo_labels: what target self-training ended with, the `target_pseudo_label*` keys of the results
+            (`target_pseudo_labelled_rows`, `target_pseudo_label_thresholds`, ...); None without it.
     """
 
     recipe: str
@@ -268,6 +270,7 @@ class RunRecord:
     validation_source: Optional[str] = None
     hp_search: Optional[dict[str, Any]] = None
     semi_supervised: Optional[dict[str, Any]] = None
+    pseudo_labels: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, Mapping):  # recipes and saved files give the loss as a dict
@@ -295,6 +298,7 @@ class RunRecord:
         trained, source = metrics.get("trained"), metrics.get("validation_source")
         search = {k[len(HP_SEARCH_PREFIX) :]: v for k, v in metrics.items() if k.startswith(HP_SEARCH_PREFIX)}
         semi = {k[len(SEMI_SUPERVISED_PREFIX) :]: v for k, v in metrics.items() if k.startswith(SEMI_SUPERVISED_PREFIX)}
+        pseudo = {k: v for k, v in metrics.items() if k.startswith(PSEUDO_LABEL_PREFIX)}
         return dataclasses.replace(
             self,
             scores=scores,
@@ -306,6 +310,7 @@ class RunRecord:
             validation_source=source if isinstance(source, str) else None,
             hp_search=search or None,
             semi_supervised=semi or None,
+            pseudo_labels=pseudo or None,
         )
 
     def label_score_names(self) -> list[str]:
@@ -353,6 +358,7 @@ class RunRecord:
             "validation_source": record.validation_source,
             "hp_search": record.hp_search,
             "semi_supervised": record.semi_supervised,
+            "pseudo_labels": record.pseudo_labels,
         }
         info.update({key: value for key, value in extras.items() if value})
         return info

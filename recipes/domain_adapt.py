@@ -2,11 +2,15 @@
 """Adapt a classifier from a labelled source domain to an unlabelled target domain (same task, new data).
 
 Methods (`--method`): `source_only` (train on the source, the baseline), `dann` (domain-adversarial
-training), `coral` (covariance alignment), `mmd` (multi-kernel MMD, DAN), and `target_oracle` (train on the
-labelled target train split: the upper bound). Target labels are used only to evaluate (and by the oracle).
+training), `coral` (covariance alignment), `mmd` (multi-kernel MMD, DAN), `mcc` (minimum class confusion on the
+target predictions), `cdan` (conditional adversarial, CDAN+E), and `target_oracle` (train on the labelled target
+train split: the upper bound). `--target_self_training true` adds pseudo-labelled target rows on top of any method
+but the oracle. Target labels are used only to evaluate (and by the oracle).
 
     accelerate launch recipes/domain_adapt.py                      # built-in default: DANN, MiniLM, tweets -> drug reviews
     accelerate launch recipes/domain_adapt.py recipes/configs/domain_adapt_vision.yaml --method coral
+    accelerate launch recipes/domain_adapt.py recipes/configs/domain_adapt_vision.yaml --method mcc \
+        --alignment_schedule constant --target_self_training true --self_training_start 0.5
     accelerate launch recipes/domain_adapt.py --model_name_or_path minilm --source_dataset_name tweet_sentiment \
         --target_dataset_name drug_reviews --method mmd --strategy lora --output_dir outputs/tweets-to-drugs-mmd
     accelerate launch --num_processes 2 --cpu recipes/domain_adapt.py recipes/configs/domain_adapt_text.yaml
@@ -26,6 +30,7 @@ start_requested_cpu_processes()
 import logging
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
 from transformers import TrainingArguments
 
@@ -53,6 +58,7 @@ from hf_transfer.modalities import MODALITIES
 from hf_transfer.models import ModelArguments, count_parameters, get_classifier
 from hf_transfer.probing import locate_probe_features
 from hf_transfer.processing import cap_max_seq_length, create_collator, preprocess_dataset, sample_inputs
+from hf_transfer.pseudo_labels import ClassThresholds
 from hf_transfer.recipe import (
     classifier_pooling,
     finish_recipe,
@@ -174,15 +180,24 @@ def main():
     if a_distance_layer is not None and is_main:
         metrics["a_distance_before"] = a_distance(model)
 
-    # 7. Training data per method: source pairs with unlabelled target rows, or one labelled domain alone.
+    # 7. Training data per method: source pairs with unlabelled target rows (alignment or self-training), or one
+    #    labelled domain alone.
     trains_on = da_args.method_entry.trains_on
-    if trains_on == "source_and_target":
+    if da_args.uses_target_rows:
         train_dataset = DomainPairDataset(processed_source["train"], processed_target["train"], seed=da_args.pair_seed)
     else:
         train_dataset = (processed_target if trains_on == "target" else processed_source)["train"]
     alignment_loss = create_alignment_loss(
-        da_args.method, get_classifier(model).in_features, **da_args.alignment_loss_options()
+        da_args.method, get_classifier(model).in_features, len(label_names), **da_args.alignment_loss_options()
     )
+    self_training = None
+    if da_args.target_self_training:
+        self_training = ClassThresholds(
+            num_classes=len(label_names),
+            num_rows=len(processed_target["train"]),
+            threshold=da_args.self_training_threshold,
+            min_threshold=da_args.self_training_min_threshold,
+        )
 
     if transfer_args.trains_lora:
         model = create_lora_model(model, lora_args, new_modules=loaded.new_modules, sample_inputs=sample)
@@ -208,6 +223,9 @@ def main():
         alignment_schedule=da_args.alignment_schedule,
         schedule_gamma=da_args.schedule_gamma,
         alignment_learning_rate=da_args.alignment_learning_rate,
+        self_training=self_training,
+        self_training_weight=da_args.self_training_weight,
+        self_training_start=da_args.self_training_start,
     )
     metrics.update(train_whole_run(trainer, run.checkpoint))  # train_loss / train_runtime over all resumes
     publish_trained_model(trainer, processor, training_args.output_dir, max_seq_length=transfer_args.max_seq_length)
@@ -222,6 +240,15 @@ def main():
     if a_distance_layer is not None and is_main:
         metrics["a_distance_after"] = a_distance(trainer.task_model)
     metrics["trainable_params"], metrics["total_params"] = trainable, total
+    if self_training is not None:
+        metrics.update(trainer.pseudo_label_summary())
+        # A diagnostic only: the pseudo-labels' accuracy against target train labels that training never read.
+        if "label" in target["train"].column_names:
+            pseudo = trainer.pseudo_labels()
+            kept = pseudo >= 0
+            if kept.any():
+                truth = torch.tensor(target["train"]["label"], dtype=torch.long)
+                metrics["target_pseudo_label_accuracy"] = float((pseudo[kept] == truth[kept]).float().mean())
     if alignment_loss is not None:
         metrics["alignment_loss_config"] = {"name": type(alignment_loss).__name__, **alignment_loss.get_config_dict()}
         metrics["alignment_params"] = sum(p.numel() for p in alignment_loss.parameters())
@@ -243,7 +270,7 @@ def main():
             base_model=model_args.model_name_or_path,
             base_model_path=model_path,
             modality=modality,
-            method=f"{da_args.method} ({transfer_args.strategy})",
+            method=f"{da_args.method}{' + target self-training' if self_training else ''} ({transfer_args.strategy})",
             datasets=[source_name, target_name],
             label_names=label_names,
             arguments=(model_args, source_args, target_args, da_args, transfer_args, lora_args, training_args),

@@ -1,6 +1,6 @@
-"""hf_transfer.adaptation: alignment losses against straightforward references, gradient reversal, the
-warm-up schedule, config errors, domain checks, source/target pairing, digits_m, the A-distance, and the
-trainer on a tiny random BERT."""
+"""hf_transfer.adaptation: alignment losses against straightforward references (MCC and CDAN against hand-computed
+cases), gradient reversal, the warm-up schedule, config errors, domain checks, source/target pairing, digits_m, the
+A-distance, and the trainer (alignment and target self-training) on a tiny random BERT."""
 
 import math
 import warnings
@@ -14,13 +14,16 @@ from transformers import AutoTokenizer, TrainingArguments
 from gloo_workers import run_gloo_workers
 from hf_transfer.adaptation import (
     ALIGNMENT_STATE_NAME,
+    CDANLoss,
     CORALLoss,
     DANNLoss,
     DomainAdaptationArguments,
+    DomainAdaptationModel,
     DomainAdaptationTrainer,
     DomainPairCollator,
     DomainPairDataset,
     GradientReversal,
+    MCCLoss,
     MMDLoss,
     SourceDataArguments,
     TargetDataArguments,
@@ -32,11 +35,13 @@ from hf_transfer.adaptation import (
     load_domain_dataset,
     proxy_a_distance,
 )
+from hf_transfer.adaptation.losses import multilinear_map
 from hf_transfer.data import DataArguments, load_transfer_dataset
 from hf_transfer.errors import ConfigError, DataError
 from hf_transfer.finetuning import LoraArguments, create_lora_model
 from hf_transfer.models import create_classification_model
 from hf_transfer.processing import create_collator, preprocess_dataset
+from hf_transfer.pseudo_labels import ClassThresholds
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -182,13 +187,153 @@ def test_losses_reject_batches_without_both_domains_and_describe_themselves():
     assert create_alignment_loss("source_only", 3) is None
 
 
+# ------------------------------------------------------------------------------------ MCC and CDAN
+
+
+def test_mcc_is_zero_for_one_hot_and_c_minus_one_over_c_for_uniform_target_predictions():
+    domains = torch.tensor([0, 0, 1, 1, 1, 1])
+    confident = torch.zeros(6, 4)
+    confident[torch.arange(6), torch.tensor([0, 1, 0, 1, 2, 3])] = 1e4  # one-hot after any temperature
+    assert float(MCCLoss(temperature=2.5)(confident, domains)) == pytest.approx(0.0, abs=1e-6)
+    # Uniform rows: the row-normalised confusion is 1/C everywhere, its off-diagonal sum C(C-1)/C, over C.
+    assert float(MCCLoss()(torch.zeros(6, 4), domains)) == pytest.approx(3 / 4)
+    assert float(MCCLoss()(torch.zeros(6, 10), domains)) == pytest.approx(9 / 10)
+
+
+def test_mcc_matches_a_hand_computed_two_class_case_and_reads_only_target_rows():
+    # Two target rows with T = 1: p1 = (3/4, 1/4), p2 = (1/2, 1/2).
+    target = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]])
+    h1 = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    h2 = math.log(2.0)
+    w1, w2 = 1 + math.exp(-h1), 1 + math.exp(-h2)
+    w1, w2 = 2 * w1 / (w1 + w2), 2 * w2 / (w1 + w2)
+    m00 = w1 * 0.75 * 0.75 + w2 * 0.25
+    m01 = w1 * 0.75 * 0.25 + w2 * 0.25
+    m11 = w1 * 0.25 * 0.25 + w2 * 0.25
+    expected = (m01 / (m00 + m01) + m01 / (m01 + m11)) / 2
+    source = torch.randn(2, 2, requires_grad=True)
+    logits = torch.cat([source, target.requires_grad_()])
+    loss = MCCLoss(temperature=1.0)(logits, torch.tensor([0, 0, 1, 1]))
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert source.grad.abs().sum() == 0 and target.grad.abs().sum() > 0  # source rows play no part
+    assert MCCLoss(3.0).get_config_dict() == {"temperature": 3.0} and MCCLoss.inputs == ("logits",)
+
+
+def test_multilinear_map_is_the_flattened_outer_product_and_the_randomized_map_its_sketch():
+    features = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    predictions = torch.tensor([[0.25, 0.75], [1.0, 0.0]])
+    torch.testing.assert_close(
+        multilinear_map(features, predictions), torch.tensor([[0.25, 0.5, 0.75, 1.5], [3.0, -1.0, 0.0, 0.0]])
+    )
+    assert CDANLoss(2, 2).conditional_map(features, predictions).shape == (2, 4)
+    assert not CDANLoss(64, 64).randomized and CDANLoss(65, 64).randomized  # 4096 entries is the default limit
+
+    torch.manual_seed(0)
+    cdan = CDANLoss(3, 2, randomized=True, randomized_dim=20000)
+    f = torch.randn(2, 3)
+    mapped = cdan.conditional_map(f, predictions)
+    assert mapped.shape == (2, 20000)
+    expected = (f @ cdan.feature_projection) * (predictions @ cdan.prediction_projection) / math.sqrt(20000)
+    torch.testing.assert_close(mapped, expected)
+    # Inner products of the sketch approximate those of f ⊗ g: <f, f'> <g, g'>.
+    exact = multilinear_map(f, predictions)
+    torch.testing.assert_close(mapped @ mapped.T, exact @ exact.T, atol=0.5, rtol=0.1)
+    assert set(cdan.state_dict()) >= {"feature_projection", "prediction_projection"}  # saved with the checkpoint
+
+
+def test_cdan_reverses_the_gradient_into_the_features_only_and_weights_rows_by_entropy():
+    torch.manual_seed(0)
+    features = torch.randn(6, 3, requires_grad=True)
+    logits = torch.randn(6, 2, requires_grad=True)
+    domains = torch.tensor([0, 0, 0, 1, 1, 1])
+    cdan = CDANLoss(3, 2, hidden_size=4, dropout=0.0, coefficient=0.3)
+    loss = cdan(features, logits, domains)
+    loss.backward()
+    assert logits.grad is None  # predictions condition the discriminator as constants
+
+    # Reference without reversal: the same discriminator on f ⊗ softmax(z), entropy-weighted BCE.
+    f = features.detach().clone().requires_grad_()
+    g = torch.softmax(logits.detach(), dim=1)
+    entropy = -(g * g.log()).sum(1)
+    weights = 1 + torch.exp(-entropy)
+    domain_logits = cdan.adversary.discriminator(multilinear_map(f, g)).squeeze(-1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(domain_logits, domains.float(), reduction="none")
+    reference = (weights * bce).sum() / weights.sum()
+    reference.backward()
+    torch.testing.assert_close(loss.detach(), reference.detach())
+    torch.testing.assert_close(features.grad, -0.3 * f.grad)
+
+    plain = CDANLoss(3, 2, hidden_size=4, dropout=0.0, entropy_conditioning=False)
+    plain.load_state_dict(cdan.state_dict())
+    torch.testing.assert_close(plain(features, logits, domains).detach(), bce.mean().detach())
+    assert CDANLoss.inputs == ("features", "logits") and CDANLoss.adversarial
+    with pytest.raises(ValueError, match="built for 2 classes"):
+        cdan(features, torch.randn(6, 3), domains)
+
+
+def test_cdan_is_built_from_its_entry_with_the_feature_width_and_the_classes():
+    cdan = create_alignment_loss("cdan", 5, 3, dann_hidden_size=8, cdan_entropy_conditioning=False, mmd_num_kernels=2)
+    assert isinstance(cdan, CDANLoss)
+    assert cdan.get_config_dict() == {
+        "feature_dim": 5,
+        "num_labels": 3,
+        "hidden_size": 8,
+        "dropout": 0.5,
+        "entropy_conditioning": False,
+        "randomized": False,
+        "randomized_dim": 1024,
+    }
+    assert isinstance(create_alignment_loss("mcc", 5, 3, mcc_temperature=2.0), MCCLoss)
+    with pytest.raises(ValueError, match="needs num_labels"):
+        create_alignment_loss("cdan", 5)
+
+
+class _Recording(torch.nn.Module):
+    """An alignment loss that records what the model passes it."""
+
+    def __init__(self, inputs):
+        super().__init__()
+        self.inputs, self.seen = inputs, None
+
+    def forward(self, *args):
+        self.seen = args
+        return args[0].sum() * 0
+
+
+@pytest.mark.parametrize("inputs", [("features",), ("logits",), ("features", "logits")])
+def test_the_model_passes_the_outputs_the_loss_names(inputs):
+    torch.manual_seed(0)
+    body, head = torch.nn.Linear(5, 4), torch.nn.Linear(4, 3)
+
+    class Classifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.classifier = body, head
+
+        def forward(self, x):
+            from types import SimpleNamespace
+
+            return SimpleNamespace(logits=self.classifier(self.body(x)))
+
+    loss = _Recording(inputs)
+    x, domains = torch.randn(4, 5), torch.tensor([0, 0, 1, 1])
+    out = DomainAdaptationModel(Classifier(), loss)(x=x, domain_labels=domains)
+    expected = {"features": body(x), "logits": head(body(x))}
+    assert len(loss.seen) == len(inputs) + 1 and loss.seen[-1] is domains
+    for name, seen in zip(inputs, loss.seen):
+        torch.testing.assert_close(seen, expected[name])
+    assert float(DomainAdaptationModel(Classifier())(x=x, domain_labels=domains).alignment_loss) == 0.0
+    torch.testing.assert_close(out.logits, expected["logits"])
+
+
 # --------------------------------------------------------------------------------------------- config
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"method": "adabn"}, "--method 'adabn' is not one of source_only, dann, coral, mmd, target_oracle"),
+        ({"method": "adabn"}, "--method 'adabn' is not one of source_only, dann, coral, mmd, mcc, cdan, target_oracle"),
         ({"alignment_weight": 0.0}, "--alignment_weight 0.0 must be positive; use --method source_only"),
         ({"alignment_schedule": "linear"}, "--alignment_schedule 'linear' must be `ganin` or `constant`"),
         ({"schedule_gamma": -1.0}, "--schedule_gamma -1.0 must be positive"),
@@ -197,6 +342,16 @@ def test_losses_reject_batches_without_both_domains_and_describe_themselves():
         ({"mmd_kernel_mul": 1.0}, "--mmd_kernel_mul 1.0 must be > 1 to spread 5 kernels"),
         ({"mmd_estimator": "unbiased"}, "--mmd_estimator 'unbiased' must be `biased` or `linear`"),
         ({"a_distance_max_samples": 5}, "--a_distance_max_samples 5 is too few"),
+        ({"mcc_temperature": 0.0}, "--mcc_temperature 0.0 must be positive"),
+        ({"cdan_randomized_dim": 0}, "--cdan_randomized_dim 0 must be positive"),
+        ({"self_training_threshold": 1.5}, r"--self_training_threshold 1.5 must lie in \(0, 1\]"),
+        ({"self_training_min_threshold": 0.99}, r"--self_training_min_threshold 0.99 must lie in \[0, "),
+        ({"self_training_weight": 0.0}, "--self_training_weight 0.0 must be positive"),
+        ({"self_training_start": 1.0}, r"--self_training_start 1.0 must lie in \[0, 1\)"),
+        (
+            {"method": "target_oracle", "target_self_training": True},
+            "--target_self_training has no unlabelled target rows to pseudo-label with --method target_oracle",
+        ),
     ],
 )
 def test_domain_adaptation_arguments_reject_bad_values(kwargs, message):
@@ -340,7 +495,7 @@ def text_domains(tiny_bert):
     )
 
 
-def _trainer(model, tokenizer, source, target, tmp_path, alignment_loss, **kwargs):
+def _trainer(model, tokenizer, source, target, tmp_path, alignment_loss, self_training=None, **kwargs):
     args = TrainingArguments(
         **{
             "output_dir": str(tmp_path),
@@ -361,6 +516,8 @@ def _trainer(model, tokenizer, source, target, tmp_path, alignment_loss, **kwarg
         alignment_loss=alignment_loss,
         alignment_schedule="constant",
         alignment_weight=0.5,
+        self_training=self_training,
+        self_training_weight=2.0,
     )
 
 
@@ -429,6 +586,84 @@ def test_trainer_trains_model_and_discriminator_and_saves_its_state(tiny_bert, t
     resumed.train(resume_from_checkpoint=str(checkpoint))
     for saved, loaded in zip(dann.state_dict().values(), fresh.state_dict().values()):
         torch.testing.assert_close(saved, loaded)
+
+
+def test_self_training_adds_the_pseudo_label_cross_entropy_of_target_rows_above_their_threshold(
+    tiny_bert, text_domains, tmp_path
+):
+    tokenizer, source, target = text_domains
+    model = create_classification_model(tiny_bert, ["negative", "neutral", "positive"]).eval()
+    # Threshold 0 passes every row: each target row is pseudo-labelled with its arg-max class.
+    thresholds = ClassThresholds(3, len(target["train"]), threshold=1e-6, min_threshold=0.0)
+    trainer = _trainer(model, tokenizer, source, target, tmp_path, MCCLoss(), self_training=thresholds)
+    batch = trainer.data_collator(trainer.train_dataset.__getitems__([0, 1, 2, 3]))
+    assert batch["target_rows"].shape == (4,)
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    with torch.no_grad():
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "domain_labels", "target_rows")}
+        logits = model(**inputs).logits  # (8, 3)
+    expected = (
+        torch.nn.functional.cross_entropy(logits[:4], batch["labels"])
+        + 0.5 * MCCLoss()(logits, batch["domain_labels"])
+        + 2.0 * torch.nn.functional.cross_entropy(logits[4:], logits[4:].argmax(1))
+    )
+    torch.testing.assert_close(loss.detach(), expected)
+    summary = trainer.pseudo_label_summary()
+    assert summary["target_pseudo_labelled_rows"] == len(set(batch["target_rows"].tolist()))
+    assert summary["target_pseudo_label_pool_rows"] == len(target["train"])
+    assert sum(summary["target_pseudo_labelled_per_class"]) == summary["target_pseudo_labelled_rows"]
+    assert summary["target_pseudo_label_thresholds"] == [0.0, 0.0, 0.0]
+    kept = trainer.pseudo_labels()
+    assert kept[batch["target_rows"]].tolist() == logits[4:].argmax(1).tolist()
+
+    # An unreachable threshold keeps no row, and the term is 0.
+    strict = ClassThresholds(3, len(target["train"]), threshold=1.0, min_threshold=1.0)
+    trainer = _trainer(model, tokenizer, source, target, tmp_path, MCCLoss(), self_training=strict)
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    without = torch.nn.functional.cross_entropy(logits[:4], batch["labels"]) + 0.5 * MCCLoss()(
+        logits, batch["domain_labels"]
+    )
+    torch.testing.assert_close(loss.detach(), without)
+    assert trainer.pseudo_label_summary()["target_pseudo_labelled_rows"] == 0
+
+
+def test_self_training_alone_trains_on_pairs_starts_late_and_is_logged(tiny_bert, text_domains, tmp_path):
+    tokenizer, source, target = text_domains
+    torch.manual_seed(0)
+    model = create_classification_model(tiny_bert, ["negative", "neutral", "positive"])
+    thresholds = ClassThresholds(3, len(target["train"]), threshold=0.2, min_threshold=0.0)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        max_steps=4,
+        learning_rate=1e-2,
+    )
+    trainer = DomainAdaptationTrainer(
+        model=model,
+        args=args,
+        train_dataset=DomainPairDataset(source["train"], target["train"]),
+        data_collator=create_collator(tokenizer, "text"),
+        self_training=thresholds,
+        self_training_start=0.5,
+    )
+    assert trainer.alignment_loss is None and isinstance(trainer.model, DomainAdaptationModel)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "self_training_loss" in entry]
+    assert len(logs) == 4 and all(entry["alignment_loss"] == 0.0 for entry in logs)
+    assert [entry["self_training_loss"] == 0.0 for entry in logs] == [True, True, False, False]  # from step 2 of 4
+    assert all(entry["pseudo_label_rate"] > 0 for entry in logs)
+    assert trainer.pseudo_label_summary()["target_pseudo_labelled_rows"] > 0
+    with pytest.raises(ValueError, match="self_training tracks 5 target rows but the target split has 12"):
+        DomainAdaptationTrainer(
+            model=model,
+            args=args,
+            train_dataset=DomainPairDataset(source["train"], target["train"]),
+            self_training=ClassThresholds(3, 5),
+        )
 
 
 def test_trainer_requires_pairs_with_an_alignment_loss(tiny_bert, text_domains, tmp_path):

@@ -85,7 +85,11 @@ def test_text_dann_writes_results_checkpoint_and_a_plain_model(tiny_bert, tmp_pa
     assert (out / "checkpoint-6" / ALIGNMENT_STATE_NAME).is_file()
     assert not (out / ALIGNMENT_STATE_NAME).exists()  # the final model folder is a plain checkpoint
 
-    # The saved model reproduces the reported target accuracy (target labels are only read to score).
+    _assert_reload_reproduces_target_accuracy(out, results)
+
+
+def _assert_reload_reproduces_target_accuracy(out, results):
+    """The saved model, reloaded in this process, scores the reported target accuracy (target labels only score)."""
     target = load_transfer_dataset(
         DataArguments(dataset_name="drug_reviews", max_train_samples=40, max_eval_samples=30)
     )
@@ -97,6 +101,114 @@ def test_text_dann_writes_results_checkpoint_and_a_plain_model(tiny_bert, tmp_pa
         predictions = model(**inputs).logits.argmax(-1).numpy()
     assert float((predictions == np.array(target["validation"]["label"])).mean()) == pytest.approx(
         results["target_eval_accuracy"]
+    )
+
+
+def test_text_cdan_with_target_self_training_reports_its_pseudo_labels_and_reloads(tiny_bert, tmp_path):
+    out = tmp_path / "out"
+    run = assert_ok(
+        run_recipe(
+            "domain_adapt.py",
+            "--model_name_or_path",
+            tiny_bert,
+            "--method",
+            "cdan",
+            "--strategy",
+            "full",
+            "--target_self_training",
+            "true",
+            "--self_training_threshold",
+            "0.3",
+            "--self_training_min_threshold",
+            "0.0",
+            *TEXT,
+            *TRAIN,
+            "--compute_a_distance",
+            "false",
+            output_dir=out,
+            env=ENV,
+        )
+    )
+    results = run.results
+    assert results["alignment_loss_config"]["name"] == "CDANLoss" and results["alignment_params"] > 0
+    assert results["alignment_loss_config"]["num_labels"] == 3 and not results["alignment_loss_config"]["randomized"]
+    assert "'self_training_loss':" in run.output and "'pseudo_label_rate':" in run.output  # logged per step
+    assert results["target_pseudo_label_pool_rows"] == 40
+    assert 0 < results["target_pseudo_labelled_rows"] <= 40
+    assert sum(results["target_pseudo_labelled_per_class"]) == results["target_pseudo_labelled_rows"]
+    assert len(results["target_pseudo_label_thresholds"]) == 3
+    assert 0.0 <= results["target_pseudo_label_accuracy"] <= 1.0
+    card = (out / "README.md").read_text()
+    assert f"- Target self-training: {results['target_pseudo_labelled_rows']} of 40 unlabelled target rows" in card
+    assert "cdan + target self-training (full)" in card
+    _assert_reload_reproduces_target_accuracy(out, results)
+
+
+def test_vision_mcc_and_self_training_without_alignment_on_digits_m(tiny_vit, tmp_path):
+    vision = [
+        "--model_name_or_path",
+        tiny_vit,
+        "--strategy",
+        "full",
+        "--source_dataset_name",
+        "digits",
+        "--source_max_train_samples",
+        "40",
+        "--source_max_eval_samples",
+        "30",
+        "--target_dataset_name",
+        "digits_m",
+        "--target_max_train_samples",
+        "40",
+        "--target_max_eval_samples",
+        "30",
+        "--image_size",
+        "32",
+        "--compute_a_distance",
+        "false",
+        *TRAIN,
+    ]
+    out = tmp_path / "mcc"
+    run = assert_ok(run_recipe("domain_adapt.py", *vision, "--method", "mcc", output_dir=out, env=ENV))
+    assert run.results["alignment_loss_config"] == {"name": "MCCLoss", "temperature": 2.5}
+    assert run.results["alignment_params"] == 0 and "target_pseudo_labelled_rows" not in run.results
+    assert "Target self-training" not in (out / "README.md").read_text()
+
+    # Self-training on top of source_only: the batches pair source with target rows, no alignment loss.
+    run = assert_ok(
+        run_recipe(
+            "domain_adapt.py",
+            *vision,
+            "--method",
+            "source_only",
+            "--target_self_training",
+            "true",
+            "--self_training_start",
+            "0.5",
+            output_dir=tmp_path / "st",
+            env=ENV,
+        )
+    )
+    assert "alignment_loss_config" not in run.results and run.results["target_pseudo_label_pool_rows"] == 40
+    assert "'self_training_loss':" in run.output
+
+
+def test_self_training_with_the_oracle_fails_with_the_fix(tiny_bert, tmp_path):
+    run = run_recipe(
+        "domain_adapt.py",
+        "--model_name_or_path",
+        tiny_bert,
+        "--method",
+        "target_oracle",
+        "--target_self_training",
+        "true",
+        *TEXT,
+        output_dir=tmp_path / "out",
+        env=ENV,
+    )
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output[-3000:]
+    assert "--target_self_training has no unlabelled target rows to pseudo-label with --method target_oracle" in (
+        run.output
     )
 
 

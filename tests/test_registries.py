@@ -60,8 +60,13 @@ def test_every_contrastive_loss_entry_builds_its_module(name):
 def test_every_adaptation_method_entry_builds_its_loss(name):
     entry = ADAPTATION_METHODS.get(name)
     arguments = DomainAdaptationArguments(method=name)
-    loss = create_alignment_loss(name, 6, **arguments.alignment_loss_options())
+    loss = create_alignment_loss(name, 6, 3, **arguments.alignment_loss_options())
     assert (loss is None) == (not entry.aligns) == (not arguments.uses_alignment)
+    if loss is not None:  # it takes the outputs it names, for both domains
+        outputs = {"features": torch.randn(8, 6), "logits": torch.randn(8, 3)}
+        domains = torch.tensor([0] * 4 + [1] * 4)
+        inputs = getattr(loss, "inputs", ("features",))
+        assert torch.isfinite(loss(*(outputs[name] for name in inputs), domains))
     with pytest.raises(ConfigError, match="--method 'adda' is not one of source_only, dann"):
         DomainAdaptationArguments(method="adda")
 

@@ -1,7 +1,7 @@
 """Unsupervised domain adaptation: labelled source data, unlabelled target data, same task.
 
 Split peft-style: `arguments.py` is what the user sets, `methods.py` the registry of `--method` values, `losses/` holds the alignment losses, one per module (DANN, Deep
-CORAL, multi-kernel MMD), `data.py` pairs source and target rows into training batches, `model.py` holds
+CORAL, multi-kernel MMD, MCC, CDAN), `data.py` pairs source and target rows into training batches, `model.py` holds
 the task model and the alignment loss as one module, `trainer.py` the `Trainer` subclass, `domains.py` loads a
 domain and checks that two pair up, `diagnostics.py` the proxy A-distance.
 """
@@ -20,9 +20,11 @@ from .diagnostics import MIN_A_DISTANCE_ROWS, ProxyADistance, compute_proxy_a_di
 from .domains import align_domains, load_domain_dataset
 from .losses import (
     ALIGNMENT_METHODS,
+    CDANLoss,
     CORALLoss,
     DANNLoss,
     GradientReversal,
+    MCCLoss,
     MMDLoss,
     create_alignment_loss,
     ganin_coefficient,
@@ -38,6 +40,7 @@ __all__ = [
     "ALIGNMENT_METHODS",
     "ALIGNMENT_STATE_NAME",
     "METHODS",
+    "CDANLoss",
     "CORALLoss",
     "DANNLoss",
     "DomainAdaptationArguments",
@@ -47,6 +50,7 @@ __all__ = [
     "DomainPairCollator",
     "DomainPairDataset",
     "GradientReversal",
+    "MCCLoss",
     "MMDLoss",
     "ProxyADistance",
     "SourceDataArguments",

@@ -43,8 +43,9 @@ class DomainAdaptationArguments:
         method (`str`, defaults to `"dann"`): a name of `hf_transfer.adaptation.methods.ADAPTATION_METHODS`:
             `source_only` trains on labelled source data alone (the baseline); `dann` adds a domain
             discriminator behind a gradient-reversal layer (Ganin et al. 2016); `coral` matches feature
-            covariances (Sun & Saenko 2016); `mmd` minimises a multi-kernel MMD (DAN, Long et al. 2015);
-            `target_oracle` trains on the *labelled* target train split instead (the upper bound, not an
+            covariances (Sun & Saenko 2016); `mmd` minimises a multi-kernel MMD (DAN, Long et al. 2015); `mcc`
+            minimises the class confusion of the target predictions (Jin et al. 2020); `cdan` conditions DANN's
+            discriminator on the predictions (CDAN+E, Long et al. 2018); `target_oracle` trains on the *labelled* target train split instead (the upper bound, not an
             adaptation method). Target labels are otherwise used only for evaluation.
         alignment_weight (`float`, defaults to 1.0): λ, how strongly the backbone is pushed towards domain-
             invariant features: the weight of the CORAL / MMD term, and the scale of DANN's reversed gradient.
@@ -56,8 +57,20 @@ class DomainAdaptationArguments:
         schedule_gamma (`float`, defaults to 10.0): γ of the `ganin` schedule.
         alignment_learning_rate (`float`, *optional*): learning rate of DANN's discriminator. Default: the
             head learning rate (`--head_learning_rate`, else `--learning_rate`).
-        dann_hidden_size (`int`, defaults to 256): width of the discriminator's two hidden layers.
-        dann_dropout (`float`, defaults to 0.5): dropout in the discriminator.
+        dann_hidden_size (`int`, defaults to 256): width of the DANN / CDAN discriminator's two hidden layers.
+        dann_dropout (`float`, defaults to 0.5): dropout in the DANN / CDAN discriminator.
+        mcc_temperature (`float`, defaults to 2.5): softmax temperature of MCC.
+        cdan_entropy_conditioning (`bool`, defaults to True): CDAN+E's entropy weights.
+        cdan_randomized (`bool`, *optional*): CDAN's randomized multilinear map; default when classes x feature
+            width > 4096.
+        cdan_randomized_dim (`int`, defaults to 1024): width of the randomized map.
+        target_self_training (`bool`, defaults to False): add a pseudo-label cross-entropy on target rows whose
+            prediction passes its class's threshold (`hf_transfer.pseudo_labels.ClassThresholds`), on top of any
+            method but the oracle.
+        self_training_threshold (`float`, defaults to 0.95): the threshold of a fully learned class (FlexMatch's τ).
+        self_training_min_threshold (`float`, defaults to 0.5): the floor under the per-class thresholds.
+        self_training_weight (`float`, defaults to 1.0): weight of the pseudo-label term.
+        self_training_start (`float`, defaults to 0.0): training progress in [0, 1) from which the term is added.
         mmd_num_kernels (`int`, defaults to 5): number of Gaussian kernels of the MK-MMD.
         mmd_kernel_mul (`float`, defaults to 2.0): ratio between neighbouring kernel bandwidths.
         mmd_estimator (`Literal["biased", "linear"]`, defaults to `"biased"`): quadratic-time biased estimate
@@ -99,8 +112,46 @@ class DomainAdaptationArguments:
             "help": "Learning rate of DANN's domain discriminator. Default: --head_learning_rate, else --learning_rate."
         },
     )
-    dann_hidden_size: int = field(default=256, metadata={"help": "Width of DANN's two discriminator hidden layers."})
-    dann_dropout: float = field(default=0.5, metadata={"help": "Dropout in DANN's discriminator, in [0, 1)."})
+    dann_hidden_size: int = field(
+        default=256, metadata={"help": "Width of the DANN / CDAN discriminator's two hidden layers."}
+    )
+    dann_dropout: float = field(default=0.5, metadata={"help": "Dropout in the DANN / CDAN discriminator, in [0, 1)."})
+    mcc_temperature: float = field(
+        default=2.5, metadata={"help": "Softmax temperature of MCC (positive; the paper uses 2.5-3). Default 2.5."}
+    )
+    cdan_entropy_conditioning: bool = field(
+        default=True,
+        metadata={"help": "CDAN+E: weight rows by 1 + exp(-entropy of the prediction). Default true."},
+    )
+    cdan_randomized: Optional[bool] = field(
+        default=None,
+        metadata={
+            "help": "CDAN's randomized multilinear map (f R_f) * (g R_g) / sqrt(d) instead of f x g. Default: when "
+            "classes x feature width > 4096."
+        },
+    )
+    cdan_randomized_dim: int = field(default=1024, metadata={"help": "Width d of CDAN's randomized map. Default 1024."})
+    target_self_training: bool = field(
+        default=False,
+        metadata={
+            "help": "Target self-training on top of --method: target rows whose prediction passes its class's "
+            "threshold (FlexMatch per-class thresholds with a floor) add a cross-entropy with that pseudo-label."
+        },
+    )
+    self_training_threshold: float = field(
+        default=0.95, metadata={"help": "Self-training threshold of a fully learned class, in (0, 1]. Default 0.95."}
+    )
+    self_training_min_threshold: float = field(
+        default=0.5,
+        metadata={"help": "Floor under the per-class self-training thresholds, in [0, threshold]. Default 0.5."},
+    )
+    self_training_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the self-training term (positive). Default 1.0."}
+    )
+    self_training_start: float = field(
+        default=0.0,
+        metadata={"help": "Training progress in [0, 1) from which the self-training term is added. Default 0."},
+    )
     mmd_num_kernels: int = field(default=5, metadata={"help": "Number of Gaussian kernels of the MK-MMD (>= 1)."})
     mmd_kernel_mul: float = field(
         default=2.0, metadata={"help": "Ratio between neighbouring MMD kernel bandwidths (> 1). Default 2."}
@@ -154,6 +205,31 @@ class DomainAdaptationArguments:
                 f"--mmd_kernel_mul {self.mmd_kernel_mul} must be > 1 to spread {self.mmd_num_kernels} kernels; "
                 "use e.g. 2.0, or --mmd_num_kernels 1."
             )
+        if not self.mcc_temperature > 0:
+            raise ConfigError(f"--mcc_temperature {self.mcc_temperature} must be positive (the paper uses 2.5-3).")
+        if self.cdan_randomized_dim <= 0:
+            raise ConfigError(f"--cdan_randomized_dim {self.cdan_randomized_dim} must be positive (e.g. 1024).")
+        if not 0.0 < self.self_training_threshold <= 1.0:
+            raise ConfigError(
+                f"--self_training_threshold {self.self_training_threshold} must lie in (0, 1], e.g. 0.95."
+            )
+        if not 0.0 <= self.self_training_min_threshold <= self.self_training_threshold:
+            raise ConfigError(
+                f"--self_training_min_threshold {self.self_training_min_threshold} must lie in "
+                f"[0, --self_training_threshold {self.self_training_threshold}]."
+            )
+        if not self.self_training_weight > 0:
+            raise ConfigError(f"--self_training_weight {self.self_training_weight} must be positive.")
+        if not 0.0 <= self.self_training_start < 1.0:
+            raise ConfigError(
+                f"--self_training_start {self.self_training_start} must lie in [0, 1): the fraction of training "
+                "after which the self-training term starts."
+            )
+        if self.target_self_training and self.method_entry.trains_on == "target":
+            raise ConfigError(
+                f"--target_self_training has no unlabelled target rows to pseudo-label with --method {self.method} "
+                "(it trains on the labelled target split); drop the flag or pick an adaptation method."
+            )
         if self.a_distance_max_samples < 20:
             raise ConfigError(
                 f"--a_distance_max_samples {self.a_distance_max_samples} is too few to train and test a domain "
@@ -173,6 +249,11 @@ class DomainAdaptationArguments:
     def method_entry(self) -> AdaptationMethod:
         """The `ADAPTATION_METHODS` entry of `--method`."""
         return ADAPTATION_METHODS.get(self.method)
+
+    @property
+    def uses_target_rows(self) -> bool:
+        """Training batches pair source rows with unlabelled target rows (an alignment loss or self-training)."""
+        return self.method_entry.trains_on == "source_and_target" or self.target_self_training
 
     def alignment_loss_options(self) -> dict[str, object]:
         """The fields an alignment loss may take (its entry says which)."""

@@ -44,7 +44,10 @@ class DomainPairDataset(TorchDataset):
 
     Example:
         >>> pairs = DomainPairDataset(processed_source["train"], processed_target["train"], seed=0)
-        >>> item = pairs[0]  # {"source": {..., "label": 2}, "target": {...}}
+        >>> item = pairs[0]  # {"source": {..., "label": 2}, "target": {...}, "target_row": 17}
+
+    `target_row` is the target row's position in the target split, so per-row state over the unlabelled pool
+    (target self-training's per-class thresholds) can follow each row across batches.
     """
 
     def __init__(self, source: Sequence, target: Sequence, seed: int = 0):
@@ -74,10 +77,11 @@ class DomainPairDataset(TorchDataset):
 
     def __getitems__(self, indices: list[int]) -> list[dict]:
         sources = self._rows(self.source, [int(self._source_index[i]) for i in indices])
-        targets = self._rows(self.target, [int(self._target_index[i]) for i in indices])
+        target_rows = [int(self._target_index[i]) for i in indices]
+        targets = self._rows(self.target, target_rows)
         return [
-            {"source": dict(s), "target": {k: v for k, v in t.items() if k not in _LABEL_KEYS}}
-            for s, t in zip(sources, targets)
+            {"source": dict(s), "target": {k: v for k, v in t.items() if k not in _LABEL_KEYS}, "target_row": row}
+            for s, t, row in zip(sources, targets, target_rows)
         ]
 
     def __getitem__(self, index: int) -> dict:
@@ -89,7 +93,8 @@ class DomainPairCollator:
 
     Output: the wrapped collator's model inputs for all 2B rows (e.g. `input_ids` (2B, T) padded together,
     or `pixel_values` (2B, 3, H, W)), `labels` (B,) for the source rows and `domain_labels` (2B,) with 0 for
-    source and 1 for target rows. Items that are not pairs (evaluation, `source_only`) are passed to the
+    source and 1 for target rows, and `target_rows` (B,), the target rows' positions in the target split (for
+    per-row state such as self-training's thresholds). Items that are not pairs (evaluation, `source_only`) are passed to the
     wrapped collator as they are.
 
     Args:
@@ -108,4 +113,6 @@ class DomainPairCollator:
         batch = dict(self.collator(sources + targets))
         batch["labels"] = torch.tensor(labels, dtype=torch.long)  # (B,)
         batch["domain_labels"] = torch.tensor([0] * len(sources) + [1] * len(targets), dtype=torch.long)  # (2B,)
+        if all("target_row" in f for f in features):
+            batch["target_rows"] = torch.tensor([f["target_row"] for f in features], dtype=torch.long)  # (B,)
         return batch

@@ -3,7 +3,8 @@ alignment loss (if any) it adds.
 
 `DomainAdaptationArguments` checks names here without importing the losses; `create_alignment_loss` builds an
 entry's loss and the recipe picks the training rows from `trains_on`. Adding a method is its loss module plus one
-entry.
+entry. The loss says which model outputs it reads through its `inputs` attribute (`("features",)` by default,
+`("logits",)` for MCC, `("features", "logits")` for CDAN); `DomainAdaptationModel` passes those, in that order.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class AdaptationMethod:
         alignment_loss: the loss module added to the task loss; None for the methods without one.
         loss_options: `DomainAdaptationArguments` field -> the loss's keyword argument.
         loss_takes_feature_dim: the loss is built with the width of the features it aligns (a discriminator).
+        loss_takes_num_labels: the loss is built with the number of classes (CDAN's multilinear map).
         paper: where it comes from, for the card.
     """
 
@@ -37,6 +39,7 @@ class AdaptationMethod:
     alignment_loss: Optional[LazyReference] = None
     loss_options: dict[str, str] = field(default_factory=dict)
     loss_takes_feature_dim: bool = False
+    loss_takes_num_labels: bool = False
     paper: Optional[str] = None
 
     @property
@@ -75,6 +78,34 @@ ADAPTATION_METHODS.register(
         alignment_loss=LazyReference("hf_transfer.adaptation.losses.mmd:MMDLoss"),
         loss_options={"mmd_num_kernels": "num_kernels", "mmd_kernel_mul": "kernel_mul", "mmd_estimator": "estimator"},
         paper="https://arxiv.org/abs/1502.02791",
+    )
+)
+ADAPTATION_METHODS.register(
+    AdaptationMethod(
+        "mcc",
+        "minimum class confusion on the target predictions (Jin et al. 2020)",
+        trains_on="source_and_target",
+        alignment_loss=LazyReference("hf_transfer.adaptation.losses.mcc:MCCLoss"),
+        loss_options={"mcc_temperature": "temperature"},
+        paper="https://arxiv.org/abs/1912.03699",
+    )
+)
+ADAPTATION_METHODS.register(
+    AdaptationMethod(
+        "cdan",
+        "domain discriminator conditioned on the predictions, CDAN+E (Long et al. 2018)",
+        trains_on="source_and_target",
+        alignment_loss=LazyReference("hf_transfer.adaptation.losses.cdan:CDANLoss"),
+        loss_options={
+            "dann_hidden_size": "hidden_size",
+            "dann_dropout": "dropout",
+            "cdan_entropy_conditioning": "entropy_conditioning",
+            "cdan_randomized": "randomized",
+            "cdan_randomized_dim": "randomized_dim",
+        },
+        loss_takes_feature_dim=True,
+        loss_takes_num_labels=True,
+        paper="https://arxiv.org/abs/1705.10667",
     )
 )
 ADAPTATION_METHODS.register(

@@ -36,7 +36,7 @@ class DomainAdaptationOutput(ModelOutput):
     Args:
         logits (`torch.FloatTensor`, `(N, num_labels)`): the task head's logits for every row, both domains.
         features (`torch.FloatTensor`, `(N, D)`): what the task head saw (its input, flattened).
-        alignment_loss (`torch.FloatTensor`, scalar): the alignment loss of those features.
+        alignment_loss (`torch.FloatTensor`, scalar): the alignment loss of those features and / or logits.
     """
 
     logits: Optional[torch.FloatTensor] = None
@@ -50,22 +50,28 @@ class DomainAdaptationModel(nn.Module):
 
     `forward(**inputs, domain_labels=d)` runs the task model on the rows of both domains, captures the features
     its classification head sees (a forward pre-hook on `get_classifier`), and returns a `DomainAdaptationOutput`
-    with the alignment loss of those features. Without `domain_labels` (evaluation, prediction) it is the task
+    with the alignment loss of the outputs that loss reads (its `inputs` attribute: `("features",)` when it has
+    none, `("logits",)`, `("features", "logits")`). Without `domain_labels` (evaluation, prediction) it is the task
     model: same inputs, same outputs, `labels` included.
 
     Args:
         task_model (`nn.Module`): the classifier being adapted; what the run saves and publishes.
-        alignment_loss (`nn.Module`): `DANNLoss`, `CORALLoss`, `MMDLoss`, or any module with
-            `forward(features (N, D), domain_labels (N,)) -> scalar`.
+        alignment_loss (`nn.Module`, *optional*): `DANNLoss`, `CORALLoss`, `MMDLoss`, `MCCLoss`, `CDANLoss`, or any
+            module with `forward(*outputs named by its inputs, domain_labels (N,)) -> scalar`. None (target
+            self-training without alignment): the alignment loss is 0.
     """
 
     # Trainer reads these: the training loss is computed by `DomainAdaptationTrainer`, as a batch mean.
     accepts_loss_kwargs = False
 
-    def __init__(self, task_model: nn.Module, alignment_loss: nn.Module):
+    def __init__(self, task_model: nn.Module, alignment_loss: Optional[nn.Module] = None):
         super().__init__()
         self.task_model = task_model
         self.alignment_loss = alignment_loss
+        self.loss_inputs: tuple[str, ...] = tuple(getattr(alignment_loss, "inputs", ("features",)))
+        unknown = set(self.loss_inputs) - {"features", "logits"}
+        if unknown:
+            raise ValueError(f"Alignment loss inputs {sorted(unknown)} unknown: use 'features' and/or 'logits'.")
         self._captured: list[torch.Tensor] = []
         self._capturing = False
         get_classifier(base_model(task_model)).register_forward_pre_hook(self._capture_head_input)
@@ -102,6 +108,9 @@ class DomainAdaptationModel(nn.Module):
             raise RuntimeError("The classification head did not run, so no features were captured.")
         features = self._captured[-1].flatten(1)
         self._captured.clear()
-        return DomainAdaptationOutput(
-            logits=outputs.logits, features=features, alignment_loss=self.alignment_loss(features, domain_labels)
-        )
+        if self.alignment_loss is None:
+            alignment = outputs.logits.new_zeros(())
+        else:
+            available = {"features": features, "logits": outputs.logits}
+            alignment = self.alignment_loss(*(available[name] for name in self.loss_inputs), domain_labels)
+        return DomainAdaptationOutput(logits=outputs.logits, features=features, alignment_loss=alignment)
