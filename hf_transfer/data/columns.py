@@ -19,6 +19,7 @@ from .constants import IMAGE_COLUMN_CANDIDATES, LABEL_COLUMN_CANDIDATES, TEXT_CO
 from .sources import RawSource
 
 __all__ = [
+    "find_column",
     "resolve_columns",
     "to_canonical_columns",
     "infer_modality",
@@ -37,7 +38,7 @@ __all__ = [
 _DOT_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-def _find_column(
+def find_column(
     ds: Dataset, requested: Optional[str], candidates: tuple[str, ...], flag: str, what: str
 ) -> Optional[str]:
     if requested is not None:
@@ -55,8 +56,8 @@ def resolve_columns(splits: DatasetDict, source: RawSource) -> tuple[str, Modali
     """Pick the input column, its modality, and the label column: flags, then known names, then types."""
     train = splits["train"]
     columns, features = train.column_names, train.features
-    text = _find_column(train, source.text_column, TEXT_COLUMN_CANDIDATES, "--text_column", "text")
-    image = _find_column(train, source.image_column, IMAGE_COLUMN_CANDIDATES, "--image_column", "image")
+    text = find_column(train, source.text_column, TEXT_COLUMN_CANDIDATES, "--text_column", "text")
+    image = find_column(train, source.image_column, IMAGE_COLUMN_CANDIDATES, "--image_column", "image")
     if image is None and source.text_column is None:
         image = next((c for c in columns if isinstance(features[c], Image)), None)
     if source.text_column is not None:
@@ -75,7 +76,7 @@ def resolve_columns(splits: DatasetDict, source: RawSource) -> tuple[str, Modali
         )
     input_column = text or image
 
-    label = _find_column(train, source.label_column, LABEL_COLUMN_CANDIDATES, "--label_column", "label")
+    label = find_column(train, source.label_column, LABEL_COLUMN_CANDIDATES, "--label_column", "label")
     if label is None:
         class_labels = [c for c in columns if isinstance(features[c], ClassLabel)]
         label = class_labels[0] if len(class_labels) == 1 else None

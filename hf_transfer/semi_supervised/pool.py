@@ -12,7 +12,7 @@ from typing import Optional
 import datasets
 from datasets import Dataset, DatasetDict
 
-from ..data.columns import _find_column
+from ..data.columns import find_column
 from ..data.constants import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES
 from ..data.loading import UNLABELLED_SPLIT
 from ..data.sources import read_data_files
@@ -60,7 +60,7 @@ def _read_unlabelled_file(
             f"--unlabelled_file '{path}' has no column '{requested}' ({flag}; its columns: {table.column_names}). "
             f"Give it the input column train has."
         )
-    column = _find_column(table, requested, candidates, flag, modality)
+    column = find_column(table, requested, candidates, flag, modality)
     if column is None:
         raise DataError(
             f"--unlabelled_file '{path}' has no {modality} input column (its columns: {table.column_names}). Give it "
