@@ -16,7 +16,7 @@ import numpy as np
 from datasets import ClassLabel, DatasetDict, List
 
 from ..data import DataArguments, infer_modality, label_names_of, load_transfer_dataset, read_data_files
-from ..data.columns import canonical_image_column
+from ..data.columns import canonical_image_column, keep_columns, match_column
 from ..data.constants import IMAGE_COLUMN_CANDIDATES, LABEL_COLUMN_CANDIDATES
 from ..data.splits import carve_split, subsample
 from ..errors import ConfigError, DataError
@@ -50,18 +50,11 @@ class AlignmentData(NamedTuple):
         return [i for i in range(len(self.class_names)) if i not in self.held_out]
 
 
-def _find(columns: list[str], requested: Optional[str], candidates: tuple[str, ...]) -> Optional[str]:
-    if requested is not None:
-        return requested if requested in columns else None
-    by_lower = {c.lower(): c for c in columns}
-    return next((by_lower[c] for c in candidates if c in by_lower), None)
-
-
 def _load_captioned_files(data_args: DataArguments, caption_column: str, cache_dir: Optional[str]) -> DatasetDict:
     """A file with an image column (paths) and `caption_column`, and a label column when it has one."""
     raw = read_data_files(data_args, cache_dir)
     columns = raw["train"].column_names
-    image = _find(columns, data_args.image_column, IMAGE_COLUMN_CANDIDATES)
+    image = match_column(columns, data_args.image_column, IMAGE_COLUMN_CANDIDATES)
     if image is None:
         raise DataError(
             f"No image column in {data_args.train_file} (columns: {columns}). Pass --image_column NAME (a column of "
@@ -69,14 +62,11 @@ def _load_captioned_files(data_args: DataArguments, caption_column: str, cache_d
         )
     if caption_column not in columns:
         raise DataError(f"--caption_column {caption_column!r} is not in {data_args.train_file} (columns: {columns}).")
-    label = _find(columns, data_args.label_column, LABEL_COLUMN_CANDIDATES)
+    label = match_column(columns, data_args.label_column, LABEL_COLUMN_CANDIDATES)
     keep = {image: "image", caption_column: CAPTION_COLUMN, **({label: "label"} if label else {})}
     out = {}
     for split, ds in raw.items():
-        missing = [c for c in keep if c not in ds.column_names]
-        if missing:
-            raise DataError(f"Split '{split}' has no column(s) {missing} (columns: {ds.column_names}).")
-        ds = ds.select_columns(list(keep)).rename_columns({k: v for k, v in keep.items() if k != v})
+        ds = keep_columns(ds, split, keep)
         empty = [i for i, text in enumerate(ds[CAPTION_COLUMN]) if not isinstance(text, str) or not text.strip()]
         if empty:
             raise DataError(

@@ -15,6 +15,7 @@ import numpy as np
 from datasets import DatasetDict
 
 from ..data import DataArguments, load_transfer_dataset, read_data_files
+from ..data.columns import keep_columns, match_column
 from ..data.constants import LABEL_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES
 from ..errors import ConfigError, DataError
 
@@ -23,13 +24,6 @@ __all__ = ["load_contrastive_dataset", "PAIR_COLUMN"]
 logger = logging.getLogger(__name__)
 
 PAIR_COLUMN = "positive"  # canonical name of the pair column in the loaded data
-
-
-def _find(columns: list[str], requested: Optional[str], candidates: tuple[str, ...]) -> Optional[str]:
-    if requested is not None:
-        return requested if requested in columns else None
-    by_lower = {c.lower(): c for c in columns}
-    return next((by_lower[c] for c in candidates if c in by_lower), None)
 
 
 def load_contrastive_dataset(
@@ -51,7 +45,7 @@ def load_contrastive_dataset(
 
     raw = read_data_files(data_args, cache_dir)  # the recipes' one file reader, with its checks
     columns = raw["train"].column_names
-    label = _find(columns, data_args.label_column, LABEL_COLUMN_CANDIDATES)
+    label = match_column(columns, data_args.label_column, LABEL_COLUMN_CANDIDATES)
     if label is not None and not contrastive_args.pair_column:
         return load_transfer_dataset(data_args, cache_dir=cache_dir)  # labelled: the canonical path
     if contrastive_args.needs_labels:
@@ -59,7 +53,7 @@ def load_contrastive_dataset(
             f"--contrastive_loss supcon needs labels, but {data_args.train_file} has no label column (columns: "
             f"{columns}). Pass --label_column NAME, or use --contrastive_loss ntxent for unlabelled text."
         )
-    text = _find(columns, data_args.text_column, TEXT_COLUMN_CANDIDATES)
+    text = match_column(columns, data_args.text_column, TEXT_COLUMN_CANDIDATES)
     if text is None:
         raise DataError(f"No text column in {data_args.train_file} (columns: {columns}). Pass --text_column NAME.")
     keep = {text: "text"}
@@ -71,10 +65,7 @@ def load_contrastive_dataset(
         keep[contrastive_args.pair_column] = PAIR_COLUMN
     out = {}
     for split, ds in raw.items():
-        missing = [c for c in keep if c not in ds.column_names]
-        if missing:
-            raise DataError(f"Split '{split}' has no column(s) {missing} (columns: {ds.column_names}).")
-        ds = ds.select_columns(list(keep)).rename_columns({k: v for k, v in keep.items() if k != v})
+        ds = keep_columns(ds, split, keep)
         for column in keep.values():
             empty = [i for i, value in enumerate(ds[column]) if not isinstance(value, str) or not value.strip()]
             if empty:

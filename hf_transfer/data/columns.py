@@ -20,6 +20,8 @@ from .sources import RawSource
 
 __all__ = [
     "find_column",
+    "match_column",
+    "keep_columns",
     "resolve_columns",
     "to_canonical_columns",
     "infer_modality",
@@ -38,18 +40,35 @@ __all__ = [
 _DOT_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+def match_column(columns: list[str], requested: Optional[str], candidates: tuple[str, ...]) -> Optional[str]:
+    """`requested` when the file has it, else the first of `candidates` it has (any case); None when neither: the
+    caller says which flag names the column."""
+    if requested is not None:
+        return requested if requested in columns else None
+    by_lower = {c.lower(): c for c in columns}
+    return next((by_lower[c] for c in candidates if c in by_lower), None)
+
+
+def keep_columns(ds: Dataset, split: str, keep: dict[str, str]) -> Dataset:
+    """`ds` reduced to the columns named in `keep`, renamed to their canonical names (`keep`: file column ->
+    canonical); a split without one of them is one `DataError`."""
+    missing = [c for c in keep if c not in ds.column_names]
+    if missing:
+        raise DataError(f"Split '{split}' has no column(s) {missing} (columns: {ds.column_names}).")
+    return ds.select_columns(list(keep)).rename_columns({k: v for k, v in keep.items() if k != v})
+
+
 def find_column(
     ds: Dataset, requested: Optional[str], candidates: tuple[str, ...], flag: str, what: str
 ) -> Optional[str]:
-    if requested is not None:
-        if requested not in ds.column_names:
-            raise DataError(
-                f"The {what} column '{requested}' ({flag}) is not in split 'train'. Available columns: "
-                f"{ds.column_names}. Pass {flag} with one of them."
-            )
-        return requested
-    by_lower = {name.lower(): name for name in ds.column_names}
-    return next((by_lower[c] for c in candidates if c in by_lower), None)
+    """The `what` column of `ds`: `requested` (named by `flag`; one `DataError` when absent), else the first of
+    `candidates` present; None when neither."""
+    if requested is not None and requested not in ds.column_names:
+        raise DataError(
+            f"The {what} column '{requested}' ({flag}) is not in split 'train'. Available columns: "
+            f"{ds.column_names}. Pass {flag} with one of them."
+        )
+    return match_column(ds.column_names, requested, candidates)
 
 
 def resolve_columns(splits: DatasetDict, source: RawSource) -> tuple[str, Modality, str]:

