@@ -99,7 +99,10 @@ class HeadInitArguments:
     def check_run(self, strategy: Any, task: str, modality: str) -> None:
         """The text prior starts the head of a single-label image classifier that fine-tuning trains (a probe fits
         its own head from scratch)."""
-        if modality != "vision" or task != "single_label":
+        from ..tasks import TASKS
+
+        # The aligned image tower is the only tower a prior can start: the modality is the concept, not a kind.
+        if modality != "vision" or not TASKS.get(task).one_class_per_row:
             raise ConfigError(
                 f"--head_init {self.head_init} starts an image classifier's head; this run is {modality} {task}. Drop "
                 "--head_init, or classify images with one label each."

@@ -19,7 +19,7 @@ from datasets import Dataset, DatasetDict, Image
 
 from .._registry import Registry
 from ..data import DataArguments, infer_modality, infer_task, label_names_of, load_transfer_dataset, read_data_files
-from ..data.columns import verify_images
+from ..data.columns import match_column, verify_images
 from ..data.constants import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES
 from ..errors import ConfigError, DataError
 from ..modalities import MODALITIES
@@ -125,9 +125,8 @@ def _input_column(dataset: Dataset, args: SelectArguments, where: str) -> tuple[
             if requested not in columns:
                 raise DataError(f"{where} has no column '{requested}' ({flag}); its columns: {columns}.")
             return requested, modality
-    by_lower = {name.lower(): name for name in columns}
     for candidates, modality in ((TEXT_COLUMN_CANDIDATES, "text"), (IMAGE_COLUMN_CANDIDATES, "vision")):
-        found = next((by_lower[c] for c in candidates if c in by_lower), None)
+        found = match_column(columns, None, candidates)
         if found is not None:
             return found, modality
     image = next((c for c in columns if isinstance(dataset.features[c], Image)), None)
