@@ -39,13 +39,15 @@ from hf_transfer.cross_modal.model import (
     save_cross_modal_model,
 )
 from hf_transfer.data import DataArguments, data_source_name, infer_modality, label_names_of, load_transfer_dataset
+from hf_transfer.errors import DataError
 from hf_transfer.finetuning import LoraArguments, TransferTrainer
 from hf_transfer.hub import HubArguments
 from hf_transfer.metrics import create_compute_metrics
+from hf_transfer.modalities import MODALITIES
 from hf_transfer.models import ModelArguments, count_parameters
 from hf_transfer.outputs import publish_directory
 from hf_transfer.processing import create_collator, preprocess_dataset
-from hf_transfer.recipe import check_modality_match, finish_recipe, run_recipe, start_recipe, train_whole_run
+from hf_transfer.recipe import finish_recipe, run_recipe, start_recipe, train_whole_run
 from hf_transfer.run_record import RunRecord
 
 logger = logging.getLogger(__name__)
@@ -67,7 +69,11 @@ def main():
     #    --max_train_samples (class-stratified).
     with training_args.main_process_first(desc="loading data"):
         raw_datasets = load_transfer_dataset(data_args, cache_dir=model_args.cache_dir, task="single_label")
-    check_modality_match("cross-modal fine-tuning", "vision", infer_modality(raw_datasets))
+    if MODALITIES.get(infer_modality(raw_datasets)) is not MODALITIES.get("vision"):
+        raise DataError(
+            f"cross-modal fine-tuning classifies images; {data_source_name(data_args)} is "
+            f"{infer_modality(raw_datasets)} data. Pick an image set (fashion_mnist, digits, --train_dir)."
+        )
     label_names = label_names_of(raw_datasets, data_args)
     logger.info(f"Labels {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
 

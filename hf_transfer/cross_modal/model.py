@@ -147,9 +147,12 @@ def _train_new_parts(model: CrossModalForImageClassification) -> None:
     for name in NEW_MODULES:
         part = getattr(model, name)
         part.requires_grad_(True)
+    # Never run (the pooler; the word embeddings, since patches come in as inputs_embeds): no gradient, which DDP
+    # would wait for, and no optimizer state.
+    model.body.get_input_embeddings().requires_grad_(False)
     for name, module in model.body.named_modules():
         if name.rsplit(".", 1)[-1] in _UNUSED:
-            module.requires_grad_(False)  # never run: no gradient, and DDP would wait for one
+            module.requires_grad_(False)
 
 
 def _train_norms_and_positions(body: nn.Module) -> None:
