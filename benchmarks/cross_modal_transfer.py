@@ -1,0 +1,113 @@
+#!/usr/bin/env python
+"""Cross-modal transfer, text -> images: what a language-pretrained transformer body brings to image classification
+(Lu et al. 2021, frozen pretrained transformers), against the same architecture at random init.
+
+Per seed, label budget (images per class, drawn with the seed), body tuning (frozen: Lu et al.'s LayerNorms +
+positions; full) and body init (pretrained MiniLM, or random): one `recipes/cross_modal.py` run in a fresh process,
+as a user runs it, with the same schedule (a fixed number of steps) for every cell, scored on the same fixed test
+subset. The numbers go to `--output_file`; the summary is the mean ± std over seeds of test accuracy, and the gain
+of pretrained over random init per (budget, tuning).
+
+    flock /work/heavy.lock python benchmarks/cross_modal_transfer.py --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+from _common import ONE_FINAL_EVALUATION, machine_info, run_recipe_for_results
+
+
+@dataclass
+class BenchmarkArguments:
+    model: str = field(default="minilm", metadata={"help": "The text encoder whose body is transferred."})
+    dataset_name: str = field(default="fashion_mnist", metadata={"help": "A built-in single-label image set."})
+    image_size: int = field(default=28, metadata={"help": "Image side."})
+    patch_size: int = field(default=7, metadata={"help": "Patch side (28 / 7: 16 patches + [CLS])."})
+    shots: list[int] = field(default_factory=lambda: [4, 16, 64], metadata={"help": "Labelled images per class."})
+    tunings: list[str] = field(default_factory=lambda: ["frozen", "full"], metadata={"help": "Body tunings."})
+    inits: list[str] = field(default_factory=lambda: ["pretrained", "random"], metadata={"help": "Body inits."})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds (label draws and init)."})
+    max_steps: int = field(default=60, metadata={"help": "Optimizer steps of every cell (the same schedule)."})
+    batch_size: int = field(default=32, metadata={"help": "Training batch size."})
+    frozen_learning_rate: float = field(default=1e-3, metadata={"help": "Everything trainable, frozen body (FPT's)."})
+    full_learning_rate: float = field(default=1e-4, metadata={"help": "The body's learning rate, full tuning."})
+    head_learning_rate: float = field(default=1e-3, metadata={"help": "Patch embedder, [CLS], classifier."})
+    eval_samples: int = field(default=300, metadata={"help": "Test rows scored (the same subset in every cell)."})
+    output_file: str = field(default="benchmarks/results/cross_modal_transfer.json", metadata={"help": "Where."})
+
+
+def main() -> None:
+    (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
+    records = {"arguments": vars(args), "machine": machine_info("peft"), "runs": []}
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            for shots in args.shots:
+                for tuning in args.tunings:
+                    for init in args.inits:
+                        learning_rate = args.frozen_learning_rate if tuning == "frozen" else args.full_learning_rate
+                        results = run_recipe_for_results(
+                            "cross_modal.py",
+                            [
+                                "--model_name_or_path", args.model, "--dataset_name", args.dataset_name,
+                                "--train_samples_per_class", str(shots), "--train_samples_seed", str(seed),
+                                "--max_eval_samples", str(args.eval_samples),
+                                "--image_size", str(args.image_size), "--patch_size", str(args.patch_size),
+                                "--body_tuning", tuning, "--body_init", init,
+                                "--max_steps", str(args.max_steps), "--per_device_train_batch_size", str(args.batch_size),
+                                "--per_device_eval_batch_size", "128",
+                                "--learning_rate", str(learning_rate), "--head_learning_rate", str(args.head_learning_rate),
+                                "--warmup_steps", "5", "--seed", str(seed), *ONE_FINAL_EVALUATION,
+                            ],
+                            f"{tmp}/{seed}-{shots}-{tuning}-{init}",
+                        )  # fmt: skip
+                        row = {
+                            "seed": seed,
+                            "shots": shots,
+                            "tuning": tuning,
+                            "init": init,
+                            "test_accuracy": results["test_accuracy"],
+                            "train_samples": results["train_samples"],
+                            "trainable_params": results["trainable_params"],
+                            "train_runtime": results["train_runtime"],
+                        }
+                        records["runs"].append(row)
+                        print(json.dumps(row), flush=True)
+
+    def mean_std(values: list[float]) -> str:
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+
+    summary = {}
+    for shots in args.shots:
+        for tuning in args.tunings:
+            by_init = {
+                init: [r for r in records["runs"] if (r["shots"], r["tuning"], r["init"]) == (shots, tuning, init)]
+                for init in args.inits
+            }
+            for init, rows in by_init.items():
+                summary[f"{shots}_{tuning}_{init}"] = mean_std([r["test_accuracy"] for r in rows])
+            if {"pretrained", "random"} <= set(by_init):  # paired by seed: the same labelled images
+                pairs = zip(by_init["pretrained"], by_init["random"])
+                summary[f"{shots}_{tuning}_gain"] = mean_std(
+                    [p["test_accuracy"] - r["test_accuracy"] for p, r in pairs]
+                )
+    records["summary"] = summary
+    records["wall_time"] = time.time() - start
+    Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output_file).write_text(json.dumps(records, indent=2))
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    print(f"wall time: {records['wall_time']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
