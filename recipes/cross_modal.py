@@ -14,7 +14,8 @@ The output folder holds a `CrossModalForImageClassification` (its code copied ne
 `ViTImageProcessor`; `trust_remote_code=True` loads it where hf_transfer is not installed.
 
 Adapting it to your data: `--train_dir` (one sub-folder per class) or `--train_file` with `--image_column`; label
-budgets with `--max_train_samples` (a class-stratified subset).
+budgets with `--train_samples_per_class` (drawn with `--train_samples_seed`) or `--max_train_samples` (a
+class-stratified subset).
 """
 
 # `accelerate launch --cpu --num_processes N` runs this script once; that process only starts the N workers and
