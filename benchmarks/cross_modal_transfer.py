@@ -65,10 +65,19 @@ class BenchmarkArguments:
     head_learning_rate: float = field(default=1e-3, metadata={"help": "Patch embedder, [CLS], classifier."})
     eval_samples: int = field(default=300, metadata={"help": "Test rows scored (the same subset in every cell)."})
     output_file: str = field(default="benchmarks/results/cross_modal_transfer.json", metadata={"help": "Where."})
+    time_budget_minutes: float = field(
+        default=35.0,
+        metadata={"help": "Start no new cell after this long (seeds run in turn, so a cut run has whole seeds first)."},
+    )
 
 
 def main() -> None:
     (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
+
+    def write(records: dict) -> None:
+        Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output_file).write_text(json.dumps(records, indent=2))
+
     records = {"arguments": vars(args), "machine": machine_info("peft"), "runs": []}
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,6 +85,10 @@ def main() -> None:
             for shots in args.shots:
                 for tuning in args.tunings:
                     for init in args.inits:
+                        if time.time() - start > 60 * args.time_budget_minutes:  # the first cell not run
+                            records.setdefault("cut_at", {"seed": seed, "shots": shots, "tuning": tuning, "init": init})
+                            continue
+                        cell_start = time.time()
                         learning_rate = args.frozen_learning_rate if tuning == "frozen" else args.full_learning_rate
                         results = run_cell(
                             [
@@ -100,9 +113,11 @@ def main() -> None:
                             "train_samples": results["train_samples"],
                             "trainable_params": results["trainable_params"],
                             "train_runtime": results["train_runtime"],
+                            "cell_seconds": time.time() - cell_start,
                         }
                         records["runs"].append(row)
                         print(json.dumps(row), flush=True)
+                        write(records)  # a cut run keeps every finished cell
 
     def mean_std(values: list[float]) -> str:
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -116,16 +131,18 @@ def main() -> None:
                 for init in args.inits
             }
             for init, rows in by_init.items():
-                summary[f"{shots}_{tuning}_{init}"] = mean_std([r["test_accuracy"] for r in rows])
+                if rows:
+                    summary[f"{shots}_{tuning}_{init}"] = mean_std([r["test_accuracy"] for r in rows])
             if {"pretrained", "random"} <= set(by_init):  # paired by seed: the same labelled images
-                pairs = zip(by_init["pretrained"], by_init["random"])
-                summary[f"{shots}_{tuning}_gain"] = mean_std(
-                    [p["test_accuracy"] - r["test_accuracy"] for p, r in pairs]
-                )
+                random_of = {r["seed"]: r for r in by_init["random"]}
+                pairs = [(p, random_of[p["seed"]]) for p in by_init["pretrained"] if p["seed"] in random_of]
+                if pairs:
+                    summary[f"{shots}_{tuning}_gain"] = mean_std(
+                        [p["test_accuracy"] - r["test_accuracy"] for p, r in pairs]
+                    )
     records["summary"] = summary
     records["wall_time"] = time.time() - start
-    Path(args.output_file).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output_file).write_text(json.dumps(records, indent=2))
+    write(records)
     for key, value in summary.items():
         print(f"{key}: {value}")
     print(f"wall time: {records['wall_time']:.0f} s")
