@@ -237,3 +237,20 @@ def test_bad_inputs_stop_with_one_line(tiny, tiny_gpt2, tmp_path, flags, message
     assert run.returncode == 2, run.output[-3000:]
     assert message in run.output
     assert "Traceback" not in run.output
+
+
+def test_new_parts_get_the_head_learning_rate(tiny):
+    """The patch embedder, the [CLS] vector (a bare parameter) and the classifier learn at --head_learning_rate."""
+    from hf_transfer.finetuning import create_param_groups
+
+    model = _build(tiny("bert"), tuning="frozen")
+    groups = create_param_groups(
+        model,
+        head_prefixes=NEW_MODULES,
+        learning_rate=1e-4,
+        weight_decay=0.0,
+        decay_parameter_names=set(),
+        head_learning_rate=1e-2,
+    )
+    fast = {name for group in groups if group["lr"] == 1e-2 for name in group["names"]}
+    assert fast == {"patch_embed.weight", "patch_embed.bias", "cls_token", "classifier.weight", "classifier.bias"}
