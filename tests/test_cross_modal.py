@@ -254,3 +254,11 @@ def test_new_parts_get_the_head_learning_rate(tiny):
     )
     fast = {name for group in groups if group["lr"] == 1e-2 for name in group["names"]}
     assert fast == {"patch_embed.weight", "patch_embed.bias", "cls_token", "classifier.weight", "classifier.bias"}
+
+
+def test_help_lists_the_flags_and_a_misspelled_flag_is_one_line(tmp_path):
+    run = run_recipe("cross_modal.py", "--help")
+    assert run.returncode == 0, run.output[-2000:]
+    assert all(flag in run.output for flag in ("--body_tuning", "--body_init", "--patch_size", "--lora_r"))
+    run = run_recipe("cross_modal.py", "--patch_sise", "4", output_dir=tmp_path / "out")
+    assert run.returncode == 2 and "Did you mean --patch_size" in run.output, run.output[-2000:]
