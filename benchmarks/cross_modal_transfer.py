@@ -71,6 +71,22 @@ class BenchmarkArguments:
     )
 
 
+def markdown_table(records: dict, args: BenchmarkArguments) -> str:
+    """The summary as the RESULTS.md table: one row per (budget, tuning), test accuracy per init and the paired gain."""
+    summary = records["summary"]
+    lines = [
+        "| images per class | body | " + " | ".join(f"{init} init" for init in args.inits) + " | pretrained - random |",
+        "|---|---|" + "---|" * (len(args.inits) + 1),
+    ]
+    for shots in args.shots:
+        for tuning in args.tunings:
+            cells = [summary.get(f"{shots}_{tuning}_{init}", "not run") for init in args.inits]
+            gain = summary.get(f"{shots}_{tuning}_gain", "-")
+            seeds = len({r["seed"] for r in records["runs"] if (r["shots"], r["tuning"]) == (shots, tuning)})
+            lines.append(f"| {shots} | {tuning} ({seeds} seeds) | " + " | ".join(cells) + f" | {gain} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
 
@@ -143,8 +159,7 @@ def main() -> None:
     records["summary"] = summary
     records["wall_time"] = time.time() - start
     write(records)
-    for key, value in summary.items():
-        print(f"{key}: {value}")
+    print(markdown_table(records, args))
     print(f"wall time: {records['wall_time']:.0f} s")
 
 
