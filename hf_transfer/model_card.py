@@ -169,6 +169,14 @@ def _intro(record: RunRecord, base_reference: str, dataset_name: str) -> str:
             + f" with the **{record.method}** method of {hf_transfer} ({recipe}), saved as a "
             "`VisionTextDualEncoderModel` for zero-shot image classification."
         )
+    if record.saved_as == "cross_modal":
+        classes = ", ".join(map(str, record.label_names[:20]))
+        return (
+            f"{base}, a text encoder, whose transformer body classifies images of {dataset_name}"
+            f" ({len(record.label_names)} classes: {classes}) through a trained patch embedder: **{record.method}** "
+            f"cross-modal fine-tuning of {hf_transfer} ({recipe}), saved as a `CrossModalForImageClassification` "
+            "whose code travels with its weights."
+        )
     domains = record.domains or {}
     if domains.get("source") and domains.get("target"):
         labels = ", ".join(map(str, record.label_names[:20]))

@@ -50,6 +50,17 @@ def _dual_encoder_usage(record: RunRecord, repo_id: str) -> str:
     )
 
 
+def _cross_modal_usage(repo_id: str) -> str:
+    """A text body classifying images (`recipes/cross_modal.py`): its own model class, registered by hf_transfer or
+    loaded from the code saved with it."""
+    return (
+        "import hf_transfer.cross_modal  # registers the model class; without hf_transfer pass trust_remote_code=True\n"
+        "from transformers import pipeline\n\n"
+        f'classifier = pipeline("image-classification", model="{repo_id}")\n'
+        'predictions = classifier("image.png")  # [{"label": ..., "score": ...}, ...]'
+    )
+
+
 def _sentence_transformers_usage(record: RunRecord, repo_id: str) -> str:
     """A classifier on a trained pooling (`hf_transfer.models.pooled_classifier`), in sentence-transformers' format."""
     task = TASKS.get(record.task)
@@ -76,6 +87,8 @@ def usage_snippet(record: RunRecord, repo_id: str, is_adapter: bool, base_refere
         return _backbone_usage(record, repo_id)
     if record.saved_as == "dual_encoder":
         return _dual_encoder_usage(record, repo_id)
+    if record.saved_as == "cross_modal":
+        return _cross_modal_usage(repo_id)
     if record.sentence_transformers:
         return _sentence_transformers_usage(record, repo_id)
     task = TASKS.get(record.task)

@@ -212,7 +212,8 @@ class RunRecord:
         task: a `hf_transfer.tasks.TASKS` name (`single_label`, `multi_label`, `regression`, `token_classification`).
         sentence_transformers: the folder is a sentence-transformers model (a pooled classifier or backbone).
         pooling: its pooling, when it has one.
-        saved_as: `backbone` for a pretrained backbone without a head (contrastive pretraining).
+        saved_as: `backbone` for a pretrained backbone without a head (contrastive pretraining), `dual_encoder`
+            (align), `cross_modal` (a text body classifying images, with its own model code).
         domains: `{"source": ..., "target": ...}` of a domain-adaptation run.
         loss: the contrastive loss (a `LossRecord`, or a dict with its `name`, `config`, `citation`).
 

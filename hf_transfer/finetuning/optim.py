@@ -45,14 +45,15 @@ def create_param_groups(
     """Optimizer groups keyed by (is head, layer id, decays): each with its own `lr` and `weight_decay`.
 
     A parameter belongs to the head when its name contains one of `head_prefixes` as a dotted
-    component path (e.g. `classifier` or `timm_model.classifier`, also inside peft's wrappers).
+    component path (e.g. `classifier` or `timm_model.classifier`, also inside peft's wrappers), or is the prefix
+    itself (a bare `nn.Parameter` such as a learnt `cls_token`).
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     num_layers = _count_layers(n for n, _ in named)
     head_lr = head_learning_rate if head_learning_rate is not None else learning_rate
     groups: dict[tuple, dict] = {}
     for name, param in named:
-        is_head = any(f".{prefix}." in f".{name}" for prefix in head_prefixes)
+        is_head = any(f".{prefix}." in f".{name}." for prefix in head_prefixes)
         if is_head:
             lr, layer = head_lr, num_layers + 2
         else:
