@@ -286,7 +286,10 @@ def create_model_card(output_dir: str | os.PathLike, repo_id: Optional[str] = No
         "",
         "## Training",
         "",
-        f"- Strategy: `{record.method}` on a {record.modality} backbone",
+        f"- Strategy: `{record.method}` on a "
+        + (
+            "text encoder's body, reading images" if record.saved_as == "cross_modal" else f"{record.modality} backbone"
+        ),
         f"- Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.3f}%)"
         if trainable is not None and total
         else "",

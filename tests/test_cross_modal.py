@@ -198,6 +198,9 @@ def test_recipe_outputs_reload_and_pipeline_reproduces_test_accuracy(tiny, tmp_p
             assert not torch.equal(saved[f"body.{query}"], original[query])
         card = (out / "README.md").read_text()
         assert "image-classification" in card and "import hf_transfer.cross_modal" in card and tuning in card
+        assert "on a text encoder's body, reading images" in card, [
+            line for line in card.splitlines() if "Strategy" in line
+        ]
         assert (out / "modeling_cross_modal.py").is_file() and (out / "configuration_cross_modal.py").is_file()
 
     data = {**DATA}
