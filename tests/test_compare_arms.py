@@ -190,3 +190,14 @@ def test_compare_runs_the_arms_on_images(tiny_vit, tmp_path, capsys):
                          "train_rows.json").read_text())  # fmt: skip
     assert len(first["labelled"]) == 20 and len(first["unlabelled"]) == 60 and first != second
     assert (out / "accuracy_vs_labels.png").is_file()
+
+
+def test_the_arms_config_parses():
+    from pathlib import Path
+
+    from hf_transfer.comparison.command import parse_arguments
+
+    config = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "compare_arms.yaml"
+    data_args, compare_args, _ = parse_arguments([str(config)])
+    assert compare_args.selection == ["random", "typical"] and compare_args.unlabelled == ["none", "rest"]
+    assert compare_args.pool_samples == 2000 and compare_args.explicit_rows and data_args.max_eval_samples == 500

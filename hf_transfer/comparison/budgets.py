@@ -94,7 +94,7 @@ def choose_labelled_rows(
     here), the labels hidden. Selection runs in rounds from the smallest budget up, each adding budget x classes
     rows minus those picked before, the picked rows' labels revealed to the uncertainty strategies (`auto` is
     `typical` in the first round and `badge` after, as `hf-transfer select` resolves it)."""
-    positions = pool[SOURCE_ROW]
+    positions = list(pool[SOURCE_ROW])
     names = pool.features["label"].names
     numeric = sorted({int(b) for b in budgets if b != "all"})
     chosen: dict[tuple[str, int], list[int]] = {}
@@ -102,7 +102,7 @@ def choose_labelled_rows(
         for budget in dict.fromkeys(budgets):
             for seed in dict.fromkeys(seeds):
                 rows = per_class_subset(pool, None if budget == "all" else int(budget), seed, "the pool")
-                chosen[(budget, seed)] = rows[SOURCE_ROW]
+                chosen[(budget, seed)] = list(rows[SOURCE_ROW])
         return chosen
 
     import numpy as np
@@ -145,7 +145,7 @@ def choose_labelled_rows(
 def labelled_rows_of(pool: Dataset, chosen: Sequence[int]) -> LabelledRows:
     """What a cell given the `chosen` source positions of `pool` has, per class."""
     where = {position: index for index, position in enumerate(pool[SOURCE_ROW])}
-    labels = pool["label"]
+    labels = list(pool["label"])
     return _labelled_rows(pool.features["label"].names, [labels[where[p]] for p in chosen], chosen)
 
 

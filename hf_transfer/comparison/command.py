@@ -88,7 +88,7 @@ class _ChosenRows:
 
     def __init__(self, pool, models, compare_args: CompareArguments, recipe_values: dict) -> None:
         self.pool = pool
-        self.positions = pool[SOURCE_ROW]
+        self.positions = list(pool[SOURCE_ROW])
         self.chosen: dict[tuple[Optional[str], str], dict[tuple[str, int], list[int]]] = {}
         features: dict[str, object] = {}
         budgets, seeds = compare_args.label_budgets, compare_args.seeds
@@ -215,6 +215,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
 
     # 3. The grid: every unfinished cell runs; finished ones are read back. An interrupt keeps what finished.
+    shared_flags = data_flags(data_args)
+    if chosen is not None and "--validation_split_percentage" not in shared_flags:
+        # The probe's L2 is then chosen on held-out rows outside the pool (the split compare's pool was cut from)
+        # rather than by cross-validation on the labelled rows, which a selection that picked one row of a class
+        # could not fold.
+        shared_flags += ["--validation_split_percentage", str(data_args.validation_split_percentage)]
     cells = build_grid(
         models,
         compare_args.strategies,
@@ -228,7 +234,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             results = run_grid(
                 cells,
                 output_dir,
-                data_flags(data_args),
+                shared_flags,
                 extra_flags=compare_args.flags_for,
                 cell_rows=chosen.rows if chosen is not None else lambda cell: None,
                 parallel=compare_args.parallel,
