@@ -2,7 +2,9 @@
 
 Flags carry the recipe's names where they mean the same thing, with several values where the grid takes several:
 `--model_name_or_path` (also `--models`), `--strategy` / `--strategies`, `--seed` / `--seeds`,
-`--train_samples_per_class` / `--label_budgets`, `--hub_private_repo` / `--hub_private`, and the data flags.
+`--train_samples_per_class` / `--label_budgets`, `--hub_private_repo` / `--hub_private`, and the data flags. The arms
+`--selection` and `--unlabelled` (`arms`) and `--pool_samples` are compare's own: the cells get their rows as a
+`--train_rows_file`.
 
 `--recipe_args` and `--strategy_args` are read by recipes/finetune.py's own parser (`recipe_flag_values`), so every
 spelling of a flag (`--strategy=lora`, `--model-name-or-path x`, an abbreviation argparse expands) is recognised.
