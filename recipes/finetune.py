@@ -30,6 +30,8 @@ import logging
 import time
 from pathlib import Path
 
+from transformers.trainer_utils import IntervalStrategy
+
 from hf_transfer.augmentation import (
     ModelEmaCallback,
     create_batch_mixer,
@@ -37,6 +39,7 @@ from hf_transfer.augmentation import (
 )
 from hf_transfer.cpu_processes import image_dataloader_workers
 from hf_transfer.data import (
+    carve_split,
     data_source_name,
     infer_modality,
     infer_task,
@@ -51,6 +54,7 @@ from hf_transfer.finetuning import (
 from hf_transfer.finetuning.recipe_arguments import finetune_argument_classes
 from hf_transfer.finetuning.search import choose_hyperparameters
 from hf_transfer.finetuning.targets import TargetScale, fold_target_scale, standardize_target_head
+from hf_transfer.finetuning.validation import merge_validation_into_train, plan_validation
 from hf_transfer.metrics import choose_decision_thresholds, create_compute_metrics
 from hf_transfer.modalities import MODALITIES
 from hf_transfer.models import count_parameters, model_fingerprint
@@ -140,12 +144,35 @@ def main():
             data_args,
             cache_dir=model_args.cache_dir,
             task=transfer_args.task,
-            # No validation split: a probe cross-validates on every train row rather than hold some out.
-            hold_out_validation=strategy.holds_out_validation or "validation_split_percentage" in run.given,
+            # No validation split: one is carved from the pool before a budget is drawn from it, or when asked for;
+            # otherwise step 4a decides.
+            hold_out_validation="validation_split_percentage" in run.given
+            or (strategy.finetunes and data_args.draws_train_subset),
             unlabelled_fraction=semi_args.unlabelled_split_percentage,
         )
     task = infer_task(raw_datasets)
     transfer_args.check_task(task)
+    label_names = label_names_of(raw_datasets, data_args)  # the classes, or the one target's name
+    # 4a. Without a validation split the probe cross-validates on every row, and fine-tuning on few rows trains on
+    #     every row, holding a share out only for what must be chosen on unseen rows: multi-label thresholds, the best
+    #     checkpoint, or a search's trials, after which it refits on all rows (hf_transfer.finetuning.validation).
+    validation_plan = plan_validation(
+        has_validation="validation" in raw_datasets,
+        finetunes=strategy.finetunes,
+        task=TASKS.get(task),
+        hp_search=search_args.hp_search,
+        load_best_model_at_end=training_args.load_best_model_at_end,
+        fraction=data_args.validation_split_percentage,
+        rows_per_label=len(raw_datasets["train"]) / len(label_names),
+    )
+    if validation_plan.carve:
+        raw_datasets = carve_split(
+            raw_datasets,
+            "validation",
+            data_args.validation_split_percentage,
+            data_args.split_seed,
+            data_source_name(data_args),
+        )
     semi_args.check_run(strategy, task)
     # 4b. The unlabelled pool, if any (a file, an image folder, or a share of train set aside): the probe strategies
     #     self-train on it, the fine-tuning ones train FixMatch-style (hf_transfer.semi_supervised).
@@ -158,7 +185,6 @@ def main():
         cache_dir=model_args.cache_dir,
     )
     semi_method = SEMI_SUPERVISED_METHODS.get(strategy.semi_supervised) if pool is not None else None
-    label_names = label_names_of(raw_datasets, data_args)  # the classes, or the one target's name
     logger.info(f"Task {task}, labels {label_names}; splits: { {k: len(v) for k, v in raw_datasets.items()} }")
     augmentation_args.check_run(
         strategy=transfer_args.strategy,
@@ -199,9 +225,15 @@ def main():
     augmentation = create_image_augmentation(
         augmentation_args, augmentation_args.resolve_augmentation(transfer_args.strategy, task, modality), processor
     )
-    train_dataset = processed["train"]
+
+    def training_rows():
+        """The rows fine-tuning reads: the tokenized text, or the images through the training augmentation."""
+        if augmentation is None:
+            return processed["train"]
+        return preprocess_dataset(raw_datasets["train"], processor, modality, augmentation=augmentation)
+
+    train_dataset = training_rows()
     if augmentation is not None:
-        train_dataset = preprocess_dataset(raw_datasets["train"], processor, modality, augmentation=augmentation)
         logger.info(f"Training augmentation: {augmentation.description}")
     if modality_entry.transformed_on_read and "dataloader_num_workers" not in run.given:
         training_args.dataloader_num_workers = image_dataloader_workers(on_gpu=training_args.device.type != "cpu")
@@ -341,7 +373,7 @@ def main():
 
         trainer_kwargs = dict(
             train_dataset=train_dataset,
-            eval_dataset=processed["validation"],
+            eval_dataset=processed.get("validation"),
             processing_class=processor,
             data_collator=data_collator,
             compute_metrics=create_compute_metrics(task, label_names=label_names, windows=sentence_windows(processed)),
@@ -374,6 +406,13 @@ def main():
             )
             lora_args = search.apply(training_args, lora_args)
             metrics.update(search.metrics())
+        if validation_plan.refit_on_all_rows:  # the trials' held-out rows train the final model too
+            raw_datasets, processed = merge_validation_into_train(raw_datasets), merge_validation_into_train(processed)
+            trainer_kwargs.update(train_dataset=training_rows(), eval_dataset=None)
+            metrics["train_samples"] = len(raw_datasets["train"])
+        if "validation" not in processed and training_args.eval_strategy != "no":
+            logger.info("No validation rows: no evaluation during training (--eval_strategy no).")
+            training_args.eval_strategy = IntervalStrategy.NO
 
         model = ready_to_finetune(model, lora_args)
         trainable, total = count_parameters(model)
@@ -403,7 +442,7 @@ def main():
             metrics.update(trainer.semi_supervised_metrics())
         if target_scale is not None:
             fold_target_scale(trainer.model)  # a plain raw-unit Linear from here on, in memory and on disk
-        if TASKS.get(task).decision == "thresholds":  # chosen on validation, saved with the model, used from here on
+        if TASKS.get(task).fits_decision_on_validation:  # chosen on validation, saved with the model, used from here on
             validation = trainer.predict(processed["validation"], metric_key_prefix="thresholds")
             thresholds = choose_decision_thresholds(validation.predictions, validation.label_ids)
             set_decision_thresholds(trainer.model, thresholds)
@@ -411,7 +450,11 @@ def main():
         publish_trained_model(trainer, processor, training_args.output_dir, **save_kwargs)
         trainer.save_state()
         metrics["trained"] = trainer.state.global_step > 0 or strategy.head_from_probe
-        metrics.update(trainer.evaluate(metric_key_prefix="eval"))
+        if "validation" in processed:
+            metrics.update(trainer.evaluate(metric_key_prefix="eval"))
+        else:
+            metrics.pop("eval_samples")
+            metrics["validation_source"] = validation_plan.source
         if "test" in processed:
             metrics.update(trainer.predict(processed["test"], metric_key_prefix="test").metrics)
         metrics["trainable_params"], metrics["total_params"] = trainable, total

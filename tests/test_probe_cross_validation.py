@@ -1,5 +1,6 @@
-"""The probe without a validation split: L2 chosen by k-fold cross-validation on train, refitted on every row, the
-validation scores out-of-fold (issue: few labels, "use every labelled row")."""
+"""Few labels, no validation split: the probe chooses its L2 by k-fold cross-validation on train, refits on every
+row and reports out-of-fold scores; fine-tuning trains on every row, holding a share out only for a search (then
+refitting on all rows) or for what must be chosen on unseen rows (issue: few labels, "use every labelled row")."""
 
 import json
 
@@ -109,26 +110,27 @@ def _few_shot_csv(tmp_path, per_class=8):
     return train, test, test_rows
 
 
+def _few_shot_run(model: str, strategy: str, train, test, out, *flags: str) -> dict:
+    """finetune on the few-shot csv, no validation file; its results."""
+    command = ("--model_name_or_path", model, "--strategy", strategy, "--train_file", train, "--test_file", test)
+    return assert_ok(run_recipe("finetune.py", *command, *flags, output_dir=out)).results
+
+
+def _test_accuracy_of_reload(out, test_rows) -> float:
+    """The saved classifier's test accuracy, loaded the README's way."""
+    loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    inputs = tokenizer(list(test_rows["text"]), truncation=True, max_length=128, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        predicted = loaded(**inputs).logits.argmax(-1).numpy()
+    return float((predicted == np.asarray(test_rows["label"])).mean())
+
+
 @pytest.mark.parametrize("architecture", ["bert", "distilbert"])
 def test_probe_recipe_keeps_every_shot_and_reports_out_of_fold_validation(architecture, tiny, tmp_path):
-    model = tiny(architecture)
     train, test, test_rows = _few_shot_csv(tmp_path)
     out = tmp_path / "out"
-    run = assert_ok(
-        run_recipe(
-            "finetune.py",
-            "--model_name_or_path",
-            model,
-            "--strategy",
-            "linear_probe",
-            "--train_file",
-            train,
-            "--test_file",
-            test,
-            output_dir=out,
-        )
-    )
-    results = run.results
+    results = _few_shot_run(tiny(architecture), "linear_probe", train, test, out)
     # No held-out shots: 24 rows trained, the same 24 scored out of fold.
     assert results["train_samples"] == results["eval_samples"] == 24
     assert "5-fold cross-validation" in results["validation_source"]
@@ -137,12 +139,7 @@ def test_probe_recipe_keeps_every_shot_and_reports_out_of_fold_validation(archit
     assert "cross-validation on the training rows" in card
     assert json.loads((out / "transfer_run.json").read_text())["validation_source"] == results["validation_source"]
     # The saved model (refitted on all rows) reproduces the reported test accuracy, loaded the README's way.
-    loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
-    tokenizer = AutoTokenizer.from_pretrained(out)
-    inputs = tokenizer(list(test_rows["text"]), truncation=True, max_length=128, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        predicted = loaded(**inputs).logits.argmax(-1).numpy()
-    assert float((predicted == np.asarray(test_rows["label"])).mean()) == pytest.approx(results["test_accuracy"])
+    assert _test_accuracy_of_reload(out, test_rows) == pytest.approx(results["test_accuracy"])
 
 
 def test_an_asked_for_held_out_split_is_kept(tiny_bert, tmp_path):
@@ -165,3 +162,51 @@ def test_an_asked_for_held_out_split_is_kept(tiny_bert, tmp_path):
     )
     assert run.results["train_samples"] == 18 and run.results["eval_samples"] == 6
     assert "validation_source" not in run.results
+
+
+@pytest.mark.parametrize(("architecture", "strategy"), [("distilbert", "full"), ("roberta", "lp_ft")])
+def test_finetuning_without_validation_trains_on_every_row(architecture, strategy, tiny, tmp_path):
+    train, test, test_rows = _few_shot_csv(tmp_path)
+    out = tmp_path / "out"
+    flags = ("--num_train_epochs", "1", "--per_device_train_batch_size", "8", "--eval_strategy", "epoch")
+    results = _few_shot_run(tiny(architecture), strategy, train, test, out, *flags)
+    assert results["train_samples"] == 24 and "eval_samples" not in results
+    assert not [key for key in results if key.startswith("eval_")]  # nothing held out, so no held-out scores
+    assert "trained on every labelled row" in results["validation_source"]
+    assert "trained on every labelled row" in (out / "README.md").read_text()
+    # Three steps of 8 rows: all 24 rows trained (a held-out tenth would have left 21, three steps of 8, 8 and 5).
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 3
+    assert _test_accuracy_of_reload(out, test_rows) == pytest.approx(results["test_accuracy"])
+
+
+def test_a_search_without_validation_holds_out_for_its_trials_then_refits_on_every_row(tiny, tmp_path):
+    train, test, test_rows = _few_shot_csv(tmp_path)
+    out = tmp_path / "out"
+    results = _few_shot_run(tiny("bert"), "full", train, test, out, "--hp_search", "2", "--num_train_epochs", "1")
+    assert results["hp_search_trials"] == 2 and 0.0 <= results["hp_search_objective_value"] <= 1.0
+    assert results["train_samples"] == 24 and "eval_accuracy" not in results
+    assert "2 search trials were scored on a held-out 0.1" in results["validation_source"]
+    assert _test_accuracy_of_reload(out, test_rows) == pytest.approx(results["test_accuracy"])
+
+
+def test_the_validation_plan_holds_rows_out_only_for_what_is_chosen_on_them():
+    from hf_transfer.finetuning.validation import plan_validation
+    from hf_transfer.tasks import TASKS
+
+    def plan(task="single_label", **given):
+        settings = dict(has_validation=False, finetunes=True, hp_search=0, load_best_model_at_end=False)
+        return plan_validation(task=TASKS.get(task), fraction=0.1, **{"rows_per_label": 8, **settings, **given})
+
+    assert plan(has_validation=True) == plan(finetunes=False) == plan(has_validation=True, hp_search=4)
+    assert not plan(has_validation=True).carve and plan(has_validation=True).source is None
+    trains_on_all = plan()
+    assert (
+        not trains_on_all.carve and not trains_on_all.refit_on_all_rows and "every labelled row" in trains_on_all.source
+    )
+    searched = plan(hp_search=4)
+    assert searched.carve and searched.refit_on_all_rows and "4 search trials" in searched.source
+    for kept in (plan("multi_label"), plan("multi_label", hp_search=4), plan(load_best_model_at_end=True)):
+        assert kept.carve and not kept.refit_on_all_rows and kept.source is None
+    assert not plan("regression").carve and not plan("token_classification").carve
+    # Enough rows: a held-out tenth costs little and gives the run its validation scores.
+    assert plan(rows_per_label=100) == plan(rows_per_label=500, hp_search=4) == plan(load_best_model_at_end=True)

@@ -97,8 +97,7 @@ def test_strategies_say_their_stages():
         "lp_ft": (False, True, "full"),
         "contrastive_probe": (True, True, None),
     }
-    # Only the strategies with a Trainer stage hold rows out; the others cross-validate on every row.
-    assert [name for name in STRATEGIES if STRATEGIES.get(name).holds_out_validation] == ["full", "lora", "lp_ft"]
+    assert [name for name in STRATEGIES if STRATEGIES.get(name).finetunes] == ["full", "lora", "lp_ft"]
     assert TransferArguments(strategy="lp_ft", lp_ft_finetune="lora").finetune_method == "lora"
     with pytest.raises(
         ConfigError, match="--strategy 'setfit_like' is not one of linear_probe, full, lora, lp_ft, contrastive_probe"

@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoModel, AutoTokenizer
 
 from hf_transfer.processing import model_max_length
-from recipe_runner import TINY_TWEETS_RUN, assert_ok, run_recipe, run_recipe_in_process
+from recipe_runner import ROOT, TINY_TWEETS_RUN, assert_ok, run_recipe, run_recipe_in_process
 from tiny_models import make_tiny
 
 TINY_RUN = [*TINY_TWEETS_RUN, "--strategy", "full"]
@@ -75,8 +75,12 @@ def test_bad_arguments_stop_before_the_model_is_loaded(tmp_path, offline):
         assert "no-model" not in run.output.split("error:")[-1], f"{name}: the model was looked at first"
 
 
+RECIPES = sorted(path.name for path in (ROOT / "recipes").glob("*.py"))  # a new recipe is checked as it lands
+
+
 def test_a_misspelled_flag_under_every_recipe_is_one_line(tmp_path, offline):
-    for recipe in ("finetune.py", "domain_adapt.py", "maml.py", "contrastive_pretrain.py"):
+    assert {"finetune.py", "align.py", "detect.py"} <= set(RECIPES)
+    for recipe in RECIPES:
         run = run_recipe_in_process(recipe, "--max_stepz", "3", output_dir=tmp_path / recipe)
         assert run.returncode == 2, f"{recipe}: {run.output[-2000:]}"
         assert "Unknown argument --max_stepz on the command line. Did you mean --max_steps" in run.output, recipe
@@ -84,10 +88,10 @@ def test_a_misspelled_flag_under_every_recipe_is_one_line(tmp_path, offline):
 
 def test_every_recipe_prints_its_help(tmp_path, offline):
     """`--help` lists every flag (a `%` in a help text once broke maml's)."""
-    for recipe in ("finetune.py", "domain_adapt.py", "maml.py", "contrastive_pretrain.py"):
+    for recipe in RECIPES:
         run = run_recipe_in_process(recipe, "--help")
         assert run.returncode == 0, f"{recipe}: {run.output[-2000:]}"
-        assert "--output_dir" in run.output and "--model_name_or_path" in run.output, recipe
+        assert "--output_dir" in run.output and "model_name_or_path" in run.output, recipe  # align: one per tower
 
 
 # ------------------------------------------------------------------------------ runs that train nothing
@@ -763,3 +767,44 @@ def test_a_full_disk_after_training_says_where_the_model_is(tiny_bert, tmp_path,
     assert f"No space left on device while writing {out / 'all_results.json'}: free space" in line
     assert f"the model this run trained is saved in {out}" in line
     assert (out / "model.safetensors").is_file()
+
+
+def _bad_detection_folder(tmp_path) -> tuple[list[str], str]:
+    """A COCO folder whose second image has a box of negative width, and the line that must end the run."""
+    from PIL import Image
+
+    folder = tmp_path / "boxes"
+    folder.mkdir()
+    for index in range(2):
+        Image.new("RGB", (64, 64), (index * 40, 0, 0)).save(folder / f"{index}.png")
+    coco = {
+        "images": [{"id": i, "file_name": f"{i}.png", "width": 64, "height": 64} for i in range(2)],
+        "annotations": [
+            {"id": 0, "image_id": 0, "bbox": [1, 2, 10, 12], "category_id": 1},
+            {"id": 1, "image_id": 1, "bbox": [10, 10, -4, 5], "category_id": 1},
+        ],
+        "categories": [{"id": 1, "name": "cat"}],
+    }
+    (folder / "annotations.json").write_text(json.dumps(coco))
+    return ["--backbone", "efficientnet-lite0", "--train_dir", str(folder)], "zero or negative width / height"
+
+
+# Every recipe, launched the README's way: a misspelled flag (every recipe parses its flags in each process), and
+# detection's bad box under 2 processes (found after both started, where each reads the folder).
+@pytest.mark.slow  # the second stage (make test-slow)
+@pytest.mark.parametrize("recipe", [*(r for r in RECIPES if r != "finetune.py"), "detect.py bad box"])
+def test_every_recipe_under_accelerate_launch_says_a_bad_input_in_one_line(recipe, tmp_path):
+    import sys
+    from pathlib import Path
+
+    script, _, case = recipe.partition(" ")
+    flags, line = (
+        (["--max_stepz", "3"], "Unknown argument --max_stepz") if not case else _bad_detection_folder(tmp_path)
+    )
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--quiet", "--cpu"]
+    launcher += ["--num_processes", "2" if case else "1"]
+    run = run_recipe(script, *flags, output_dir=tmp_path / "out", launcher=launcher)
+    assert run.returncode != 0
+    errors = [row for row in run.output.strip().splitlines() if row.startswith("error:")]
+    assert len(errors) == 1 and line in errors[0], run.output[-3000:]
+    assert "Traceback" not in run.output and "ChildFailedError" not in run.output, run.output[-3000:]

@@ -29,11 +29,13 @@ from .columns import infer_modality, infer_task, verify_images
 from .constants import BUILTIN_DATASETS, DERIVED_DATASETS
 from .loading import load_transfer_dataset
 from .sources import read_data_files
+from .splits import carve_split
 
 __all__ = [
     "BUILTIN_DATASETS",
     "DERIVED_DATASETS",
     "DataArguments",
+    "carve_split",
     "data_source_name",
     "label_names_of",
     "load_transfer_dataset",

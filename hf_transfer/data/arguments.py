@@ -197,6 +197,12 @@ class DataArguments:
         metadata={"help": "Seed for carving splits and subsampling; the same seed gives the same rows. Default 42."},
     )
 
+    @property
+    def draws_train_subset(self) -> bool:
+        """The labelled rows are a budget drawn from a larger pool (`--max_train_samples`, `--train_samples_per_class`):
+        a validation split carved before the draw then takes none of them."""
+        return self.max_train_samples is not None or self.train_samples_per_class is not None
+
     def __post_init__(self) -> None:
         files = {f"--{s}_file": getattr(self, f"{s}_file") for s in SPLIT_ORDER}
         dirs = {f"--{s}_dir": getattr(self, f"{s}_dir") for s in SPLIT_ORDER}

@@ -11,7 +11,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from ..errors import DataError
-from .constants import SPLIT_ALIASES
+from .constants import SPLIT_ALIASES, SPLIT_ORDER
 from .labels import classlabel_ids
 
 __all__ = [
@@ -56,9 +56,7 @@ def carve_split(splits: DatasetDict, target: str, fraction: float, seed: int, de
                 "leaves too few rows on one side. Add more data, or pass --validation_file."
             )
         parts = train.train_test_split(test_size=fraction, seed=seed)
-        out = DatasetDict(splits)
-        out["train"], out[target] = parts["train"], parts["test"]
-        return out
+        return _with_split(splits, parts["train"], target, parts["test"])
     class_label = train.features["label"]
     counts = np.bincount(classlabel_ids(train), minlength=class_label.num_classes)
     fix = "pass --validation_file / --validation_dir, or add more data" if target == "validation" else "add more data"
@@ -83,9 +81,15 @@ def carve_split(splits: DatasetDict, target: str, fraction: float, seed: int, de
         raise DataError(
             f"Cannot carve a stratified {target} split out of train of {description}: {err}. {fix}."
         ) from err
-    out = DatasetDict(splits)
-    out["train"], out[target] = parts["train"], parts["test"]
-    return out
+    return _with_split(splits, parts["train"], target, parts["test"])
+
+
+def _with_split(splits: DatasetDict, train: Dataset, target: str, held_out: Dataset) -> DatasetDict:
+    """`splits` with a new train and the `target` split, in the canonical order (train, validation, test, then the
+    others), wherever in the run the split is carved."""
+    out = {**splits, "train": train, target: held_out}
+    rank = {name: i for i, name in enumerate(SPLIT_ORDER)}
+    return DatasetDict({name: out[name] for name in sorted(out, key=lambda name: rank.get(name, len(rank)))})
 
 
 def per_class_subset(ds: Dataset, per_class: Optional[int], seed: int, description: str) -> Dataset:

@@ -66,12 +66,6 @@ class Strategy:
         return self.finetune_method is not None or self.finetune_method_flag is not None
 
     @property
-    def holds_out_validation(self) -> bool:
-        """It needs validation rows apart from train (the fine-tuning stage evaluates on them). The others choose by
-        cross-validation on train, so data without a validation split keeps every row for training."""
-        return self.finetunes
-
-    @property
     def head_from_probe(self) -> bool:
         """Fine-tuning starts from the probe's fitted head instead of a new one."""
         return self.probes and self.finetunes

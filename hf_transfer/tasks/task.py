@@ -105,6 +105,12 @@ class Task:
         return self.label_kind == "tags"
 
     @property
+    def fits_decision_on_validation(self) -> bool:
+        """Its decision rule is fitted on held-out rows (multi-label thresholds): a model trained on those rows would
+        choose it on flattering scores, so fine-tuning keeps them out of training."""
+        return self.decision == "thresholds"
+
+    @property
     def headline_metric(self) -> str:
         return self.metrics[0]
 
