@@ -199,9 +199,13 @@ class DataArguments:
 
     @property
     def draws_train_subset(self) -> bool:
-        """The labelled rows are a budget drawn from a larger pool (`--max_train_samples`, `--train_samples_per_class`):
-        a validation split carved before the draw then takes none of them."""
-        return self.max_train_samples is not None or self.train_samples_per_class is not None
+        """The labelled rows are a budget drawn from a larger pool (`--max_train_samples`, `--train_samples_per_class`,
+        `--train_rows_file`): a validation split carved before the draw then takes none of them."""
+        return (
+            self.max_train_samples is not None
+            or self.train_samples_per_class is not None
+            or self.train_rows_file is not None
+        )
 
     def __post_init__(self) -> None:
         files = {f"--{s}_file": getattr(self, f"{s}_file") for s in SPLIT_ORDER}
