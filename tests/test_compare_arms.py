@@ -86,6 +86,7 @@ def test_a_rows_file_names_the_labelled_rows_and_the_unlabelled_pool(tmp_path):
     only = load_transfer_dataset(DataArguments(dataset_name="digits", train_rows_file=_rows_file(tmp_path, {
         "labelled": labelled})))  # fmt: skip
     assert "unlabelled" not in only and len(only["train"]) == 6
+    assert args.draws_train_subset  # fine-tuning cells carve their validation before the named rows
 
 
 def test_bad_rows_files_are_one_line(tmp_path):
