@@ -1,7 +1,8 @@
 """Strategy comparison: which of probe, LoRA, full fine-tuning and LP-FT to use on the user's data, measured.
 
-`arguments` is what the user sets (and reads --recipe_args with recipes/finetune.py's own parser), `budgets` draws each
-cell's labelled rows before anything runs (a task compare cannot score stops there), `grid` builds and runs the cells
+`arguments` is what the user sets (and reads --recipe_args with recipes/finetune.py's own parser), `arms` the
+registries of the --selection and --unlabelled arms, `budgets` draws (or selects) each cell's labelled rows before
+anything runs (a task compare cannot score stops there), `grid` builds and runs the cells
 (one recipes/finetune.py run each, resumable, stopped cleanly by Ctrl-C or SIGTERM), `summary` the table and the
 recommendation, `plots` the figures, `command` the `hf-transfer compare` entry point.
 """

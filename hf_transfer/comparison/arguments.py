@@ -2,7 +2,9 @@
 
 Flags carry the recipe's names where they mean the same thing, with several values where the grid takes several:
 `--model_name_or_path` (also `--models`), `--strategy` / `--strategies`, `--seed` / `--seeds`,
-`--train_samples_per_class` / `--label_budgets`, `--hub_private_repo` / `--hub_private`, and the data flags.
+`--train_samples_per_class` / `--label_budgets`, `--hub_private_repo` / `--hub_private`, and the data flags. The arms
+`--selection` and `--unlabelled` (`arms`) and `--pool_samples` are compare's own: the cells get their rows as a
+`--train_rows_file`.
 
 `--recipe_args` and `--strategy_args` are read by recipes/finetune.py's own parser (`recipe_flag_values`), so every
 spelling of a flag (`--strategy=lora`, `--model-name-or-path x`, an abbreviation argparse expands) is recognised.
@@ -20,6 +22,7 @@ from ..errors import ConfigError
 from ..finetuning.recipe_arguments import finetune_argument_classes
 from ..finetuning.strategies import STRATEGIES
 from ..tasks import AUTO_TASK, TASKS
+from .arms import DEFAULT_SELECTION, DEFAULT_UNLABELLED, LABELLED_ROW_CHOICES, UNLABELLED_POOLS
 
 __all__ = ["CompareArguments", "COMPARABLE_STRATEGIES", "CELL_FLAGS", "finetune_argument_classes", "recipe_flag_values"]
 
@@ -34,6 +37,7 @@ CELL_FLAGS = {
     "train_samples_per_class": "--train_samples_per_class",
     "output_dir": "--output_dir",
     "hp_search": "--hp_search",  # to the cells of the strategies that fine-tune
+    "train_rows_file": "--selection, --unlabelled and --pool_samples",
 }
 # --task values of the runs compare can score: accuracy, macro-F1 and label budgets per class need one class per row.
 SCORED_TASKS = (AUTO_TASK, *(task.name for task in TASKS.entries() if task.one_class_per_row))
@@ -119,6 +123,31 @@ class CompareArguments:
             "what each cell really had.",
         },
     )
+    selection: list[str] = field(
+        default_factory=lambda: [DEFAULT_SELECTION],
+        metadata={
+            "help": "How each budget's labelled rows are chosen, one curve per value: `random` (default: a seeded "
+            "draw per class) or a strategy of hf-transfer select ("
+            + ", ".join(n for n in LABELLED_ROW_CHOICES.names() if n != DEFAULT_SELECTION)
+            + "), which picks budget x classes rows from the pool's features with the labels hidden, revealed for "
+            "the picked rows only, in rounds from the smallest budget up (a simulation of labelling)."
+        },
+    )
+    unlabelled: list[str] = field(
+        default_factory=lambda: [DEFAULT_UNLABELLED],
+        metadata={
+            "help": "The unlabelled pool each cell gets, one curve per value: `none` (default) or `rest`: the pool "
+            "rows not labelled for the cell, labels removed (the probe self-trains on them, fine-tuning trains "
+            "FixMatch-style)."
+        },
+    )
+    pool_samples: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Draw every cell's rows from a seeded, class-stratified subset of this many train rows (the pool: "
+            "what `--selection` reads features of and `--unlabelled rest` hands out). Default: the whole train split."
+        },
+    )
     output_dir: Optional[str] = field(
         default=None,
         metadata={
@@ -172,6 +201,29 @@ class CompareArguments:
             raise ConfigError(
                 "--model_name_or_path, --strategies, --seeds and --label_budgets each need at least one value."
             )
+        for name in self.selection:
+            LABELLED_ROW_CHOICES.check(name)
+        for name in self.unlabelled:
+            UNLABELLED_POOLS.check(name)
+        if not self.selection or not self.unlabelled:
+            raise ConfigError("--selection and --unlabelled each need at least one value (e.g. random, none).")
+        if self.pool_samples is not None and self.pool_samples < 2:
+            raise ConfigError(f"--pool_samples {self.pool_samples}: give the pool's size in rows (e.g. 2000).")
+        arms = self.selection != [DEFAULT_SELECTION] or self.unlabelled != [DEFAULT_UNLABELLED]
+        if "all" in self.label_budgets and arms:
+            raise ConfigError(
+                "--label_budgets all labels every pool row, which leaves nothing to select and no unlabelled rest: "
+                "use numeric budgets with --selection and --unlabelled."
+            )
+        if any(UNLABELLED_POOLS.get(name).uses_pool for name in self.unlabelled):
+            unable = [s for s in self.strategies if STRATEGIES.get(s).semi_supervised is None]
+            if unable:
+                raise ConfigError(
+                    f"--unlabelled rest: strategy {unable[0]} learns nothing from unlabelled rows; drop it from "
+                    "--strategies or compare --unlabelled none."
+                )
+            if self.hp_search:
+                raise ConfigError("--unlabelled rest does not go with --hp_search (the recipe searches labelled runs).")
         if self.push_to_hub and not self.hub_repo_id:
             raise ConfigError("--push_to_hub true needs --hub_repo_id (e.g. your-name/compare-tweets).")
         if self.parallel < 1:
@@ -186,6 +238,13 @@ class CompareArguments:
                     f'{", ".join(COMPARABLE_STRATEGIES)}, e.g. "lora: --learning_rate 5e-4".'
                 )
         self.recipe_values()  # every run's flags, checked now rather than in each cell
+
+    @property
+    def explicit_rows(self) -> bool:
+        """Cells get their rows as a --train_rows_file (any arm but the defaults, or a pool subset); otherwise
+        as --train_samples_per_class, as before the arms existed (earlier comparisons resume unchanged)."""
+        default = self.selection == [DEFAULT_SELECTION] and self.unlabelled == [DEFAULT_UNLABELLED]
+        return not default or self.pool_samples is not None
 
     def _split(self, where: str, flags: str) -> list[str]:
         try:
@@ -229,6 +288,13 @@ class CompareArguments:
                     "--task directly."
                 )
             _check_spelled_in_full(tokens, where)
+            pools = [
+                name for name in ("unlabelled_file", "unlabelled_dir", "unlabelled_split_percentage") if name in given
+            ]
+            if pools and any(UNLABELLED_POOLS.get(name).uses_pool for name in self.unlabelled):
+                raise ConfigError(
+                    f"{where} sets --{pools[0]} and --unlabelled rest gives each cell its pool: keep one of the two."
+                )
             values.update(given)
         return values
 

@@ -7,22 +7,27 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from datasets import Dataset
 
 from ..data import DataArguments, infer_task, load_transfer_dataset
-from ..data.splits import per_class_subset, subsample
+from ..data.splits import SOURCE_ROW, per_class_subset, subsample
 from ..errors import ConfigError
 from ..tasks import TASKS
 
 __all__ = [
     "LabelledRows",
     "check_single_label",
+    "choose_labelled_rows",
     "draw_labelled_rows",
     "load_train_pool",
+    "select_pool",
     "warn_small_classes",
 ]
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +49,19 @@ class LabelledRows:
 
 
 def load_train_pool(data_args: DataArguments, cache_dir: Optional[str], task: str) -> Dataset:
-    """The train split every cell subsets, loaded as the recipe loads it: no label budget, no train subsample."""
+    """The train split every cell subsets, loaded as the recipe loads it: no label budget, no train subsample. Its
+    `SOURCE_ROW` column holds each row's position in the source's train split, the positions a cell's
+    --train_rows_file names."""
     pool_args = dataclasses.replace(
         data_args, train_samples_per_class=None, train_samples_seed=None, max_train_samples=None
     )
-    return load_transfer_dataset(pool_args, cache_dir=cache_dir, task=task)["train"]
+    return load_transfer_dataset(pool_args, cache_dir=cache_dir, task=task, keep_source_rows=True)["train"]
+
+
+def select_pool(train: Dataset, pool_samples: Optional[int], seed: int) -> Dataset:
+    """The rows every cell's labelled rows (and unlabelled rest) come from: --pool_samples of train, class-stratified
+    and seeded by --split_seed (the same pool for every seed, so seeds differ only in what they pick)."""
+    return subsample(train, pool_samples, seed)
 
 
 def check_single_label(train: Dataset, dataset: str) -> None:
@@ -60,6 +73,80 @@ def check_single_label(train: Dataset, dataset: str) -> None:
             f"hf-transfer compare scores single-label classification and {dataset} holds {task.replace('_', '-')} "
             f"labels: run recipes/finetune.py --task {task} for it (or pass --label_column with a column of classes)."
         )
+
+
+def _labelled_rows(names: Sequence[str], labels: Sequence[int], positions: Sequence[int]) -> LabelledRows:
+    counts = {name: 0 for name in names}
+    for label in labels:
+        counts[names[label]] += 1
+    return LabelledRows(counts, len(positions), frozenset(positions))
+
+
+def choose_labelled_rows(
+    pool: Dataset,
+    budgets: Sequence[str],
+    seeds: Sequence[int],
+    select_strategy: Optional[str],
+    features: Optional[Callable[[], "torch.Tensor"]] = None,
+) -> dict[tuple[str, int], list[int]]:
+    """Each (budget, seed)'s labelled rows as source positions (`SOURCE_ROW`): the seeded draw per class without a
+    `select_strategy`, else that `hf-transfer select` strategy on the pool's `features()` (computed once, only
+    here), the labels hidden. Selection runs in rounds from the smallest budget up, each adding budget x classes
+    rows minus those picked before, the picked rows' labels revealed to the uncertainty strategies (`auto` is
+    `typical` in the first round and `badge` after, as `hf-transfer select` resolves it)."""
+    positions = list(pool[SOURCE_ROW])
+    names = pool.features["label"].names
+    numeric = sorted({int(b) for b in budgets if b != "all"})
+    chosen: dict[tuple[str, int], list[int]] = {}
+    if select_strategy is None:
+        for budget in dict.fromkeys(budgets):
+            for seed in dict.fromkeys(seeds):
+                rows = per_class_subset(pool, None if budget == "all" else int(budget), seed, "the pool")
+                chosen[(budget, seed)] = list(rows[SOURCE_ROW])
+        return chosen
+
+    import numpy as np
+    import torch
+    from sklearn.preprocessing import normalize
+
+    from ..selection.registry import resolve_strategy
+    from ..selection.strategies import SelectionProblem
+    from ..selection.uncertainty import fit_selection_probe
+
+    pool_features = features()
+    unit = normalize(pool_features.double().numpy())
+    labels = np.asarray(pool["label"])
+    for seed in dict.fromkeys(seeds):
+        picked: list[int] = []
+        for budget in numeric:
+            wanted = min(budget * len(names), len(pool))
+            if wanted > len(picked):
+                strategy = resolve_strategy(select_strategy, labelled=bool(picked), task="single_label")
+                probe = None
+                if strategy.needs_probe:
+                    seen = sorted(set(labels[picked].tolist()))
+                    probe = fit_selection_probe(
+                        pool_features[picked],
+                        torch.as_tensor(np.searchsorted(seen, labels[picked])),
+                        pool_features,
+                        "single_label",
+                        [names[c] for c in seen],
+                        strategy.name,
+                        seed,
+                    )
+                problem = SelectionProblem(
+                    unit, np.ones(len(unit), bool), wanted - len(picked), picked_before=picked, seed=seed, probe=probe
+                )
+                picked += [pick.row for pick in strategy.select(problem)]
+            chosen[(str(budget), seed)] = [positions[row] for row in picked]
+    return chosen
+
+
+def labelled_rows_of(pool: Dataset, chosen: Sequence[int]) -> LabelledRows:
+    """What a cell given the `chosen` source positions of `pool` has, per class."""
+    where = {position: index for index, position in enumerate(pool[SOURCE_ROW])}
+    labels = list(pool["label"])
+    return _labelled_rows(pool.features["label"].names, [labels[where[p]] for p in chosen], chosen)
 
 
 def draw_labelled_rows(

@@ -23,12 +23,23 @@ from typing import Optional, Sequence
 from transformers import HfArgumentParser
 
 from ..data import DataArguments, data_source_name
+from ..data.splits import SOURCE_ROW
 from ..errors import ConfigError
 from ..hub import HubArguments, check_repo_id
 from ..recipe.arguments import config_to_argv, parse_recipe_args
 from .arguments import CompareArguments
-from .budgets import check_single_label, draw_labelled_rows, load_train_pool, warn_small_classes
-from .grid import CellResult, GridInterrupted, build_grid, model_labels, run_grid
+from .arms import LABELLED_ROW_CHOICES, UNLABELLED_POOLS
+from .budgets import (
+    LabelledRows,
+    check_single_label,
+    choose_labelled_rows,
+    draw_labelled_rows,
+    labelled_rows_of,
+    load_train_pool,
+    select_pool,
+    warn_small_classes,
+)
+from .grid import Cell, CellResult, GridInterrupted, build_grid, model_labels, run_grid
 from .plots import plot_accuracy_vs_labels, plot_accuracy_vs_time
 from .publish import push_comparison
 from .summary import recommend, summarize, write_cells, write_csv, write_markdown
@@ -50,6 +61,70 @@ def data_flags(data_args: DataArguments) -> list[str]:
         if f.init and getattr(data_args, f.name) != (f.default if f.default is not dataclasses.MISSING else None)
     }
     return config_to_argv(changed)
+
+
+def _pool_features(model: str, pool, recipe_values: dict):
+    """The backbone's pooled embedding of every pool row (`hf-transfer select`'s extraction and feature cache)."""
+    from datasets import DatasetDict
+
+    from ..models import ModelArguments
+    from ..probing import FeatureCache
+    from ..transferability.candidates import CandidateRequest, extract_candidate_features
+
+    cache_dir = recipe_values.get("feature_cache_dir")
+    (candidate,) = extract_candidate_features(
+        CandidateRequest(model, source_head=False),
+        DatasetDict({"pool": pool.remove_columns(SOURCE_ROW)}),
+        model_args=ModelArguments(model_name_or_path=model, cache_dir=recipe_values.get("cache_dir")),
+        max_seq_length=recipe_values.get("max_seq_length", 128),
+        cache=FeatureCache(cache_dir),
+    )
+    return candidate.features["pool"]
+
+
+class _ChosenRows:
+    """Every cell's labelled rows (source positions) and unlabelled pool, chosen before any cell runs: the random
+    draw once per (budget, seed), a selection strategy once per (model, budget, seed) on that model's features."""
+
+    def __init__(self, pool, models, compare_args: CompareArguments, recipe_values: dict) -> None:
+        self.pool = pool
+        self.positions = list(pool[SOURCE_ROW])
+        self.chosen: dict[tuple[Optional[str], str], dict[tuple[str, int], list[int]]] = {}
+        features: dict[str, object] = {}
+        budgets, seeds = compare_args.label_budgets, compare_args.seeds
+        for name in dict.fromkeys(compare_args.selection):
+            strategy = LABELLED_ROW_CHOICES.get(name).select_strategy
+            for model in dict.fromkeys(models) if strategy is not None else [None]:
+
+                def pool_features(model=model):
+                    if model not in features:
+                        features[model] = _pool_features(model, pool, recipe_values)
+                    return features[model]
+
+                self.chosen[(model, name)] = choose_labelled_rows(pool, budgets, seeds, strategy, pool_features)
+        self.labelled = {key: labelled_rows_of(pool, rows) for key, rows in self._all()}
+
+    def _all(self):
+        for (model, name), per_cell in self.chosen.items():
+            for (budget, seed), rows in per_cell.items():
+                yield (model, name, budget, seed), rows
+
+    def _key(self, cell: Cell) -> tuple:
+        model = None if LABELLED_ROW_CHOICES.get(cell.selection).select_strategy is None else cell.model
+        return model, cell.selection, cell.label_budget, cell.seed
+
+    def rows(self, cell: Cell) -> dict:
+        """The cell's --train_rows_file: its labelled rows, and the pool's other rows where its arm takes them."""
+        model, name, budget, seed = self._key(cell)
+        labelled = self.chosen[(model, name)][(budget, seed)]
+        rows = {"labelled": labelled}
+        if UNLABELLED_POOLS.get(cell.unlabelled).uses_pool:
+            taken = set(labelled)
+            rows["unlabelled"] = [p for p in self.positions if p not in taken]
+        return rows
+
+    def labelled_rows(self, cell: Cell) -> LabelledRows:
+        return self.labelled[self._key(cell)]
 
 
 def _write_tables(results: list[CellResult], output_dir: Path, title: str, plots: bool) -> str:
@@ -98,6 +173,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     data_args, compare_args, hub_args = parse_arguments(argv)
     if data_args.train_samples_seed is not None:
         raise ConfigError("--train_samples_seed is each cell's --seed (it draws the labelled rows): pass --seed.")
+    if data_args.train_rows_file is not None:
+        raise ConfigError(
+            "--train_rows_file is what compare writes for each cell: choose the rows with --selection, --unlabelled "
+            "and --pool_samples."
+        )
+    if compare_args.explicit_rows and data_args.max_train_samples is not None:
+        raise ConfigError(
+            "--max_train_samples subsets the labelled rows: with --selection, --unlabelled or "
+            "--pool_samples, size the pool with --pool_samples instead."
+        )
     if data_args.dataset_name is None and data_args.train_file is None and data_args.train_dir is None:
         raise ConfigError("Name the data: --dataset_name (e.g. tweet_sentiment), --train_file or --train_dir.")
     if compare_args.push_to_hub:
@@ -112,24 +197,51 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     recipe_values = compare_args.recipe_values()
     train = load_train_pool(data_args, recipe_values.get("cache_dir"), recipe_values.get("task", "auto"))
     check_single_label(train, dataset)
-    labelled = draw_labelled_rows(train, compare_args.label_budgets, compare_args.seeds, data_args.max_train_samples)
-    warn_small_classes(train, labelled)
+    chosen = None
+    if compare_args.explicit_rows:  # 2b. The pool, and every cell's rows from it (a selection reads its features).
+        pool = select_pool(train, compare_args.pool_samples, data_args.split_seed)
+        warn_small_classes(pool, draw_labelled_rows(pool, compare_args.label_budgets, compare_args.seeds, None))
+        chosen = _ChosenRows(pool, models, compare_args, recipe_values)
+        labelled_rows = chosen.labelled_rows
+    else:
+        labelled = draw_labelled_rows(
+            train, compare_args.label_budgets, compare_args.seeds, data_args.max_train_samples
+        )
+        warn_small_classes(train, labelled)
+
+        def labelled_rows(cell: Cell) -> LabelledRows:
+            return labelled[(cell.label_budget, cell.seed)]
+
     output_dir.mkdir(parents=True, exist_ok=True)
 
     # 3. The grid: every unfinished cell runs; finished ones are read back. An interrupt keeps what finished.
-    cells = build_grid(models, compare_args.strategies, compare_args.label_budgets, compare_args.seeds)
+    shared_flags = data_flags(data_args)
+    if chosen is not None and "--validation_split_percentage" not in shared_flags:
+        # The probe's L2 is then chosen on held-out rows outside the pool (the split compare's pool was cut from)
+        # rather than by cross-validation on the labelled rows, which a selection that picked one row of a class
+        # could not fold.
+        shared_flags += ["--validation_split_percentage", str(data_args.validation_split_percentage)]
+    cells = build_grid(
+        models,
+        compare_args.strategies,
+        compare_args.label_budgets,
+        compare_args.seeds,
+        compare_args.selection,
+        compare_args.unlabelled,
+    )
     try:
         with _SigtermAsInterrupt():
             results = run_grid(
                 cells,
                 output_dir,
-                data_flags(data_args),
+                shared_flags,
                 extra_flags=compare_args.flags_for,
+                cell_rows=chosen.rows if chosen is not None else lambda cell: None,
                 parallel=compare_args.parallel,
             )
     except GridInterrupted as interrupted:
         for result in interrupted.results:
-            result.labelled = labelled[(result.cell.label_budget, result.cell.seed)]
+            result.labelled = labelled_rows(result.cell)
         _write_tables(interrupted.results, output_dir, title, plots=False)
         finished = sum(r.results is not None for r in interrupted.results)
         print(
@@ -139,7 +251,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         return INTERRUPTED_EXIT_CODE
     for result in results:
-        result.labelled = labelled[(result.cell.label_budget, result.cell.seed)]
+        result.labelled = labelled_rows(result.cell)
 
     # 4. Table, recommendation and plots.
     print(_write_tables(results, output_dir, title, plots=True))

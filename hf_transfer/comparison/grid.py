@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from ..errors import ConfigError
+from .arms import DEFAULT_SELECTION, DEFAULT_UNLABELLED
 
 if TYPE_CHECKING:
     from .budgets import LabelledRows
@@ -42,6 +43,7 @@ STOP_GRACE_SECONDS = 10.0  # a stopped cell's processes get SIGTERM, then SIGKIL
 CELL_FILE = "compare_cell.json"  # what the cell was asked, next to the run's all_results.json
 USAGE_FILE = "compare_usage.json"  # what the cell's process used (peak resident memory), measured by compare
 RESULTS_FILE = "all_results.json"
+ROWS_FILE = "train_rows.json"  # the cell's --train_rows_file: its labelled rows and unlabelled pool, by position
 
 
 def model_label(model: str) -> str:
@@ -70,6 +72,22 @@ class Cell:
     strategy: str
     label_budget: str  # rows per class, or "all"
     seed: int
+    selection: str = DEFAULT_SELECTION  # `arms.LABELLED_ROW_CHOICES`: how the labelled rows were chosen
+    unlabelled: str = DEFAULT_UNLABELLED  # `arms.UNLABELLED_POOLS`: the unlabelled pool the cell gets
+
+    @property
+    def arms(self) -> dict[str, str]:
+        """The arms that differ from the defaults (a cell of a comparison without arms has none, and keeps the
+        folder and request it had before the arms existed)."""
+        defaults = {"selection": DEFAULT_SELECTION, "unlabelled": DEFAULT_UNLABELLED}
+        return {name: getattr(self, name) for name, default in defaults.items() if getattr(self, name) != default}
+
+    @property
+    def arm_label(self) -> str:
+        """The arms as tables and plots name them: empty without any."""
+        parts = [f"{self.selection}-selected" if "selection" in self.arms else ""]
+        parts.append(f"+ {self.unlabelled} unlabelled" if "unlabelled" in self.arms else "")
+        return " ".join(p for p in parts if p)
 
     @property
     def model_label(self) -> str:
@@ -87,12 +105,15 @@ class Cell:
     @property
     def folder_name(self) -> str:
         budget = "all" if self.label_budget == "all" else f"{self.label_budget}-per-class"
-        return f"{self.model_key}--{self.strategy}--{budget}--seed{self.seed}"
+        arms = "".join(f"--{name}-{value}" for name, value in self.arms.items())
+        return f"{self.model_key}--{self.strategy}{arms}--{budget}--seed{self.seed}"
 
-    def recipe_flags(self) -> list[str]:
+    def recipe_flags(self, rows_file: Optional[Path] = None) -> list[str]:
         # The seed draws the labelled rows too (the spread over seeds includes which rows were labelled); validation
-        # and test rows stay the same for every cell.
+        # and test rows stay the same for every cell. A rows file names them (and the unlabelled pool) instead.
         flags = ["--model_name_or_path", self.model, "--strategy", self.strategy, "--seed", str(self.seed)]
+        if rows_file is not None:
+            return [*flags, "--train_rows_file", str(rows_file)]
         flags += ["--train_samples_seed", str(self.seed)]
         if self.label_budget != "all":
             flags += ["--train_samples_per_class", self.label_budget]
@@ -118,7 +139,12 @@ class GridInterrupted(KeyboardInterrupt):
 
 
 def build_grid(
-    models: Sequence[str], strategies: Sequence[str], label_budgets: Sequence[str], seeds: Sequence[int]
+    models: Sequence[str],
+    strategies: Sequence[str],
+    label_budgets: Sequence[str],
+    seeds: Sequence[int],
+    selections: Sequence[str] = (DEFAULT_SELECTION,),
+    unlabelled: Sequence[str] = (DEFAULT_UNLABELLED,),
 ) -> list[Cell]:
     """Cells in the order they run: the cheapest budgets first, so a comparison shows a first table soon."""
 
@@ -126,10 +152,12 @@ def build_grid(
         return float("inf") if budget == "all" else int(budget)
 
     return [
-        Cell(model, strategy, budget, seed)
+        Cell(model, strategy, budget, seed, selection, pool)
         for budget in sorted(dict.fromkeys(label_budgets), key=budget_key)
         for model in dict.fromkeys(models)
         for strategy in dict.fromkeys(strategies)
+        for selection in dict.fromkeys(selections)
+        for pool in dict.fromkeys(unlabelled)
         for seed in dict.fromkeys(seeds)
     ]
 
@@ -145,8 +173,14 @@ def finetune_recipe_path() -> Path:
     return path
 
 
-def _cell_request(cell: Cell, shared_flags: Sequence[str]) -> dict:
-    return {"cell": asdict(cell), "flags": list(shared_flags)}
+def _cell_request(cell: Cell, shared_flags: Sequence[str], rows: Optional[dict] = None) -> dict:
+    """What the cell is asked; the arms and the rows' digest only where set, so a comparison from before the arms
+    reads its cells back as finished."""
+    asked = {k: v for k, v in asdict(cell).items() if k not in ("selection", "unlabelled")}
+    request = {"cell": {**asked, **cell.arms}, "flags": list(shared_flags)}
+    if rows is not None:
+        request["rows"] = hashlib.sha1(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+    return request
 
 
 def _finished(folder: Path, request: dict) -> bool:
@@ -241,12 +275,15 @@ def run_grid(
     shared_flags: Sequence[str],
     *,
     extra_flags: Callable[[str], list[str]] = lambda strategy: [],
+    cell_rows: Callable[[Cell], Optional[dict]] = lambda cell: None,
     parallel: int = 1,
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> list[CellResult]:
     """Run every unfinished cell (`parallel` at once) and return every cell's result, earlier ones included.
 
-    Each run gets the cell's own flags, then `shared_flags` (the data), then `extra_flags(strategy)`.
+    Each run gets the cell's own flags, then `shared_flags` (the data), then `extra_flags(strategy)`. Where
+    `cell_rows(cell)` gives `{"labelled": [...], "unlabelled": [...]}` (train positions), the cell's folder gets it as
+    its --train_rows_file, in place of the per-class draw.
 
     A cell that exits 2 (a bad input) stops the comparison with its error line: every other cell would fail the
     same way. Any other failure is recorded, reported, and left out of the table. An interrupt (KeyboardInterrupt;
@@ -268,7 +305,7 @@ def run_grid(
     pending, results = [], {}
     for cell in cells:
         folder = cells_dir / cell.folder_name
-        request = _cell_request(cell, [*shared_flags, *extra_flags(cell.strategy)])
+        request = _cell_request(cell, [*shared_flags, *extra_flags(cell.strategy)], cell_rows(cell))
         if _finished(folder, request):
             usage = json.loads((folder / USAGE_FILE).read_text()) if (folder / USAGE_FILE).is_file() else {}
             results[cell] = CellResult(
@@ -290,10 +327,14 @@ def run_grid(
             return None
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CELL_FILE).write_text(json.dumps(request, indent=2) + "\n")
+        rows, rows_file = cell_rows(cell), None
+        if rows is not None:
+            rows_file = folder / ROWS_FILE
+            rows_file.write_text(json.dumps(rows) + "\n")
         command = [
             sys.executable,
             str(recipe),
-            *cell.recipe_flags(),
+            *cell.recipe_flags(rows_file),
             "--report_to",
             "none",  # unless the comparison's flags ask for trackers
             *request["flags"],

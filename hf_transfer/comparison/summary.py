@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..constants import HP_SEARCH_PREFIX
+from .arms import LABELLED_ROW_CHOICES
 from .grid import CellResult, model_labels
 
 __all__ = ["SummaryRow", "recommend", "summarize", "write_cells", "write_csv", "write_markdown"]
@@ -38,10 +39,12 @@ class SummaryRow:
     rows_per_class_min: Optional[int] = None  # labelled rows the cells really had, over classes (None: not known)
     rows_per_class_max: Optional[int] = None
     same_rows: bool = False  # every seed drew the same labelled rows: the spread is training noise alone
+    arms: str = ""  # `Cell.arm_label`: how the rows were chosen and the unlabelled pool, where not the defaults
+    selected: bool = False  # a selection strategy picked budget x classes rows, not so many per class
 
     @property
     def label(self) -> str:
-        return f"{self.model} {self.strategy}"
+        return f"{self.model} {self.strategy}" + (f" {self.arms}" if self.arms else "")
 
     @property
     def rows_per_class(self) -> Optional[str]:
@@ -54,6 +57,8 @@ class SummaryRow:
     @property
     def budget_met(self) -> bool:
         """Whether every class gave the rows the budget asked for (`all` always does)."""
+        if self.selected:  # the classes of the picked rows are the strategy's outcome, not a shortfall
+            return True
         return self.label_budget == "all" or self.rows_per_class_min in (None, int(self.label_budget))
 
 
@@ -72,13 +77,15 @@ def _test_metric(results: dict, name: str) -> Optional[float]:
 
 
 def summarize(cells: Sequence[CellResult]) -> list[SummaryRow]:
-    """One row per (model, strategy, label budget): the model as given, so two models of one name stay two rows."""
+    """One row per (model, strategy, arms, label budget): the model as given, so two models of one name stay two
+    rows."""
     labels = model_labels([result.cell.model for result in cells])
-    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    groups: dict[tuple[str, str, str, str], list[CellResult]] = {}
     for result in cells:
-        groups.setdefault((result.cell.model, result.cell.strategy, result.cell.label_budget), []).append(result)
+        cell = result.cell
+        groups.setdefault((cell.model, cell.strategy, cell.arm_label, cell.label_budget), []).append(result)
     rows = []
-    for (model, strategy, budget), members in groups.items():
+    for (model, strategy, arms, budget), members in groups.items():
         finished = [m for m in members if m.results is not None]
         labelled = [m.labelled for m in finished if m.labelled is not None]
         ranges = [drawn.per_class_range for drawn in labelled]
@@ -104,6 +111,8 @@ def summarize(cells: Sequence[CellResult]) -> list[SummaryRow]:
                 min(low for low, _ in ranges) if ranges else None,
                 max(high for _, high in ranges) if ranges else None,
                 len(labelled) > 1 and all(drawn.rows == labelled[0].rows for drawn in labelled),
+                arms,
+                LABELLED_ROW_CHOICES.get(members[0].cell.selection).select_strategy is not None,
             )
         )
     return rows
@@ -184,6 +193,7 @@ _COLUMNS = (
     "rows_per_class_min",
     "rows_per_class_max",
     "same_rows",
+    "arms",
 )
 
 
@@ -206,10 +216,12 @@ def write_cells(cells: Sequence[CellResult], path: Path) -> None:
         for c in cells:
             numbers = {k: c.results.get(k) for k in keys} if c.results is not None else {}
             numbers.update({k: v for k, v in (c.results or {}).items() if k.startswith(HP_SEARCH_PREFIX)})
+            numbers.update({k: v for k, v in (c.results or {}).items() if "pseudo" in k or "unlabelled" in k})
             row = {
                 "model": labels[c.cell.model],
                 "model_name_or_path": c.cell.model,
                 "strategy": c.cell.strategy,
+                **c.cell.arms,
                 "label_budget": c.cell.label_budget,
                 "seed": c.cell.seed,
                 "finished": c.results is not None,
@@ -241,10 +253,13 @@ def write_markdown(rows: Sequence[SummaryRow], recommendation: str, plots: Seque
         seeds = f"{r.seeds}, same rows" if r.same_rows else str(r.seeds)
         if r.label_budget == "all":
             budget = "all" + (f" ({r.rows_per_class})" if r.rows_per_class else "")
+        elif r.selected:
+            budget = f"{r.label_budget} ({r.rows_per_class} picked)" if r.rows_per_class else r.label_budget
         else:
             budget = r.label_budget if r.budget_met else f"{r.rows_per_class} (asked {r.label_budget})"
+        strategy = f"{r.strategy}, {r.arms}" if r.arms else r.strategy
         lines.append(
-            f"| {r.model} | {r.strategy} | {budget} | {r.train_rows or ''} | "
+            f"| {r.model} | {strategy} | {budget} | {r.train_rows or ''} | "
             f"{r.accuracy_mean:.3f} ± {r.accuracy_std:.3f} ({seeds}){failed} | {r.f1_mean:.3f} ± {r.f1_std:.3f} | "
             f"{r.train_seconds_mean:.0f} | {'' if r.peak_memory_mib is None else f'{r.peak_memory_mib:.0f}'} | "
             f"{'' if r.trainable_params is None else f'{r.trainable_params:,}'} |"
@@ -253,7 +268,8 @@ def write_markdown(rows: Sequence[SummaryRow], recommendation: str, plots: Seque
         "# Strategy comparison\n\n"
         f"{recommendation}\n\n"
         "Mean ± standard deviation over seeds (their number in brackets); test split, else validation. Labels per "
-        "class: the labelled rows each class really gave (a class smaller than the budget gives all of its rows). "
+        "class: the labelled rows each class really gave (a class smaller than the budget gives all of its rows; a "
+        "selection strategy picks the budget times the classes in all, and the range it picked per class is shown). "
         '"same rows": every seed drew the same labelled rows, so the ± is training noise alone. Peak memory: '
         "the run's GPU peak, else the process's resident peak.\n\n" + "\n".join(lines) + "\n"
     )

@@ -58,6 +58,10 @@ class DataArguments:
             Fraction of train, in (0, 1), carved out as a stratified validation split when the source has none.
         max_train_samples (`int`, *optional*):
             Keep a seeded, class-stratified subset of this many train rows. All rows when omitted.
+        train_rows_file (`str`, *optional*):
+            A JSON file `{"labelled": [...], "unlabelled": [...]}` of positions in the source's train split (before
+            any hold-out is carved): the labelled rows to train on, and rows whose labels are hidden as the
+            unlabelled pool. Written by `hf-transfer compare` for rows chosen by `hf-transfer select`.
         max_eval_samples (`int`, *optional*):
             Same for the validation and the test split.
         split_seed (`int`, defaults to 42):
@@ -164,6 +168,16 @@ class DataArguments:
             "as in few-shot comparisons. Single-label classification only. Default: all rows."
         },
     )
+    train_rows_file: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "A JSON file naming the train rows to use by their position in the source's train split (0-based, "
+            'before validation or test is carved): {"labelled": [...], "unlabelled": [...]}. The labelled rows are '
+            "the train split; the unlabelled ones, if any, become the unlabelled pool with their labels hidden. "
+            "hf-transfer compare writes one per cell for its selection and unlabelled arms. Replaces "
+            "--train_samples_per_class and --max_train_samples."
+        },
+    )
     train_samples_seed: Optional[int] = field(
         default=None,
         metadata={
@@ -185,9 +199,13 @@ class DataArguments:
 
     @property
     def draws_train_subset(self) -> bool:
-        """The labelled rows are a budget drawn from a larger pool (`--max_train_samples`, `--train_samples_per_class`):
-        a validation split carved before the draw then takes none of them."""
-        return self.max_train_samples is not None or self.train_samples_per_class is not None
+        """The labelled rows are a budget drawn from a larger pool (`--max_train_samples`, `--train_samples_per_class`,
+        `--train_rows_file`): a validation split carved before the draw then takes none of them."""
+        return (
+            self.max_train_samples is not None
+            or self.train_samples_per_class is not None
+            or self.train_rows_file is not None
+        )
 
     def __post_init__(self) -> None:
         files = {f"--{s}_file": getattr(self, f"{s}_file") for s in SPLIT_ORDER}
@@ -262,6 +280,16 @@ class DataArguments:
                 raise DataError(
                     f"{flag} must be a positive integer; got {value!r}: it would leave an empty split. "
                     "Omit it to use every row."
+                )
+        if self.train_rows_file is not None:
+            if not self.train_rows_file.endswith(".json") or not os.path.isfile(self.train_rows_file):
+                raise DataError(
+                    f"--train_rows_file '{self.train_rows_file}' is not a .json file that exists. Check the path."
+                )
+            subsets = [flag for flag in ("max_train_samples", "train_samples_per_class") if getattr(self, flag)]
+            if subsets:
+                raise DataError(
+                    f"--train_rows_file names the labelled rows itself: drop --{subsets[0]} (it would subset them)."
                 )
         if not isinstance(self.label_separator, str) or not self.label_separator.strip():
             raise DataError(

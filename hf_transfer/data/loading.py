@@ -14,7 +14,15 @@ from .arguments import DataArguments
 from .columns import resolve_columns, to_canonical_columns, verify_images
 from .constants import SPLIT_ORDER
 from .sources import load_source
-from .splits import canonical_split_names, carve_split, per_class_subset, subsample
+from .splits import (
+    SOURCE_ROW,
+    canonical_split_names,
+    carve_split,
+    per_class_subset,
+    read_train_rows,
+    select_train_rows,
+    subsample,
+)
 from .targets import resolve_task
 
 __all__ = ["UNLABELLED_SPLIT", "load_transfer_dataset"]
@@ -32,6 +40,7 @@ def load_transfer_dataset(
     task: str = "single_label",
     hold_out_validation: bool = True,
     unlabelled_fraction: Optional[float] = None,
+    keep_source_rows: bool = False,
 ) -> DatasetDict:
     """Load `args`' source as a canonical `DatasetDict` (see the package docstring for the contract).
 
@@ -51,6 +60,9 @@ def load_transfer_dataset(
         unlabelled_fraction: set this share of train aside (stratified, seeded, after validation is carved and
             before the labelled rows are subsampled) as an `unlabelled` split, last in the result. Its labels stay in
             the split, for scoring pseudo-labels only: nothing trains on them (`hf_transfer.semi_supervised`).
+            `--train_rows_file` sets the same split aside by row positions instead.
+        keep_source_rows: keep train's `SOURCE_ROW` column (each row's position in the source's train split), the
+            positions a `--train_rows_file` names (`hf-transfer compare` writes such files).
 
     Raises:
         DataError: the source cannot be read or does not fit the contract; the message says what to change.
@@ -75,13 +87,26 @@ def load_transfer_dataset(
     splits = task_entry.encode_labels(splits, source.description, args.label_separator)
 
     seed = args.split_seed
+    rows = read_train_rows(args.train_rows_file) if args.train_rows_file is not None else None
+    if rows is not None and unlabelled_fraction is not None:
+        raise DataError(
+            "--train_rows_file names the unlabelled rows itself: drop --unlabelled_split_percentage (or the file's "
+            "'unlabelled' list)."
+        )
+    if rows is not None or keep_source_rows:
+        splits["train"] = splits["train"].add_column(SOURCE_ROW, list(range(len(splits["train"]))))
     if source.carve_test:
         splits = carve_split(splits, "test", _BUILTIN_TEST_FRACTION, seed, source.description)
     if "validation" not in splits and hold_out_validation:
         splits = carve_split(splits, "validation", args.validation_split_percentage, seed, source.description)
     if unlabelled_fraction is not None:
         splits = carve_split(splits, UNLABELLED_SPLIT, unlabelled_fraction, seed, source.description)
+    for split, ds in splits.items():  # the positions are train's: a hold-out drops them
+        if split != "train" and SOURCE_ROW in ds.column_names:
+            splits[split] = ds.remove_columns(SOURCE_ROW)
     train_seed = seed if args.train_samples_seed is None else args.train_samples_seed
+    if rows is not None:
+        splits = select_train_rows(splits, rows, UNLABELLED_SPLIT, source.description)
     splits["train"] = per_class_subset(splits["train"], args.train_samples_per_class, train_seed, source.description)
     splits["train"] = subsample(splits["train"], args.max_train_samples, train_seed)
     for split in ("validation", "test"):

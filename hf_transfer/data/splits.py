@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Optional
@@ -13,7 +14,17 @@ from ..errors import DataError
 from .constants import SPLIT_ALIASES, SPLIT_ORDER
 from .labels import classlabel_ids
 
-__all__ = ["canonical_split_names", "carve_split", "per_class_subset", "subsample"]
+__all__ = [
+    "SOURCE_ROW",
+    "canonical_split_names",
+    "carve_split",
+    "per_class_subset",
+    "read_train_rows",
+    "select_train_rows",
+    "subsample",
+]
+
+SOURCE_ROW = "__source_row__"  # a row's position in the source's train split, kept through the hold-outs
 
 logger = logging.getLogger(__name__)
 
@@ -124,3 +135,50 @@ def subsample(ds: Dataset, n: Optional[int], seed: int) -> Dataset:
         return ds.select(np.random.default_rng(seed).permutation(len(ds))[:n].tolist())
     order = _stratified_order(classlabel_ids(ds), seed)
     return ds.select(order[:n].tolist())
+
+
+def read_train_rows(path: str) -> dict[str, list[int]]:
+    """`--train_rows_file`: `{"labelled": [...], "unlabelled": [...]}` positions, checked to be whole numbers that
+    name each row once."""
+    try:
+        rows = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"--train_rows_file '{path}' is not readable JSON ({err}). Write it as the docs show."
+        ) from None
+    if (
+        not isinstance(rows, dict)
+        or not isinstance(rows.get("labelled"), list)
+        or set(rows) - {"labelled", "unlabelled"}
+    ):
+        raise DataError(
+            f"--train_rows_file '{path}' must hold an object with a 'labelled' list of row positions (and optionally "
+            "an 'unlabelled' one), nothing else."
+        )
+    out = {key: rows.get(key, []) for key in ("labelled", "unlabelled")}
+    flat = [*out["labelled"], *out["unlabelled"]]
+    if not out["labelled"] or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in flat):
+        raise DataError(f"--train_rows_file '{path}': give at least one labelled row, as positions 0, 1, 2, ...")
+    if len(set(flat)) != len(flat):
+        raise DataError(f"--train_rows_file '{path}' names some rows twice (or as labelled and unlabelled): once each.")
+    return out
+
+
+def select_train_rows(
+    splits: DatasetDict, rows: dict[str, list[int]], pool_split: str, description: str
+) -> DatasetDict:
+    """Train becomes `rows["labelled"]` (in that order) and `pool_split` the `rows["unlabelled"]`, found by their
+    `SOURCE_ROW` position; a row that a hold-out took (validation, test) or that the split lacks is an error."""
+    train = splits["train"]
+    where = {int(position): index for index, position in enumerate(train[SOURCE_ROW])}
+    out = DatasetDict(splits)
+    for split, positions in (("train", rows["labelled"]), (pool_split, rows["unlabelled"])):
+        missing = [p for p in positions if p not in where]
+        if missing:
+            raise DataError(
+                f"--train_rows_file names train row {missing[0]} of {description}, which is not in its train split "
+                f"({len(missing)} such rows: past its end, or held out as validation / test). Name rows of train only."
+            )
+        if positions:
+            out[split] = train.select([where[p] for p in positions]).remove_columns(SOURCE_ROW)
+    return out

@@ -100,7 +100,7 @@ def load_unlabelled_pool(
     should see it). A pool whose input kind differs from train's, or an empty pool, is one `DataError`."""
     train = raw_datasets["train"]
     if UNLABELLED_SPLIT in raw_datasets:
-        rows, hidden, source = raw_datasets.pop(UNLABELLED_SPLIT), True, "--unlabelled_split_percentage of train"
+        rows, hidden, source = raw_datasets.pop(UNLABELLED_SPLIT), True, "rows of train set aside, labels hidden"
     elif args.unlabelled_file is not None:
         rows = _read_unlabelled_file(args.unlabelled_file, train, text_column, image_column, cache_dir)
         hidden, source = False, f"--unlabelled_file '{args.unlabelled_file}'"
