@@ -308,6 +308,11 @@ def _cell(stats: dict, key: str, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _shown_flags(flags: list[str]) -> list[str]:
+    """The flags as a table shows them: a warm start's model path (per machine and seed) by what it is."""
+    return ["<the seed's source-only model>" if f.startswith(str(SOURCE_MODELS_DIR)) else f for f in flags]
+
+
 def markdown_table(summary: dict, runs: list[dict]) -> str:
     lines = []
     for pair, methods in summary.items():
@@ -329,7 +334,7 @@ def markdown_table(summary: dict, runs: list[dict]) -> str:
             lines.append(
                 f"| {METHOD_NAMES[method]} | {_cell(stats, 'target_test_accuracy')} | {_cell(stats, 'target_test_f1')} "
                 f"| {_cell(stats, 'target_eval_accuracy')} | {_cell(stats, 'source_test_accuracy')} | {a_distance} "
-                f"| {len(stats['seeds'])} | `{' '.join(stats['flags'])}` |"
+                f"| {len(stats['seeds'])} | `{' '.join(_shown_flags(stats['flags']))}` |"
             )
         lines.append("")
     return "\n".join(lines)
