@@ -21,6 +21,7 @@ On a shared CPU, each worker runs torch with `--threads_per_worker` threads (1 b
 threads per process on an oversubscribed machine are many times slower than one.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from _domain_runs import PAIRS, run_domain_adapt
+from _domain_runs import PAIRS, ROOT, run_domain_adapt
 from hf_transfer.adaptation import METHODS
 from hf_transfer.errors import ConfigError
 from hf_transfer.outputs import write_json_atomic
@@ -78,6 +79,56 @@ EXTRA_CELLS = {
     ],
     # MCC with the Ganin warm-up (the pair default) instead of the paper's constant weight.
     "mcc_ganin": ["--method", "mcc", "--alignment_schedule", "ganin"],
+    # Class-balanced target self-training: distribution alignment of the target predictions towards a uniform
+    # prior (ReMixMatch), with or without CBST's per-class quota (at most half the pool, split evenly by class).
+    "mmd_self_training_da": [
+        "--method",
+        "mmd",
+        "--target_self_training",
+        "true",
+        "--self_training_start",
+        "0.5",
+        "--self_training_distribution_alignment",
+        "true",
+    ],
+    "mmd_self_training_da_quota": [
+        "--method",
+        "mmd",
+        "--target_self_training",
+        "true",
+        "--self_training_start",
+        "0.5",
+        "--self_training_distribution_alignment",
+        "true",
+        "--self_training_class_quota",
+        "0.5",
+    ],
+    "mcc_self_training_da_quota": [
+        "--method",
+        "mcc",
+        "--alignment_schedule",
+        "constant",
+        "--target_self_training",
+        "true",
+        "--self_training_start",
+        "0.5",
+        "--self_training_distribution_alignment",
+        "true",
+        "--self_training_class_quota",
+        "0.5",
+    ],
+    "bn_control_self_training_da": [
+        "--method",
+        "coral",
+        "--alignment_weight",
+        "1e-9",
+        "--target_self_training",
+        "true",
+        "--self_training_start",
+        "0.5",
+        "--self_training_distribution_alignment",
+        "true",
+    ],
     "source_only_self_training": [
         "--method",
         "source_only",
@@ -111,6 +162,10 @@ METHOD_NAMES = {
     "mmd_self_training_fixed": "MK-MMD (DAN) + target self-training, fixed threshold 0.95",
     "mcc_ganin": "MCC, Ganin warm-up",
     "source_only_self_training": "source only + target self-training",
+    "mmd_self_training_da": "MK-MMD (DAN) + target self-training, distribution alignment",
+    "mmd_self_training_da_quota": "MK-MMD (DAN) + target self-training, distribution alignment + class quota 0.5",
+    "bn_control_self_training_da": "BatchNorm control + target self-training, distribution alignment",
+    "mcc_self_training_da_quota": "MCC + target self-training, distribution alignment + class quota 0.5",
     "target_oracle": "target oracle (labelled target)",
     "target_oracle_3x": "target oracle, 3 epochs",
     "bn_control": "control: target rows through BatchNorm, no alignment",
@@ -130,6 +185,9 @@ class BenchmarkArguments:
         results_dir (`str`): where the per-run JSONs, the summary and the table go.
         summarize_only (`bool`): only rebuild the summary and table from the JSONs already there.
         extra_args (`str`): flags appended to every recipe run, as one string (e.g. `"--max_steps 5"`).
+        warm_start (`bool`): two-stage runs: each cell starts from the source-only model of its seed (trained once
+            per seed with the same flags, kept under `outputs/domain_adaptation_source_models/`) instead of the
+            ImageNet / pretrained weights, as the methods' papers do.
     """
 
     pairs: list[str] = field(default_factory=lambda: list(PAIRS), metadata={"help": "Domain pairs: text, vision."})
@@ -151,6 +209,11 @@ class BenchmarkArguments:
         metadata={"help": 'Flags appended to every run, e.g. --extra_args="--max_steps 5" for a smoke test.'},
     )
 
+    warm_start: bool = field(
+        default=False,
+        metadata={"help": "Start each cell from the source-only model of its seed (trained first, then kept)."},
+    )
+
     def __post_init__(self) -> None:
         unknown = [p for p in self.pairs if p not in PAIRS] + [m for m in self.methods if m not in METHOD_NAMES]
         if unknown:
@@ -161,6 +224,25 @@ class BenchmarkArguments:
             raise ConfigError("--seeds needs at least one seed; --workers and --threads_per_worker must be positive.")
 
 
+# Where --warm_start keeps each seed's source-only model (git-ignored; a model per pair, seed and extra_args).
+SOURCE_MODELS_DIR = ROOT / "outputs" / "domain_adaptation_source_models"
+
+
+def source_model(pair: str, seed: int, bench_args: BenchmarkArguments) -> Path:
+    """The source-only model `--warm_start` cells start from: trained once per (pair, seed, extra_args), then kept."""
+    tag = hashlib.sha1(bench_args.extra_args.encode()).hexdigest()[:8]
+    model_dir = SOURCE_MODELS_DIR / f"{pair}-seed{seed}-{tag}"
+    if (model_dir / "all_results.json").is_file():
+        return model_dir
+    logger.info(f"{pair} seed {seed}: training the source-only warm start into {model_dir}")
+    proc = run_domain_adapt(
+        pair, ["--method", "source_only"], seed, str(model_dir), bench_args.threads_per_worker, bench_args.extra_args
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{pair} source-only warm start seed {seed} failed:\n{proc.stderr[-2000:]}")
+    return model_dir
+
+
 def run_cell(pair: str, method: str, seed: int, bench_args: BenchmarkArguments) -> dict:
     """One recipe run in a fresh subprocess; returns its results (and keeps them as JSON)."""
     result_file = Path(bench_args.results_dir) / f"{pair}-{method}-seed{seed}.json"
@@ -169,6 +251,8 @@ def run_cell(pair: str, method: str, seed: int, bench_args: BenchmarkArguments) 
         return json.loads(result_file.read_text())
     with tempfile.TemporaryDirectory(prefix=f"hf_transfer-da-{pair}-{method}-{seed}-") as tmp:
         method_flags = EXTRA_CELLS.get(method, ["--method", method]) + PAIR_FLAGS.get((pair, method), [])
+        if bench_args.warm_start:
+            method_flags += ["--model_name_or_path", str(source_model(pair, seed, bench_args).resolve())]
         start = time.time()
         logger.info(f"{pair} {method} seed {seed}: starting")
         proc = run_domain_adapt(pair, method_flags, seed, tmp, bench_args.threads_per_worker, bench_args.extra_args)
@@ -224,6 +308,11 @@ def _cell(stats: dict, key: str, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def _shown_flags(flags: list[str]) -> list[str]:
+    """The flags as a table shows them: a warm start's model path (per machine and seed) by what it is."""
+    return ["<the seed's source-only model>" if f.startswith(str(SOURCE_MODELS_DIR)) else f for f in flags]
+
+
 def markdown_table(summary: dict, runs: list[dict]) -> str:
     lines = []
     for pair, methods in summary.items():
@@ -245,7 +334,7 @@ def markdown_table(summary: dict, runs: list[dict]) -> str:
             lines.append(
                 f"| {METHOD_NAMES[method]} | {_cell(stats, 'target_test_accuracy')} | {_cell(stats, 'target_test_f1')} "
                 f"| {_cell(stats, 'target_eval_accuracy')} | {_cell(stats, 'source_test_accuracy')} | {a_distance} "
-                f"| {len(stats['seeds'])} | `{' '.join(stats['flags'])}` |"
+                f"| {len(stats['seeds'])} | `{' '.join(_shown_flags(stats['flags']))}` |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -267,6 +356,9 @@ def main():
     if not bench_args.summarize_only:
         logger.info(f"Running {len(cells)} cells with {bench_args.workers} workers: {asdict(bench_args)}")
         with ThreadPoolExecutor(bench_args.workers) as pool:
+            if bench_args.warm_start:  # the source-only models first, so two cells never train the same one
+                pairs_seeds = sorted({(p, s) for p, _, s in cells})
+                list(pool.map(lambda ps: source_model(*ps, bench_args), pairs_seeds))
             list(pool.map(lambda cell: run_cell(*cell, bench_args), cells))
 
     # 4. Summary and table from every run JSON present.

@@ -192,11 +192,19 @@ def main():
     )
     self_training = None
     if da_args.target_self_training:
+        class_prior = None  # uniform
+        if da_args.self_training_class_prior == "source":
+            class_prior = (
+                torch.bincount(torch.tensor(source["train"]["label"]), minlength=len(label_names)).float().clamp_min(1)
+            )
         self_training = ClassThresholds(
             num_classes=len(label_names),
             num_rows=len(processed_target["train"]),
             threshold=da_args.self_training_threshold,
             min_threshold=da_args.self_training_min_threshold,
+            distribution_alignment=da_args.self_training_distribution_alignment,
+            class_quota=da_args.self_training_class_quota,
+            class_prior=class_prior,
         )
 
     if transfer_args.trains_lora:

@@ -349,6 +349,18 @@ def test_the_model_passes_the_outputs_the_loss_names(inputs):
         ({"self_training_weight": 0.0}, "--self_training_weight 0.0 must be positive"),
         ({"self_training_start": 1.0}, r"--self_training_start 1.0 must lie in \[0, 1\)"),
         (
+            {"target_self_training": True, "self_training_class_quota": 1.5},
+            r"--self_training_class_quota 1.5 must lie in \(0, 1\]",
+        ),
+        (
+            {"target_self_training": True, "self_training_class_prior": "target"},
+            "--self_training_class_prior 'target' must be `uniform` or `source`",
+        ),
+        (
+            {"self_training_distribution_alignment": True},
+            "balance the pseudo-labels of target self-training: add --target_self_training true",
+        ),
+        (
             {"method": "target_oracle", "target_self_training": True},
             "--target_self_training has no unlabelled target rows to pseudo-label with --method target_oracle",
         ),

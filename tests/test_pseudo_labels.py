@@ -61,3 +61,54 @@ def test_bad_thresholds_are_refused():
         ClassThresholds(2, 3, threshold=1.5)
     with pytest.raises(ValueError, match="min_threshold"):
         ClassThresholds(2, 3, threshold=0.8, min_threshold=0.9)
+
+
+def test_distribution_alignment_moves_mass_off_the_over_predicted_class():
+    # Pool mean of the predictions: [0.7, 0.3]; uniform prior: scale class 0 by 0.5/0.7, class 1 by 0.5/0.3.
+    probabilities = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    thresholds = ClassThresholds(2, 3, threshold=0.8, adaptive=False, distribution_alignment=True)
+    selected = thresholds.select(probabilities)
+    assert thresholds.pool_mean().tolist() == pytest.approx([0.7, 0.3])
+    # Row 0: [0.9/0.7, 0.1/0.3] = [1.2857, 0.3333] -> 0.794 for class 0; rows 1-2: [0.857, 1.333] -> 0.609 for class 1.
+    aligned_0 = (0.9 / 0.7) / (0.9 / 0.7 + 0.1 / 0.3)
+    assert thresholds.align(probabilities)[0, 0].item() == pytest.approx(aligned_0)
+    assert selected.targets.tolist() == [0, 1, 1]  # rows 1-2 flip to the under-predicted class
+    assert selected.mask.tolist() == [False, False, False]  # 0.794 and 0.609 stay below 0.8
+    skewed = ClassThresholds(2, 3, threshold=0.8, adaptive=False, distribution_alignment=True, class_prior=[3, 1])
+    # Prior [0.75, 0.25] against mean [0.7, 0.3]: row 0 -> [0.9*0.75/0.7, 0.1*0.25/0.3], normalised: 0.920.
+    assert skewed.select(probabilities).mask.tolist() == [True, False, False]
+
+
+def test_distribution_alignment_reads_the_rows_seen_so_far():
+    thresholds = ClassThresholds(2, 4, threshold=0.9, distribution_alignment=True)
+    assert thresholds.pool_mean().tolist() == pytest.approx([0.5, 0.5])  # nothing seen: the prior
+    thresholds.update(torch.tensor([[0.8, 0.2], [0.6, 0.4]]), rows=torch.tensor([2, 0]))
+    assert thresholds.pool_mean().tolist() == pytest.approx([0.7, 0.3])
+    thresholds.update(torch.tensor([[0.2, 0.8]]), rows=torch.tensor([2]))  # row 2 revisited: its latest counts
+    assert thresholds.pool_mean().tolist() == pytest.approx([0.4, 0.6])
+
+
+def test_class_quota_caps_each_class_at_its_share_of_the_pool():
+    # 6 rows, quota 0.5, uniform prior over 3 classes: at most ceil(0.5 * 6 / 3) = 1 row per class.
+    probabilities = torch.tensor(
+        [[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.85, 0.05], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7]]
+    )
+    thresholds = ClassThresholds(3, 6, threshold=0.5, adaptive=False, class_quota=0.5)
+    selected = thresholds.select(probabilities)
+    # Class 0 predicted for 3 rows: its threshold rises to its most confident row's 0.9; class 1 has 1 row (quota
+    # not full: 0.5 stays); class 2 has 2 rows: 0.8.
+    assert thresholds.quota_thresholds().tolist() == pytest.approx([0.9, 0.0, 0.8])
+    assert selected.thresholds.tolist() == pytest.approx([0.9, 0.5, 0.8])
+    assert selected.mask.tolist() == [True, False, False, True, True, False]
+    larger = ClassThresholds(3, 6, threshold=0.5, adaptive=False, class_quota=1.0, class_prior=[2, 1, 1])
+    # Quotas ceil([3, 1.5, 1.5]) = [3, 2, 2]: no class is over its quota.
+    assert larger.select(probabilities).mask.tolist() == [True, True, True, True, True, True]
+
+
+def test_class_balancing_options_are_checked():
+    with pytest.raises(ValueError, match="multi-label"):
+        ClassThresholds(2, 3, multi_label=True, distribution_alignment=True)
+    with pytest.raises(ValueError, match="class_quota"):
+        ClassThresholds(2, 3, class_quota=0.0)
+    with pytest.raises(ValueError, match="class_prior"):
+        ClassThresholds(2, 3, class_prior=[1.0, 0.0])

@@ -189,11 +189,27 @@ def test_vision_mcc_and_self_training_without_alignment_on_digits_m(tiny_vit, tm
             "true",
             "--self_training_start",
             "0.5",
+            "--self_training_distribution_alignment",
+            "true",
+            "--self_training_class_quota",
+            "0.5",
+            "--self_training_class_prior",
+            "source",
             output_dir=tmp_path / "st",
             env=ENV,
         )
     )
     assert "alignment_loss_config" not in run.results and run.results["target_pseudo_label_pool_rows"] == 40
+    # The class-balanced selection reached the thresholds, with the source train split's label frequencies.
+    source_train = load_transfer_dataset(
+        DataArguments(dataset_name="digits", max_train_samples=40, max_eval_samples=30)
+    )["train"]
+    counts = np.bincount(source_train["label"], minlength=10)
+    assert run.results["pseudo_label_distribution_alignment"] is True
+    assert run.results["pseudo_label_class_quota"] == 0.5
+    assert run.results["pseudo_label_class_prior"] == pytest.approx(
+        np.maximum(counts, 1) / np.maximum(counts, 1).sum(), abs=1e-4
+    )
     assert "'self_training_loss':" in run.output
 
 

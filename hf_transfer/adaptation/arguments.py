@@ -71,6 +71,13 @@ class DomainAdaptationArguments:
         self_training_min_threshold (`float`, defaults to 0.5): the floor under the per-class thresholds.
         self_training_weight (`float`, defaults to 1.0): weight of the pseudo-label term.
         self_training_start (`float`, defaults to 0.0): training progress in [0, 1) from which the term is added.
+        self_training_distribution_alignment (`bool`, defaults to False): read each target prediction after
+            scaling it by the class prior / the mean prediction over the target pool (ReMixMatch), so a class the
+            model over-predicts cannot take most pseudo-labels.
+        self_training_class_quota (`float`, *optional*): at most this fraction of the pool, split by the class
+            prior, keeps each class as pseudo-label (CBST's class-balanced selection); None for no cap.
+        self_training_class_prior (`Literal["uniform", "source"]`, defaults to `"uniform"`): the target class
+            distribution both options assume: uniform, or the source train split's label frequencies.
         mmd_num_kernels (`int`, defaults to 5): number of Gaussian kernels of the MK-MMD.
         mmd_kernel_mul (`float`, defaults to 2.0): ratio between neighbouring kernel bandwidths.
         mmd_estimator (`Literal["biased", "linear"]`, defaults to `"biased"`): quadratic-time biased estimate
@@ -152,6 +159,27 @@ class DomainAdaptationArguments:
         default=0.0,
         metadata={"help": "Training progress in [0, 1) from which the self-training term is added. Default 0."},
     )
+    self_training_distribution_alignment: bool = field(
+        default=False,
+        metadata={
+            "help": "Class-balance the pseudo-labels: scale each target prediction by class prior / mean prediction "
+            "over the target pool before thresholding (ReMixMatch's distribution alignment). Default false."
+        },
+    )
+    self_training_class_quota: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Cap each class's pseudo-labels at this fraction of the target pool times the class prior "
+            "(CBST), in (0, 1]. Default: no cap."
+        },
+    )
+    self_training_class_prior: Literal["uniform", "source"] = field(
+        default="uniform",
+        metadata={
+            "help": "Target class distribution assumed by --self_training_distribution_alignment and "
+            "--self_training_class_quota: uniform, or source (the source train split's label frequencies)."
+        },
+    )
     mmd_num_kernels: int = field(default=5, metadata={"help": "Number of Gaussian kernels of the MK-MMD (>= 1)."})
     mmd_kernel_mul: float = field(
         default=2.0, metadata={"help": "Ratio between neighbouring MMD kernel bandwidths (> 1). Default 2."}
@@ -224,6 +252,20 @@ class DomainAdaptationArguments:
             raise ConfigError(
                 f"--self_training_start {self.self_training_start} must lie in [0, 1): the fraction of training "
                 "after which the self-training term starts."
+            )
+        if self.self_training_class_quota is not None and not 0.0 < self.self_training_class_quota <= 1.0:
+            raise ConfigError(
+                f"--self_training_class_quota {self.self_training_class_quota} must lie in (0, 1], e.g. 0.5."
+            )
+        if self.self_training_class_prior not in ("uniform", "source"):
+            raise ConfigError(
+                f"--self_training_class_prior {self.self_training_class_prior!r} must be `uniform` or `source`."
+            )
+        balances = self.self_training_distribution_alignment or self.self_training_class_quota is not None
+        if balances and not self.target_self_training:
+            raise ConfigError(
+                "--self_training_distribution_alignment / --self_training_class_quota balance the pseudo-labels of "
+                "target self-training: add --target_self_training true."
             )
         if self.target_self_training and self.method_entry.trains_on == "target":
             raise ConfigError(

@@ -176,6 +176,7 @@ class DomainAdaptationTrainer(TransferTrainer):
             "target_pseudo_label_pool_rows": int(self._pseudo_labels.numel()),
             "target_pseudo_labelled_per_class": torch.bincount(kept, minlength=self.self_training.num_classes).tolist(),
             "target_pseudo_label_thresholds": [round(float(t), 4) for t in self.self_training.thresholds()],
+            **self.self_training.balance_config(),
         }
 
     def pseudo_labels(self) -> torch.Tensor:
