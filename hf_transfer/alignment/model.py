@@ -162,21 +162,9 @@ def train_whole_tower(tower: nn.Module, lora_args: Optional[LoraArguments] = Non
 
 def add_lora_to_tower(tower: nn.Module, lora_args: Optional[LoraArguments] = None) -> nn.Module:
     """LoRA adapters on the tower's default targets (`resolve_lora_target_modules`; the tower has no head)."""
-    from peft import LoraConfig, get_peft_model
+    from ..finetuning.lora import add_lora_adapters
 
-    from ..finetuning.lora import resolve_lora_target_modules
-
-    lora_args = lora_args or LoraArguments()
-    targets = lora_args.lora_target_modules or resolve_lora_target_modules(tower, head_modules=[])
-    config = LoraConfig(
-        r=lora_args.lora_r,
-        lora_alpha=lora_args.lora_alpha,
-        lora_dropout=lora_args.lora_dropout,
-        target_modules=targets,
-        bias="none",
-    )
-    logger.info("LoRA on the image tower: %s (r=%d)", targets, lora_args.lora_r)
-    return get_peft_model(tower, config)
+    return add_lora_adapters(tower, lora_args or LoraArguments(), what="the image tower")
 
 
 # ---- training and saving -----------------------------------------------------------------------------------------

@@ -175,21 +175,10 @@ def train_whole_body(model: CrossModalForImageClassification, lora_args: Optiona
 
 def add_lora_to_body(model: CrossModalForImageClassification, lora_args: Optional[LoraArguments] = None) -> None:
     """`freeze_body`, plus LoRA adapters on the body's Linear layers (`resolve_lora_target_modules`)."""
-    from peft import LoraConfig, get_peft_model
-
-    from ..finetuning.lora import resolve_lora_target_modules
+    from ..finetuning.lora import add_lora_adapters
 
     lora_args = lora_args or LoraArguments()
-    targets = lora_args.lora_target_modules or resolve_lora_target_modules(model.body, head_modules=list(_UNUSED))
-    config = LoraConfig(
-        r=lora_args.lora_r,
-        lora_alpha=lora_args.lora_alpha,
-        lora_dropout=lora_args.lora_dropout,
-        target_modules=targets,
-        bias="none",
-    )
-    logger.info("LoRA on the body: %s (r=%d)", targets, lora_args.lora_r)
-    model.body = get_peft_model(model.body, config)  # freezes every weight but the adapters
+    model.body = add_lora_adapters(model.body, lora_args, skip=list(_UNUSED), what="the body")  # the rest frozen
     _train_norms_and_positions(model.body)
     _train_new_parts(model)
 

@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..models.heads import head_module_names, is_inside
 from .arguments import LoraArguments
 
-__all__ = ["resolve_lora_target_modules", "create_lora_model"]
+__all__ = ["add_lora_adapters", "resolve_lora_target_modules", "create_lora_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,20 @@ def resolve_lora_target_modules(model: PreTrainedModel, head_modules: Optional[S
         f"No default LoRA target modules for {type(model).__name__} (model_type {model_type!r}): it has no Linear "
         "or Conv2d layer outside its head; pass --lora_target_modules with names of layers to adapt."
     )
+
+
+def add_lora_adapters(
+    module: nn.Module, args: LoraArguments, *, skip: Sequence[str] = (), what: str = "the module"
+) -> PeftModel:
+    """`module` (a tower or a body, no head of its own) with LoRA adapters on `--lora_target_modules`, or on its
+    default targets (`resolve_lora_target_modules`, leaving out the modules named in `skip`); peft freezes every
+    other weight."""
+    targets = args.lora_target_modules or resolve_lora_target_modules(module, head_modules=list(skip))
+    config = LoraConfig(
+        r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, target_modules=targets, bias="none"
+    )
+    logger.info("LoRA on %s: %s (r=%d)", what, targets, args.lora_r)
+    return get_peft_model(module, config)
 
 
 def create_lora_model(
