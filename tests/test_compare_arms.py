@@ -210,3 +210,68 @@ def test_the_arms_config_parses():
     data_args, compare_args, _ = parse_arguments([str(config)])
     assert compare_args.selection == ["random", "typical"] and compare_args.unlabelled == ["none", "rest"]
     assert compare_args.pool_samples == 2000 and compare_args.explicit_rows and data_args.max_eval_samples == 500
+
+
+# ---- the head-init arm: the text prior of an aligned dual encoder as a curve of its own (issue 30) ----------------
+
+
+def test_the_head_init_arm_is_a_cell_of_its_own_with_the_recipes_flags(tmp_path):
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    (aligned / "config.json").write_text("{}")
+    cells = build_grid(["m"], ["full"], ["4"], [0], head_inits=["new", "text"])
+    plain, prior = cells
+    assert plain == Cell("m", "full", "4", 0) and plain.folder_name == "m--full--4-per-class--seed0"
+    assert prior.folder_name == "m--full--head_init-text--4-per-class--seed0"
+    assert prior.arm_label == "+ text head init" and _cell_request(prior, [])["cell"]["head_init"] == "text"
+    args = CompareArguments(strategies=["full"], head_init=["new", "text"], head_init_model=str(aligned))
+    assert args.flags_for("full") == []  # a `new` cell asks what it asked before the arm existed
+    assert args.flags_for("full", "text") == ["--head_init", "text", "--head_init_model", str(aligned)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"head_init": ["warm"]}, "--head_init 'warm' is not one of new, text"),
+        ({"head_init": ["new", "text"], "strategies": ["full"]}, "--head_init text needs --head_init_model DIR"),
+        ({"head_init_model": "aligned", "strategies": ["full"]}, "--head_init_model applies to --head_init text"),
+        (
+            {"head_init": ["text"], "head_init_model": "aligned", "strategies": ["full", "linear_probe"]},
+            "strategy linear_probe fits its head with the probe",
+        ),
+        ({"recipe_args": "--head_init text"}, "sets --head_init"),
+    ],
+)
+def test_bad_head_init_arms_are_one_line(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        CompareArguments(**kwargs)
+
+
+@pytest.mark.integration
+def test_compare_runs_the_text_prior_beside_a_new_head(tiny, tmp_path, capsys):
+    """An aligned tiny timm + BERT dual encoder; compare's `text` cells start the classifier from its class-name
+    embeddings, the `new` cells from the stock head, on the same labelled images."""
+    from recipe_runner import assert_ok, run_recipe
+
+    aligned = tmp_path / "aligned"
+    towers = ["--vision_model_name_or_path", tiny("timm"), "--text_model_name_or_path", tiny("bert")]
+    data = ["--dataset_name", "fashion_mnist", "--max_train_samples", "96", "--max_eval_samples", "40"]
+    assert_ok(run_recipe("align.py", *towers, *data, "--num_train_epochs", "1", output_dir=aligned))
+    out = tmp_path / "cmp"
+    args = ["compare", "--models", str(aligned / "vision_tower"), "--strategies", "full", "--seeds", "0",
+            "--label_budgets", "2", "--head_init", "new", "text", "--head_init_model", str(aligned),
+            "--dataset_name", "fashion_mnist", "--max_eval_samples", "40", "--recipe_args",
+            "--num_train_epochs 1 --save_strategy no", "--output_dir", str(out)]  # fmt: skip
+    assert main(args) == 0
+    table = (out / "comparison.csv").read_text().splitlines()[1:]
+    assert len(table) == 2 and {r.split(",")[-1] for r in table} == {"", "+ text head init"}
+    cells = {
+        c.head_init: c
+        for c in build_grid([str(aligned / "vision_tower")], ["full"], ["2"], [0], head_inits=["new", "text"])
+    }
+    results = {
+        name: json.loads((out / "cells" / cell.folder_name / "all_results.json").read_text())
+        for name, cell in cells.items()
+    }
+    assert results["text"]["head_init"] == "text" and results["new"]["head_init"] == "new"
+    assert results["text"]["train_samples"] == results["new"]["train_samples"] == 20  # the same draw

@@ -157,7 +157,13 @@ def test_compare_passes_hp_search_to_the_cells_that_finetune(tmp_path, monkeypat
 
     monkeypatch.setattr("hf_transfer.comparison.grid._run_cell", fake_cell)
     cells = [Cell("m", strategy, "8", 0) for strategy in ("linear_probe", "lora")]
-    results = run_grid(cells, tmp_path, ["--dataset_name", "x"], extra_flags=args.flags_for, progress=lambda line: None)
+    results = run_grid(
+        cells,
+        tmp_path,
+        ["--dataset_name", "x"],
+        extra_flags=lambda cell: args.flags_for(cell.strategy),
+        progress=lambda line: None,
+    )
     probe, lora = (commands[cell.folder_name] for cell in cells)
     assert "--hp_search" not in probe and lora[lora.index("--hp_search") + 1] == "2"
     write_cells(results, tmp_path / "cells.jsonl")

@@ -22,7 +22,14 @@ from ..errors import ConfigError
 from ..finetuning.recipe_arguments import finetune_argument_classes
 from ..finetuning.strategies import STRATEGIES
 from ..tasks import AUTO_TASK, TASKS
-from .arms import DEFAULT_SELECTION, DEFAULT_UNLABELLED, LABELLED_ROW_CHOICES, UNLABELLED_POOLS
+from .arms import (
+    DEFAULT_HEAD_INIT,
+    DEFAULT_SELECTION,
+    DEFAULT_UNLABELLED,
+    HEAD_INITS,
+    LABELLED_ROW_CHOICES,
+    UNLABELLED_POOLS,
+)
 
 __all__ = ["CompareArguments", "COMPARABLE_STRATEGIES", "CELL_FLAGS", "finetune_argument_classes", "recipe_flag_values"]
 
@@ -38,6 +45,9 @@ CELL_FLAGS = {
     "output_dir": "--output_dir",
     "hp_search": "--hp_search",  # to the cells of the strategies that fine-tune
     "train_rows_file": "--selection, --unlabelled and --pool_samples",
+    "head_init": "--head_init",
+    "head_init_model": "--head_init_model",
+    "head_init_template": "--head_init (the aligned run's caption template)",
 }
 # --task values of the runs compare can score: accuracy, macro-F1 and label budgets per class need one class per row.
 SCORED_TASKS = (AUTO_TASK, *(task.name for task in TASKS.entries() if task.one_class_per_row))
@@ -141,6 +151,17 @@ class CompareArguments:
             "FixMatch-style)."
         },
     )
+    head_init: list[str] = field(
+        default_factory=lambda: [DEFAULT_HEAD_INIT],
+        metadata={
+            "help": "How each cell's new head starts, one curve per value (the recipe's --head_init): "
+            + "; ".join(f"{e.name}: {e.description}" for e in HEAD_INITS.entries())
+            + ". With text, --model_name_or_path is the aligned run's vision_tower and the strategies fine-tune."
+        },
+    )
+    head_init_model: Optional[str] = field(
+        default=None, metadata={"help": "With --head_init text: the output folder of recipes/align.py."}
+    )
     pool_samples: Optional[int] = field(
         default=None,
         metadata={
@@ -207,6 +228,9 @@ class CompareArguments:
             UNLABELLED_POOLS.check(name)
         if not self.selection or not self.unlabelled:
             raise ConfigError("--selection and --unlabelled each need at least one value (e.g. random, none).")
+        for name in self.head_init:
+            HEAD_INITS.check(name)
+        self._check_head_init()
         if self.pool_samples is not None and self.pool_samples < 2:
             raise ConfigError(f"--pool_samples {self.pool_samples}: give the pool's size in rows (e.g. 2000).")
         arms = self.selection != [DEFAULT_SELECTION] or self.unlabelled != [DEFAULT_UNLABELLED]
@@ -238,6 +262,25 @@ class CompareArguments:
                     f'{", ".join(COMPARABLE_STRATEGIES)}, e.g. "lora: --learning_rate 5e-4".'
                 )
         self.recipe_values()  # every run's flags, checked now rather than in each cell
+
+    def _check_head_init(self) -> None:
+        """A head that starts from an aligned model needs that model, and a strategy that fine-tunes a new head."""
+        needing = [name for name in self.head_init if HEAD_INITS.get(name).needs_model]
+        if needing and not self.head_init_model:
+            raise ConfigError(
+                f"--head_init {needing[0]} needs --head_init_model DIR (an output folder of recipes/align.py)."
+            )
+        if self.head_init_model and not needing:
+            raise ConfigError("--head_init_model applies to --head_init text: add text to --head_init, or drop it.")
+        if self.head_init != [DEFAULT_HEAD_INIT]:
+            unable = [
+                s for s in self.strategies if not STRATEGIES.get(s).finetunes or STRATEGIES.get(s).head_from_probe
+            ]
+            if unable:
+                raise ConfigError(
+                    f"--head_init {' '.join(self.head_init)}: strategy {unable[0]} fits its head with the probe, so no "
+                    "head init reaches it; compare full or lora (drop it from --strategies)."
+                )
 
     @property
     def explicit_rows(self) -> bool:
@@ -298,9 +341,9 @@ class CompareArguments:
             values.update(given)
         return values
 
-    def flags_for(self, strategy: str) -> list[str]:
+    def flags_for(self, strategy: str, head_init: str = DEFAULT_HEAD_INIT) -> list[str]:
         """--recipe_args, then this strategy's --strategy_args, as recipe flags; then --hp_search where the strategy
-        fine-tunes (a probe has nothing to search)."""
+        fine-tunes (a probe has nothing to search), and the head init of a cell that starts its head otherwise."""
         flags = self._split("--recipe_args", self.recipe_args)
         for entry in self.strategy_args:
             name, _, more = entry.partition(":")
@@ -308,4 +351,8 @@ class CompareArguments:
                 flags += self._split("--strategy_args", more)
         if self.hp_search and STRATEGIES.get(strategy).finetunes:
             flags += ["--hp_search", str(self.hp_search)]
+        if head_init != DEFAULT_HEAD_INIT:
+            flags += ["--head_init", head_init]
+            if HEAD_INITS.get(head_init).needs_model:
+                flags += ["--head_init_model", str(self.head_init_model)]
         return flags

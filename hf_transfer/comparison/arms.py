@@ -1,5 +1,6 @@
 """The comparison's arms besides model, strategy, budget and seed: how a budget's labelled rows are chosen
-(`--selection`) and whether the rest of the pool comes along unlabelled (`--unlabelled`). Two registries, so the
+(`--selection`), whether the rest of the pool comes along unlabelled (`--unlabelled`), and how the new head starts
+(`--head_init`: the recipe's own registry, `hf_transfer.alignment.head_init.HEAD_INITS`). Registries, so the
 arguments, the grid and the docs list the same values; entries name no implementation (imported when drawing).
 """
 
@@ -9,9 +10,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .._registry import Registry
+from ..alignment.head_init import HEAD_INITS
 from ..selection.registry import SELECTION_STRATEGIES
 
 __all__ = [
+    "DEFAULT_HEAD_INIT",
+    "HEAD_INITS",
     "DEFAULT_SELECTION",
     "DEFAULT_UNLABELLED",
     "LabelledRowChoice",
@@ -22,6 +26,7 @@ __all__ = [
 
 DEFAULT_SELECTION = "random"
 DEFAULT_UNLABELLED = "none"
+DEFAULT_HEAD_INIT = "new"  # finetune's --head_init default
 
 
 @dataclass(frozen=True)

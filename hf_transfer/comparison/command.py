@@ -228,6 +228,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         compare_args.seeds,
         compare_args.selection,
         compare_args.unlabelled,
+        compare_args.head_init,
     )
     try:
         with _SigtermAsInterrupt():
@@ -235,7 +236,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 cells,
                 output_dir,
                 shared_flags,
-                extra_flags=compare_args.flags_for,
+                extra_flags=lambda cell: compare_args.flags_for(cell.strategy, cell.head_init),
                 cell_rows=chosen.rows if chosen is not None else lambda cell: None,
                 parallel=compare_args.parallel,
             )

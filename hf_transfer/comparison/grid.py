@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from ..errors import ConfigError
-from .arms import DEFAULT_SELECTION, DEFAULT_UNLABELLED
+from .arms import DEFAULT_HEAD_INIT, DEFAULT_SELECTION, DEFAULT_UNLABELLED
 
 if TYPE_CHECKING:
     from .budgets import LabelledRows
@@ -74,12 +74,13 @@ class Cell:
     seed: int
     selection: str = DEFAULT_SELECTION  # `arms.LABELLED_ROW_CHOICES`: how the labelled rows were chosen
     unlabelled: str = DEFAULT_UNLABELLED  # `arms.UNLABELLED_POOLS`: the unlabelled pool the cell gets
+    head_init: str = DEFAULT_HEAD_INIT  # `arms.HEAD_INITS`: how the cell's new head starts (finetune's --head_init)
 
     @property
     def arms(self) -> dict[str, str]:
         """The arms that differ from the defaults (a cell of a comparison without arms has none, and keeps the
         folder and request it had before the arms existed)."""
-        defaults = {"selection": DEFAULT_SELECTION, "unlabelled": DEFAULT_UNLABELLED}
+        defaults = {"selection": DEFAULT_SELECTION, "unlabelled": DEFAULT_UNLABELLED, "head_init": DEFAULT_HEAD_INIT}
         return {name: getattr(self, name) for name, default in defaults.items() if getattr(self, name) != default}
 
     @property
@@ -87,6 +88,7 @@ class Cell:
         """The arms as tables and plots name them: empty without any."""
         parts = [f"{self.selection}-selected" if "selection" in self.arms else ""]
         parts.append(f"+ {self.unlabelled} unlabelled" if "unlabelled" in self.arms else "")
+        parts.append(f"+ {self.head_init} head init" if "head_init" in self.arms else "")
         return " ".join(p for p in parts if p)
 
     @property
@@ -145,6 +147,7 @@ def build_grid(
     seeds: Sequence[int],
     selections: Sequence[str] = (DEFAULT_SELECTION,),
     unlabelled: Sequence[str] = (DEFAULT_UNLABELLED,),
+    head_inits: Sequence[str] = (DEFAULT_HEAD_INIT,),
 ) -> list[Cell]:
     """Cells in the order they run: the cheapest budgets first, so a comparison shows a first table soon."""
 
@@ -152,12 +155,13 @@ def build_grid(
         return float("inf") if budget == "all" else int(budget)
 
     return [
-        Cell(model, strategy, budget, seed, selection, pool)
+        Cell(model, strategy, budget, seed, selection, pool, head_init)
         for budget in sorted(dict.fromkeys(label_budgets), key=budget_key)
         for model in dict.fromkeys(models)
         for strategy in dict.fromkeys(strategies)
         for selection in dict.fromkeys(selections)
         for pool in dict.fromkeys(unlabelled)
+        for head_init in dict.fromkeys(head_inits)
         for seed in dict.fromkeys(seeds)
     ]
 
@@ -176,7 +180,7 @@ def finetune_recipe_path() -> Path:
 def _cell_request(cell: Cell, shared_flags: Sequence[str], rows: Optional[dict] = None) -> dict:
     """What the cell is asked; the arms and the rows' digest only where set, so a comparison from before the arms
     reads its cells back as finished."""
-    asked = {k: v for k, v in asdict(cell).items() if k not in ("selection", "unlabelled")}
+    asked = {k: v for k, v in asdict(cell).items() if k not in ("selection", "unlabelled", "head_init")}
     request = {"cell": {**asked, **cell.arms}, "flags": list(shared_flags)}
     if rows is not None:
         request["rows"] = hashlib.sha1(json.dumps(rows, sort_keys=True).encode()).hexdigest()
@@ -274,14 +278,14 @@ def run_grid(
     output_dir: Path,
     shared_flags: Sequence[str],
     *,
-    extra_flags: Callable[[str], list[str]] = lambda strategy: [],
+    extra_flags: Callable[[Cell], list[str]] = lambda cell: [],
     cell_rows: Callable[[Cell], Optional[dict]] = lambda cell: None,
     parallel: int = 1,
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> list[CellResult]:
     """Run every unfinished cell (`parallel` at once) and return every cell's result, earlier ones included.
 
-    Each run gets the cell's own flags, then `shared_flags` (the data), then `extra_flags(strategy)`. Where
+    Each run gets the cell's own flags, then `shared_flags` (the data), then `extra_flags(cell)` (its strategy's and arms'). Where
     `cell_rows(cell)` gives `{"labelled": [...], "unlabelled": [...]}` (train positions), the cell's folder gets it as
     its --train_rows_file, in place of the per-class draw.
 
@@ -305,7 +309,7 @@ def run_grid(
     pending, results = [], {}
     for cell in cells:
         folder = cells_dir / cell.folder_name
-        request = _cell_request(cell, [*shared_flags, *extra_flags(cell.strategy)], cell_rows(cell))
+        request = _cell_request(cell, [*shared_flags, *extra_flags(cell)], cell_rows(cell))
         if _finished(folder, request):
             usage = json.loads((folder / USAGE_FILE).read_text()) if (folder / USAGE_FILE).is_file() else {}
             results[cell] = CellResult(
