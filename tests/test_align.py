@@ -360,3 +360,12 @@ def test_a_resumed_alignment_saves_what_the_straight_run_saves(tiny, tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_zero_shot_chance_counts_every_label_of_a_multi_label_row():
+    """A random prompt among 3 held-out classes is right 1 time in 3 on a one-item row, 2 in 3 on a row holding two of
+    them: the chance the scores are read against is the rows' mean, not 1 / 3."""
+    from hf_transfer.alignment.evaluation import _chance
+
+    assert _chance([0, 1, 2], [0, 1, 2], multi_label=False) == pytest.approx(1 / 3)
+    assert _chance([[0], [0, 1], [1, 2, 7]], [0, 1, 2], multi_label=True) == pytest.approx((1 / 3 + 2 / 3 + 2 / 3) / 3)

@@ -53,6 +53,16 @@ def _hits(similarity: np.ndarray, candidates: list[int], labels: list, multi_lab
     return (predicted == np.asarray(labels)).astype(float)
 
 
+def _chance(labels: list, candidates: list[int], multi_label: bool) -> float:
+    """The accuracy of a prompt drawn at random among `candidates`: 1 / their count for one class per row; for
+    several, the mean share of the candidates a row holds (a mosaic with two of three held-out items is right
+    two times in three)."""
+    if not multi_label:
+        return 1.0 / len(candidates)
+    chosen = set(candidates)
+    return float(np.mean([len(chosen & set(row)) / len(candidates) for row in labels]))
+
+
 def zero_shot_scores(
     model: VisionTextDualEncoderModel,
     processor: Any,
@@ -67,7 +77,7 @@ def zero_shot_scores(
     """Zero-shot accuracy on `dataset` (`image`, `label`), the split it is (`test`, `eval`) in its keys:
     `{prefix}_all_{split}_accuracy`, and with held-out classes `{prefix}_heldout_{split}_accuracy` and
     `{prefix}_seen_{split}_accuracy` (each over the rows and prompts of those classes only), with the chance level
-    of each and the row counts."""
+    of each (what a random prompt of the group scores on its rows) and the row counts."""
     texts = class_text_embeddings(model, processor.tokenizer, names, template)
     images = image_embeddings(model, processor.image_processor, dataset)
     similarity = (images @ texts.T).numpy()  # (N, C) cosines
@@ -84,6 +94,6 @@ def zero_shot_scores(
             continue
         hits = _hits(similarity[rows], candidates, [labels[i] for i in rows], multi_label)
         scores[f"{prefix}_{group}_{split}_accuracy"] = float(hits.mean())
-        scores[f"{prefix}_{group}_{split}_chance"] = 1.0 / len(candidates)
+        scores[f"{prefix}_{group}_{split}_chance"] = _chance([labels[i] for i in rows], candidates, multi_label)
         scores[f"{prefix}_{group}_{split}_samples"] = len(rows)
     return scores
