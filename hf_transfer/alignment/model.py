@@ -33,6 +33,7 @@ from transformers import (
 
 from ..errors import ConfigError
 from ..finetuning.arguments import LoraArguments
+from ..modalities import MODALITIES
 from ..models import ModelArguments, infer_model_modality, load_config, load_processor, resolve_model_path
 from ..processing import set_image_size
 from .arguments import AlignmentArguments
@@ -80,7 +81,7 @@ def _load_tower(name_or_path: str, modality: str, model_args: ModelArguments) ->
     found = infer_model_modality(config)
     if found != modality:
         flag = "--vision_model_name_or_path" if modality == "vision" else "--text_model_name_or_path"
-        example = "efficientnet-lite0 or a ViT" if modality == "vision" else "minilm or a BERT/RoBERTa"
+        example = MODALITIES.get(modality).example_models
         raise ConfigError(f"{flag} {name_or_path!r} is a {found} model; it needs a {modality} model (e.g. {example}).")
     model = AutoModel.from_pretrained(path, config=config, trust_remote_code=model_args.trust_remote_code)
     return model, load_processor(path, modality, model_args)

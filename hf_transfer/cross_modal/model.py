@@ -177,8 +177,7 @@ def add_lora_to_body(model: CrossModalForImageClassification, lora_args: Optiona
     """`freeze_body`, plus LoRA adapters on the body's Linear layers (`resolve_lora_target_modules`)."""
     from ..finetuning.lora import add_lora_adapters
 
-    lora_args = lora_args or LoraArguments()
-    model.body = add_lora_adapters(model.body, lora_args, skip=list(_UNUSED), what="the body")  # the rest frozen
+    model.body = add_lora_adapters(model.body, lora_args or LoraArguments(), skip=list(_UNUSED), what="the body")
     _train_norms_and_positions(model.body)
     _train_new_parts(model)
 

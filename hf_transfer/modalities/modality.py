@@ -46,6 +46,7 @@ class ModalityEntry:
         contrastive_views: the `--views` that fit it, the first being `auto`'s choice without `--pair_column`.
         views_hint: the `--views` to pass instead, for the error on one that does not fit.
         card_example: what the model card's usage snippet passes to the processor.
+        example_models: models of this modality an error message suggests when another kind was given.
         canonicalize: `(ds, split, input_column) -> ds`, the canonical input column checked and cast
             (`hf_transfer.data.columns`).
         preprocess: `(dataset, processor, *, num_labels, max_seq_length, desc_prefix, augmentation) ->
@@ -76,6 +77,7 @@ class ModalityEntry:
     contrastive_views: tuple[str, ...]
     views_hint: str
     card_example: str
+    example_models: str
     canonicalize: LazyReference
     preprocess: LazyReference
     create_collator: LazyReference
