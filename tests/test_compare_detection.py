@@ -72,6 +72,10 @@ def test_detection_takes_detects_flag_names_and_its_defaults():
         ["--task=object_detection", "--models", "a", "b", "--label_budgets", "10", "all", *data]
     )
     assert same == args
+    with pytest.raises(
+        ConfigError, match="--train_samples_per_class is the budget of recipes/finetune.py .* pass --max"
+    ):
+        parse_arguments(["--task", "object_detection", "--train_samples_per_class", "8", *data])
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from ..data import DataArguments
 from ..data.splits import SOURCE_ROW
 from ..errors import ConfigError
 from ..hub import HubArguments, check_repo_id
-from ..recipe.arguments import config_to_argv, given_argument_value, parse_recipe_args
+from ..recipe.arguments import config_to_argv, given_argument_names, given_argument_value, parse_recipe_args
 from ..tasks import AUTO_TASK
 from .arguments import CompareArguments
 from .arms import LABELLED_ROW_CHOICES, UNLABELLED_POOLS
@@ -45,7 +45,7 @@ from .budgets import (
     select_pool,
     warn_small_classes,
 )
-from .compared import ComparedRecipe, compared_recipe_for
+from .compared import COMPARED_RECIPES, ComparedRecipe, compared_recipe_for
 from .grid import Cell, CellResult, GridInterrupted, build_grid, model_labels, run_grid
 from .plots import plot_accuracy_vs_labels, plot_accuracy_vs_time
 from .publish import push_comparison
@@ -171,6 +171,15 @@ def parse_arguments(argv: Optional[Sequence[str]] = None) -> tuple[object, Compa
     budgets, replacing the single-valued data flag. The Hub's bounds (`--hub_max_retries`, `--hub_request_timeout`,
     `--hub_deadline`) are the recipes' own, so a push message names flags this command has."""
     compared = compared_recipe_for(given_argument_value(argv, "task") or AUTO_TASK)
+    given = given_argument_names(argv)
+    data_fields = {f.name for f in dataclasses.fields(compared.data_arguments.resolve())}
+    for other in COMPARED_RECIPES.entries():  # another recipe's budget flag would count the wrong thing
+        if other.budget_argument in given and other.budget_argument not in {compared.budget_argument, *data_fields}:
+            raise ConfigError(
+                f"--{other.budget_argument} is the budget of recipes/{other.script} ({other.budget_unit}); "
+                f"recipes/{compared.script} counts {compared.budget_unit}: pass --{compared.budget_argument} "
+                "(or --label_budgets)."
+            )
     parser = HfArgumentParser(
         (compared.data_arguments.resolve(), CompareArguments, HubArguments),
         prog="hf-transfer compare",
