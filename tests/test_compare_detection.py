@@ -60,7 +60,7 @@ def test_detection_cells_get_detects_flags_and_their_own_folders():
     assert _cell_request(plain, [])["cell"] == {"model": "m", "strategy": "full", "label_budget": "8", "seed": 0}
 
 
-def test_detection_takes_detects_flag_names_and_its_defaults():
+def test_detection_takes_detects_flag_names_and_its_defaults(tmp_path):
     data = ["--dataset_name", "digits_boxes", "--image_size", "64"]
     data_args, args, _ = parse_arguments(
         ["--task", "object_detection", "--backbone", "a", "b", "--max_train_samples", "10", "all", *data]
