@@ -12,11 +12,12 @@ import pytest
 from hf_transfer.__main__ import main
 from hf_transfer.comparison import Cell, CellResult, CompareArguments, build_grid, recommend, summarize
 from hf_transfer.comparison.command import parse_arguments
-from hf_transfer.comparison.compared import COMPARED_RECIPES, compared_recipe_for
+from hf_transfer.comparison.compared import ARM_FLAGS, COMPARED_RECIPES, compared_recipe_for
 from hf_transfer.comparison.grid import _cell_request
 from hf_transfer.comparison.summary import write_csv, write_markdown
 from hf_transfer.errors import ConfigError
 from hf_transfer.tasks import TASKS
+from recipe_runner import ROOT
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,6 +33,22 @@ def test_the_compared_recipe_comes_from_the_task_entry():
     assert [m.name for m in detect.metrics] == ["mAP", "mAP@50", "mAP@75"]
     assert detect.strategies.names() == ("frozen_backbone", "full", "lora", "head_then_full")
     assert set(COMPARED_RECIPES.names()) == {task.recipe for task in TASKS.entries()}  # every task's recipe
+
+
+@pytest.mark.parametrize("name", COMPARED_RECIPES.names())
+def test_every_compared_recipe_names_what_its_recipe_has(name):
+    """Each entry's references resolve, and the arguments it sets per cell are the recipe's own."""
+    from dataclasses import fields
+
+    recipe = COMPARED_RECIPES.get(name)
+    classes = recipe.argument_classes()
+    arguments = {f.name for cls in classes for f in fields(cls)}
+    assert recipe.data_arguments.resolve() in classes and callable(recipe.plan_rows.resolve())
+    assert callable(recipe.data_name.resolve()) and (ROOT / "recipes" / recipe.script).is_file()
+    assert {recipe.model_argument, recipe.budget_argument, *recipe.cell_flags} <= arguments
+    assert recipe.rows_seed_argument is None or recipe.rows_seed_argument in arguments
+    assert set(recipe.default_strategies) <= set(recipe.strategies.names())
+    assert set(recipe.arms) <= set(ARM_FLAGS) and all(task in TASKS or task == "auto" for task in recipe.tasks)
 
 
 def test_detection_cells_get_detects_flags_and_their_own_folders():
