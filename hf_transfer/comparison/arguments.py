@@ -134,11 +134,9 @@ class CompareArguments:
         default=None,
         metadata={
             "aliases": ["--strategy"],
-            "help": "Strategies to compare (the recipe's --strategy, several values): "
+            "help": "Strategies to compare (the recipe's --strategy, several values; its --help lists them): "
             + "; ".join(
-                f"recipes/{r.script}: any of {', '.join(r.strategies.names())} (default "
-                f"{' '.join(r.default_strategies)})"
-                for r in COMPARED_RECIPES.entries()
+                f"recipes/{r.script}, default {' '.join(r.default_strategies)}" for r in COMPARED_RECIPES.entries()
             )
             + ".",
         },
