@@ -163,7 +163,7 @@ def test_the_detection_table_reads_map_and_ap_per_class(tmp_path):
     assert not math.isnan(rows[1].headline_std)
 
 
-@pytest.mark.slow  # two recipes/detect.py runs on a tiny timm backbone, then a resume
+@pytest.mark.slow  # recipes/detect.py runs on a tiny timm backbone, a resume, then the random-init arm
 def test_compare_runs_a_detection_grid_writes_map_and_resumes(tiny, tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["compare", "--task", "object_detection", "--backbone", tiny("timm"), "--strategy", "frozen_backbone"]
@@ -195,6 +195,13 @@ def test_compare_runs_a_detection_grid_writes_map_and_resumes(tiny, tmp_path, ca
     assert main(args) == 0 and "2 finished earlier, 0 to run" in capsys.readouterr().err
     (cell / "all_results.json").unlink()
     assert main(args) == 0 and "1 finished earlier, 1 to run" in capsys.readouterr().err
+
+    # The random-init arm beside them: the pretrained cells are the finished ones, the random-init ones run.
+    assert main([*args, "--backbone_init", "pretrained", "random"]) == 0
+    assert "4 cells, 2 finished earlier, 2 to run" in capsys.readouterr().err
+    random = out / "cells" / Cell(tiny("timm"), "full", "12", 0, backbone_init="random", recipe="detect").folder_name
+    assert json.loads((random / "all_results.json").read_text())["random_init"] is True
+    assert "| full, + random-init backbone | 12 |" in (out / "comparison.md").read_text()
 
 
 def _write_coco(folder: Path, boxes: list, size: int = 64) -> str:
