@@ -180,7 +180,8 @@ def test_compare_runs_a_detection_grid_writes_map_and_resumes(tiny, tmp_path, ca
     for png in ("map_vs_images.png", "map_vs_time.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png})" in table
     rows = list(csv.DictReader((out / "comparison.csv").open()))
-    assert [r["strategy"] for r in rows] == ["frozen_backbone", "full"] and rows[0]["train_rows"] == "12"
+    assert [r["strategy"] for r in rows] == ["frozen_backbone", "full"] and rows[0]["train_images"] == "12"
+    assert "boxes_per_class_max" in rows[0] and "rows_per_class_max" not in rows[0]
     assert all(0.0 <= float(r["map_mean"]) <= 1.0 for r in rows)
     cell = out / "cells" / Cell(tiny("timm"), "full", "12", 0, recipe="detect").folder_name
     results = json.loads((cell / "all_results.json").read_text())
@@ -190,6 +191,7 @@ def test_compare_runs_a_detection_grid_writes_map_and_resumes(tiny, tmp_path, ca
     assert {"test_map", "test_map_50", "test_map_75"} <= set(numbers[1]) and any(
         k.startswith("test_ap_") for k in numbers[1]
     )
+    assert numbers[1]["train_images"] == 12 and sum(numbers[1]["boxes_per_class"].values()) >= 12
 
     # Rerun: nothing runs again; one missing result: only that cell runs.
     assert main(args) == 0 and "2 finished earlier, 0 to run" in capsys.readouterr().err

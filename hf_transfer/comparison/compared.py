@@ -10,7 +10,7 @@ recipe is adding an entry. Implementations are named lazily: argument modules re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .._registry import LazyReference, Registry
@@ -66,6 +66,9 @@ class ComparedRecipe:
             rows"; "train images", "boxes per class").
         plot_files: the two plots' file names (headline against budget, headline against training time).
         table_note: the paragraph under the table's title that says how to read it.
+        column_names: comparison.csv's and comparison_cells.jsonl's names for what the cells had, where a recipe's
+            words differ from classification's (`train_rows` -> `train_images`, `rows_per_class_min` ->
+            `boxes_per_class_min`, `labelled_rows_per_class` -> `boxes_per_class`).
     """
 
     name: str
@@ -94,6 +97,7 @@ class ComparedRecipe:
     table_note: str
     per_label_prefix: Optional[str] = None
     per_label_name: Optional[str] = None
+    column_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def strategies(self) -> Registry:
@@ -102,6 +106,10 @@ class ComparedRecipe:
     @property
     def headline(self) -> ComparedMetric:
         return self.metrics[0]
+
+    def column(self, name: str) -> str:
+        """`name` as this recipe's tables and cell numbers call it."""
+        return self.column_names.get(name, name)
 
     def folder_budget(self, budget: str) -> str:
         return "all" if budget == "all" else self.budget_folder.format(budget=budget)
@@ -188,6 +196,13 @@ COMPARED_RECIPES.register(
         plot_files=("map_vs_images.png", "map_vs_time.png"),
         per_label_prefix="test_ap_",
         per_label_name="AP",
+        column_names={
+            "train_rows": "train_images",
+            "rows_per_class_min": "boxes_per_class_min",
+            "rows_per_class_max": "boxes_per_class_max",
+            "labelled_rows": "train_images",
+            "labelled_rows_per_class": "boxes_per_class",
+        },
         table_note=(
             "Mean ± standard deviation over seeds (their number in brackets) of COCO mAP (torchmetrics); test split, "
             "else validation. Train images: the labelled images each cell trained on (a budget larger than the train "

@@ -294,16 +294,17 @@ def write_cells(cells: Sequence[CellResult], path: Path) -> None:
                 **numbers,
             }
             if c.labelled is not None:  # what the cell really trained on, whatever the budget asked
-                row["labelled_rows"] = c.labelled.total
-                row["labelled_rows_per_class"] = c.labelled.per_class
+                row[compared.column("labelled_rows")] = c.labelled.total
+                row[compared.column("labelled_rows_per_class")] = c.labelled.per_class
             out.write(json.dumps(row) + "\n")
 
 
 def write_csv(rows: Sequence[SummaryRow], path: Path, compared: Optional[ComparedRecipe] = None) -> None:
-    columns = _columns(_compared(rows, compared))
+    compared = _compared(rows, compared)
+    columns = _columns(compared)
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(columns)
+        writer.writerow([compared.column(c) for c in columns])
         for row in rows:
             writer.writerow([getattr(row, c) for c in columns])
 
