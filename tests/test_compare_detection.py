@@ -160,6 +160,8 @@ def test_the_detection_table_reads_map_and_ap_per_class(tmp_path):
     assert "| train images | boxes per class | test mAP | test mAP@50 | test mAP@75 |" in table
     assert "| m | full | 50 |  | 0.310 ± 0.010 (3) | 0.510 ± 0.010 | 0.260 ± 0.010 |" in table
     assert "## AP per class" in table and "| m | full, + random-init backbone | 50 | 0.210 |" in table
+    assert "## Transfer gain" in table
+    assert "| m | full | 50 | 0.310 | random-init backbone: 0.110 | +0.200 ± 0.014 |" in table
     assert not math.isnan(rows[1].headline_std)
 
 
@@ -203,7 +205,8 @@ def test_compare_runs_a_detection_grid_writes_map_and_resumes(tiny, tmp_path, ca
     assert "4 cells, 2 finished earlier, 2 to run" in capsys.readouterr().err
     random = out / "cells" / Cell(tiny("timm"), "full", "12", 0, backbone_init="random", recipe="detect").folder_name
     assert json.loads((random / "all_results.json").read_text())["random_init"] is True
-    assert "| full, + random-init backbone | 12 |" in (out / "comparison.md").read_text()
+    table = (out / "comparison.md").read_text()
+    assert "| full, + random-init backbone | 12 |" in table and "## Transfer gain" in table
 
 
 def _write_coco(folder: Path, boxes: list, size: int = 64) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..constants import HP_SEARCH_PREFIX
-from .arms import LABELLED_ROW_CHOICES
+from .arms import BACKBONE_INITS, DEFAULT_BACKBONE_INIT, LABELLED_ROW_CHOICES
 from .compared import AUTO_RECIPE, COMPARED_RECIPES, ComparedRecipe
 from .grid import CellResult, model_labels
 
@@ -49,6 +49,7 @@ class SummaryRow:
     selected: bool = False  # a selection strategy picked budget x classes rows, not so many per class
     recipe: str = AUTO_RECIPE  # `compared.COMPARED_RECIPES`: what the cells ran, so what the scores and budgets are
     per_label: dict[str, float] = field(default_factory=dict)  # a per-label score's mean over seeds, by label
+    arm_values: dict[str, str] = field(default_factory=dict)  # `Cell.arms`: each arm that differs from its default
 
     def __getattr__(self, name: str) -> float:
         metric, _, statistic = name.rpartition("_")
@@ -151,6 +152,7 @@ def summarize(cells: Sequence[CellResult]) -> list[SummaryRow]:
                 LABELLED_ROW_CHOICES.get(members[0].cell.selection).select_strategy is not None,
                 compared.name,
                 _per_label_means(finished, compared),
+                members[0].cell.arms,
             )
         )
     return rows
@@ -342,6 +344,46 @@ def _per_label_table(rows: Sequence[SummaryRow], compared: ComparedRecipe) -> st
     )
 
 
+def _transfer_gain_table(rows: Sequence[SummaryRow], compared: ComparedRecipe) -> str:
+    """Pretrained minus random-init backbone, per (model, strategy, arms, budget) that has both (`--backbone_init`):
+    what pretraining brings, the gap the random-init baseline exists to show; empty without such pairs."""
+
+    def key(r: SummaryRow, init: str) -> tuple:
+        others = {k: v for k, v in r.arm_values.items() if k != "backbone_init"}
+        return r.model, r.strategy, r.label_budget, tuple(sorted(others.items())), init
+
+    by_key = {key(r, r.arm_values.get("backbone_init", DEFAULT_BACKBONE_INIT)): r for r in rows if r.seeds}
+    lines = []
+    for r in sorted(rows, key=lambda r: (_budget_value(r.label_budget), r.model, r.strategy)):
+        if r.arm_values.get("backbone_init", DEFAULT_BACKBONE_INIT) == DEFAULT_BACKBONE_INIT or not r.seeds:
+            continue
+        pretrained = by_key.get(key(r, DEFAULT_BACKBONE_INIT))
+        if pretrained is None:
+            continue
+        gain = pretrained.headline_mean - r.headline_mean
+        spread = math.hypot(pretrained.headline_std, r.headline_std)
+        others = ", ".join(f"{k} {v}" for k, v in r.arm_values.items() if k != "backbone_init")
+        strategy = f"{r.strategy}, {others}" if others else r.strategy
+        lines.append(
+            f"| {r.model} | {strategy} | {_budget_cell(r)} | {pretrained.headline_mean:.3f} | "
+            f"{BACKBONE_INITS.get(r.arm_values['backbone_init']).label}: {r.headline_mean:.3f} | "
+            f"{gain:+.3f} ± {spread:.3f} |"
+        )
+    if not lines:
+        return ""
+    name = f"Test {compared.headline.name}"
+    header = [
+        f"| model | strategy | {compared.table_columns[0]} | pretrained | other init | gain |",
+        "|---|---|---|---|---|---|",
+    ]
+    return (
+        f"\n## Transfer gain\n\n{name} of the pretrained backbone minus the same architecture at another "
+        "initialisation (`--backbone_init`), means over seeds; the ± combines both rows' spreads.\n\n"
+        + "\n".join(header + lines)
+        + "\n"
+    )
+
+
 def write_markdown(
     rows: Sequence[SummaryRow],
     recommendation: str,
@@ -372,7 +414,11 @@ def write_markdown(
     text = (
         "# Strategy comparison\n\n"
         f"{recommendation}\n\n"
-        f"{compared.table_note}\n\n" + "\n".join(lines) + "\n" + _per_label_table(rows, compared)
+        f"{compared.table_note}\n\n"
+        + "\n".join(lines)
+        + "\n"
+        + _transfer_gain_table(rows, compared)
+        + _per_label_table(rows, compared)
     )
     for plot in plots:
         text += f"\n![{plot}]({plot})\n"
