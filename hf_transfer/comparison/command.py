@@ -10,8 +10,8 @@ and a recommendation in the comparison folder.
 
 Before any cell trains, the data is loaded once: a task compare does not score (regression, multi-label, NER)
 stops here, bad boxes stop a detection comparison, and each cell's real labelled rows are drawn as its run will
-draw them. Ctrl-C (or SIGTERM) stops the
-running cells, writes the table of the finished ones and exits with 130; the same command resumes.
+draw them. Ctrl-C (or SIGTERM) stops the running cells, writes the table of the finished ones and exits with 130;
+the same command resumes.
 """
 
 from __future__ import annotations
