@@ -25,16 +25,13 @@ import logging
 import time
 from pathlib import Path
 
-from transformers import TrainingArguments
-
 from hf_transfer.detection import (
-    DetectionArguments,
-    DetectionDataArguments,
-    DetectorArguments,
     category_names_of,
     collate_detection,
     create_box_augmentation,
     create_detector,
+    detect_argument_classes,
+    detection_source_name,
     detection_transform,
     evaluate_detector,
     load_detection_dataset,
@@ -42,9 +39,7 @@ from hf_transfer.detection import (
     set_trainable,
 )
 from hf_transfer.finetuning import TransferTrainer
-from hf_transfer.finetuning.arguments import LoraArguments
 from hf_transfer.finetuning.lora import resolve_lora_target_modules
-from hf_transfer.hub import HubArguments
 from hf_transfer.models import count_parameters
 from hf_transfer.recipe import finish_recipe, publish_classifier, run_recipe, start_recipe, train_whole_run
 from hf_transfer.run_record import RunRecord
@@ -62,7 +57,7 @@ DETECTION_DEFAULTS = {"learning_rate": 1e-4, "weight_decay": 1e-4, "max_grad_nor
 def main():
     # 1-3. Arguments, logging, the output folder (a one-stage run resumes from its last checkpoint).
     run = start_recipe(
-        (DetectorArguments, DetectionDataArguments, DetectionArguments, LoraArguments, HubArguments, TrainingArguments),
+        detect_argument_classes(),
         DEFAULT_CONFIG,
         defaults=DETECTION_DEFAULTS,
         resumes=lambda model_args, data_args, detect_args, *rest: len(detect_args.strategy_entry.stages) == 1,
@@ -181,7 +176,7 @@ def main():
             base_model_path=str(detector.backbone_source),
             modality="vision",
             method=strategy.name + (" (random init)" if model_args.random_init else ""),
-            datasets=[data_args.dataset_name or data_args.train_dir],
+            datasets=[detection_source_name(data_args)],
             label_names=label_names,
             arguments=tuple(a for a in run.arguments if a is not hub_args),
             task=TASK,

@@ -1,13 +1,15 @@
-"""`CompareArguments`: the grid `hf-transfer compare` runs (the data comes as the recipes' `DataArguments`).
+"""`CompareArguments`: the grid `hf-transfer compare` runs (the data comes as the compared recipe's data arguments).
 
-Flags carry the recipe's names where they mean the same thing, with several values where the grid takes several:
-`--model_name_or_path` (also `--models`), `--strategy` / `--strategies`, `--seed` / `--seeds`,
-`--train_samples_per_class` / `--label_budgets`, `--hub_private_repo` / `--hub_private`, and the data flags. The arms
-`--selection` and `--unlabelled` (`arms`) and `--pool_samples` are compare's own: the cells get their rows as a
-`--train_rows_file`.
+`--task` picks the recipe the cells run (`compared.COMPARED_RECIPES`, by the task entry's `recipe`): recipes/finetune.py
+for classification (the default), recipes/detect.py for `object_detection`. Flags carry the recipe's names where they
+mean the same thing, with several values where the grid takes several: `--model_name_or_path` (also `--models`,
+`--backbone`), `--strategy` / `--strategies`, `--seed` / `--seeds`, the budget (`--train_samples_per_class`, or
+detect's `--max_train_samples`; also `--label_budgets`), `--hub_private_repo` / `--hub_private`, and the data flags.
+The arms `--selection` and `--unlabelled` (`arms`) and `--pool_samples` are compare's own: the cells get their rows as
+a `--train_rows_file`. An arm the recipe does not have is refused.
 
-`--recipe_args` and `--strategy_args` are read by recipes/finetune.py's own parser (`recipe_flag_values`), so every
-spelling of a flag (`--strategy=lora`, `--model-name-or-path x`, an abbreviation argparse expands) is recognised.
+`--recipe_args` and `--strategy_args` are read by the recipe's own parser (`recipe_flag_values`), so every spelling
+of a flag (`--strategy=lora`, `--model-name-or-path x`, an abbreviation argparse expands) is recognised.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from ..finetuning.recipe_arguments import finetune_argument_classes
 from ..finetuning.strategies import STRATEGIES
 from ..tasks import AUTO_TASK, TASKS
 from .arms import (
+    BACKBONE_INITS,
+    DEFAULT_BACKBONE_INIT,
     DEFAULT_HEAD_INIT,
     DEFAULT_SELECTION,
     DEFAULT_UNLABELLED,
@@ -30,27 +34,18 @@ from .arms import (
     LABELLED_ROW_CHOICES,
     UNLABELLED_POOLS,
 )
+from .compared import AUTO_RECIPE, COMPARED_RECIPES, ComparedRecipe, compared_recipe_for
 
 __all__ = ["CompareArguments", "COMPARABLE_STRATEGIES", "CELL_FLAGS", "finetune_argument_classes", "recipe_flag_values"]
 
 COMPARABLE_STRATEGIES: tuple[str, ...] = STRATEGIES.names()  # recipes/finetune.py's --strategy values
 
-# What the comparison sets per cell (`grid.Cell.recipe_flags`, the cell's folder): argument name -> compare's flag.
-CELL_FLAGS = {
-    "model_name_or_path": "--model_name_or_path",
-    "strategy": "--strategy",
-    "seed": "--seed",
-    "train_samples_seed": "--seed",
-    "train_samples_per_class": "--train_samples_per_class",
-    "output_dir": "--output_dir",
-    "hp_search": "--hp_search",  # to the cells of the strategies that fine-tune
-    "train_rows_file": "--selection, --unlabelled and --pool_samples",
-    "head_init": "--head_init",
-    "head_init_model": "--head_init_model",
-    "head_init_template": "--head_init (the aligned run's caption template)",
-}
-# --task values of the runs compare can score: accuracy, macro-F1 and label budgets per class need one class per row.
-SCORED_TASKS = (AUTO_TASK, *(task.name for task in TASKS.entries() if task.one_class_per_row))
+# What the comparison sets per finetune cell (`grid.Cell.recipe_flags`, the cell's folder): argument name -> compare's
+# flag (each compared recipe's: `ComparedRecipe.cell_flags`).
+CELL_FLAGS = COMPARED_RECIPES.get(AUTO_RECIPE).cell_flags
+# --task values of the finetune runs compare can score: accuracy, macro-F1 and label budgets per class need one class
+# per row.
+SCORED_TASKS = COMPARED_RECIPES.get(AUTO_RECIPE).tasks
 
 
 class _FlagsParser(argparse.ArgumentParser):
@@ -58,62 +53,92 @@ class _FlagsParser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-@lru_cache(maxsize=1)
-def _finetune_parser() -> argparse.ArgumentParser:
+@lru_cache(maxsize=None)
+def _recipe_parser(recipe: str) -> argparse.ArgumentParser:
     """The recipe's parser with nothing required and no defaults: parsing flags yields only what they set."""
     from transformers import HfArgumentParser
 
     class Parser(_FlagsParser, HfArgumentParser):
         pass
 
-    parser = Parser(finetune_argument_classes(), add_help=False)
+    parser = Parser(COMPARED_RECIPES.get(recipe).argument_classes(), add_help=False)
     for action in parser._actions:
         action.default, action.required = argparse.SUPPRESS, False
     return parser
 
 
-def recipe_flag_values(flags: list[str], where: str) -> dict[str, Any]:
-    """The arguments that `flags` set, by name, as recipes/finetune.py's parser reads them: `--seed 3`, `--seed=3`
-    and a prefix argparse expands all set `seed`. A flag the recipe does not know is an error here, before any run.
+def recipe_flag_values(flags: list[str], where: str, recipe: str = AUTO_RECIPE) -> dict[str, Any]:
+    """The arguments that `flags` set, by name, as the recipe's parser reads them (recipes/finetune.py's unless
+    `recipe` names another compared recipe): `--seed 3`, `--seed=3` and a prefix argparse expands all set `seed`. A
+    flag the recipe does not know is an error here, before any run.
     """
-    parser = _finetune_parser()
+    parser = _recipe_parser(recipe)
+    script = COMPARED_RECIPES.get(recipe).script
     try:
         values, unknown = parser.parse_known_args(flags)
     except ConfigError as err:
         raise ConfigError(f"{where} {' '.join(flags)!r}: {err}") from None
     stray = [token for token in unknown if token.startswith("-")]
     if unknown:
-        what = f"{stray[0]} is not a flag of recipes/finetune.py" if stray else f"{unknown[0]!r} follows no flag"
-        raise ConfigError(f"{where} {' '.join(flags)!r}: {what}; see python recipes/finetune.py --help.")
+        what = f"{stray[0]} is not a flag of recipes/{script}" if stray else f"{unknown[0]!r} follows no flag"
+        raise ConfigError(f"{where} {' '.join(flags)!r}: {what}; see python recipes/{script} --help.")
     return vars(values)
 
 
-def _check_spelled_in_full(flags: list[str], where: str) -> None:
+def _check_spelled_in_full(flags: list[str], where: str, recipe: str) -> None:
     """The recipe takes each flag by its full name (`hf_transfer.recipe.arguments`): an abbreviation argparse would
     expand stops here, not in the first cell."""
-    known = _finetune_parser()._option_string_actions
+    known = _recipe_parser(recipe)._option_string_actions
     for token in flags:
         name = token.split("=", 1)[0]
         if token.startswith("--") and " " not in token and name not in known:
-            raise ConfigError(f"{where}: {name} is not a flag of recipes/finetune.py; write flags in full.")
+            raise ConfigError(
+                f"{where}: {name} is not a flag of recipes/{COMPARED_RECIPES.get(recipe).script}; write flags in full."
+            )
+
+
+def _unscored_task(task: str) -> str:
+    """The line for a --task no compared recipe scores."""
+    scored = " and ".join(recipe.what for recipe in COMPARED_RECIPES.entries())
+    return (
+        f"hf-transfer compare scores {scored}, not --task {task}; run recipes/{TASKS.get(task).recipe}.py --task "
+        f"{task} directly for it."
+    )
 
 
 @dataclass
 class CompareArguments:
-    model_name_or_path: list[str] = field(
-        default_factory=lambda: ["minilm"],
+    task: str = field(
+        default=AUTO_TASK,
         metadata={
-            "aliases": ["--models"],
-            "help": "Backbones to compare (the recipe's flag with several values; --models is the same flag): "
-            "aliases, Hub ids or folders.",
+            "help": "What the cells train, which picks the recipe they run: "
+            + "; ".join(
+                f"{recipe.what}: recipes/{recipe.script} (--task {' / '.join(recipe.tasks)})"
+                for recipe in COMPARED_RECIPES.entries()
+            )
+            + ". Default auto: classification, the task read from the data."
         },
     )
-    strategies: list[str] = field(
-        default_factory=lambda: ["linear_probe", "lora", "full"],
+    model_name_or_path: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "aliases": ["--models", "--backbone"],
+            "help": "Backbones to compare (the recipe's flag with several values; --models and --backbone are the "
+            "same flag): aliases, Hub ids or folders; detection cells get them as recipes/detect.py's --backbone. "
+            "Default: "
+            + "; ".join(f"{' '.join(r.default_models)} ({r.what})" for r in COMPARED_RECIPES.entries())
+            + ".",
+        },
+    )
+    strategies: Optional[list[str]] = field(
+        default=None,
         metadata={
             "aliases": ["--strategy"],
-            "help": f"Strategies of recipes/finetune.py to compare (its --strategy, several values): any of "
-            f"{', '.join(COMPARABLE_STRATEGIES)}.",
+            "help": "Strategies to compare (the recipe's --strategy, several values; its --help lists them): "
+            + "; ".join(
+                f"recipes/{r.script}, default {' '.join(r.default_strategies)}" for r in COMPARED_RECIPES.entries()
+            )
+            + ".",
         },
     )
     seeds: list[int] = field(
@@ -124,13 +149,17 @@ class CompareArguments:
             "labelled rows.",
         },
     )
-    label_budgets: list[str] = field(
-        default_factory=lambda: ["8", "32", "128"],
+    label_budgets: Optional[list[str]] = field(
+        default=None,
         metadata={
             "aliases": ["--train_samples_per_class", "--train-samples-per-class"],
-            "help": "Labelled training rows per class (the recipe's --train_samples_per_class, several values), and "
-            "`all` for every row of the train split. A class with fewer rows gives all of its rows; the table says "
-            "what each cell really had.",
+            "help": "The labelled data each cell has, several values, and `all` for the whole train split: "
+            + "; ".join(
+                f"{r.what}: {r.budget_unit} (recipes/{r.script}'s --{r.budget_argument}, default "
+                f"{' '.join(r.default_budgets)})"
+                for r in COMPARED_RECIPES.entries()
+            )
+            + ". A class (or a split) with fewer gives all it has; the table says what each cell really had.",
         },
     )
     selection: list[str] = field(
@@ -161,6 +190,13 @@ class CompareArguments:
     )
     head_init_model: Optional[str] = field(
         default=None, metadata={"help": "With --head_init text: the output folder of recipes/align.py."}
+    )
+    backbone_init: list[str] = field(
+        default_factory=lambda: [DEFAULT_BACKBONE_INIT],
+        metadata={
+            "help": "How each cell's backbone starts, one curve per value (object detection: recipes/detect.py's "
+            "--random_init): " + "; ".join(f"{e.name}: {e.description}" for e in BACKBONE_INITS.entries()) + "."
+        },
     )
     pool_samples: Optional[int] = field(
         default=None,
@@ -210,14 +246,29 @@ class CompareArguments:
     )
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.strategies if s not in COMPARABLE_STRATEGIES]
+        if self.task != AUTO_TASK:
+            TASKS.check(self.task)
+        compared = self.compared
+        if self.task not in compared.tasks:
+            raise ConfigError(_unscored_task(self.task))
+        for name, default in (
+            ("model_name_or_path", compared.default_models),
+            ("strategies", compared.default_strategies),
+            ("label_budgets", compared.default_budgets),
+        ):
+            if getattr(self, name) is None:  # the compared recipe's default
+                setattr(self, name, list(default))
+        known = compared.strategies.names()
+        unknown = [s for s in self.strategies if s not in known]
         if unknown:
             raise ConfigError(
-                f"--strategies {' '.join(unknown)}: unknown; choose from {', '.join(COMPARABLE_STRATEGIES)}."
+                f"--strategies {' '.join(unknown)}: unknown; choose from {', '.join(known)} (recipes/"
+                f"{compared.script}'s --strategy)."
             )
+        self._check_arms_of_the_recipe()
         for budget in self.label_budgets:
             if budget != "all" and not (budget.isdigit() and int(budget) > 0):
-                raise ConfigError(f"--label_budgets {budget}: use positive integers (rows per class) or `all`.")
+                raise ConfigError(f"--label_budgets {budget}: use positive integers ({compared.budget_unit}) or `all`.")
         if not self.model_name_or_path or not self.strategies or not self.seeds or not self.label_budgets:
             raise ConfigError(
                 "--model_name_or_path, --strategies, --seeds and --label_budgets each need at least one value."
@@ -231,6 +282,10 @@ class CompareArguments:
         for name in self.head_init:
             HEAD_INITS.check(name)
         self._check_head_init()
+        for name in self.backbone_init:
+            BACKBONE_INITS.check(name)
+        if not self.backbone_init:
+            raise ConfigError("--backbone_init needs at least one value (e.g. pretrained random).")
         if self.pool_samples is not None and self.pool_samples < 2:
             raise ConfigError(f"--pool_samples {self.pool_samples}: give the pool's size in rows (e.g. 2000).")
         arms = self.selection != [DEFAULT_SELECTION] or self.unlabelled != [DEFAULT_UNLABELLED]
@@ -256,12 +311,37 @@ class CompareArguments:
             raise ConfigError(f"--hp_search {self.hp_search}: give the number of trials (e.g. 8), or 0 for no search.")
         for entry in self.strategy_args:
             strategy, colon, _ = entry.partition(":")
-            if not colon or strategy.strip() not in COMPARABLE_STRATEGIES:
+            if not colon or strategy.strip() not in known:
                 raise ConfigError(
                     f"--strategy_args {entry!r}: write STRATEGY: FLAGS with STRATEGY one of "
-                    f'{", ".join(COMPARABLE_STRATEGIES)}, e.g. "lora: --learning_rate 5e-4".'
+                    f'{", ".join(known)}, e.g. "lora: --learning_rate 5e-4".'
                 )
         self.recipe_values()  # every run's flags, checked now rather than in each cell
+
+    @property
+    def compared(self) -> ComparedRecipe:
+        """The recipe the cells run, from --task (`compared.COMPARED_RECIPES`)."""
+        return compared_recipe_for(self.task)
+
+    def _check_arms_of_the_recipe(self) -> None:
+        """An arm the compared recipe has no option for is one line, before anything loads."""
+        given = {
+            "selection": self.selection != [DEFAULT_SELECTION],
+            "unlabelled": self.unlabelled != [DEFAULT_UNLABELLED],
+            "pool_samples": self.pool_samples is not None,
+            "head_init": self.head_init != [DEFAULT_HEAD_INIT] or self.head_init_model is not None,
+            "hp_search": self.hp_search != 0,
+            "backbone_init": self.backbone_init != [DEFAULT_BACKBONE_INIT],
+        }
+        compared = self.compared
+        for flag, set_here in given.items():
+            if set_here and flag not in compared.arms:
+                others = [r for r in COMPARED_RECIPES.entries() if flag in r.arms]
+                where = f" (it is an arm of {' and '.join(r.what for r in others)})" if others else ""
+                raise ConfigError(
+                    f"--{flag} does not apply to {compared.what}: recipes/{compared.script} has no such option"
+                    f"{where}; drop --{flag}."
+                )
 
     def _check_head_init(self) -> None:
         """A head that starts from an aligned model needs that model, and a strategy that fine-tunes a new head."""
@@ -299,9 +379,8 @@ class CompareArguments:
         """What --recipe_args and the strategy's --strategy_args (every strategy's when `strategy` is None) set,
         read as the recipe reads them. Refuses what each cell sets itself, the data flags (given to compare, so every
         cell and the comparison itself read the same data), and a --task that compare cannot score."""
-        from ..data import DataArguments
-
-        data_flags = {f.name for f in fields(DataArguments)}
+        compared = self.compared
+        data_flags = {f.name for f in fields(compared.data_arguments.resolve())}
         sources = [("--recipe_args", self.recipe_args)]
         sources += [
             ("--strategy_args", entry.partition(":")[2])
@@ -311,12 +390,12 @@ class CompareArguments:
         values: dict[str, Any] = {}
         for where, flags in sources:
             tokens = self._split(where, flags)
-            given = recipe_flag_values(tokens, where)
+            given = recipe_flag_values(tokens, where, compared.name)
             for name in given:
-                if name in CELL_FLAGS:
+                if name in compared.cell_flags:
                     raise ConfigError(
                         f"{where} sets --{name} (in {flags.strip()!r}), which the comparison sets per cell "
-                        f"({CELL_FLAGS[name]} of compare, or the cell's folder): remove it."
+                        f"({compared.cell_flags[name]} of compare, or the cell's folder): remove it."
                     )
                 if name in data_flags:
                     raise ConfigError(
@@ -324,13 +403,14 @@ class CompareArguments:
                         "itself, so every cell and the comparison read the same data."
                     )
             task = given.get("task")
-            if task is not None and task not in SCORED_TASKS:
-                raise ConfigError(
-                    "hf-transfer compare scores single-label classification (accuracy, macro-F1, label budgets per "
-                    f"class), not --task {task}; for multi-label, regression or NER runs use recipes/finetune.py "
-                    "--task directly."
-                )
-            _check_spelled_in_full(tokens, where)
+            if task is not None and task not in compared.tasks:
+                if TASKS.get(task).recipe in COMPARED_RECIPES and compared_recipe_for(task) != compared:
+                    raise ConfigError(
+                        f"{where} sets --task {task}: pass --task {task} to hf-transfer compare itself (its cells then "
+                        f"run recipes/{compared_recipe_for(task).script})."
+                    )
+                raise ConfigError(_unscored_task(task))
+            _check_spelled_in_full(tokens, where, compared.name)
             pools = [
                 name for name in ("unlabelled_file", "unlabelled_dir", "unlabelled_split_percentage") if name in given
             ]
@@ -341,18 +421,21 @@ class CompareArguments:
             values.update(given)
         return values
 
-    def flags_for(self, strategy: str, head_init: str = DEFAULT_HEAD_INIT) -> list[str]:
+    def flags_for(
+        self, strategy: str, head_init: str = DEFAULT_HEAD_INIT, backbone_init: str = DEFAULT_BACKBONE_INIT
+    ) -> list[str]:
         """--recipe_args, then this strategy's --strategy_args, as recipe flags; then --hp_search where the strategy
-        fine-tunes (a probe has nothing to search), and the head init of a cell that starts its head otherwise."""
+        fine-tunes (a probe has nothing to search), the head init of a cell that starts its head otherwise, and the
+        backbone init of a cell whose backbone starts at random."""
         flags = self._split("--recipe_args", self.recipe_args)
         for entry in self.strategy_args:
             name, _, more = entry.partition(":")
             if name.strip() == strategy:
                 flags += self._split("--strategy_args", more)
-        if self.hp_search and STRATEGIES.get(strategy).finetunes:
+        if self.hp_search and self.compared.strategies.get(strategy).finetunes:
             flags += ["--hp_search", str(self.hp_search)]
         if head_init != DEFAULT_HEAD_INIT:
             flags += ["--head_init", head_init]
             if HEAD_INITS.get(head_init).needs_model:
                 flags += ["--head_init_model", str(self.head_init_model)]
-        return flags
+        return flags + list(BACKBONE_INITS.get(backbone_init).recipe_flags)

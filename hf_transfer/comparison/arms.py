@@ -1,6 +1,7 @@
 """The comparison's arms besides model, strategy, budget and seed: how a budget's labelled rows are chosen
 (`--selection`), whether the rest of the pool comes along unlabelled (`--unlabelled`), and how the new head starts
-(`--head_init`: the recipe's own registry, `hf_transfer.alignment.head_init.HEAD_INITS`). Registries, so the
+(`--head_init`: the recipe's own registry, `hf_transfer.alignment.head_init.HEAD_INITS`), and whether the backbone
+keeps its pretrained weights (`--backbone_init`: the transfer gain, measured). Registries, so the
 arguments, the grid and the docs list the same values; entries name no implementation (imported when drawing).
 """
 
@@ -14,6 +15,9 @@ from ..alignment.head_init import HEAD_INITS
 from ..selection.registry import SELECTION_STRATEGIES
 
 __all__ = [
+    "BACKBONE_INITS",
+    "BackboneInit",
+    "DEFAULT_BACKBONE_INIT",
     "DEFAULT_HEAD_INIT",
     "HEAD_INITS",
     "DEFAULT_SELECTION",
@@ -27,6 +31,7 @@ __all__ = [
 DEFAULT_SELECTION = "random"
 DEFAULT_UNLABELLED = "none"
 DEFAULT_HEAD_INIT = "new"  # finetune's --head_init default
+DEFAULT_BACKBONE_INIT = "pretrained"
 
 
 @dataclass(frozen=True)
@@ -89,3 +94,34 @@ for _entry in (
     ),
 ):
     UNLABELLED_POOLS.register(_entry)
+
+
+@dataclass(frozen=True)
+class BackboneInit:
+    """How a cell's backbone starts.
+
+    Args:
+        name: its `--backbone_init` value.
+        description: one line for `--help` and the docs.
+        label: how tables and plots name its cells (beside model and strategy).
+        recipe_flags: what the cell's recipe is given for it.
+    """
+
+    name: str
+    description: str
+    label: str
+    recipe_flags: tuple[str, ...] = ()
+
+
+BACKBONE_INITS: Registry[BackboneInit] = Registry("backbone init", "--backbone_init")
+for _init in (
+    BackboneInit(DEFAULT_BACKBONE_INIT, "the backbone's pretrained weights", "pretrained backbone"),
+    BackboneInit(
+        "random",
+        "the same architecture at random initialisation (the recipe's --random_init true): the baseline whose gap "
+        "to pretrained is the transfer gain",
+        "random-init backbone",
+        ("--random_init", "true"),
+    ),
+):
+    BACKBONE_INITS.register(_init)

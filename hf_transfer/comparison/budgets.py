@@ -1,12 +1,15 @@
 """What each label budget really gives: the labelled rows every (budget, seed) cell trains on, drawn the way the
 recipe draws them, before any cell runs. A budget larger than a class gives that class's every row, and a budget
-larger than every class gives every seed the same rows: the table and the recommendation must say so."""
+larger than every class gives every seed the same rows: the table and the recommendation must say so.
+
+Each compared recipe plans its cells' rows with a function of its own (`ComparedRecipe.plan_rows`, returning a
+`RowsPlan`): classification's is `command.plan_classification_rows`, detection's `plan_detection_images` here."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from datasets import Dataset
@@ -18,6 +21,8 @@ from ..tasks import TASKS
 
 __all__ = [
     "LabelledRows",
+    "RowsPlan",
+    "plan_detection_images",
     "check_single_label",
     "choose_labelled_rows",
     "draw_labelled_rows",
@@ -28,6 +33,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     import torch
+
+    from ..detection import DetectionDataArguments
+    from .arguments import CompareArguments
+    from .grid import Cell
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +55,49 @@ class LabelledRows:
     def per_class_range(self) -> tuple[int, int]:
         counts = list(self.per_class.values())
         return min(counts), max(counts)
+
+
+@dataclass
+class RowsPlan:
+    """What every cell of a comparison will train on, known before any cell runs.
+
+    Args:
+        labelled_rows: the labelled rows a cell has (the table's "what each cell really had").
+        cell_rows: a cell's --train_rows_file content (`{"labelled": [...], "unlabelled": [...]}`), or None when the
+            cell draws its rows itself from its flags.
+        shared_flags: recipe flags every cell gets besides the data flags.
+    """
+
+    labelled_rows: Callable[["Cell"], LabelledRows]
+    cell_rows: Callable[["Cell"], Optional[dict]] = lambda cell: None
+    shared_flags: list[str] = field(default_factory=list)
+
+
+def plan_detection_images(
+    data_args: "DetectionDataArguments", compare_args: "CompareArguments", recipe_values: dict
+) -> RowsPlan:
+    """The training images of every detection budget, loaded and checked once as recipes/detect.py loads them
+    (`load_detection_dataset`: a bad box stops the comparison here, naming the row, not in every cell). detect
+    subsets train by --split_seed, so every seed of a budget has the same images; a budget larger than the train
+    split gives all of it, and is said."""
+    from ..detection import category_names_of, load_detection_dataset
+
+    drawn: dict[str, LabelledRows] = {}
+    for budget in dict.fromkeys(compare_args.label_budgets):
+        asked = None if budget == "all" else int(budget)
+        splits = load_detection_dataset(
+            dataclasses.replace(data_args, max_train_samples=asked), cache_dir=recipe_values.get("cache_dir")
+        )
+        train, names = splits["train"], category_names_of(splits)
+        categories = [category for objects in train["objects"] for category in objects["category"]]
+        boxes = {name: categories.count(index) for index, name in enumerate(names)}
+        drawn[budget] = LabelledRows(boxes, len(train), frozenset(train["image_id"]))
+        if asked is not None and len(train) < asked:
+            logger.warning(
+                f"budget {budget}: the train split has {len(train)} images, so its cells train on all of them. The "
+                "table shows the images each cell really had."
+            )
+    return RowsPlan(labelled_rows=lambda cell: drawn[cell.label_budget])
 
 
 def load_train_pool(data_args: DataArguments, cache_dir: Optional[str], task: str) -> Dataset:

@@ -1,5 +1,6 @@
-"""The comparison grid: one cell per (model, strategy, label budget, seed), each a run of recipes/finetune.py in a
-folder of its own, so an interrupted comparison resumes where it stopped and a finished cell is never rerun.
+"""The comparison grid: one cell per (model, strategy, label budget, seed, arms), each a run of the compared recipe
+(`compared.COMPARED_RECIPES`: recipes/finetune.py, recipes/detect.py) in a folder of its own, so an interrupted
+comparison resumes where it stopped and a finished cell is never rerun.
 
 Interrupting a comparison (Ctrl-C, SIGTERM) cancels the queued cells and stops the running ones, whole process
 groups included: `run_grid` then raises `GridInterrupted` with the cells that finished, for a partial table.
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from ..errors import ConfigError
-from .arms import DEFAULT_HEAD_INIT, DEFAULT_SELECTION, DEFAULT_UNLABELLED
+from .arms import BACKBONE_INITS, DEFAULT_BACKBONE_INIT, DEFAULT_HEAD_INIT, DEFAULT_SELECTION, DEFAULT_UNLABELLED
+from .compared import AUTO_RECIPE, COMPARED_RECIPES
 
 if TYPE_CHECKING:
     from .budgets import LabelledRows
@@ -33,6 +35,7 @@ __all__ = [
     "GridInterrupted",
     "build_grid",
     "finetune_recipe_path",
+    "recipe_path",
     "model_label",
     "model_labels",
     "run_grid",
@@ -75,12 +78,19 @@ class Cell:
     selection: str = DEFAULT_SELECTION  # `arms.LABELLED_ROW_CHOICES`: how the labelled rows were chosen
     unlabelled: str = DEFAULT_UNLABELLED  # `arms.UNLABELLED_POOLS`: the unlabelled pool the cell gets
     head_init: str = DEFAULT_HEAD_INIT  # `arms.HEAD_INITS`: how the cell's new head starts (finetune's --head_init)
+    backbone_init: str = DEFAULT_BACKBONE_INIT  # `arms.BACKBONE_INITS`: pretrained weights, or random (detect's)
+    recipe: str = AUTO_RECIPE  # `compared.COMPARED_RECIPES`: the recipe the cell runs
 
     @property
     def arms(self) -> dict[str, str]:
         """The arms that differ from the defaults (a cell of a comparison without arms has none, and keeps the
         folder and request it had before the arms existed)."""
-        defaults = {"selection": DEFAULT_SELECTION, "unlabelled": DEFAULT_UNLABELLED, "head_init": DEFAULT_HEAD_INIT}
+        defaults = {
+            "selection": DEFAULT_SELECTION,
+            "unlabelled": DEFAULT_UNLABELLED,
+            "head_init": DEFAULT_HEAD_INIT,
+            "backbone_init": DEFAULT_BACKBONE_INIT,
+        }
         return {name: getattr(self, name) for name, default in defaults.items() if getattr(self, name) != default}
 
     @property
@@ -89,6 +99,7 @@ class Cell:
         parts = [f"{self.selection}-selected" if "selection" in self.arms else ""]
         parts.append(f"+ {self.unlabelled} unlabelled" if "unlabelled" in self.arms else "")
         parts.append(f"+ {self.head_init} head init" if "head_init" in self.arms else "")
+        parts.append(f"+ {BACKBONE_INITS.get(self.backbone_init).label}" if "backbone_init" in self.arms else "")
         return " ".join(p for p in parts if p)
 
     @property
@@ -106,19 +117,22 @@ class Cell:
 
     @property
     def folder_name(self) -> str:
-        budget = "all" if self.label_budget == "all" else f"{self.label_budget}-per-class"
+        budget = COMPARED_RECIPES.get(self.recipe).folder_budget(self.label_budget)
         arms = "".join(f"--{name}-{value}" for name, value in self.arms.items())
         return f"{self.model_key}--{self.strategy}{arms}--{budget}--seed{self.seed}"
 
     def recipe_flags(self, rows_file: Optional[Path] = None) -> list[str]:
-        # The seed draws the labelled rows too (the spread over seeds includes which rows were labelled); validation
-        # and test rows stay the same for every cell. A rows file names them (and the unlabelled pool) instead.
-        flags = ["--model_name_or_path", self.model, "--strategy", self.strategy, "--seed", str(self.seed)]
+        # The seed draws the labelled rows too where the recipe lets it (the spread over seeds includes which rows were
+        # labelled); validation and test rows stay the same for every cell. A rows file names them (and the
+        # unlabelled pool) instead.
+        recipe = COMPARED_RECIPES.get(self.recipe)
+        flags = [f"--{recipe.model_argument}", self.model, "--strategy", self.strategy, "--seed", str(self.seed)]
         if rows_file is not None:
             return [*flags, "--train_rows_file", str(rows_file)]
-        flags += ["--train_samples_seed", str(self.seed)]
+        if recipe.rows_seed_argument is not None:
+            flags += [f"--{recipe.rows_seed_argument}", str(self.seed)]
         if self.label_budget != "all":
-            flags += ["--train_samples_per_class", self.label_budget]
+            flags += [f"--{recipe.budget_argument}", self.label_budget]
         return flags
 
 
@@ -148,6 +162,8 @@ def build_grid(
     selections: Sequence[str] = (DEFAULT_SELECTION,),
     unlabelled: Sequence[str] = (DEFAULT_UNLABELLED,),
     head_inits: Sequence[str] = (DEFAULT_HEAD_INIT,),
+    backbone_inits: Sequence[str] = (DEFAULT_BACKBONE_INIT,),
+    recipe: str = AUTO_RECIPE,
 ) -> list[Cell]:
     """Cells in the order they run: the cheapest budgets first, so a comparison shows a first table soon."""
 
@@ -155,33 +171,40 @@ def build_grid(
         return float("inf") if budget == "all" else int(budget)
 
     return [
-        Cell(model, strategy, budget, seed, selection, pool, head_init)
+        Cell(model, strategy, budget, seed, selection, pool, head_init, backbone_init, recipe)
         for budget in sorted(dict.fromkeys(label_budgets), key=budget_key)
         for model in dict.fromkeys(models)
         for strategy in dict.fromkeys(strategies)
         for selection in dict.fromkeys(selections)
         for pool in dict.fromkeys(unlabelled)
         for head_init in dict.fromkeys(head_inits)
+        for backbone_init in dict.fromkeys(backbone_inits)
         for seed in dict.fromkeys(seeds)
     ]
 
 
-def finetune_recipe_path() -> Path:
-    """recipes/finetune.py of this checkout (the comparison runs the recipe users run, not a copy of it)."""
-    path = Path(__file__).resolve().parents[2] / "recipes" / "finetune.py"
+def recipe_path(script: str) -> Path:
+    """recipes/<script> of this checkout (the comparison runs the recipe users run, not a copy of it)."""
+    path = Path(__file__).resolve().parents[2] / "recipes" / script
     if not path.is_file():
         raise ConfigError(
-            f"hf-transfer compare runs recipes/finetune.py of a source checkout, and {path} does not exist: run it "
+            f"hf-transfer compare runs recipes/{script} of a source checkout, and {path} does not exist: run it "
             "from a clone of the repository (pip install -e .)."
         )
     return path
 
 
+def finetune_recipe_path() -> Path:
+    return recipe_path(COMPARED_RECIPES.get("finetune").script)
+
+
 def _cell_request(cell: Cell, shared_flags: Sequence[str], rows: Optional[dict] = None) -> dict:
     """What the cell is asked; the arms and the rows' digest only where set, so a comparison from before the arms
     reads its cells back as finished."""
-    asked = {k: v for k, v in asdict(cell).items() if k not in ("selection", "unlabelled", "head_init")}
-    request = {"cell": {**asked, **cell.arms}, "flags": list(shared_flags)}
+    arms = ("selection", "unlabelled", "head_init", "backbone_init", "recipe")
+    asked = {k: v for k, v in asdict(cell).items() if k not in arms}
+    recipe = {"recipe": cell.recipe} if cell.recipe != AUTO_RECIPE else {}
+    request = {"cell": {**asked, **cell.arms, **recipe}, "flags": list(shared_flags)}
     if rows is not None:
         request["rows"] = hashlib.sha1(json.dumps(rows, sort_keys=True).encode()).hexdigest()
     return request
@@ -294,7 +317,7 @@ def run_grid(
     the caller turns SIGTERM into one) cancels the queued cells, stops the running ones and raises
     `GridInterrupted` with what finished; a stopped cell is not recorded, so the next run starts it again.
     """
-    recipe = finetune_recipe_path()
+    scripts = {cell.recipe: recipe_path(COMPARED_RECIPES.get(cell.recipe).script) for cell in cells}
     cores = os.cpu_count() or 1
     threads = max(1, cores // parallel)
     cells_dir = output_dir / "cells"
@@ -337,7 +360,7 @@ def run_grid(
             rows_file.write_text(json.dumps(rows) + "\n")
         command = [
             sys.executable,
-            str(recipe),
+            str(scripts[cell.recipe]),
             *cell.recipe_flags(rows_file),
             "--report_to",
             "none",  # unless the comparison's flags ask for trackers

@@ -1,4 +1,5 @@
-"""The comparison's plots (PNG): accuracy against labelled rows per class, and accuracy against training time."""
+"""The comparison's plots (PNG): the headline score (accuracy; detection's mAP) against the label budget (labelled
+rows per class; training images), and against training time."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from .compared import AUTO_RECIPE, COMPARED_RECIPES
 from .summary import SummaryRow
 
 __all__ = ["plot_accuracy_vs_labels", "plot_accuracy_vs_time"]
@@ -21,12 +23,13 @@ def _pyplot():
 
 
 def _x_positions(rows: Sequence[SummaryRow]) -> dict[str, float]:
-    """Budgets on a log axis, each at the labelled rows per class its cells really had (a budget larger than the
-    classes sits at their size); `all` one step past the largest numeric budget."""
+    """Budgets on a log axis, each at what its cells really had (labelled rows per class: a budget larger than the
+    classes sits at their size; training images: at the train split's); `all` one step past the largest numeric
+    budget."""
     numeric = sorted({int(r.label_budget) for r in rows if r.label_budget != "all"})
     positions = {}
     for budget in numeric:
-        had = [r.rows_per_class_max for r in rows if r.label_budget == str(budget) and r.rows_per_class_max]
+        had = [r.reached for r in rows if r.label_budget == str(budget) and r.reached]
         positions[str(budget)] = float(min([budget, *had]))
     if any(r.label_budget == "all" for r in rows):
         positions["all"] = max(positions.values(), default=0.25) * 4
@@ -58,15 +61,17 @@ def plot_accuracy_vs_labels(rows: Sequence[SummaryRow], path: Path, title: str) 
             continue
         axis.errorbar(
             [positions[r.label_budget] for r in line],
-            [r.accuracy_mean for r in line],
-            yerr=[r.accuracy_std for r in line],
+            [r.headline_mean for r in line],
+            yerr=[r.headline_std for r in line],
             marker="o",
             capsize=3,
             label=label,
         )
     axis.set_xscale("log", base=2)
     axis.set_xticks(list(positions.values()), [_tick_label(b, x) for b, x in positions.items()])
-    _finish(plt, figure, axis, "labelled training rows per class", "test accuracy (mean ± std over seeds)", title, path)
+    compared = rows[0].compared if rows else COMPARED_RECIPES.get(AUTO_RECIPE)
+    score = f"test {compared.headline.name} (mean ± std over seeds)"
+    _finish(plt, figure, axis, compared.budget_unit, score, title, path)
 
 
 def plot_accuracy_vs_time(rows: Sequence[SummaryRow], path: Path, title: str) -> None:
@@ -76,14 +81,16 @@ def plot_accuracy_vs_time(rows: Sequence[SummaryRow], path: Path, title: str) ->
         points = [r for r in rows if r.label == label and r.seeds and not math.isnan(r.train_seconds_mean)]
         if not points:
             continue
-        axis.scatter([r.train_seconds_mean for r in points], [r.accuracy_mean for r in points], label=label)
+        axis.scatter([r.train_seconds_mean for r in points], [r.headline_mean for r in points], label=label)
         for r in points:
             axis.annotate(
                 r.label_budget,
-                (r.train_seconds_mean, r.accuracy_mean),
+                (r.train_seconds_mean, r.headline_mean),
                 fontsize=7,
                 xytext=(3, 3),
                 textcoords="offset points",
             )
     axis.set_xscale("log")
-    _finish(plt, figure, axis, "training time per run (s, log scale)", "test accuracy (mean over seeds)", title, path)
+    compared = rows[0].compared if rows else COMPARED_RECIPES.get(AUTO_RECIPE)
+    score = f"test {compared.headline.name} (mean over seeds)"
+    _finish(plt, figure, axis, "training time per run (s, log scale)", score, title, path)

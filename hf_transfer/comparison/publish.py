@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Optional
 
 from ..hub import HubArguments, push_staged_folder
+from .compared import COMPARED_RECIPES
 
 __all__ = ["COMPARISON_FILES", "push_comparison"]
 
-COMPARISON_FILES = ("comparison.csv", "comparison_cells.jsonl", "accuracy_vs_labels.png", "accuracy_vs_time.png")
+COMPARISON_FILES = (
+    "comparison.csv",
+    "comparison_cells.jsonl",
+    *(name for recipe in COMPARED_RECIPES.entries() for name in recipe.plot_files),
+)
 
 _CARD_HEADER = """---
 tags:

@@ -2,7 +2,14 @@
 classification backbone, the derived built-in detection sets, COCO-folder and `objects`-column data with box checks,
 box-aware augmentation, the strategies, and COCO mAP by torchmetrics."""
 
-from .arguments import DETECTION_DATASETS, DetectionArguments, DetectionDataArguments, DetectorArguments
+from .arguments import (
+    DETECTION_DATASETS,
+    DetectionArguments,
+    DetectionDataArguments,
+    DetectorArguments,
+    detect_argument_classes,
+    detection_source_name,
+)
 from .augmentation import collate_detection, create_box_augmentation, detection_transform
 from .data import category_names_of, check_boxes, load_coco_folder, load_detection_dataset
 from .metrics import evaluate_detector, predict_detections, score_detections
@@ -23,6 +30,8 @@ __all__ = [
     "collate_detection",
     "create_box_augmentation",
     "create_detector",
+    "detect_argument_classes",
+    "detection_source_name",
     "detection_transform",
     "evaluate_detector",
     "load_coco_folder",

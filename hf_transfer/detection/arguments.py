@@ -12,7 +12,14 @@ from typing import Optional
 from ..errors import ConfigError
 from .strategies import DETECTION_STRATEGIES
 
-__all__ = ["DetectorArguments", "DetectionDataArguments", "DetectionArguments", "DETECTION_DATASETS"]
+__all__ = [
+    "DetectorArguments",
+    "DetectionDataArguments",
+    "DetectionArguments",
+    "DETECTION_DATASETS",
+    "detect_argument_classes",
+    "detection_source_name",
+]
 
 # The derived built-in detection sets (`hf_transfer.detection.canvases.CANVAS_SOURCES`).
 DETECTION_DATASETS = ("fashion_mnist_boxes", "digits_boxes")
@@ -171,3 +178,27 @@ class DetectionArguments:
     @property
     def strategy_entry(self):
         return DETECTION_STRATEGIES.get(self.strategy)
+
+
+def detection_source_name(args: DetectionDataArguments) -> str:
+    """What the data is called in results, cards and comparisons: the data set name, else the train folder."""
+    return args.dataset_name or args.train_dir
+
+
+def detect_argument_classes() -> tuple[type, ...]:
+    """`(DetectorArguments, DetectionDataArguments, DetectionArguments, LoraArguments, HubArguments,
+    TrainingArguments)`: recipes/detect.py's, in its order, one list for the recipe and for `compare` (which reads
+    the flags it hands to detection cells with the same parser); imported when asked."""
+    from transformers import TrainingArguments
+
+    from ..finetuning.arguments import LoraArguments
+    from ..hub import HubArguments
+
+    return (
+        DetectorArguments,
+        DetectionDataArguments,
+        DetectionArguments,
+        LoraArguments,
+        HubArguments,
+        TrainingArguments,
+    )

@@ -14,7 +14,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from ..errors import ConfigError, HfTransferError
 from .checks import check_training_arguments
 
-__all__ = ["parse_recipe_args", "config_to_argv", "given_argument_names"]
+__all__ = ["parse_recipe_args", "config_to_argv", "given_argument_names", "given_argument_value"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,22 @@ def given_argument_names(argv: Optional[Sequence[str]] = None, default_config: O
     _, values, flags = _split_config(argv, default_config)
     names = {arg.split("=", 1)[0][2:].replace("-", "_") for arg in flags if arg.startswith("--")}
     return frozenset(names | set(values))
+
+
+def given_argument_value(argv: Optional[Sequence[str]], name: str) -> Optional[str]:
+    """The value a run was given for `name` (`--name VALUE`, `--name=VALUE`, or a config key; the flag wins), None
+    when not given: a command whose other arguments depend on it (compare's --task picks the data arguments) reads it
+    before parsing the rest."""
+    import argparse
+
+    _, values, flags = _split_config(argv, None)
+    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    reader.add_argument(f"--{name}", f"--{name.replace('_', '-')}", dest=name)
+    given, _ = reader.parse_known_args(flags)
+    value = getattr(given, name)
+    if value is None and values.get(name) is not None:
+        value = str(values[name])
+    return value
 
 
 def parse_recipe_args(
