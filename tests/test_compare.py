@@ -38,9 +38,9 @@ def test_grid_runs_small_budgets_first_and_names_each_cell():
 def test_summary_is_the_mean_and_sample_std_over_seeds():
     rows = summarize([_result("lora", "8", 0, 0.6), _result("lora", "8", 1, 0.8), _result("full", "8", 0, 0.5)])
     lora, full = rows
-    assert lora.accuracy_mean == pytest.approx(0.7) and lora.accuracy_std == pytest.approx(math.sqrt(0.02))
-    assert lora.f1_mean == pytest.approx(0.6) and lora.seeds == 2 and lora.peak_memory_mib == 100.0
-    assert full.accuracy_std == 0.0 and full.seeds == 1
+    assert lora.score("accuracy") == (pytest.approx(0.7), pytest.approx(math.sqrt(0.02)))
+    assert lora.score("f1")[0] == pytest.approx(0.6) and lora.seeds == 2 and lora.peak_memory_mib == 100.0
+    assert full.score("accuracy")[1] == 0.0 and full.seeds == 1
 
 
 def test_recommendation_needs_a_margin_beyond_the_spread():

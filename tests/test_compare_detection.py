@@ -145,11 +145,13 @@ def test_the_detection_table_reads_map_and_ap_per_class(tmp_path):
     cells += [_detection_result("full", s, 0.10 + 0.01 * s, "random") for s in range(3)]
     rows = summarize(cells)
     pretrained, random = rows
-    assert pretrained.map_mean == pytest.approx(0.31) and pretrained.map_std == pytest.approx(0.01)
-    assert pretrained.map_50_mean == pytest.approx(0.51) and pretrained.headline_mean == pretrained.map_mean
+    assert pretrained.score("map") == (pytest.approx(0.31), pytest.approx(0.01))
+    assert (
+        pretrained.score("map_50")[0] == pytest.approx(0.51) and pretrained.headline_mean == pretrained.score("map")[0]
+    )
     assert pretrained.per_label == {"cat": pytest.approx(0.41)}  # -1 (absent from the split) left out
-    with pytest.raises(AttributeError):
-        _ = pretrained.accuracy_mean  # a classification score a detection row does not have
+    with pytest.raises(KeyError, match="not a score of detect"):
+        pretrained.score("accuracy")  # a classification score a detection row does not have
     line = recommend(rows)
     assert line.startswith("Recommended with 50 training images: m full (0.310 ± 0.010 against 0.110 ± 0.010 for m")
     assert "m full + random-init backbone" in line

@@ -29,8 +29,7 @@ __all__ = ["SummaryRow", "recommend", "summarize", "write_cells", "write_csv", "
 @dataclass
 class SummaryRow:
     """One (model, strategy, arms, label budget) of the table. `scores` holds each of the compared recipe's metrics
-    as (mean, std) over seeds, the headline first; `row.accuracy_mean`, `row.map_50_std` read them by their CSV
-    column's name."""
+    as (mean, std) over seeds, the headline first (`row.score("map_50")`)."""
 
     model: str
     strategy: str
@@ -51,12 +50,11 @@ class SummaryRow:
     per_label: dict[str, float] = field(default_factory=dict)  # a per-label score's mean over seeds, by label
     arm_values: dict[str, str] = field(default_factory=dict)  # `Cell.arms`: each arm that differs from its default
 
-    def __getattr__(self, name: str) -> float:
-        metric, _, statistic = name.rpartition("_")
-        scores = self.__dict__.get("scores") or {}
-        if statistic in ("mean", "std") and metric in scores:
-            return scores[metric][statistic == "std"]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def score(self, metric: str) -> tuple[float, float]:
+        """(mean, std) over seeds of `metric`, a key of the compared recipe's metrics (`accuracy`, `map_50`)."""
+        if metric not in self.scores:
+            raise KeyError(f"{metric!r} is not a score of {self.recipe}'s table ({', '.join(self.scores)})")
+        return self.scores[metric]
 
     @property
     def compared(self) -> ComparedRecipe:
@@ -308,7 +306,10 @@ def write_csv(rows: Sequence[SummaryRow], path: Path, compared: Optional[Compare
         writer = csv.writer(out)
         writer.writerow([compared.column(c) for c in columns])
         for row in rows:
-            writer.writerow([getattr(row, c) for c in columns])
+            scores = [value for metric in compared.metrics for value in row.score(metric.key)]
+            writer.writerow(
+                [getattr(row, c) for c in _LEADING_COLUMNS] + scores + [getattr(row, c) for c in _TRAILING_COLUMNS]
+            )
 
 
 def _budget_cell(r: SummaryRow) -> str:
