@@ -92,6 +92,8 @@ def main():
         stage_epochs = epochs - detect_args.head_epochs if last and number else min(detect_args.head_epochs, epochs)
         if len(strategy.stages) == 1:
             stage_epochs = epochs
+        # The backbone, or its LoRA adapters, at a tenth of the neck's rate: adapters at the neck's own rate wrecked
+        # the pretrained features in one seed of two (benchmarks/RESULTS.md, object detection).
         backbone_lr = detect_args.backbone_learning_rate or training_args.learning_rate / 10
         if stage == "lora":
             from peft import LoraConfig, get_peft_model
@@ -109,7 +111,6 @@ def main():
             base = model.get_base_model()
             for name in neck:
                 base.get_submodule(name).requires_grad_(True)
-            backbone_lr = detect_args.backbone_learning_rate or training_args.learning_rate  # adapters start at 0
         else:
             set_trainable(model, stage)
         stage_args = training_args

@@ -147,8 +147,8 @@ class DetectionArguments:
     Args:
         strategy (`str`): a `DETECTION_STRATEGIES` name.
         head_epochs (`float`): head_then_full's first stage, in epochs (the rest of `--num_train_epochs` trains all).
-        backbone_learning_rate (`float`, *optional*): the backbone's learning rate when it trains (DETR's recipe
-            trains it 10x slower than the neck); default `--learning_rate / 10`.
+        backbone_learning_rate (`float`, *optional*): the learning rate of the backbone, or of its LoRA adapters, when
+            it trains (DETR's recipe trains it 10x slower than the neck); default `--learning_rate / 10`.
         augment (`bool`): box-aware training augmentation (albumentations: flip, scale / crop with boxes clipped).
         score_threshold (`float`): lowest score a detection is kept at when scored (0 keeps every query, as COCO
             evaluation does).
@@ -163,7 +163,10 @@ class DetectionArguments:
     )
     head_epochs: float = field(default=1.0, metadata={"help": "head_then_full: epochs of the frozen-backbone stage."})
     backbone_learning_rate: Optional[float] = field(
-        default=None, metadata={"help": "The backbone's learning rate when it trains; default --learning_rate / 10."}
+        default=None,
+        metadata={
+            "help": "Learning rate of the backbone (or its LoRA adapters) when it trains; default --learning_rate / 10."
+        },
     )
     augment: bool = field(default=True, metadata={"help": "Box-aware augmentation of the training images."})
     score_threshold: float = field(default=0.0, metadata={"help": "Lowest score kept when scoring (0: all)."})
