@@ -23,7 +23,7 @@ from typing import Any, Optional
 from ..errors import ConfigError
 from ..finetuning.recipe_arguments import finetune_argument_classes
 from ..finetuning.strategies import STRATEGIES
-from ..tasks import AUTO_TASK, TASKS
+from ..tasks import AUTO_TASK, TASK_CHOICES, TASKS
 from .arms import (
     BACKBONE_INITS,
     DEFAULT_BACKBONE_INIT,
@@ -246,8 +246,8 @@ class CompareArguments:
     )
 
     def __post_init__(self) -> None:
-        if self.task != AUTO_TASK:
-            TASKS.check(self.task)
+        if self.task not in TASK_CHOICES:  # the task entries' names, and auto
+            raise ConfigError(f"--task {self.task!r} is not one of {', '.join(TASK_CHOICES)}.")
         compared = self.compared
         if self.task not in compared.tasks:
             raise ConfigError(_unscored_task(self.task))
